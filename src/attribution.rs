@@ -1,0 +1,579 @@
+//! Attribution: each process gets at most one (app, release), with the evidence that placed it.
+//!
+//! Evidence, strongest first:
+//! - `cwd`: the working directory, matched by identity `(st_dev, st_ino)` against the release
+//!   directories (survives bind mounts and odd spellings), else by path; a deleted directory is
+//!   known by its link count, never by the `" (deleted)"` suffix alone;
+//! - `exe`: the executable lies inside a release;
+//! - `script`: an absolute path in the command line (or one relative to the cwd) goes straight
+//!   into a release directory;
+//! - `via-current`: a command-line path goes through the `current` link. Such a path is never
+//!   re-resolved now: the process runs whatever release was current when it started, so its
+//!   start time is compared with the switch time.
+//!
+//! When pieces of evidence disagree, the worst one decides (deleted, then old): an operator
+//! wants to know that a process touches an old release at all. Everything here is pure: the
+//! only reads are the snapshot and the layout, plus `lstat` of a release path a command line
+//! names that the layout did not list (a rare case).
+
+use crate::escape::escape;
+use crate::layout::{DeployRoot, NOT_RELEASES};
+use crate::snapshot::{Link, Process, Snapshot};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// How a piece of evidence was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    Cwd,
+    Exe,
+    Script,
+    ViaCurrent,
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::Cwd => "cwd",
+            How::Exe => "exe",
+            How::Script => "script",
+            How::ViaCurrent => "via-current",
+        }
+    }
+}
+
+/// Where a process stands relative to `current`. Ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReleaseState {
+    Current,
+    /// The current link is broken, so old and current cannot be told apart.
+    Unknown,
+    Old,
+    Deleted,
+}
+
+impl ReleaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Current => "current",
+            ReleaseState::Unknown => "unknown",
+            ReleaseState::Old => "old",
+            ReleaseState::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub pid: i32,
+    pub how: How,
+    /// The path read (link target without the kernel's suffix, or the command-line argument).
+    pub path: Option<OsString>,
+    /// The object behind the path is gone.
+    pub deleted: bool,
+    /// The release this evidence points at, when it can be named.
+    pub release: Option<OsString>,
+    pub state: ReleaseState,
+    /// One sentence for people, untrusted parts escaped.
+    pub detail: String,
+}
+
+/// One process placed in one app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    pub pid: i32,
+    /// Index into the deploy roots.
+    pub app: usize,
+    pub release: Option<OsString>,
+    pub state: ReleaseState,
+    /// All evidence, the deciding piece first.
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attribution {
+    /// Sorted by pid.
+    pub placements: Vec<Placement>,
+    /// Processes whose links we may not read and that may belong to an app: (pid, app index).
+    pub unreadable: Vec<(i32, usize)>,
+    /// Processes whose links we may not read that show no sign of belonging to an app.
+    pub unreadable_elsewhere: usize,
+    pub kernel_threads: usize,
+    /// Processes dropped because they live in another mount namespace (see [`verify`]).
+    pub other_mount_ns: usize,
+    /// Placements dropped because the pid was reused or exited during the scan.
+    pub raced: usize,
+}
+
+impl Attribution {
+    pub fn get(&self, pid: i32) -> Option<&Placement> {
+        self.placements
+            .binary_search_by_key(&pid, |p| p.pid)
+            .ok()
+            .map(|i| &self.placements[i])
+    }
+}
+
+enum Loc<'a> {
+    Release(&'a [u8]),
+    ViaCurrent,
+}
+
+/// Where a path lies in a deploy root, lexically.
+fn locate<'a>(root: &DeployRoot, path: &'a [u8]) -> Option<Loc<'a>> {
+    fn under<'p>(path: &'p [u8], prefix: &Path) -> Option<&'p [u8]> {
+        let p = prefix.as_os_str().as_bytes();
+        let rest = path.strip_prefix(p)?;
+        if rest.is_empty() {
+            Some(rest)
+        } else {
+            rest.strip_prefix(b"/")
+        }
+    }
+    // The link first: in a flat layout (root/current -> root/7) the link is inside the
+    // releases directory.
+    if root.link_spellings.iter().any(|l| under(path, l).is_some()) {
+        return Some(Loc::ViaCurrent);
+    }
+    for dir in &root.releases_spellings {
+        if let Some(rest) = under(path, dir) {
+            let name = rest.split(|&b| b == b'/').next().unwrap_or_default();
+            if name.is_empty() || NOT_RELEASES.iter().any(|n| n.as_bytes() == name) {
+                return None;
+            }
+            return Some(Loc::Release(name));
+        }
+    }
+    None
+}
+
+/// Lexically clean an absolute path from a command line: drop `.` and empty components, apply
+/// `..`. Never touches the filesystem.
+fn clean(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in path.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::with_capacity(path.len());
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+struct Ctx<'a> {
+    roots: &'a [DeployRoot],
+    snap: &'a Snapshot,
+    identities: HashMap<(u64, u64), (usize, usize)>,
+}
+
+impl Ctx<'_> {
+    fn state_of(&self, app: usize, name: &[u8], gone: bool) -> ReleaseState {
+        if gone {
+            return ReleaseState::Deleted;
+        }
+        match self.roots[app].current_release() {
+            Some(c) if c.as_bytes() == name => ReleaseState::Current,
+            Some(_) => ReleaseState::Old,
+            None => ReleaseState::Unknown,
+        }
+    }
+
+    /// Does release `name` of `app` exist on disk? Listed releases do; an unlisted name is
+    /// checked with lstat (a release created after the listing exists too).
+    fn release_exists(&self, app: usize, name: &[u8]) -> bool {
+        let root = &self.roots[app];
+        if root.release(OsStr::from_bytes(name)).is_some() {
+            return true;
+        }
+        root.releases_dir.as_ref().is_some_and(|d| {
+            std::fs::symlink_metadata(d.join(OsStr::from_bytes(name))).is_ok_and(|m| m.is_dir())
+        })
+    }
+
+    /// Evidence from a `cwd` or `exe` link.
+    fn link_evidence(&self, p: &Process, how: How, link: &Link, out: &mut Vec<(usize, Evidence)>) {
+        // Identity first (cwd at a release's top directory, however it is spelled).
+        if !link.is_deleted() {
+            if let Some(&(app, idx)) = self.identities.get(&(link.dev, link.ino)) {
+                let name = self.roots[app].releases[idx].name.clone();
+                let state = self.state_of(app, name.as_bytes(), false);
+                out.push((
+                    app,
+                    Evidence {
+                        pid: p.pid,
+                        how,
+                        path: Some(link.path()),
+                        deleted: false,
+                        detail: format!("{} is release {}", how.as_str(), escape(&name)),
+                        release: Some(name),
+                        state,
+                    },
+                ));
+                return;
+            }
+        }
+        let path = link.path();
+        for (app, root) in self.roots.iter().enumerate() {
+            let Some(Loc::Release(name)) = locate(root, path.as_bytes()) else {
+                continue;
+            };
+            let exists = self.release_exists(app, name);
+            // A deleted cwd at the top of a release means that release directory is gone,
+            // even if a new one with the same name was made since.
+            let top_gone = link.is_deleted() && how == How::Cwd && {
+                let rest_is_name = root.releases_spellings.iter().any(|d| {
+                    let mut top = d.as_os_str().as_bytes().to_vec();
+                    top.push(b'/');
+                    top.extend_from_slice(name);
+                    top == path.as_bytes()
+                });
+                rest_is_name
+            };
+            let gone = !exists || top_gone;
+            let state = self.state_of(app, name, gone);
+            let detail = if link.is_deleted() {
+                format!("{} {} (deleted)", how.as_str(), escape(&path))
+            } else {
+                format!("{} {}", how.as_str(), escape(&path))
+            };
+            out.push((
+                app,
+                Evidence {
+                    pid: p.pid,
+                    how,
+                    path: Some(path.clone()),
+                    deleted: link.is_deleted(),
+                    release: Some(OsStr::from_bytes(name).to_os_string()),
+                    state,
+                    detail,
+                },
+            ));
+            return;
+        }
+    }
+
+    /// Evidence from the command line.
+    fn cmdline_evidence(&self, p: &Process, cwd_placed: bool, out: &mut Vec<(usize, Evidence)>) {
+        let cwd = p.cwd.as_ref().ok().filter(|l| !l.is_deleted());
+        for arg in &p.cmdline {
+            let mut a = arg.as_bytes();
+            // --config=/srv/app/current/x
+            if a.starts_with(b"-") {
+                match a.iter().position(|&b| b == b'=') {
+                    Some(i) => a = &a[i + 1..],
+                    None => continue,
+                }
+            }
+            let full = if a.starts_with(b"/") {
+                clean(a)
+            } else if !cwd_placed && a.contains(&b'/') {
+                let Some(cwd) = cwd else { continue };
+                let mut j = cwd.target.as_bytes().to_vec();
+                j.push(b'/');
+                j.extend_from_slice(a);
+                clean(&j)
+            } else {
+                continue;
+            };
+            for (app, root) in self.roots.iter().enumerate() {
+                match locate(root, &full) {
+                    Some(Loc::ViaCurrent) => {
+                        if let Some(ev) = self.via_current(p, app, &full) {
+                            out.push((app, ev));
+                        }
+                        break;
+                    }
+                    Some(Loc::Release(name)) => {
+                        // Only a path that goes *into* a release directory names it.
+                        if full.len() <= name.len() + 1 || !self.names_dir(root, &full, name) {
+                            break;
+                        }
+                        let exists = self.release_exists(app, name);
+                        let state = self.state_of(app, name, !exists);
+                        let fullp = OsStr::from_bytes(&full).to_os_string();
+                        let detail = if exists {
+                            format!("command line names {}", escape(&fullp))
+                        } else {
+                            format!(
+                                "command line names {}, in a release that no longer exists",
+                                escape(&fullp)
+                            )
+                        };
+                        out.push((
+                            app,
+                            Evidence {
+                                pid: p.pid,
+                                how: How::Script,
+                                path: Some(fullp),
+                                deleted: !exists,
+                                release: Some(OsStr::from_bytes(name).to_os_string()),
+                                state,
+                                detail,
+                            },
+                        ));
+                        break;
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// `full` is `<releases dir>/<name>/<more>` for one of the spellings.
+    fn names_dir(&self, root: &DeployRoot, full: &[u8], name: &[u8]) -> bool {
+        root.releases_spellings.iter().any(|d| {
+            let d = d.as_os_str().as_bytes();
+            full.len() > d.len() + 1 + name.len() + 1
+                && full.starts_with(d)
+                && full[d.len() + 1 + name.len()] == b'/'
+        })
+    }
+
+    fn via_current(&self, p: &Process, app: usize, full: &[u8]) -> Option<Evidence> {
+        let root = &self.roots[app];
+        let current = root.current_release()?;
+        let switch = root.switch_time?;
+        let clock = &self.snap.clock;
+        let start = clock.start_time(p.start_ticks);
+        let path = OsStr::from_bytes(full).to_os_string();
+        // Start time is known to one clock tick: only "before" when the whole tick is.
+        if start + clock.tick() > switch {
+            return Some(Evidence {
+                pid: p.pid,
+                how: How::ViaCurrent,
+                path: Some(path),
+                deleted: false,
+                release: Some(current.to_os_string()),
+                state: ReleaseState::Current,
+                detail: format!(
+                    "started {} after the switch to {}, through {}",
+                    human_duration(start - switch),
+                    escape(current),
+                    escape(OsStr::from_bytes(full))
+                ),
+            });
+        }
+        let before = format!(
+            "started {} before the switch to {}, through {}",
+            human_duration(switch - start),
+            escape(current),
+            escape(OsStr::from_bytes(full))
+        );
+        // Which release was current then? Only birth times can tell. A process that started
+        // before every existing release was created loaded one that is gone.
+        let known: Vec<_> = root
+            .releases
+            .iter()
+            .filter_map(|r| r.created.map(|c| (c, r)))
+            .collect();
+        let all_known = !known.is_empty() && known.len() == root.releases.len();
+        if all_known && known.iter().all(|(c, _)| *c > start) {
+            return Some(Evidence {
+                pid: p.pid,
+                how: How::ViaCurrent,
+                path: Some(path),
+                deleted: true,
+                release: None,
+                state: ReleaseState::Deleted,
+                detail: format!(
+                    "{before}; every existing release was created after it started, so the release it loaded has been deleted"
+                ),
+            });
+        }
+        let guess = known
+            .iter()
+            .filter(|(c, r)| *c <= start && r.name != current)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, r)| r.name.clone());
+        let detail = match &guess {
+            Some(g) => format!(
+                "{before}; probably release {} (the newest created before it started)",
+                escape(g)
+            ),
+            None => before,
+        };
+        Some(Evidence {
+            pid: p.pid,
+            how: How::ViaCurrent,
+            path: Some(path),
+            deleted: false,
+            release: guess,
+            state: ReleaseState::Old,
+            detail,
+        })
+    }
+
+    /// May this unreadable process belong to an app? Its command line names a root, or it
+    /// runs as the owner of the releases.
+    fn may_belong(&self, p: &Process) -> Option<usize> {
+        for (app, root) in self.roots.iter().enumerate() {
+            if root.owner_uid == Some(p.uid) && p.uid != 0 {
+                return Some(app);
+            }
+            let names_root = p.cmdline.iter().any(|a| {
+                let a = a.as_bytes();
+                root.releases_spellings
+                    .iter()
+                    .chain(root.link_spellings.iter())
+                    .any(|s| contains(a, s.as_os_str().as_bytes()))
+            });
+            if names_root {
+                return Some(app);
+            }
+        }
+        None
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Place every process of the snapshot.
+pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
+    let mut identities = HashMap::new();
+    for (a, root) in roots.iter().enumerate() {
+        for (i, r) in root.releases.iter().enumerate() {
+            identities.entry((r.dev, r.ino)).or_insert((a, i));
+        }
+    }
+    let ctx = Ctx {
+        roots,
+        snap,
+        identities,
+    };
+    let mut out = Attribution::default();
+    let mut found: Vec<(usize, Evidence)> = Vec::new();
+    for p in &snap.processes {
+        if p.pid == snap.own_pid {
+            continue;
+        }
+        if p.kernel_thread {
+            out.kernel_threads += 1;
+            continue;
+        }
+        if p.is_zombie() {
+            continue;
+        }
+        if p.denied() {
+            match ctx.may_belong(p) {
+                Some(app) => out.unreadable.push((p.pid, app)),
+                None => out.unreadable_elsewhere += 1,
+            }
+            continue;
+        }
+        found.clear();
+        if let Ok(cwd) = &p.cwd {
+            ctx.link_evidence(p, How::Cwd, cwd, &mut found);
+        }
+        let cwd_placed = !found.is_empty();
+        if let Ok(exe) = &p.exe {
+            ctx.link_evidence(p, How::Exe, exe, &mut found);
+        }
+        ctx.cmdline_evidence(p, cwd_placed, &mut found);
+        if found.is_empty() {
+            continue;
+        }
+        // The app of the worst evidence wins; evidence of other apps is dropped.
+        let Some(worst) = (0..found.len()).max_by_key(|&i| (found[i].1.state, usize::MAX - i))
+        else {
+            continue;
+        };
+        let app = found[worst].0;
+        let mut evidence: Vec<Evidence> = Vec::with_capacity(found.len());
+        evidence.push(found[worst].1.clone());
+        for (i, (a, e)) in found.iter().enumerate() {
+            if i != worst && *a == app {
+                evidence.push(e.clone());
+            }
+        }
+        out.placements.push(Placement {
+            pid: p.pid,
+            app,
+            release: evidence[0].release.clone(),
+            state: evidence[0].state,
+            evidence,
+        });
+    }
+    out
+}
+
+/// Drop placements that cannot be trusted: the pid was reused or the process exited since it
+/// was read (start time changed), or it lives in another mount namespace where paths mean
+/// other things. Only placed processes pay for these reads.
+pub fn verify(attr: &mut Attribution, snap: &Snapshot, source: &mut dyn crate::snapshot::ProcSource) {
+    let mut raced = 0;
+    let mut foreign = 0;
+    attr.placements.retain(|pl| {
+        let Some(p) = snap.get(pl.pid) else {
+            return false;
+        };
+        if source.start_ticks(pl.pid) != Some(p.start_ticks) {
+            raced += 1;
+            return false;
+        }
+        if source.foreign_mount_ns(pl.pid) {
+            foreign += 1;
+            return false;
+        }
+        true
+    });
+    attr.raced += raced;
+    attr.other_mount_ns += foreign;
+}
+
+/// "3h 2m", "45s", "2d 4h": the two largest units, for people.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut parts = Vec::new();
+    let mut rest = s;
+    for (name, size) in units {
+        if rest >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{}", rest / size, name));
+            rest %= size;
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    if !parts.is_empty() && parts.len() == 2 && parts[1].starts_with('0') {
+        parts.pop();
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean(b"/srv//app/./current/../x"), b"/srv/app/x");
+        assert_eq!(clean(b"/"), b"/");
+        assert_eq!(clean(b"/.."), b"/");
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human_duration(0.2), "0s");
+        assert_eq!(human_duration(45.0), "45s");
+        assert_eq!(human_duration(3600.0 * 3.0 + 125.0), "3h 2m");
+        assert_eq!(human_duration(3600.0), "1h");
+        assert_eq!(human_duration(86_400.0 * 2.0 + 3600.0 * 4.0), "2d 4h");
+        assert_eq!(human_duration(-5.0), "0s");
+    }
+}

@@ -1,0 +1,96 @@
+//! The command-line definition (clap derive). Raw arguments are validated here once and turned
+//! into plain option structs by the commands; nothing else looks at argv.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const ABOUT: &str = "Find processes that run an old or deleted release of a symlinked deploy";
+
+const LONG_ABOUT: &str = "\
+relwatch finds processes that are not running the release that `current` points at, on hosts \
+that deploy into releases/N directories and switch a `current` symlink (Capistrano, Deployer, \
+home-grown scripts). It reports masters whose release directory a cleanup already deleted, \
+workers left on an old release, and broken `current` links, each with the evidence and the fix.";
+
+const EXIT_CODES: &str = "\
+Exit codes (the monitoring-plugin convention):
+  0  OK        every process runs the current release (information only)
+  1  WARNING   processes on an old release after the grace period
+  2  CRITICAL  a process on a deleted release, or a broken current link
+  3  UNKNOWN   bad arguments, or processes that may belong to an app could not be inspected";
+
+#[derive(Debug, Parser)]
+#[command(name = "relwatch", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report processes on old or deleted releases, and broken current links
+    #[command(
+        long_about = "Scan every process once and report, per deploy root, the processes that run \
+a release other than the one `current` points at (old-release), the ones whose release directory \
+no longer exists (deleted-release, with masters named), and broken current links (broken-current).",
+        after_help = concat!("Examples:
+  relwatch check                       discover deploy roots under /var/www /srv /opt /home/* /data
+  relwatch check /srv/shop             a directory holding `current`
+  relwatch check /var/www/html         the `current` link itself, wherever it lives
+  relwatch check /srv/shop --grace 0s --format json | jq .findings
+
+", "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, or processes that could \
+not be inspected).")
+    )]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Grouped by app and release, for people
+    Text,
+    /// One JSON document (schema: docs/JSON.md)
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Color when stdout is a terminal and NO_COLOR is not set
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Deploy roots: a directory holding a `current` link, or the `current` link itself.
+    /// Without any, relwatch discovers them (see --discover).
+    #[arg(value_name = "ROOT")]
+    pub roots: Vec<PathBuf>,
+
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// How long after a switch processes may stay on the old release before it is a warning
+    /// (e.g. 0s, 90s, 5m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub grace: Duration,
+
+    /// Where to look for deploy roots when none is named (repeatable; a trailing /* means
+    /// every directory in it) [default: /var/www /srv /opt /home/* /data]
+    #[arg(long, value_name = "DIR")]
+    pub discover: Vec<PathBuf>,
+
+    /// When to color the text output
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// Parse a humantime duration ("0s", "90s", "5m", "1h 30m"), with a message that teaches.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("{e}: expected a duration such as 0s, 90s, 5m or 1h 30m")
+    })
+}

@@ -1,0 +1,174 @@
+//! `relwatch check`: one scan, one report.
+
+use super::UsageError;
+use crate::attribution::{attribute, verify, Attribution};
+use crate::cli::{CheckArgs, ColorChoice, Format};
+use crate::escape::escape;
+use crate::exit::ExitCode;
+use crate::findings::{evaluate, worst, Finding, Input, Settings};
+use crate::layout::discover::{discover, DEFAULT_PLACES};
+use crate::layout::DeployRoot;
+use crate::report::{json, text, Report};
+use crate::snapshot::linux::LinuxProc;
+use crate::snapshot::{ProcSource, Snapshot};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Where the roots came from, for messages.
+pub struct Roots {
+    pub roots: Vec<DeployRoot>,
+    /// Set when discovery ran: the places searched.
+    pub searched: Option<Vec<PathBuf>>,
+}
+
+/// Load the named roots (a bad one is a usage error), or discover them.
+pub fn resolve_roots(named: &[PathBuf], places: &[PathBuf]) -> anyhow::Result<Roots> {
+    let mut roots: Vec<DeployRoot> = Vec::new();
+    let searched = if named.is_empty() {
+        let places: Vec<PathBuf> = if places.is_empty() {
+            DEFAULT_PLACES.iter().map(PathBuf::from).collect()
+        } else {
+            places.to_vec()
+        };
+        for path in discover(&places) {
+            match DeployRoot::load(&path) {
+                Ok(r) => roots.push(r),
+                Err(e) => eprintln!("relwatch: skipping discovered {}: {e}", escape(&path)),
+            }
+        }
+        Some(places)
+    } else {
+        for path in named {
+            let root = DeployRoot::load(path).map_err(|e| UsageError(e.to_string()))?;
+            roots.push(root);
+        }
+        None
+    };
+    // The same root named twice (or through two spellings) is checked once.
+    let mut seen = std::collections::HashSet::new();
+    roots.retain(|r| seen.insert(r.link.clone()));
+    Ok(Roots { roots, searched })
+}
+
+/// One full pass: snapshot, attribution, findings.
+pub struct Scan {
+    pub snap: Snapshot,
+    pub attr: Attribution,
+    pub findings: Vec<Finding>,
+}
+
+/// Scan against `roots`. When a `current` link changes during the scan, the layout is read
+/// again and the scan repeated once, so findings never mix two layouts.
+pub fn scan(
+    roots: &mut Vec<DeployRoot>,
+    source: &mut dyn ProcSource,
+    settings: &Settings,
+) -> anyhow::Result<Scan> {
+    for attempt in 0..2 {
+        let snap = source
+            .snapshot()
+            .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))?;
+        let mut attr = attribute(roots, &snap);
+        verify(&mut attr, &snap, source);
+        let reloaded: Vec<DeployRoot> = roots
+            .iter()
+            .map(|r| DeployRoot::load(&r.root).unwrap_or_else(|_| r.clone()))
+            .collect();
+        let flipped = reloaded
+            .iter()
+            .zip(roots.iter())
+            .any(|(a, b)| a.current != b.current || a.switch_time != b.switch_time);
+        if flipped && attempt == 0 {
+            *roots = reloaded;
+            continue;
+        }
+        let findings = evaluate(&Input {
+            roots,
+            snap: &snap,
+            attr: &attr,
+            settings,
+        });
+        return Ok(Scan {
+            snap,
+            attr,
+            findings,
+        });
+    }
+    unreachable!("the loop returns on its second attempt")
+}
+
+pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let Roots { mut roots, searched } = resolve_roots(&args.roots, &args.discover)?;
+    if roots.is_empty() {
+        let places: Vec<String> = searched
+            .unwrap_or_default()
+            .iter()
+            .map(escape)
+            .collect();
+        let msg = format!(
+            "no deploy roots found under {} (name one: relwatch check /srv/app)",
+            places.join(", ")
+        );
+        match args.format {
+            Format::Json => writeln!(
+                out,
+                "{}",
+                serde_json::json!({
+                    "version": json::VERSION, "status": "ok", "exit_code": 0, "summary": msg,
+                    "scanned_at": crate::snapshot::linux::clock_now().now,
+                    "scan": {"processes": 0, "vanished": 0, "unreadable": 0, "other_mount_ns": 0, "kernel_threads": 0},
+                    "findings": [], "apps": [], "processes": []
+                })
+            )?,
+            Format::Text => writeln!(out, "relwatch OK: {msg}")?,
+        }
+        return Ok(ExitCode::Ok);
+    }
+    if let Some(places) = &searched {
+        let found: Vec<String> = roots.iter().map(|r| escape(&r.root)).collect();
+        eprintln!(
+            "relwatch: found {} deploy root{} under {}: {}",
+            roots.len(),
+            if roots.len() == 1 { "" } else { "s" },
+            places.iter().map(escape).collect::<Vec<_>>().join(", "),
+            found.join(", ")
+        );
+    }
+    let settings = Settings {
+        grace: vec![args.grace; roots.len()],
+    };
+    let mut source = LinuxProc::default();
+    let Scan {
+        snap,
+        attr,
+        findings,
+    } = scan(&mut roots, &mut source, &settings)?;
+    let exit = ExitCode::from_worst(worst(&findings));
+    let report = Report {
+        roots: &roots,
+        snap: &snap,
+        attr: &attr,
+        findings: &findings,
+        exit,
+    };
+    match args.format {
+        Format::Json => writeln!(out, "{}", json::render(&report, true)?)?,
+        Format::Text => {
+            let color = match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => color_auto(),
+            };
+            write!(out, "{}", text::render(&report, text::Style { color }))?
+        }
+    }
+    Ok(exit)
+}
+
+/// Color when stdout is a terminal, `NO_COLOR` is unset or empty, and `TERM` is not `dumb`.
+fn color_auto() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}

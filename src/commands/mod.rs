@@ -1,0 +1,9 @@
+//! Commands: thin compositions of snapshot → layout → attribution → findings → report.
+//! Each takes validated options and returns an exit code; none holds logic a rule should own.
+
+pub mod check;
+
+/// An error that is the caller's fault (bad argument or config): exit 3 with its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

@@ -1,0 +1,201 @@
+//! Findings: one rule per finding kind, each a pure function of (layout, snapshot,
+//! attribution, settings). Rules never print and never read the filesystem; printers in
+//! `report` only format what rules decided.
+//!
+//! Kinds and severities are a contract (DESIGN.md, "Finding kinds"): they appear in JSON,
+//! metrics and docs, so they are spelled once, in [`Kind::as_str`].
+
+mod broken_current;
+mod deleted_release;
+mod old_release;
+mod unreadable;
+
+use crate::attribution::{Attribution, Evidence, Placement, ReleaseState};
+use crate::layout::DeployRoot;
+use crate::snapshot::Snapshot;
+use std::ffi::OsString;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    DeletedRelease,
+    OldRelease,
+    BrokenCurrent,
+    Unreadable,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::DeletedRelease => "deleted-release",
+            Kind::OldRelease => "old-release",
+            Kind::BrokenCurrent => "broken-current",
+            Kind::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Ordered by how much it decides the exit code: a critical finding outranks an unknown one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Unknown,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Unknown => "unknown",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub kind: Kind,
+    pub severity: Severity,
+    /// Index into the deploy roots.
+    pub app: usize,
+    pub release: Option<OsString>,
+    /// The processes, master (or top of the tree) first.
+    pub pids: Vec<i32>,
+    /// The master, when the first process has live children.
+    pub master: Option<i32>,
+    pub message: String,
+    pub remedy: String,
+    pub evidence: Vec<Evidence>,
+}
+
+/// Settings the rules need, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Grace period per app (same order as the roots).
+    pub grace: Vec<Duration>,
+}
+
+/// Everything a rule may look at.
+pub struct Input<'a> {
+    pub roots: &'a [DeployRoot],
+    pub snap: &'a Snapshot,
+    pub attr: &'a Attribution,
+    pub settings: &'a Settings,
+}
+
+/// Run every rule. Findings come out worst first, then by app and pid.
+pub fn evaluate(input: &Input) -> Vec<Finding> {
+    let mut out = Vec::new();
+    broken_current::check(input, &mut out);
+    deleted_release::check(input, &mut out);
+    old_release::check(input, &mut out);
+    unreadable::check(input, &mut out);
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.app.cmp(&b.app))
+            .then(a.kind.cmp(&b.kind))
+            .then(a.pids.first().cmp(&b.pids.first()))
+    });
+    out
+}
+
+/// The worst severity among findings.
+pub fn worst(findings: &[Finding]) -> Option<Severity> {
+    findings.iter().map(|f| f.severity).max()
+}
+
+/// A tree of affected processes: the top one (a master when it has children) and the rest.
+pub(crate) struct Tree<'a> {
+    pub top: &'a Placement,
+    pub members: Vec<&'a Placement>,
+}
+
+/// Group placements in `state` into trees: a process whose parent is also affected, in the
+/// same app and release, goes under its parent's tree. One finding per tree means one remedy
+/// per master, not one per worker.
+pub(crate) fn trees<'a>(
+    attr: &'a Attribution,
+    snap: &Snapshot,
+    state: ReleaseState,
+) -> Vec<Tree<'a>> {
+    use std::collections::HashMap;
+    let affected: HashMap<i32, &Placement> = attr
+        .placements
+        .iter()
+        .filter(|p| p.state == state)
+        .map(|p| (p.pid, p))
+        .collect();
+    let mut order: Vec<&Placement> = affected.values().copied().collect();
+    order.sort_by_key(|p| p.pid);
+    let mut index: HashMap<i32, usize> = HashMap::new();
+    let mut trees: Vec<Tree> = Vec::new();
+    for pl in order {
+        let mut top = pl;
+        // Bounded walk: a ppid cycle cannot happen in a consistent snapshot, but a racy one
+        // must not hang us.
+        for _ in 0..64 {
+            let Some(parent) = snap
+                .get(top.pid)
+                .and_then(|p| affected.get(&p.ppid))
+                .copied()
+            else {
+                break;
+            };
+            if parent.app != pl.app || parent.release != pl.release || parent.pid == top.pid {
+                break;
+            }
+            top = parent;
+        }
+        let i = *index.entry(top.pid).or_insert_with(|| {
+            trees.push(Tree {
+                top,
+                members: Vec::new(),
+            });
+            trees.len() - 1
+        });
+        if pl.pid != top.pid {
+            trees[i].members.push(pl);
+        }
+    }
+    trees
+}
+
+/// Name of a process for messages, escaped.
+pub(crate) fn pname(snap: &Snapshot, pid: i32) -> String {
+    snap.get(pid)
+        .map(|p| crate::escape::escape(p.name()))
+        .unwrap_or_else(|| "?".to_string())
+}
+
+/// Live children of a pid.
+pub(crate) fn live_children(snap: &Snapshot, pid: i32) -> usize {
+    snap.children(pid).count()
+}
+
+/// Evidence of a tree, top first.
+pub(crate) fn tree_evidence(t: &Tree) -> Vec<Evidence> {
+    std::iter::once(t.top)
+        .chain(t.members.iter().copied())
+        .flat_map(|p| p.evidence.iter().cloned())
+        .collect()
+}
+
+pub(crate) fn tree_pids(t: &Tree) -> Vec<i32> {
+    std::iter::once(t.top.pid)
+        .chain(t.members.iter().map(|p| p.pid))
+        .collect()
+}
+
+/// The remedy for a process tree until owners are known: restart the top of the tree once.
+pub(crate) fn restart_remedy(snap: &Snapshot, pid: i32, master: bool, root: &DeployRoot) -> String {
+    let what = if master { "the master" } else { "it" };
+    format!(
+        "restart pid {pid} ({}) through whatever supervises it, so {what} starts again from {}; if nothing does: kill -TERM {pid} and start it again",
+        pname(snap, pid),
+        crate::escape::escape(&root.link)
+    )
+}

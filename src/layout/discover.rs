@@ -1,0 +1,132 @@
+//! Discovery of deploy roots when none is named: a depth-limited walk (walkdir) under the
+//! usual places, never following symlinked directories, never descending into a root it found.
+//!
+//! A directory is a deploy root when it holds a `current` symlink and either a `releases/`
+//! directory, Deployer's `.dep/`, Capistrano's `revisions.log`, or a `current` whose target
+//! lies in a directory beside it. That keeps random `current` links (e.g. in /opt vendor
+//! trees) out.
+
+use std::path::{Path, PathBuf};
+use walkdir::WalkDir;
+
+/// Where deploy roots live on most hosts. `/home/*` is expanded to each home directory.
+pub const DEFAULT_PLACES: &[&str] = &["/var/www", "/srv", "/opt", "/home/*", "/data"];
+
+/// How deep below a place a deploy root may sit (`/home/deploy/apps/shop` is depth 2 below
+/// `/home/deploy`).
+pub const MAX_DEPTH: usize = 4;
+
+/// Directories that never hold deploy roots and can be huge.
+const SKIP: &[&str] = &["node_modules", ".git", "vendor", "releases", "shared", "proc"];
+
+/// Expand `/home/*`-style places (a trailing `/*` only) into directories.
+pub fn expand_places(places: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for place in places {
+        if place.file_name().is_some_and(|n| n == "*") {
+            let Some(parent) = place.parent() else { continue };
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
+            let mut dirs: Vec<PathBuf> = entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            dirs.sort();
+            out.extend(dirs);
+        } else {
+            out.push(place.clone());
+        }
+    }
+    out
+}
+
+/// Find deploy roots below `places`. Missing places are skipped silently.
+pub fn discover(places: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for place in expand_places(places) {
+        let mut walk = WalkDir::new(&place)
+            .follow_links(false)
+            .max_depth(MAX_DEPTH)
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(entry) = walk.next() {
+            let Ok(entry) = entry else { continue };
+            if !entry.file_type().is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            if entry.depth() > 0 && SKIP.iter().any(|s| name == *s) {
+                walk.skip_current_dir();
+                continue;
+            }
+            if is_deploy_root(entry.path()) {
+                found.push(entry.path().to_path_buf());
+                walk.skip_current_dir();
+            }
+        }
+    }
+    found.dedup();
+    found
+}
+
+/// Does this directory look like a deploy root?
+pub fn is_deploy_root(dir: &Path) -> bool {
+    let link = dir.join("current");
+    let Ok(meta) = std::fs::symlink_metadata(&link) else {
+        return false;
+    };
+    if !meta.file_type().is_symlink() {
+        return false;
+    }
+    let marker = |n: &str| std::fs::symlink_metadata(dir.join(n)).is_ok();
+    if marker("releases") || marker(".dep") || marker("revisions.log") {
+        return true;
+    }
+    // Home-grown: current -> builds/5, with builds/ beside current.
+    let (Ok(target), Ok(canon_dir)) = (std::fs::canonicalize(&link), std::fs::canonicalize(dir))
+    else {
+        return false;
+    };
+    target.parent().and_then(Path::parent) == Some(canon_dir.as_path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn finds_roots_and_skips_decoys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        // Deployer-like root at depth 2
+        std::fs::create_dir_all(t.join("www/shop/releases/7")).unwrap();
+        symlink("releases/7", t.join("www/shop/current")).unwrap();
+        // home-grown: current -> builds/3
+        std::fs::create_dir_all(t.join("api/builds/3")).unwrap();
+        symlink("builds/3", t.join("api/current")).unwrap();
+        // decoy: a `current` link to an unrelated place, no markers
+        std::fs::create_dir_all(t.join("vendorish/x")).unwrap();
+        symlink("/usr", t.join("vendorish/x/current")).unwrap();
+        // a symlinked directory pointing at a root must not be followed
+        symlink(t.join("www"), t.join("link-to-www")).unwrap();
+        // too deep
+        std::fs::create_dir_all(t.join("a/b/c/d/e/releases/1")).unwrap();
+        symlink("releases/1", t.join("a/b/c/d/e/current")).unwrap();
+
+        let found = discover(&[t.to_path_buf()]);
+        assert_eq!(found, vec![t.join("api"), t.join("www/shop")]);
+    }
+
+    #[test]
+    fn star_expands_to_subdirectories() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("alice")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("bob")).unwrap();
+        std::fs::write(tmp.path().join("file"), "").unwrap();
+        let got = expand_places(&[tmp.path().join("*")]);
+        assert_eq!(got, vec![tmp.path().join("alice"), tmp.path().join("bob")]);
+    }
+}

@@ -1,0 +1,299 @@
+//! Layout: what a deploy root looks like on disk right now.
+//!
+//! A deploy root is a directory holding a `current` symlink (Capistrano, Deployer, home-grown
+//! scripts) or the `current` link itself wherever it lives (`/var/www/html ->
+//! /srv/app/releases/7`). The releases are the directories beside the link's target (or the
+//! root's `releases/` directory when it has one). Release names are arbitrary bytes: never
+//! parse them as numbers.
+//!
+//! The switch time is the ctime of the `current` link: every deploy tool switches by atomic
+//! rename (`ln -s new tmp && mv -T tmp current`), which sets it.
+//!
+//! This module reads the filesystem but never follows a link out of a release directory:
+//! releases are listed with `lstat` semantics, and a symlink inside the releases directory is
+//! not a release.
+
+pub mod discover;
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Directories that live beside releases in known layouts and are never releases.
+pub const NOT_RELEASES: &[&str] = &["shared", "repo", ".dep"];
+
+/// Most entries read from one releases directory; a larger directory is cut and said so.
+pub const MAX_RELEASES: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    pub name: OsString,
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+    /// Birth time (statx btime) when the filesystem records it.
+    pub created: Option<f64>,
+}
+
+/// The state of the `current` link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Current {
+    /// Points at an existing release.
+    Ok { release: OsString },
+    /// No `current` link at all.
+    Missing,
+    /// `current` exists but is not a symlink.
+    NotALink,
+    /// The target does not exist.
+    Dangling { target: OsString },
+    /// The target exists but is not a directory.
+    NotADirectory { target: OsString },
+    /// The target is a directory outside the releases directory.
+    OutsideReleases { target: OsString },
+}
+
+impl Current {
+    pub fn release(&self) -> Option<&OsStr> {
+        match self {
+            Current::Ok { release } => Some(release),
+            _ => None,
+        }
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            Current::Ok { .. } => "ok",
+            Current::Missing => "missing",
+            Current::NotALink => "not-a-link",
+            Current::Dangling { .. } => "dangling",
+            Current::NotADirectory { .. } => "not-a-directory",
+            Current::OutsideReleases { .. } => "outside-releases",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployRoot {
+    /// App name: the deploy root directory's file name.
+    pub name: String,
+    /// The root as given or discovered (absolute).
+    pub root: PathBuf,
+    /// The `current` link.
+    pub link: PathBuf,
+    /// The directory holding the releases, canonical.
+    pub releases_dir: Option<PathBuf>,
+    pub current: Current,
+    /// ctime of the `current` link, seconds since the epoch.
+    pub switch_time: Option<f64>,
+    /// Existing releases, sorted by name bytes.
+    pub releases: Vec<Release>,
+    /// True when the releases directory held more than [`MAX_RELEASES`] entries.
+    pub truncated: bool,
+    /// Owner of the releases directory (the deploy user).
+    pub owner_uid: Option<u32>,
+    /// Other spellings of the releases directory and the current link that a command line may
+    /// use (as given, canonical), for lexical matching.
+    pub releases_spellings: Vec<PathBuf>,
+    pub link_spellings: Vec<PathBuf>,
+}
+
+/// Why a ROOT argument is not a deploy root. These end the run with exit 3.
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{path}: {source} (is the deploy root spelled right?)")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a deploy root: it holds no `current` link and no `releases/` directory (give the directory that holds `current`, or the `current` link itself)")]
+    NotARoot { path: String },
+}
+
+impl DeployRoot {
+    /// The release `current` points at.
+    pub fn current_release(&self) -> Option<&OsStr> {
+        self.current.release()
+    }
+
+    pub fn release(&self, name: &OsStr) -> Option<&Release> {
+        self.releases
+            .binary_search_by(|r| r.name.as_bytes().cmp(name.as_bytes()))
+            .ok()
+            .map(|i| &self.releases[i])
+    }
+
+    /// Load a deploy root from a path given by a user, config or discovery.
+    pub fn load(given: &Path) -> Result<DeployRoot, LayoutError> {
+        Self::load_with(given, None)
+    }
+
+    /// Like [`DeployRoot::load`], with the releases directory named relative to the root.
+    pub fn load_with(given: &Path, releases_rel: Option<&Path>) -> Result<DeployRoot, LayoutError> {
+        let io = |source| LayoutError::Io {
+            path: crate::escape::escape(given),
+            source,
+        };
+        let given = std::path::absolute(given).map_err(io)?;
+        let meta = std::fs::symlink_metadata(&given).map_err(io)?;
+        // A symlink to a directory that itself holds `current` is a root reached through a
+        // link; any other symlink is the current link itself.
+        let link_is_root = meta.file_type().is_symlink()
+            && std::fs::symlink_metadata(given.join("current")).is_err();
+        let (root_dir, link) = if link_is_root {
+            (None, given.clone())
+        } else if std::fs::metadata(&given).map_err(io)?.is_dir() {
+            (Some(given.clone()), given.join("current"))
+        } else {
+            return Err(LayoutError::NotARoot {
+                path: crate::escape::escape(&given),
+            });
+        };
+
+        let link_meta = std::fs::symlink_metadata(&link).ok();
+        let declared_releases = root_dir.as_ref().map(|r| match releases_rel {
+            Some(rel) => r.join(rel),
+            None => r.join("releases"),
+        });
+        let declared_releases = declared_releases
+            .filter(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir()))
+            .and_then(|d| std::fs::canonicalize(d).ok());
+
+        let (current, target_parent) = match &link_meta {
+            None => (Current::Missing, None),
+            Some(m) if !m.file_type().is_symlink() => (Current::NotALink, None),
+            Some(_) => classify_target(&link, declared_releases.as_deref()),
+        };
+        if root_dir.is_some()
+            && matches!(current, Current::Missing | Current::NotALink)
+            && declared_releases.is_none()
+        {
+            return Err(LayoutError::NotARoot {
+                path: crate::escape::escape(&given),
+            });
+        }
+        let releases_dir = declared_releases.or(target_parent);
+        let switch_time = link_meta
+            .as_ref()
+            .filter(|m| m.file_type().is_symlink())
+            .map(|m| m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9);
+
+        let (releases, truncated) = match &releases_dir {
+            Some(dir) => list_releases(dir),
+            None => (Vec::new(), false),
+        };
+        let owner_uid = releases_dir
+            .as_ref()
+            .and_then(|d| std::fs::metadata(d).ok())
+            .map(|m| m.uid());
+
+        let name = app_name(root_dir.as_deref(), releases_dir.as_deref(), &link);
+
+        let mut releases_spellings = Vec::new();
+        if let Some(dir) = &releases_dir {
+            releases_spellings.push(dir.clone());
+            if let (Some(root), Some(fname)) = (&root_dir, dir.file_name()) {
+                let spelled = root.join(releases_rel.unwrap_or(Path::new(fname)));
+                if &spelled != dir {
+                    releases_spellings.push(spelled);
+                }
+            }
+        }
+        let mut link_spellings = vec![link.clone()];
+        if let (Some(parent), Some(fname)) = (link.parent(), link.file_name()) {
+            if let Ok(canon) = std::fs::canonicalize(parent) {
+                let canon_link = canon.join(fname);
+                if canon_link != link {
+                    link_spellings.push(canon_link);
+                }
+            }
+        }
+
+        Ok(DeployRoot {
+            name,
+            root: given,
+            link,
+            releases_dir,
+            current,
+            switch_time,
+            releases,
+            truncated,
+            owner_uid,
+            releases_spellings,
+            link_spellings,
+        })
+    }
+}
+
+/// Read the link and decide what it points at. Returns the state and, when the target is a
+/// directory, its parent (the releases directory for layouts without `releases/`).
+fn classify_target(link: &Path, releases_dir: Option<&Path>) -> (Current, Option<PathBuf>) {
+    let Ok(target_text) = std::fs::read_link(link) else {
+        return (Current::Missing, None);
+    };
+    let target = target_text.clone().into_os_string();
+    let Ok(resolved) = std::fs::canonicalize(link) else {
+        return (Current::Dangling { target }, None);
+    };
+    if !std::fs::metadata(&resolved).is_ok_and(|m| m.is_dir()) {
+        return (Current::NotADirectory { target }, None);
+    }
+    let (Some(parent), Some(release)) = (resolved.parent(), resolved.file_name()) else {
+        return (Current::OutsideReleases { target }, None);
+    };
+    match releases_dir {
+        Some(dir) if dir != parent => (Current::OutsideReleases { target }, None),
+        _ => (
+            Current::Ok {
+                release: release.to_os_string(),
+            },
+            Some(parent.to_path_buf()),
+        ),
+    }
+}
+
+fn list_releases(dir: &Path) -> (Vec<Release>, bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (Vec::new(), false);
+    };
+    let mut releases = Vec::new();
+    let mut truncated = false;
+    for entry in entries.flatten() {
+        if releases.len() >= MAX_RELEASES {
+            truncated = true;
+            break;
+        }
+        let name = entry.file_name();
+        if NOT_RELEASES.iter().any(|n| name.as_bytes() == n.as_bytes()) {
+            continue;
+        }
+        // file_type() does not follow symlinks: a link in releases/ is not a release.
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let created = meta.created().ok().and_then(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64())
+        });
+        releases.push(Release {
+            path: entry.path(),
+            name,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            created,
+        });
+    }
+    releases.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    (releases, truncated)
+}
+
+fn app_name(root_dir: Option<&Path>, releases_dir: Option<&Path>, link: &Path) -> String {
+    let from = root_dir
+        .and_then(Path::file_name)
+        .or_else(|| releases_dir.and_then(Path::parent).and_then(Path::file_name))
+        .or_else(|| link.file_name());
+    from.map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".to_string())
+}

@@ -1,0 +1,32 @@
+//! relwatch: find processes that run an old or deleted release of a symlinked deploy.
+//!
+//! Data flows one way, and every stage but the first and the last is pure:
+//!
+//! ```text
+//!  /proc ──► snapshot ──┐
+//!                       ├──► attribution ──► findings ──► report (text | json)
+//!  deploy roots ► layout┘      (evidence)      (rules)
+//! ```
+//!
+//! `commands` compose the stages; `cli` is the only place that sees argv.
+
+pub mod attribution;
+pub mod cli;
+pub mod commands;
+pub mod escape;
+pub mod exit;
+pub mod findings;
+pub mod layout;
+pub mod report;
+pub mod snapshot;
+
+use exit::ExitCode;
+
+/// Run the parsed command line and return the exit code.
+pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match &cli.command {
+        cli::Command::Check(args) => commands::check::run(args, &mut out),
+    }
+}

@@ -1,0 +1,260 @@
+//! The JSON renderer. The schema is documented in `docs/JSON.md` and tested by deserializing
+//! with `deny_unknown_fields` in `tests/`. Paths and arguments are bytes: valid UTF-8 is a
+//! JSON string, anything else is `{"bytes": "<base64>"}`, so nothing is lost or mangled.
+
+use super::Report;
+use crate::attribution::Evidence;
+use base64::Engine;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+pub const VERSION: u32 = 1;
+
+/// A byte string, serialized losslessly.
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl<'a> Bytes<'a> {
+    pub fn os(s: &'a OsStr) -> Self {
+        Bytes(s.as_bytes())
+    }
+}
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry(
+                    "bytes",
+                    &base64::engine::general_purpose::STANDARD.encode(self.0),
+                )?;
+                m.end()
+            }
+        }
+    }
+}
+
+fn opt(s: &Option<std::ffi::OsString>) -> Option<Bytes<'_>> {
+    s.as_deref().map(Bytes::os)
+}
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    version: u32,
+    status: &'static str,
+    exit_code: u8,
+    summary: String,
+    scanned_at: f64,
+    scan: Scan,
+    findings: Vec<FindingOut<'a>>,
+    apps: Vec<AppOut<'a>>,
+    processes: Vec<ProcessOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct Scan {
+    processes: usize,
+    vanished: usize,
+    unreadable: usize,
+    other_mount_ns: usize,
+    kernel_threads: usize,
+}
+
+#[derive(Serialize)]
+struct EvidenceOut<'a> {
+    pid: i32,
+    how: &'static str,
+    path: Option<Bytes<'a>>,
+    deleted: bool,
+    detail: &'a str,
+}
+
+fn evidence(e: &[Evidence]) -> Vec<EvidenceOut<'_>> {
+    e.iter()
+        .map(|e| EvidenceOut {
+            pid: e.pid,
+            how: e.how.as_str(),
+            path: opt(&e.path),
+            deleted: e.deleted,
+            detail: &e.detail,
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct FindingOut<'a> {
+    kind: &'static str,
+    severity: &'static str,
+    app: &'a str,
+    release: Option<Bytes<'a>>,
+    pids: &'a [i32],
+    master: Option<i32>,
+    message: &'a str,
+    remedy: &'a str,
+    evidence: Vec<EvidenceOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct AppOut<'a> {
+    name: &'a str,
+    root: Bytes<'a>,
+    link: Bytes<'a>,
+    releases_dir: Option<Bytes<'a>>,
+    current_release: Option<Bytes<'a>>,
+    current_state: &'static str,
+    switch_time: Option<f64>,
+    releases: Vec<ReleaseOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct ReleaseOut<'a> {
+    name: Bytes<'a>,
+    state: &'static str,
+    exists: bool,
+    pids: Vec<i32>,
+}
+
+#[derive(Serialize)]
+struct ProcessOut<'a> {
+    pid: i32,
+    ppid: i32,
+    name: BytesOwned,
+    comm: Bytes<'a>,
+    cmdline: Vec<Bytes<'a>>,
+    state: String,
+    start_time: f64,
+    uid: u32,
+    app: &'a str,
+    release: Option<Bytes<'a>>,
+    release_state: &'static str,
+    master: bool,
+    evidence: Vec<EvidenceOut<'a>>,
+    owner: Option<()>,
+}
+
+struct BytesOwned(Vec<u8>);
+
+impl Serialize for BytesOwned {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Bytes(&self.0).serialize(s)
+    }
+}
+
+/// Render the report as one JSON document (pretty when `pretty`).
+pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
+    let findings = r
+        .findings
+        .iter()
+        .map(|f| FindingOut {
+            kind: f.kind.as_str(),
+            severity: f.severity.as_str(),
+            app: &r.roots[f.app].name,
+            release: opt(&f.release),
+            pids: &f.pids,
+            master: f.master,
+            message: &f.message,
+            remedy: &f.remedy,
+            evidence: evidence(&f.evidence),
+        })
+        .collect();
+    let apps = r
+        .roots
+        .iter()
+        .enumerate()
+        .map(|(i, root)| AppOut {
+            name: &root.name,
+            root: Bytes::os(root.root.as_os_str()),
+            link: Bytes::os(root.link.as_os_str()),
+            releases_dir: root.releases_dir.as_deref().map(|d| Bytes::os(d.as_os_str())),
+            current_release: root.current_release().map(Bytes::os),
+            current_state: root.current.state_name(),
+            switch_time: root.switch_time,
+            releases: super::releases_of(r, i)
+                .into_iter()
+                .map(|rel| ReleaseOut {
+                    name: Bytes::os(rel.name),
+                    state: rel.state.as_str(),
+                    exists: rel.exists,
+                    pids: rel.pids,
+                })
+                .collect(),
+        })
+        .collect();
+    let processes = r
+        .attr
+        .placements
+        .iter()
+        .filter_map(|pl| {
+            let p = r.snap.get(pl.pid)?;
+            Some(ProcessOut {
+                pid: p.pid,
+                ppid: p.ppid,
+                name: BytesOwned(p.name().as_bytes().to_vec()),
+                comm: Bytes(&p.comm),
+                cmdline: p.cmdline.iter().map(|a| Bytes::os(a)).collect(),
+                state: (p.state as char).to_string(),
+                start_time: r.snap.clock.start_time(p.start_ticks),
+                uid: p.uid,
+                app: &r.roots[pl.app].name,
+                release: opt(&pl.release),
+                release_state: pl.state.as_str(),
+                master: r.snap.children(p.pid).next().is_some(),
+                evidence: evidence(&pl.evidence),
+                owner: None,
+            })
+        })
+        .collect();
+    let doc = Doc {
+        version: VERSION,
+        status: match r.exit {
+            crate::exit::ExitCode::Ok => "ok",
+            crate::exit::ExitCode::Warning => "warning",
+            crate::exit::ExitCode::Critical => "critical",
+            crate::exit::ExitCode::Unknown => "unknown",
+        },
+        exit_code: r.exit.code(),
+        summary: r.summary(),
+        scanned_at: r.snap.clock.now,
+        scan: Scan {
+            processes: r.snap.processes.len(),
+            vanished: r.snap.vanished,
+            unreadable: r.attr.unreadable.len() + r.attr.unreadable_elsewhere,
+            other_mount_ns: r.attr.other_mount_ns,
+            kernel_threads: r.attr.kernel_threads,
+        },
+        findings,
+        apps,
+        processes,
+    };
+    if pretty {
+        serde_json::to_string_pretty(&doc)
+    } else {
+        serde_json::to_string(&doc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_lossless() {
+        assert_eq!(serde_json::to_string(&Bytes(b"/srv/a")).unwrap(), "\"/srv/a\"");
+        assert_eq!(
+            serde_json::to_string(&Bytes(b"\x1b[31m\n")).unwrap(),
+            "\"\\u001b[31m\\n\""
+        );
+        let v: serde_json::Value = serde_json::from_str(
+            &serde_json::to_string(&Bytes(b"r\xff")).unwrap(),
+        )
+        .unwrap();
+        let b64 = v["bytes"].as_str().unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.decode(b64).unwrap(),
+            b"r\xff"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The Linux reader: one pass over `/proc`, every read relative to an open `/proc/PID`
+//! directory so that a pid reused mid-read cannot mix two processes' files.
+//!
+//! For every pid it reads exactly `stat`, `cmdline`, and the `cwd` and `exe` links (text via
+//! `readlinkat`, identity and link count via `fstatat` through the link). Nothing else is read
+//! for every process: reads that few processes need are done later, on demand, by pid.
+//! It never follows a path taken from a process except through the kernel's magic links.
+//! See proc(5).
+
+use super::parse::{parse_stat, split_cmdline};
+use super::{Clock, Link, LinkError, ProcSource, Process, Snapshot};
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::{fstat, fstatat, Mode};
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Reads the live `/proc` (or another procfs mount, for tests).
+pub struct LinuxProc {
+    root: PathBuf,
+    buf: Vec<u8>,
+    own_mnt_ns: Option<OsString>,
+}
+
+impl Default for LinuxProc {
+    fn default() -> Self {
+        Self::new("/proc")
+    }
+}
+
+enum ReadOutcome {
+    Read(Box<Process>),
+    Vanished,
+}
+
+impl LinuxProc {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let own_mnt_ns = std::fs::read_link(root.join("self/ns/mnt"))
+            .ok()
+            .map(|p| p.into_os_string());
+        LinuxProc {
+            root,
+            buf: Vec::with_capacity(4096),
+            own_mnt_ns,
+        }
+    }
+
+    fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
+        let dir = self.root.join(pid.to_string());
+        nix::fcntl::open(
+            &dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
+    fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str) -> nix::Result<()> {
+        let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+        let mut file = std::fs::File::from(fd);
+        buf.clear();
+        file.read_to_end(buf)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc_eio())))?;
+        Ok(())
+    }
+
+    fn read_process(&mut self, pid: i32) -> ReadOutcome {
+        let Ok(dir) = self.open_pid(pid) else {
+            return ReadOutcome::Vanished;
+        };
+        if Self::read_at(&mut self.buf, &dir, "stat").is_err() {
+            return ReadOutcome::Vanished;
+        }
+        let Ok(stat) = parse_stat(&self.buf) else {
+            // A stat line we cannot parse is treated like a vanished process: we cannot know
+            // anything about it, and proc(5) guarantees the format for live processes.
+            return ReadOutcome::Vanished;
+        };
+        let uid = fstat(&dir).map(|s| s.st_uid).unwrap_or(u32::MAX);
+        let cmdline = match Self::read_at(&mut self.buf, &dir, "cmdline") {
+            Ok(()) => split_cmdline(&self.buf),
+            Err(_) => Vec::new(),
+        };
+        let cwd = read_link(&dir, "cwd");
+        let exe = read_link(&dir, "exe");
+        ReadOutcome::Read(Box::new(Process {
+            pid,
+            ppid: stat.ppid,
+            kernel_thread: stat.kernel_thread(),
+            comm: stat.comm,
+            state: stat.state,
+            start_ticks: stat.start_ticks,
+            uid,
+            cmdline,
+            cwd,
+            exe,
+        }))
+    }
+}
+
+fn libc_eio() -> i32 {
+    Errno::EIO as i32
+}
+
+fn read_link(dir: impl AsFd + Copy, name: &str) -> Result<Link, LinkError> {
+    let target = readlinkat(dir, name).map_err(link_error)?;
+    let st = fstatat(dir, name, nix::fcntl::AtFlags::empty()).map_err(link_error)?;
+    Ok(Link {
+        target,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        nlink: st.st_nlink,
+    })
+}
+
+fn link_error(e: Errno) -> LinkError {
+    match e {
+        Errno::EACCES | Errno::EPERM => LinkError::Denied,
+        _ => LinkError::Absent,
+    }
+}
+
+/// Clock facts for this boot. REALTIME - BOOTTIME gives the boot instant to the nanosecond.
+pub fn clock_now() -> Clock {
+    use nix::time::{clock_gettime, ClockId};
+    let secs = |id| {
+        clock_gettime(id)
+            .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+            .unwrap_or(0.0)
+    };
+    let real = secs(ClockId::CLOCK_REALTIME);
+    let boot = secs(ClockId::CLOCK_BOOTTIME);
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100);
+    Clock {
+        ticks_per_second: ticks,
+        boot_epoch: real - boot,
+        now: real,
+    }
+}
+
+impl ProcSource for LinuxProc {
+    fn snapshot(&mut self) -> std::io::Result<Snapshot> {
+        let clock = clock_now();
+        let mut pids: Vec<i32> = std::fs::read_dir(&self.root)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+            .collect();
+        pids.sort_unstable();
+        let mut processes = Vec::with_capacity(pids.len());
+        let mut vanished = 0;
+        for pid in pids {
+            match self.read_process(pid) {
+                ReadOutcome::Read(p) => processes.push(*p),
+                ReadOutcome::Vanished => vanished += 1,
+            }
+        }
+        Ok(Snapshot {
+            processes,
+            clock,
+            own_pid: std::process::id() as i32,
+            vanished,
+        })
+    }
+
+    fn start_ticks(&mut self, pid: i32) -> Option<u64> {
+        let dir = self.open_pid(pid).ok()?;
+        Self::read_at(&mut self.buf, &dir, "stat").ok()?;
+        parse_stat(&self.buf).ok().map(|s| s.start_ticks)
+    }
+
+    fn foreign_mount_ns(&mut self, pid: i32) -> bool {
+        let Some(own) = &self.own_mnt_ns else {
+            return false;
+        };
+        match std::fs::read_link(self.root.join(pid.to_string()).join("ns/mnt")) {
+            Ok(theirs) => theirs.as_os_str() != own.as_os_str(),
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Snapshot: one pass over `/proc`, turned into plain data.
+//!
+//! This module owns the process model that every later stage reads. It must never decide
+//! anything about releases: it records what the kernel said (link text, identity, link count)
+//! and leaves the judging to `attribution` and `findings`. The Linux reader lives in
+//! [`linux`]; the pure parsers of `/proc` files live in [`parse`] so they can be tested on
+//! strings. Rules are tested on hand-built [`Snapshot`]s through the [`ProcSource`] trait.
+
+pub mod linux;
+pub mod parse;
+
+use std::ffi::OsString;
+
+/// What `readlink` and `stat` said about one of a process's magic links (`cwd`, `exe`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The link text as the kernel gave it, bytes and all, including a `" (deleted)"` suffix.
+    pub target: OsString,
+    /// Identity of the object behind the link (`stat` through the link), if it could be taken.
+    pub dev: u64,
+    pub ino: u64,
+    /// Link count of the object behind the link: 0 means it was deleted.
+    pub nlink: u64,
+}
+
+impl Link {
+    /// The object behind the link has been removed from the filesystem. Decided by the link
+    /// count, never by the `" (deleted)"` suffix (a directory may be named `x (deleted)`).
+    pub fn is_deleted(&self) -> bool {
+        self.nlink == 0
+    }
+
+    /// The path the object had, with the kernel's `" (deleted)"` suffix removed only when the
+    /// object really is deleted.
+    pub fn path(&self) -> OsString {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        const SUFFIX: &[u8] = b" (deleted)";
+        let bytes = self.target.as_bytes();
+        if self.is_deleted() && bytes.ends_with(SUFFIX) {
+            OsString::from_vec(bytes[..bytes.len() - SUFFIX.len()].to_vec())
+        } else {
+            self.target.clone()
+        }
+    }
+}
+
+/// Why a link could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkError {
+    /// Permission denied: we lack root or `CAP_SYS_PTRACE`.
+    Denied,
+    /// The link does not exist for this process (kernel thread, zombie).
+    Absent,
+}
+
+/// One process as read from `/proc/PID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: i32,
+    /// `comm` from `/proc/PID/stat` (at most 15 bytes, any bytes).
+    pub comm: Vec<u8>,
+    /// One-letter state from `/proc/PID/stat` (`R`, `S`, `Z`, ...).
+    pub state: u8,
+    /// Field 22 of `/proc/PID/stat`: start time in clock ticks since boot.
+    pub start_ticks: u64,
+    /// Owner of `/proc/PID` (the real uid of the process).
+    pub uid: u32,
+    /// A kernel thread (no exe, no cmdline of its own).
+    pub kernel_thread: bool,
+    /// Arguments, split on NUL, as bytes.
+    pub cmdline: Vec<OsString>,
+    pub cwd: Result<Link, LinkError>,
+    pub exe: Result<Link, LinkError>,
+}
+
+impl Process {
+    pub fn is_zombie(&self) -> bool {
+        self.state == b'Z'
+    }
+
+    /// A name for people: the first argument's file name when there is one, else comm.
+    pub fn name(&self) -> OsString {
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(arg0) = self.cmdline.first() {
+            let b = arg0.as_bytes();
+            // setproctitle-style titles ("gunicorn: master [app]") have spaces: keep them whole.
+            if !b.is_empty() && !b.contains(&b' ') {
+                if let Some(name) = std::path::Path::new(arg0).file_name() {
+                    return name.to_os_string();
+                }
+            }
+        }
+        std::ffi::OsStr::from_bytes(&self.comm).to_os_string()
+    }
+
+    /// Either link could not be read for lack of privilege.
+    pub fn denied(&self) -> bool {
+        matches!(self.cwd, Err(LinkError::Denied)) || matches!(self.exe, Err(LinkError::Denied))
+    }
+}
+
+/// Clock facts needed to turn `start_ticks` into wall-clock time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clock {
+    /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on every Linux we know).
+    pub ticks_per_second: u64,
+    /// Wall-clock time of boot in seconds since the epoch, taken as REALTIME - BOOTTIME (which
+    /// is more precise than `btime` in `/proc/stat`, whole seconds only).
+    pub boot_epoch: f64,
+    /// Wall-clock time at which the scan started.
+    pub now: f64,
+}
+
+impl Clock {
+    /// Start of a process, in seconds since the epoch. Precise to one clock tick.
+    pub fn start_time(&self, start_ticks: u64) -> f64 {
+        self.boot_epoch + start_ticks as f64 / self.ticks_per_second as f64
+    }
+
+    /// Length of one clock tick in seconds.
+    pub fn tick(&self) -> f64 {
+        1.0 / self.ticks_per_second as f64
+    }
+}
+
+/// Everything one scan saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub processes: Vec<Process>,
+    pub clock: Clock,
+    /// Our own pid: never reported.
+    pub own_pid: i32,
+    /// Processes that vanished between listing `/proc` and reading them (not an error).
+    pub vanished: usize,
+}
+
+impl Snapshot {
+    pub fn get(&self, pid: i32) -> Option<&Process> {
+        self.processes
+            .binary_search_by_key(&pid, |p| p.pid)
+            .ok()
+            .map(|i| &self.processes[i])
+    }
+
+    /// Live (non-zombie) children of `pid`.
+    pub fn children(&self, pid: i32) -> impl Iterator<Item = &Process> {
+        self.processes
+            .iter()
+            .filter(move |p| p.ppid == pid && !p.is_zombie())
+    }
+}
+
+/// A source of snapshots: the Linux reader in production, hand-built data in tests.
+pub trait ProcSource {
+    fn snapshot(&mut self) -> std::io::Result<Snapshot>;
+    /// Re-read the start time of `pid` (to detect pid reuse); `None` when it is gone.
+    fn start_ticks(&mut self, pid: i32) -> Option<u64>;
+    /// Whether `pid` lives in a mount namespace other than ours (its paths are not ours).
+    fn foreign_mount_ns(&mut self, pid: i32) -> bool;
+}

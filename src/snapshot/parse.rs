@@ -1,0 +1,195 @@
+//! Pure parsers for the `/proc` files that decide a finding. They take bytes and never touch
+//! the filesystem, so they are tested on real and hostile samples. See proc(5).
+//!
+//! The non-obvious fact: field 2 of `/proc/PID/stat` is `(comm)`, and `comm` is chosen by the
+//! process (`prctl(PR_SET_NAME)`): it may hold spaces, parentheses and any byte but NUL. The
+//! only safe way is to take the text between the first `(` and the *last* `)`.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
+/// The fields of `/proc/PID/stat` that relwatch uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: i32,
+    pub comm: Vec<u8>,
+    pub state: u8,
+    pub ppid: i32,
+    /// Kernel `PF_*` flags (field 9).
+    pub flags: u64,
+    /// Start time in clock ticks since boot (field 22).
+    pub start_ticks: u64,
+}
+
+/// `PF_KTHREAD` from include/linux/sched.h.
+pub const PF_KTHREAD: u64 = 0x0020_0000;
+
+impl Stat {
+    pub fn kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed /proc/PID/stat: {0}")]
+pub struct StatError(&'static str);
+
+/// Parse the contents of `/proc/PID/stat`.
+pub fn parse_stat(buf: &[u8]) -> Result<Stat, StatError> {
+    let open = buf
+        .iter()
+        .position(|&b| b == b'(')
+        .ok_or(StatError("no '(' before comm"))?;
+    let close = buf
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or(StatError("no ')' after comm"))?;
+    if close < open {
+        return Err(StatError("')' before '('"));
+    }
+    let pid = std::str::from_utf8(&buf[..open])
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .ok_or(StatError("pid is not a number"))?;
+    let comm = buf[open + 1..close].to_vec();
+    let rest = &buf[close + 1..];
+    // Fields 3.. separated by single spaces; field 3 is index 0 here.
+    let mut fields = rest
+        .split(|&b| b == b' ' || b == b'\n')
+        .filter(|f| !f.is_empty());
+    let mut nth = |skip: usize| fields.nth(skip);
+    let state = match nth(0) {
+        Some([s]) => *s,
+        _ => return Err(StatError("state is not one letter")),
+    };
+    let ppid = number(nth(0), "ppid")? as i32;
+    // fields 5,6,7,8 then 9 (flags)
+    let flags = number(nth(4), "flags")?;
+    // fields 10..21 then 22 (starttime)
+    let start_ticks = number(nth(12), "starttime")?;
+    Ok(Stat {
+        pid,
+        comm,
+        state,
+        ppid,
+        flags,
+        start_ticks,
+    })
+}
+
+fn number(field: Option<&[u8]>, what: &'static str) -> Result<u64, StatError> {
+    let f = field.ok_or(StatError(what))?;
+    // ppid may be 0 but is never negative; parse as i64 to be lenient, then refuse negatives.
+    std::str::from_utf8(f)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or(StatError(what))
+}
+
+/// Split `/proc/PID/cmdline` into arguments. Arguments are NUL-terminated; a process that
+/// rewrote its title (setproctitle) may leave one space-separated string, or trailing NULs.
+pub fn split_cmdline(buf: &[u8]) -> Vec<OsString> {
+    let buf = buf.strip_suffix(b"\0").unwrap_or(buf);
+    if buf.is_empty() {
+        return Vec::new();
+    }
+    let mut args: Vec<OsString> = buf
+        .split(|&b| b == 0)
+        .map(|a| OsString::from_vec(a.to_vec()))
+        .collect();
+    // Titles padded with NULs leave empty trailing arguments: drop them.
+    while args.last().is_some_and(|a| a.is_empty()) {
+        args.pop();
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL: &[u8] = b"1234 (php) S 1 1234 1234 0 -1 4194560 2551 0 0 0 3 1 0 0 20 0 1 0 \
+123456 230948864 6074 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+
+    #[test]
+    fn real_line() {
+        let s = parse_stat(REAL).unwrap();
+        assert_eq!(s.pid, 1234);
+        assert_eq!(s.comm, b"php");
+        assert_eq!(s.state, b'S');
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.flags, 4194560);
+        assert_eq!(s.start_ticks, 123456);
+        assert!(!s.kernel_thread());
+    }
+
+    #[test]
+    fn kernel_thread_flag() {
+        let line = b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 \
+18446744073709551615 0 0 0 0 0 0 0 2147483647 0 0 0 0 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        let s = parse_stat(line).unwrap();
+        assert!(s.kernel_thread());
+        assert_eq!(s.ppid, 0);
+        assert_eq!(s.start_ticks, 5);
+    }
+
+    #[test]
+    fn comm_with_parens_spaces_and_fake_fields() {
+        // A process can name itself ") S 1 2 3 (" to fool a parser that splits on spaces.
+        let line = b"77 (a) S 1 2 (b) R 99 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.comm, b"a) S 1 2 (b");
+        assert_eq!(s.state, b'R');
+        assert_eq!(s.ppid, 99);
+        assert_eq!(s.start_ticks, 4242);
+    }
+
+    #[test]
+    fn comm_with_newline_and_invalid_utf8() {
+        let line = b"8 (x\n\xff\x1b[31m) Z 7 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0 0";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.comm, b"x\n\xff\x1b[31m");
+        assert_eq!(s.state, b'Z');
+        assert_eq!(s.start_ticks, 9);
+    }
+
+    #[test]
+    fn truncated_and_garbage_are_errors_not_panics() {
+        for bad in [
+            &b""[..],
+            b"12",
+            b"12 (x",
+            b"12 x) S",
+            b") (",
+            b"12 (x) S",
+            b"12 (x) S 1 2 3",
+            b"12 (x) SS 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+            b"abc (x) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9",
+            b"12 (x) S -5 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9",
+        ] {
+            assert!(parse_stat(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn cmdline_split() {
+        assert_eq!(
+            split_cmdline(b"php\0/srv/app/current/artisan\0queue:work\0"),
+            ["php", "/srv/app/current/artisan", "queue:work"]
+        );
+        assert!(split_cmdline(b"").is_empty());
+        assert!(split_cmdline(b"\0").is_empty());
+        // setproctitle: one string padded with NULs
+        assert_eq!(
+            split_cmdline(b"gunicorn: master [shop]\0\0\0\0"),
+            ["gunicorn: master [shop]"]
+        );
+        // an empty argument in the middle is kept
+        assert_eq!(split_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
+        // non-UTF-8 survives
+        let args = split_cmdline(b"/srv/r/\xff\xfe/run\0");
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(args[0].as_bytes(), b"/srv/r/\xff\xfe/run");
+    }
+}
