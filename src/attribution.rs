@@ -514,7 +514,11 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
 /// Drop placements that cannot be trusted: the pid was reused or the process exited since it
 /// was read (start time changed), or it lives in another mount namespace where paths mean
 /// other things. Only placed processes pay for these reads.
-pub fn verify(attr: &mut Attribution, snap: &Snapshot, source: &mut dyn crate::snapshot::ProcSource) {
+pub fn verify(
+    attr: &mut Attribution,
+    snap: &Snapshot,
+    source: &mut dyn crate::snapshot::ProcSource,
+) {
     let mut raced = 0;
     let mut foreign = 0;
     attr.placements.retain(|pl| {

@@ -90,7 +90,6 @@ pub struct CheckArgs {
 
 /// Parse a humantime duration ("0s", "90s", "5m", "1h 30m"), with a message that teaches.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("{e}: expected a duration such as 0s, 90s, 5m or 1h 30m")
-    })
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}: expected a duration such as 0s, 90s, 5m or 1h 30m"))
 }

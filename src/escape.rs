@@ -117,19 +117,31 @@ mod tests {
 
     #[test]
     fn plain_text_is_unchanged() {
-        assert_eq!(escape_bytes(b"/srv/app/releases/65"), "/srv/app/releases/65");
-        assert_eq!(escape_bytes("café ünïcode 日本".as_bytes()), "café ünïcode 日本");
+        assert_eq!(
+            escape_bytes(b"/srv/app/releases/65"),
+            "/srv/app/releases/65"
+        );
+        assert_eq!(
+            escape_bytes("café ünïcode 日本".as_bytes()),
+            "café ünïcode 日本"
+        );
         assert_eq!(escape_bytes(b"7 (deleted)"), "7 (deleted)");
     }
 
     #[test]
     fn terminal_attacks_are_neutralised() {
-        assert_eq!(escape_bytes(b"\x1b[2J\x1b]0;pwned\x07"), "\\x1b[2J\\x1b]0;pwned\\x07");
+        assert_eq!(
+            escape_bytes(b"\x1b[2J\x1b]0;pwned\x07"),
+            "\\x1b[2J\\x1b]0;pwned\\x07"
+        );
         assert_eq!(escape_bytes(b"ok\rFAKE\n"), "ok\\rFAKE\\n");
         assert_eq!(escape_bytes(b"\x7f"), "\\x7f");
         assert_eq!(escape("\u{9b}31m"), "\\u{9b}31m"); // C1 CSI
         assert_eq!(escape("evil\u{202e}gpj.exe"), "evil\\u{202e}gpj.exe");
-        assert_eq!(escape("a\u{200b}b\u{feff}c\u{2066}"), "a\\u{200b}b\\u{feff}c\\u{2066}");
+        assert_eq!(
+            escape("a\u{200b}b\u{feff}c\u{2066}"),
+            "a\\u{200b}b\\u{feff}c\\u{2066}"
+        );
     }
 
     #[test]

@@ -98,13 +98,12 @@ pub fn scan(
 }
 
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let Roots { mut roots, searched } = resolve_roots(&args.roots, &args.discover)?;
+    let Roots {
+        mut roots,
+        searched,
+    } = resolve_roots(&args.roots, &args.discover)?;
     if roots.is_empty() {
-        let places: Vec<String> = searched
-            .unwrap_or_default()
-            .iter()
-            .map(escape)
-            .collect();
+        let places: Vec<String> = searched.unwrap_or_default().iter().map(escape).collect();
         let msg = format!(
             "no deploy roots found under {} (name one: relwatch check /srv/app)",
             places.join(", ")

@@ -26,10 +26,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
                 if children == 1 { "" } else { "s" }
             )
         } else {
-            format!(
-                "pid {pid} ({}) runs from {release}",
-                pname(input.snap, pid)
-            )
+            format!("pid {pid} ({}) runs from {release}", pname(input.snap, pid))
         };
         out.push(Finding {
             kind: Kind::DeletedRelease,

@@ -18,9 +18,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    // Declaration order is report order within one severity: a broken link first.
+    BrokenCurrent,
     DeletedRelease,
     OldRelease,
-    BrokenCurrent,
     Unreadable,
 }
 
@@ -199,3 +200,6 @@ pub(crate) fn restart_remedy(snap: &Snapshot, pid: i32, master: bool, root: &Dep
         crate::escape::escape(&root.link)
     )
 }
+
+#[cfg(test)]
+mod tests;

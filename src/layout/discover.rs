@@ -17,14 +17,23 @@ pub const DEFAULT_PLACES: &[&str] = &["/var/www", "/srv", "/opt", "/home/*", "/d
 pub const MAX_DEPTH: usize = 4;
 
 /// Directories that never hold deploy roots and can be huge.
-const SKIP: &[&str] = &["node_modules", ".git", "vendor", "releases", "shared", "proc"];
+const SKIP: &[&str] = &[
+    "node_modules",
+    ".git",
+    "vendor",
+    "releases",
+    "shared",
+    "proc",
+];
 
 /// Expand `/home/*`-style places (a trailing `/*` only) into directories.
 pub fn expand_places(places: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for place in places {
         if place.file_name().is_some_and(|n| n == "*") {
-            let Some(parent) = place.parent() else { continue };
+            let Some(parent) = place.parent() else {
+                continue;
+            };
             let Ok(entries) = std::fs::read_dir(parent) else {
                 continue;
             };

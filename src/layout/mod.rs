@@ -292,7 +292,11 @@ fn list_releases(dir: &Path) -> (Vec<Release>, bool) {
 fn app_name(root_dir: Option<&Path>, releases_dir: Option<&Path>, link: &Path) -> String {
     let from = root_dir
         .and_then(Path::file_name)
-        .or_else(|| releases_dir.and_then(Path::parent).and_then(Path::file_name))
+        .or_else(|| {
+            releases_dir
+                .and_then(Path::parent)
+                .and_then(Path::file_name)
+        })
         .or_else(|| link.file_name());
     from.map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "app".to_string())

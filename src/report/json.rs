@@ -168,7 +168,10 @@ pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
             name: &root.name,
             root: Bytes::os(root.root.as_os_str()),
             link: Bytes::os(root.link.as_os_str()),
-            releases_dir: root.releases_dir.as_deref().map(|d| Bytes::os(d.as_os_str())),
+            releases_dir: root
+                .releases_dir
+                .as_deref()
+                .map(|d| Bytes::os(d.as_os_str())),
             current_release: root.current_release().map(Bytes::os),
             current_state: root.current.state_name(),
             switch_time: root.switch_time,
@@ -242,18 +245,21 @@ mod tests {
 
     #[test]
     fn bytes_are_lossless() {
-        assert_eq!(serde_json::to_string(&Bytes(b"/srv/a")).unwrap(), "\"/srv/a\"");
+        assert_eq!(
+            serde_json::to_string(&Bytes(b"/srv/a")).unwrap(),
+            "\"/srv/a\""
+        );
         assert_eq!(
             serde_json::to_string(&Bytes(b"\x1b[31m\n")).unwrap(),
             "\"\\u001b[31m\\n\""
         );
-        let v: serde_json::Value = serde_json::from_str(
-            &serde_json::to_string(&Bytes(b"r\xff")).unwrap(),
-        )
-        .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&Bytes(b"r\xff")).unwrap()).unwrap();
         let b64 = v["bytes"].as_str().unwrap();
         assert_eq!(
-            base64::engine::general_purpose::STANDARD.decode(b64).unwrap(),
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
             b"r\xff"
         );
     }

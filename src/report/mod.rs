@@ -44,7 +44,11 @@ impl Report<'_> {
             .filter(|f| f.kind == Kind::BrokenCurrent)
             .count();
         if broken > 0 {
-            parts.push(plural(broken, "broken current link", "broken current links"));
+            parts.push(plural(
+                broken,
+                "broken current link",
+                "broken current links",
+            ));
         }
         let deleted = count(Kind::DeletedRelease);
         if deleted > 0 {
@@ -56,7 +60,11 @@ impl Report<'_> {
         }
         let old = count(Kind::OldRelease);
         if old > 0 {
-            parts.push(plural(old, "process on an old release", "processes on old releases"));
+            parts.push(plural(
+                old,
+                "process on an old release",
+                "processes on old releases",
+            ));
         }
         let unreadable = count(Kind::Unreadable);
         if unreadable > 0 {

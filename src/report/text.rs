@@ -116,7 +116,11 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
             let _ = writeln!(out, "      ... and {} more", f.pids.len() - i);
             break;
         }
-        let indent = if i == 0 || f.master.is_none() { "" } else { "  " };
+        let indent = if i == 0 || f.master.is_none() {
+            ""
+        } else {
+            "  "
+        };
         let why = f
             .evidence
             .iter()

@@ -168,7 +168,11 @@ mod tests {
             b"abc (x) S 1 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9",
             b"12 (x) S -5 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9",
         ] {
-            assert!(parse_stat(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_stat(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
