@@ -380,12 +380,15 @@ impl Ctx<'_> {
             .filter_map(|r| r.created.map(|c| (c, r)))
             .collect();
         let all_known = !known.is_empty() && known.len() == root.releases.len();
-        if all_known && known.iter().all(|(c, _)| *c > start) {
+        // Birth times are exact, start times only to the tick: a release born in the same tick
+        // as the process may have been born just before it.
+        if all_known && known.iter().all(|(c, _)| *c > start + clock.tick()) {
             return Some(Evidence {
                 pid: p.pid,
                 how: How::ViaCurrent,
                 path: Some(path),
-                deleted: true,
+                // The path through current exists; the release it resolved to does not.
+                deleted: false,
                 release: None,
                 state: ReleaseState::Deleted,
                 detail: format!(

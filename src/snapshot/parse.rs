@@ -105,6 +105,117 @@ pub fn split_cmdline(buf: &[u8]) -> Vec<OsString> {
     args
 }
 
+/// The systemd cgroup path of a process from `/proc/PID/cgroup`: the v1 `name=systemd`
+/// line when it says more than `/` (hybrid and legacy hosts track units there), else the v2
+/// `0::` line. Lines are `ID:CONTROLLERS:PATH`; PATH may itself hold `:`.
+pub fn systemd_cgroup(buf: &[u8]) -> Option<&[u8]> {
+    let mut v2 = None;
+    for line in buf.split(|&b| b == b'\n') {
+        let mut parts = line.splitn(3, |&b| b == b':');
+        let (Some(id), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if ctrl == b"name=systemd" && path != b"/" {
+            return Some(path);
+        }
+        if id == b"0" && ctrl.is_empty() {
+            v2 = Some(path);
+        }
+    }
+    v2
+}
+
+/// What a systemd cgroup path says about the unit a process runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPath {
+    /// The unit as systemd names it (what `systemctl` takes), e.g. `app@srv-shop\x2dnew.service`.
+    pub unit: String,
+    /// `user@UID.service` was on the path: a user service of UID.
+    pub user: Option<u32>,
+}
+
+impl UnitPath {
+    pub fn is_service(&self) -> bool {
+        self.unit.ends_with(".service")
+    }
+
+    /// A login session (`session-N.scope`): the process was started by hand.
+    pub fn is_session(&self) -> bool {
+        self.unit.starts_with("session-") && self.unit.ends_with(".scope")
+    }
+
+    /// The unit name with systemd's `\xNN` escapes decoded, for people.
+    pub fn display(&self) -> String {
+        String::from_utf8_lossy(&unescape_unit(self.unit.as_bytes())).into_owned()
+    }
+}
+
+/// The innermost `.service` or `.scope` on a cgroup path. Components that systemd's
+/// `cg_escape` prefixed with `_` (names that would collide with kernel files) are unprefixed.
+pub fn unit_of_cgroup(path: &[u8]) -> Option<UnitPath> {
+    let mut unit = None;
+    let mut user = None;
+    for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        let comp = comp.strip_prefix(b"_").unwrap_or(comp);
+        let Ok(comp) = std::str::from_utf8(comp) else {
+            continue;
+        };
+        if let Some(uid) = comp
+            .strip_prefix("user@")
+            .and_then(|r| r.strip_suffix(".service"))
+        {
+            user = uid.parse::<u32>().ok();
+            unit = Some(comp.to_string());
+            continue;
+        }
+        if comp.ends_with(".service") || comp.ends_with(".scope") {
+            unit = Some(comp.to_string());
+        }
+    }
+    unit.map(|unit| UnitPath { unit, user })
+}
+
+/// Decode systemd's `\xNN` escapes (`systemd-escape --unescape`).
+pub fn unescape_unit(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        if name[i] == b'\\' && name.get(i + 1) == Some(&b'x') {
+            if let Some(b) = name
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(name[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The values of the named keys in `/proc/PID/environ` (NUL-separated `KEY=VALUE`). Every
+/// other value is skipped without being copied: environments hold secrets.
+pub fn environ_keys<'k>(buf: &[u8], keys: &[&'k str]) -> Vec<(&'k str, OsString)> {
+    let mut out = Vec::new();
+    for entry in buf.split(|&b| b == 0) {
+        for &key in keys {
+            if let Some(value) = entry
+                .strip_prefix(key.as_bytes())
+                .and_then(|r| r.strip_prefix(b"="))
+            {
+                if !out.iter().any(|(k, _)| *k == key) {
+                    out.push((key, OsString::from_vec(value.to_vec())));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +306,104 @@ mod tests {
         let args = split_cmdline(b"/srv/r/\xff\xfe/run\0");
         use std::os::unix::ffi::OsStrExt;
         assert_eq!(args[0].as_bytes(), b"/srv/r/\xff\xfe/run");
+    }
+
+    #[test]
+    fn cgroup_v2_v1_and_hybrid() {
+        assert_eq!(
+            systemd_cgroup(b"0::/system.slice/shop-queue.service\n"),
+            Some(&b"/system.slice/shop-queue.service"[..])
+        );
+        // hybrid: v1 name=systemd carries the unit, v2 says "/"
+        let hybrid =
+            b"12:pids:/system.slice/x.service\n1:name=systemd:/system.slice/x.service\n0::/\n";
+        assert_eq!(
+            systemd_cgroup(hybrid),
+            Some(&b"/system.slice/x.service"[..])
+        );
+        // legacy host without unified line, and a v1 line of "/" falls back to v2
+        assert_eq!(
+            systemd_cgroup(b"9:name=systemd:/\n0::/system.slice/a.service\n"),
+            Some(&b"/system.slice/a.service"[..])
+        );
+        assert_eq!(systemd_cgroup(b"4:memory:/x\n"), None);
+        assert_eq!(systemd_cgroup(b""), None);
+        // a path holding ':' is kept whole
+        assert_eq!(
+            systemd_cgroup(b"0::/a:b.service"),
+            Some(&b"/a:b.service"[..])
+        );
+    }
+
+    #[test]
+    fn units_from_paths() {
+        let u = unit_of_cgroup(b"/system.slice/shop-queue.service").unwrap();
+        assert_eq!(u.unit, "shop-queue.service");
+        assert!(u.is_service() && !u.is_session());
+        assert_eq!(u.user, None);
+
+        let u =
+            unit_of_cgroup(b"/user.slice/user-1000.slice/user@1000.service/app.slice/api.service")
+                .unwrap();
+        assert_eq!(u.unit, "api.service");
+        assert_eq!(u.user, Some(1000));
+
+        let u = unit_of_cgroup(b"/user.slice/user-1000.slice/session-3.scope").unwrap();
+        assert!(u.is_session());
+        assert_eq!(u.user, None);
+
+        // a delegated sub-cgroup below the service still belongs to it
+        let u = unit_of_cgroup(b"/system.slice/gunicorn.service/workers/w1").unwrap();
+        assert_eq!(u.unit, "gunicorn.service");
+
+        // escaped template instance: systemctl takes the escaped name, people read the other
+        let u =
+            unit_of_cgroup(br"/system.slice/system-app.slice/app@srv-shop\x2dnew.service").unwrap();
+        assert_eq!(u.unit, r"app@srv-shop\x2dnew.service");
+        assert_eq!(u.display(), "app@srv-shop-new.service");
+
+        // cg_escape prefixes names that collide with kernel files
+        assert_eq!(
+            unit_of_cgroup(b"/system.slice/_cpu.service").unwrap().unit,
+            "cpu.service"
+        );
+
+        assert_eq!(unit_of_cgroup(b"/"), None);
+        assert_eq!(unit_of_cgroup(b"/init.scope").unwrap().unit, "init.scope");
+    }
+
+    #[test]
+    fn unescape_bad_escapes_are_kept() {
+        assert_eq!(unescape_unit(br"a\x2db"), b"a-b");
+        assert_eq!(unescape_unit(br"a\xzz\x"), br"a\xzz\x");
+        assert_eq!(unescape_unit(br"\x2"), br"\x2");
+    }
+
+    #[test]
+    fn environ_reads_only_named_keys() {
+        let env = b"SECRET_KEY=hunter2\0SUPERVISOR_ENABLED=1\0SUPERVISOR_PROCESS_NAME=queue_00\0\
+SUPERVISOR_GROUP_NAME=queue\0SUPERVISOR_ENABLEDX=no\0PWD=/srv/app/current\0";
+        let got = environ_keys(
+            env,
+            &[
+                "SUPERVISOR_ENABLED",
+                "SUPERVISOR_PROCESS_NAME",
+                "SUPERVISOR_GROUP_NAME",
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                ("SUPERVISOR_ENABLED", OsString::from("1")),
+                ("SUPERVISOR_PROCESS_NAME", OsString::from("queue_00")),
+                ("SUPERVISOR_GROUP_NAME", OsString::from("queue")),
+            ]
+        );
+        assert!(environ_keys(env, &["HOME"]).is_empty());
+        // a key with no '=' and a truncated buffer do not confuse it; first value wins
+        assert_eq!(
+            environ_keys(b"name\0name=a\0name=b", &["name"]),
+            [("name", OsString::from("a"))]
+        );
     }
 }
