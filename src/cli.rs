@@ -16,7 +16,7 @@ workers left on an old release, and broken `current` links, each with the eviden
 const EXIT_CODES: &str = "\
 Exit codes (the monitoring-plugin convention):
   0  OK        every process runs the current release (information only)
-  1  WARNING   processes on an old release after the grace period
+  1  WARNING   processes on an old release after the grace period, zombies, orphans
   2  CRITICAL  a process on a deleted release, or a broken current link
   3  UNKNOWN   bad arguments, or processes that may belong to an app could not be inspected";
 
@@ -33,7 +33,10 @@ pub enum Command {
     #[command(
         long_about = "Scan every process once and report, per deploy root, the processes that run \
 a release other than the one `current` points at (old-release), the ones whose release directory \
-no longer exists (deleted-release, with masters named), and broken current links (broken-current).",
+no longer exists (deleted-release, with masters named), broken current links (broken-current), \
+defunct children an app process does not reap (zombie) and app processes that lost their \
+supervisor (orphan). Every finding names the process's owner (systemd unit, supervisord program, \
+PM2 app, runit or s6 service, login session) and the exact command that fixes it.",
         after_help = concat!("Examples:
   relwatch check                       discover deploy roots under /var/www /srv /opt /home/* /data
   relwatch check /srv/shop             a directory holding `current`
@@ -44,6 +47,15 @@ no longer exists (deleted-release, with masters named), and broken current links
 not be inspected).")
     )]
     Check(CheckArgs),
+
+    /// Show every process of each app as a tree: release, owner, master, workers
+    #[command(
+        long_about = "Show every process placed in an app as a tree: per release (current first), per owner (systemd unit, supervisord program, PM2 app, runit or s6 service, login session, or unsupervised), then master before workers, with state, age and what placed each process there. Exits 0 whatever it shows (use `check` for alerting), 3 on bad arguments.",
+        after_help = "Examples:
+  relwatch ps /srv/shop
+  relwatch ps --format json     the same document as `check --format json`"
+    )]
+    Ps(CheckArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

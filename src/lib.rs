@@ -17,6 +17,7 @@ pub mod escape;
 pub mod exit;
 pub mod findings;
 pub mod layout;
+pub mod owner;
 pub mod report;
 pub mod snapshot;
 
@@ -28,5 +29,9 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let mut out = stdout.lock();
     match &cli.command {
         cli::Command::Check(args) => commands::check::run(args, &mut out),
+        cli::Command::Ps(args) => {
+            commands::check::run_view(args, commands::check::View::Tree, &mut out)?;
+            Ok(ExitCode::Ok)
+        }
     }
 }

@@ -615,7 +615,10 @@ fn json_schema_with_findings_and_processes() {
             vec![b("sleep"), b("1000")]
         );
         assert!(!p.master, "{p:?}");
-        assert!(p.owner.is_none(), "{p:?}");
+        // Children of the test runner, in no systemd unit here: nothing supervises them.
+        let owner = p.owner.as_ref().expect("every placed process has an owner");
+        assert_eq!(owner.kind, OwnerKind::None, "{p:?}");
+        assert_eq!(owner.label, "unsupervised", "{p:?}");
         assert!(p.start_time > 1.0e9 && p.start_time <= report.scanned_at + 1.0);
         let (release, state) = if p.pid == on_deleted.pid() {
             (b("1"), ProcessReleaseState::Deleted)

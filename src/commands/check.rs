@@ -54,6 +54,7 @@ pub fn resolve_roots(named: &[PathBuf], places: &[PathBuf]) -> anyhow::Result<Ro
 pub struct Scan {
     pub snap: Snapshot,
     pub attr: Attribution,
+    pub owners: crate::owner::Owners,
     pub findings: Vec<Finding>,
 }
 
@@ -69,6 +70,9 @@ pub fn scan(
             .snapshot()
             .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))?;
         let mut attr = attribute(roots, &snap);
+        // Owners read cgroup and environ: before verify, so a pid reused during those reads
+        // is caught by the start-time check.
+        let owners = crate::owner::collect(&snap, &attr, source);
         verify(&mut attr, &snap, source);
         let reloaded: Vec<DeployRoot> = roots
             .iter()
@@ -86,18 +90,31 @@ pub fn scan(
             roots,
             snap: &snap,
             attr: &attr,
+            owners: &owners,
             settings,
         });
         return Ok(Scan {
             snap,
             attr,
+            owners,
             findings,
         });
     }
     unreachable!("the loop returns on its second attempt")
 }
 
+/// What `check` and `ps` print: one document per run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Check,
+    Tree,
+}
+
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    run_view(args, View::Check, out)
+}
+
+pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let Roots {
         mut roots,
         searched,
@@ -140,6 +157,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let Scan {
         snap,
         attr,
+        owners,
         findings,
     } = scan(&mut roots, &mut source, &settings)?;
     let exit = ExitCode::from_worst(worst(&findings));
@@ -147,11 +165,15 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         roots: &roots,
         snap: &snap,
         attr: &attr,
+        owners: &owners,
         findings: &findings,
         exit,
     };
     match args.format {
         Format::Json => writeln!(out, "{}", json::render(&report, true)?)?,
+        Format::Text if view == View::Tree => {
+            write!(out, "{}", crate::report::tree::render(&report))?
+        }
         Format::Text => {
             let color = match args.color {
                 ColorChoice::Always => true,

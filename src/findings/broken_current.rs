@@ -50,6 +50,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             release: None,
             pids: Vec::new(),
             master: None,
+            owner: None,
             message,
             remedy,
             evidence: Vec::new(),

@@ -4,8 +4,8 @@
 //! cleaned up keeps running while every worker it spawns dies.
 
 use super::{
-    live_children, pname, restart_remedy, tree_evidence, tree_pids, trees, Finding, Input, Kind,
-    Severity,
+    live_children, owner_label, pname, tree_evidence, tree_pids, tree_remedy, trees, Finding,
+    Input, Kind, Severity,
 };
 use crate::attribution::ReleaseState;
 use crate::escape::escape;
@@ -13,7 +13,6 @@ use crate::escape::escape;
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
     for t in trees(input.attr, input.snap, ReleaseState::Deleted) {
         let pid = t.top.pid;
-        let root = &input.roots[t.top.app];
         let children = live_children(input.snap, pid);
         let release = match &t.top.release {
             Some(r) => format!("deleted release {}", escape(r)),
@@ -36,7 +35,8 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             pids: tree_pids(&t),
             master: (children > 0).then_some(pid),
             message,
-            remedy: restart_remedy(input.snap, pid, children > 0, root),
+            owner: owner_label(input, pid),
+            remedy: tree_remedy(input, &t),
             evidence: tree_evidence(&t),
         });
     }

@@ -8,7 +8,9 @@
 mod broken_current;
 mod deleted_release;
 mod old_release;
+mod orphan;
 mod unreadable;
+mod zombie;
 
 use crate::attribution::{Attribution, Evidence, Placement, ReleaseState};
 use crate::layout::DeployRoot;
@@ -22,6 +24,8 @@ pub enum Kind {
     BrokenCurrent,
     DeletedRelease,
     OldRelease,
+    Zombie,
+    Orphan,
     Unreadable,
 }
 
@@ -31,6 +35,8 @@ impl Kind {
             Kind::DeletedRelease => "deleted-release",
             Kind::OldRelease => "old-release",
             Kind::BrokenCurrent => "broken-current",
+            Kind::Zombie => "zombie",
+            Kind::Orphan => "orphan",
             Kind::Unreadable => "unreadable",
         }
     }
@@ -67,6 +73,8 @@ pub struct Finding {
     pub pids: Vec<i32>,
     /// The master, when the first process has live children.
     pub master: Option<i32>,
+    /// Who supervises the first process, for people (escaped).
+    pub owner: Option<String>,
     pub message: String,
     pub remedy: String,
     pub evidence: Vec<Evidence>,
@@ -84,6 +92,7 @@ pub struct Input<'a> {
     pub roots: &'a [DeployRoot],
     pub snap: &'a Snapshot,
     pub attr: &'a Attribution,
+    pub owners: &'a crate::owner::Owners,
     pub settings: &'a Settings,
 }
 
@@ -93,6 +102,8 @@ pub fn evaluate(input: &Input) -> Vec<Finding> {
     broken_current::check(input, &mut out);
     deleted_release::check(input, &mut out);
     old_release::check(input, &mut out);
+    zombie::check(input, &mut out);
+    orphan::check(input, &mut out);
     unreadable::check(input, &mut out);
     out.sort_by(|a, b| {
         b.severity
@@ -191,14 +202,20 @@ pub(crate) fn tree_pids(t: &Tree) -> Vec<i32> {
         .collect()
 }
 
-/// The remedy for a process tree until owners are known: restart the top of the tree once.
-pub(crate) fn restart_remedy(snap: &Snapshot, pid: i32, master: bool, root: &DeployRoot) -> String {
-    let what = if master { "the master" } else { "it" };
-    format!(
-        "restart pid {pid} ({}) through whatever supervises it, so {what} starts again from {}; if nothing does: kill -TERM {pid} and start it again",
-        pname(snap, pid),
-        crate::escape::escape(&root.link)
+/// The remedy for a tree: restart its top once, through whatever owns it.
+pub(crate) fn tree_remedy(input: &Input, t: &Tree) -> String {
+    crate::owner::remedy::for_tree(
+        input.snap,
+        input.owners,
+        input.attr,
+        &input.roots[t.top.app],
+        t.top.pid,
     )
+}
+
+/// The owner label of a process, when known.
+pub(crate) fn owner_label(input: &Input, pid: i32) -> Option<String> {
+    input.owners.get(pid).map(|o| o.label())
 }
 
 #[cfg(test)]

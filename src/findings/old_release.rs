@@ -3,8 +3,8 @@
 //! switch (workers are still being restarted), a warning after it.
 
 use super::{
-    live_children, pname, restart_remedy, tree_evidence, tree_pids, trees, Finding, Input, Kind,
-    Severity,
+    live_children, owner_label, pname, tree_evidence, tree_pids, tree_remedy, trees, Finding,
+    Input, Kind, Severity,
 };
 use crate::attribution::{human_duration, ReleaseState};
 use crate::escape::escape;
@@ -62,7 +62,8 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             pids: tree_pids(&t),
             master: (children > 0).then_some(pid),
             message,
-            remedy: restart_remedy(input.snap, pid, children > 0, root),
+            owner: owner_label(input, pid),
+            remedy: tree_remedy(input, &t),
             evidence: tree_evidence(&t),
         });
     }

@@ -84,6 +84,7 @@ fn run(roots: &[DeployRoot], s: &Snapshot, grace_secs: u64) -> Vec<Finding> {
         roots,
         snap: s,
         attr: &attr,
+        owners: &crate::owner::Owners::default(),
         settings: &Settings {
             grace: vec![Duration::from_secs(grace_secs); roots.len()],
         },

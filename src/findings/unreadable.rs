@@ -31,6 +31,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             ),
             pids,
             master: None,
+            owner: None,
             remedy: "run relwatch as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH".to_string(),
             evidence: Vec::new(),
         });

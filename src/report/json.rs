@@ -92,6 +92,7 @@ struct FindingOut<'a> {
     release: Option<Bytes<'a>>,
     pids: &'a [i32],
     master: Option<i32>,
+    owner: Option<&'a str>,
     message: &'a str,
     remedy: &'a str,
     evidence: Vec<EvidenceOut<'a>>,
@@ -132,7 +133,17 @@ struct ProcessOut<'a> {
     release_state: &'static str,
     master: bool,
     evidence: Vec<EvidenceOut<'a>>,
-    owner: Option<()>,
+    owner: Option<OwnerOut>,
+}
+
+#[derive(Serialize)]
+struct OwnerOut {
+    kind: &'static str,
+    name: Option<String>,
+    unit: Option<String>,
+    user: Option<u32>,
+    supervisor_pid: Option<i32>,
+    label: String,
 }
 
 struct BytesOwned(Vec<u8>);
@@ -155,6 +166,7 @@ pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
             release: opt(&f.release),
             pids: &f.pids,
             master: f.master,
+            owner: f.owner.as_deref(),
             message: &f.message,
             remedy: &f.remedy,
             evidence: evidence(&f.evidence),
@@ -206,7 +218,14 @@ pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
                 release_state: pl.state.as_str(),
                 master: r.snap.children(p.pid).next().is_some(),
                 evidence: evidence(&pl.evidence),
-                owner: None,
+                owner: r.owners.get(p.pid).map(|o| OwnerOut {
+                    kind: o.kind(),
+                    name: o.name(),
+                    unit: o.unit.as_ref().map(|u| u.unit.clone()),
+                    user: o.unit.as_ref().and_then(|u| u.user),
+                    supervisor_pid: o.supervisor_pid(),
+                    label: o.label(),
+                }),
             })
         })
         .collect();

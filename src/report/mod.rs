@@ -4,6 +4,7 @@
 
 pub mod json;
 pub mod text;
+pub mod tree;
 
 use crate::attribution::Attribution;
 use crate::exit::ExitCode;
@@ -16,6 +17,7 @@ pub struct Report<'a> {
     pub roots: &'a [DeployRoot],
     pub snap: &'a Snapshot,
     pub attr: &'a Attribution,
+    pub owners: &'a crate::owner::Owners,
     pub findings: &'a [Finding],
     pub exit: ExitCode,
 }
@@ -65,6 +67,19 @@ impl Report<'_> {
                 "process on an old release",
                 "processes on old releases",
             ));
+        }
+        let zombies = count(Kind::Zombie)
+            - self
+                .findings
+                .iter()
+                .filter(|f| f.kind == Kind::Zombie)
+                .count();
+        if zombies > 0 {
+            parts.push(plural(zombies, "zombie", "zombies"));
+        }
+        let orphans = count(Kind::Orphan);
+        if orphans > 0 {
+            parts.push(plural(orphans, "orphan", "orphans"));
         }
         let unreadable = count(Kind::Unreadable);
         if unreadable > 0 {

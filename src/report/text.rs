@@ -110,6 +110,9 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
         f.kind.as_str()
     );
     let _ = writeln!(out, "    {}", f.message);
+    if let Some(owner) = &f.owner {
+        let _ = writeln!(out, "    owner: {owner}");
+    }
     for (i, pid) in f.pids.iter().enumerate() {
         let Some(p) = r.snap.get(*pid) else { continue };
         if i >= 20 {

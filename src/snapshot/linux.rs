@@ -7,8 +7,8 @@
 //! It never follows a path taken from a process except through the kernel's magic links.
 //! See proc(5).
 
-use super::parse::{parse_stat, split_cmdline};
-use super::{Clock, Link, LinkError, ProcSource, Process, Snapshot};
+use super::parse::{environ_keys, parse_stat, split_cmdline, systemd_cgroup};
+use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Snapshot};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
@@ -173,6 +173,27 @@ impl ProcSource for LinuxProc {
         let dir = self.open_pid(pid).ok()?;
         Self::read_at(&mut self.buf, &dir, "stat").ok()?;
         parse_stat(&self.buf).ok().map(|s| s.start_ticks)
+    }
+
+    fn extra(&mut self, pid: i32, keys: &[&'static str]) -> Extra {
+        let mut extra = Extra::default();
+        let Ok(dir) = self.open_pid(pid) else {
+            return extra;
+        };
+        if Self::read_at(&mut self.buf, &dir, "cgroup").is_ok() {
+            extra.cgroup = systemd_cgroup(&self.buf).map(<[u8]>::to_vec);
+        }
+        if !keys.is_empty() {
+            match Self::read_at(&mut self.buf, &dir, "environ") {
+                Ok(()) => extra.env = environ_keys(&self.buf, keys),
+                Err(Errno::EACCES | Errno::EPERM) => extra.env_denied = true,
+                Err(_) => {}
+            }
+            // The buffer held every value of the environment: do not keep it around.
+            self.buf.iter_mut().for_each(|b| *b = 0);
+            self.buf.clear();
+        }
+        extra
     }
 
     fn foreign_mount_ns(&mut self, pid: i32) -> bool {

@@ -151,6 +151,37 @@ impl Snapshot {
     }
 }
 
+/// What is read only for processes placed in an app: the systemd cgroup path and the few
+/// environment keys a rule names (never any other value: environments hold secrets).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// The systemd cgroup path (see [`parse::systemd_cgroup`]), when it could be read.
+    pub cgroup: Option<Vec<u8>>,
+    /// Named environment keys and their values.
+    pub env: Vec<(&'static str, OsString)>,
+    /// The environment could not be read (permission).
+    pub env_denied: bool,
+}
+
+impl Extra {
+    pub fn env(&self, key: &str) -> Option<&std::ffi::OsStr> {
+        self.env
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_os_str())
+    }
+}
+
+/// The environment keys relwatch ever reads. Adding one here is a security decision: see
+/// docs/SECURITY.md.
+pub const ENV_KEYS: &[&str] = &[
+    "SUPERVISOR_ENABLED",
+    "SUPERVISOR_PROCESS_NAME",
+    "SUPERVISOR_GROUP_NAME",
+    "pm_id",
+    "name",
+];
+
 /// A source of snapshots: the Linux reader in production, hand-built data in tests.
 pub trait ProcSource {
     fn snapshot(&mut self) -> std::io::Result<Snapshot>;
@@ -158,4 +189,6 @@ pub trait ProcSource {
     fn start_ticks(&mut self, pid: i32) -> Option<u64>;
     /// Whether `pid` lives in a mount namespace other than ours (its paths are not ours).
     fn foreign_mount_ns(&mut self, pid: i32) -> bool;
+    /// Read the cgroup and the named environment keys of `pid`.
+    fn extra(&mut self, pid: i32, keys: &[&'static str]) -> Extra;
 }

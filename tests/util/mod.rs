@@ -742,6 +742,7 @@ pub enum ReleaseState {
     Current,
     Old,
     Deleted,
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -789,6 +790,8 @@ pub struct Finding {
     pub pids: Vec<i32>,
     #[serde(deserialize_with = "Option::deserialize")]
     pub master: Option<i32>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub owner: Option<String>,
     pub message: String,
     pub remedy: String,
     pub evidence: Vec<Evidence>,
@@ -848,5 +851,153 @@ pub struct Process {
     pub master: bool,
     pub evidence: Vec<Evidence>,
     #[serde(deserialize_with = "Option::deserialize")]
-    pub owner: Option<Value>,
+    pub owner: Option<Owner>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    pub kind: OwnerKind,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub unit: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub user: Option<u32>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub supervisor_pid: Option<i32>,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnerKind {
+    Systemd,
+    Supervisord,
+    Pm2,
+    Runit,
+    S6,
+    Session,
+    None,
+}
+
+/// Serializes the tests that create cgroups: they may create and remove a shared parent
+/// (`system.slice`) that does not exist on hosts without systemd.
+pub fn cgroup_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A cgroup made for a test under a mounted hierarchy (cgroup v2 `unified`, or the v1
+/// `name=systemd` one). It removes every directory it created, deepest first, when dropped;
+/// drop the processes in it first.
+pub struct Cgroup {
+    pub base: PathBuf,
+    created: Vec<PathBuf>,
+    pub leaf: PathBuf,
+}
+
+impl Cgroup {
+    /// Where the two hierarchies are mounted on this machine, by filesystem type.
+    pub fn mount_of(v2: bool) -> Option<PathBuf> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+        mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let hit = if v2 {
+                f.get(2) == Some(&"cgroup2")
+            } else {
+                f.get(2) == Some(&"cgroup") && f.get(3).is_some_and(|o| o.contains("name=systemd"))
+            };
+            hit.then(|| PathBuf::from(f[1]))
+        })
+    }
+
+    /// Create `rel` (e.g. `system.slice/relwatch-test-x.service`) under the v2 or v1 systemd
+    /// hierarchy. `None`, with a message, when not root or the hierarchy is absent.
+    pub fn create(v2: bool, rel: &str) -> Option<Cgroup> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: creating cgroups needs root");
+            return None;
+        }
+        let Some(base) = Self::mount_of(v2) else {
+            eprintln!(
+                "skipped: no {} hierarchy mounted",
+                if v2 { "cgroup2" } else { "name=systemd" }
+            );
+            return None;
+        };
+        let mut created = Vec::new();
+        let mut dir = base.clone();
+        for comp in rel.split('/') {
+            dir.push(comp);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => created.push(dir.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => panic!("cannot create cgroup {}: {e}", dir.display()),
+            }
+        }
+        Some(Cgroup {
+            base,
+            created,
+            leaf: dir,
+        })
+    }
+
+    /// Move a process into the leaf cgroup.
+    pub fn add(&self, pid: i32) {
+        std::fs::write(self.leaf.join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", self.leaf.display()));
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // Anything still inside goes back to the root so the directories can go.
+        if let Ok(procs) = std::fs::read_to_string(self.leaf.join("cgroup.procs")) {
+            for pid in procs.split_whitespace() {
+                let _ = std::fs::write(self.base.join("cgroup.procs"), pid);
+            }
+        }
+        for dir in self.created.iter().rev() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::fs::remove_dir(dir).is_err() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// A process that is not our child any more (double-forked, reparented to PID 1): found by a
+/// predicate and killed by pid when dropped.
+pub struct Stray(pub i32);
+
+impl Stray {
+    /// Wait for a process whose cwd is `dir` and whose parent is PID 1.
+    pub fn find_in(dir: &Path) -> Stray {
+        let dir = dir.to_path_buf();
+        Stray(poll("a double-forked process reparented to PID 1", || {
+            std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+                let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                let ppid: i32 = stat
+                    .rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                (cwd == dir && ppid == 1).then_some(pid)
+            })
+        }))
+    }
+}
+
+impl Drop for Stray {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }

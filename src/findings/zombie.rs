@@ -1,0 +1,54 @@
+//! `zombie` (warning): defunct children that an app process does not reap. One finding per
+//! parent. A zombie's exit time is not in /proc, so the age given is since the oldest zombie
+//! *started*: an upper bound on how long it has waited.
+
+use super::{owner_label, pname, Finding, Input, Kind, Severity, Tree};
+use crate::attribution::human_duration;
+use std::collections::BTreeMap;
+
+pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
+    let mut by_parent: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for z in input.snap.processes.iter().filter(|p| p.is_zombie()) {
+        if input.attr.get(z.ppid).is_some() {
+            by_parent.entry(z.ppid).or_default().push(z.pid);
+        }
+    }
+    let clock = &input.snap.clock;
+    for (parent, zombies) in by_parent {
+        let Some(pl) = input.attr.get(parent) else {
+            continue;
+        };
+        let oldest = zombies
+            .iter()
+            .filter_map(|z| input.snap.get(*z))
+            .map(|z| clock.start_time(z.start_ticks))
+            .fold(f64::INFINITY, f64::min);
+        let n = zombies.len();
+        let tree = Tree {
+            top: pl,
+            members: Vec::new(),
+        };
+        let message = format!(
+            "pid {parent} ({}) does not reap its children: {n} zombie{}, the oldest started {} ago",
+            pname(input.snap, parent),
+            if n == 1 { "" } else { "s" },
+            human_duration(clock.now - oldest)
+        );
+        let remedy = format!(
+            "restarting pid {parent} clears its zombies: {}",
+            super::tree_remedy(input, &tree)
+        );
+        out.push(Finding {
+            kind: Kind::Zombie,
+            severity: Severity::Warning,
+            app: pl.app,
+            release: pl.release.clone(),
+            pids: std::iter::once(parent).chain(zombies).collect(),
+            master: Some(parent),
+            owner: owner_label(input, parent),
+            message,
+            remedy,
+            evidence: pl.evidence.clone(),
+        });
+    }
+}

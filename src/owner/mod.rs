@@ -1,0 +1,419 @@
+//! Owners: who started each process of an app, and so what to restart.
+//!
+//! Evidence, nearest first: a supervisor process above it (supervisord with the
+//! `SUPERVISOR_PROCESS_NAME`/`SUPERVISOR_GROUP_NAME` keys, a PM2 God daemon with `pm_id`/`name`,
+//! `runsv NAME`, `s6-supervise NAME`), then the systemd unit from its cgroup (a service, a user
+//! service under `user@UID.service`, or a login `session-N.scope`: started by hand), else
+//! unsupervised. The nearest supervisor wins because it is what restarts the process: a
+//! supervisord program inside `supervisor.service` is restarted with `supervisorctl`, not by
+//! restarting every program at once.
+//!
+//! Only the environment keys in [`crate::snapshot::ENV_KEYS`] are ever read, and `name` only
+//! below a PM2 God daemon. [`collect`] does the reads (only for processes placed in an app);
+//! [`resolve`] is pure.
+
+pub mod remedy;
+
+use crate::attribution::Attribution;
+use crate::escape::escape;
+use crate::snapshot::parse::{unit_of_cgroup, UnitPath};
+use crate::snapshot::{Extra, ProcSource, Process, Snapshot};
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
+/// The process supervisor nearest to a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Supervisor {
+    /// A supervisord ancestor; `program` is `GROUP:NAME` from the environment.
+    Supervisord {
+        pid: i32,
+        program: Option<String>,
+    },
+    /// A PM2 God daemon ancestor, with the app's `name` and `pm_id`.
+    Pm2 {
+        god: i32,
+        name: Option<OsString>,
+        id: Option<OsString>,
+    },
+    Runit {
+        pid: i32,
+        service: OsString,
+    },
+    S6 {
+        pid: i32,
+        service: OsString,
+    },
+    /// A systemd service (system, or user service when `unit.user` is set).
+    Systemd {
+        unit: UnitPath,
+    },
+    /// A login session scope: started by hand.
+    Session {
+        unit: UnitPath,
+    },
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub supervisor: Supervisor,
+    /// The systemd unit the process's cgroup names, whatever the supervisor.
+    pub unit: Option<UnitPath>,
+    /// The process carries `SUPERVISOR_ENABLED` (it was started by a supervisord).
+    pub supervisor_enabled: bool,
+}
+
+impl Owner {
+    pub fn kind(&self) -> &'static str {
+        match self.supervisor {
+            Supervisor::Supervisord { .. } => "supervisord",
+            Supervisor::Pm2 { .. } => "pm2",
+            Supervisor::Runit { .. } => "runit",
+            Supervisor::S6 { .. } => "s6",
+            Supervisor::Systemd { .. } => "systemd",
+            Supervisor::Session { .. } => "session",
+            Supervisor::None => "none",
+        }
+    }
+
+    /// The supervisor's own name for it: program, app, service or unit (not escaped).
+    pub fn name(&self) -> Option<String> {
+        match &self.supervisor {
+            Supervisor::Supervisord { program, .. } => program.clone(),
+            Supervisor::Pm2 { name, id, .. } => name
+                .as_ref()
+                .or(id.as_ref())
+                .map(|n| n.to_string_lossy().into_owned()),
+            Supervisor::Runit { service, .. } | Supervisor::S6 { service, .. } => {
+                Some(service.to_string_lossy().into_owned())
+            }
+            Supervisor::Systemd { unit } | Supervisor::Session { unit } => Some(unit.unit.clone()),
+            Supervisor::None => None,
+        }
+    }
+
+    /// The supervisor process, when there is one.
+    pub fn supervisor_pid(&self) -> Option<i32> {
+        match &self.supervisor {
+            Supervisor::Supervisord { pid, .. }
+            | Supervisor::Runit { pid, .. }
+            | Supervisor::S6 { pid, .. } => Some(*pid),
+            Supervisor::Pm2 { god, .. } => Some(*god),
+            _ => None,
+        }
+    }
+
+    /// One phrase for people, escaped.
+    pub fn label(&self) -> String {
+        match &self.supervisor {
+            Supervisor::Supervisord { pid, program } => match program {
+                Some(p) => format!("supervisord program {} (supervisord pid {pid})", escape(p)),
+                None => format!("supervisord pid {pid}"),
+            },
+            Supervisor::Pm2 { god, .. } => format!(
+                "pm2 app {} (God daemon pid {god})",
+                escape(self.name().unwrap_or_else(|| "?".into()))
+            ),
+            Supervisor::Runit { pid, service } => {
+                format!("runit service {} (runsv pid {pid})", escape(service))
+            }
+            Supervisor::S6 { pid, service } => {
+                format!("s6 service {} (s6-supervise pid {pid})", escape(service))
+            }
+            Supervisor::Systemd { unit } => match unit.user {
+                Some(uid) => format!("systemd user unit {} of uid {uid}", escape(unit.display())),
+                None => format!("systemd unit {}", escape(unit.display())),
+            },
+            Supervisor::Session { unit } => {
+                format!("login session {} (started by hand)", escape(unit.display()))
+            }
+            Supervisor::None => "unsupervised".to_string(),
+        }
+    }
+}
+
+/// Owners of the placed processes, by pid, with the extra reads they came from.
+#[derive(Debug, Clone, Default)]
+pub struct Owners {
+    pub by_pid: HashMap<i32, Owner>,
+    pub extras: HashMap<i32, Extra>,
+}
+
+impl Owners {
+    pub fn get(&self, pid: i32) -> Option<&Owner> {
+        self.by_pid.get(&pid)
+    }
+}
+
+fn basename(arg: &OsStr) -> &[u8] {
+    let b = arg.as_bytes();
+    match b.iter().rposition(|&c| c == b'/') {
+        Some(i) => &b[i + 1..],
+        None => b,
+    }
+}
+
+/// supervisord itself: `supervisord ...` or `python3 /usr/bin/supervisord ...`.
+pub fn is_supervisord(p: &Process) -> bool {
+    p.cmdline
+        .iter()
+        .take(2)
+        .any(|a| basename(a) == b"supervisord")
+        || p.comm == b"supervisord"
+}
+
+/// PM2's God daemon sets its title to `PM2 vX.Y.Z: God Daemon (/home/u/.pm2)`.
+pub fn is_pm2_god(p: &Process) -> bool {
+    p.cmdline.first().is_some_and(|a| {
+        let a = a.as_bytes();
+        a.starts_with(b"PM2 v") && a.windows(10).any(|w| w == b"God Daemon")
+    })
+}
+
+fn supervise_name(p: &Process, program: &[u8]) -> Option<OsString> {
+    match p.cmdline.as_slice() {
+        [a0, name, ..] if basename(a0) == program => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The nearest supervisor ancestor of `p` (not `p` itself).
+fn nearest_supervisor(snap: &Snapshot, p: &Process) -> Option<(i32, &'static str)> {
+    let mut pid = p.ppid;
+    for _ in 0..64 {
+        if pid <= 1 {
+            return None;
+        }
+        let a = snap.get(pid)?;
+        if is_supervisord(a) {
+            return Some((pid, "supervisord"));
+        }
+        if is_pm2_god(a) {
+            return Some((pid, "pm2"));
+        }
+        if supervise_name(a, b"runsv").is_some() {
+            return Some((pid, "runsv"));
+        }
+        if supervise_name(a, b"s6-supervise").is_some() {
+            return Some((pid, "s6"));
+        }
+        pid = a.ppid;
+    }
+    None
+}
+
+/// Read the cgroup and the named environment keys of every placed process.
+pub fn collect(snap: &Snapshot, attr: &Attribution, source: &mut dyn ProcSource) -> Owners {
+    const BASE: &[&str] = &[
+        "SUPERVISOR_ENABLED",
+        "SUPERVISOR_PROCESS_NAME",
+        "SUPERVISOR_GROUP_NAME",
+        "pm_id",
+    ];
+    const WITH_PM2: &[&str] = &[
+        "SUPERVISOR_ENABLED",
+        "SUPERVISOR_PROCESS_NAME",
+        "SUPERVISOR_GROUP_NAME",
+        "pm_id",
+        "name",
+    ];
+    let mut extras = HashMap::new();
+    for pl in &attr.placements {
+        let Some(p) = snap.get(pl.pid) else { continue };
+        let keys = match nearest_supervisor(snap, p) {
+            Some((_, "pm2")) => WITH_PM2,
+            _ => BASE,
+        };
+        extras.insert(pl.pid, source.extra(pl.pid, keys));
+    }
+    resolve(snap, extras)
+}
+
+/// Decide every owner from the snapshot and the extra reads. Pure.
+pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
+    let mut by_pid = HashMap::new();
+    for (&pid, extra) in &extras {
+        let Some(p) = snap.get(pid) else { continue };
+        let unit = extra.cgroup.as_deref().and_then(unit_of_cgroup);
+        let supervisor = match nearest_supervisor(snap, p) {
+            Some((spid, "supervisord")) => Supervisor::Supervisord {
+                pid: spid,
+                program: program_name(extra),
+            },
+            Some((god, "pm2")) => Supervisor::Pm2 {
+                god,
+                name: extra.env("name").map(OsStr::to_os_string),
+                id: extra.env("pm_id").map(OsStr::to_os_string),
+            },
+            Some((spid, kind)) => {
+                let a = snap.get(spid);
+                let prog: &[u8] = if kind == "runsv" {
+                    b"runsv"
+                } else {
+                    b"s6-supervise"
+                };
+                let service = a.and_then(|a| supervise_name(a, prog)).unwrap_or_default();
+                if kind == "runsv" {
+                    Supervisor::Runit { pid: spid, service }
+                } else {
+                    Supervisor::S6 { pid: spid, service }
+                }
+            }
+            None => match &unit {
+                Some(u) if u.is_service() && !u.unit.starts_with("user@") => {
+                    Supervisor::Systemd { unit: u.clone() }
+                }
+                Some(u) if u.is_session() => Supervisor::Session { unit: u.clone() },
+                _ => Supervisor::None,
+            },
+        };
+        by_pid.insert(
+            pid,
+            Owner {
+                supervisor,
+                unit,
+                supervisor_enabled: extra.env("SUPERVISOR_ENABLED").is_some(),
+            },
+        );
+    }
+    Owners { by_pid, extras }
+}
+
+/// `GROUP:NAME`, which `supervisorctl` accepts for grouped and plain programs alike.
+fn program_name(extra: &Extra) -> Option<String> {
+    let name = extra.env("SUPERVISOR_PROCESS_NAME")?;
+    let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
+    match extra.env("SUPERVISOR_GROUP_NAME") {
+        Some(g) => Some(format!("{}:{name}", String::from_utf8_lossy(g.as_bytes()))),
+        None => Some(name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{Clock, LinkError};
+
+    fn p(pid: i32, ppid: i32, args: &[&str]) -> Process {
+        Process {
+            pid,
+            ppid,
+            comm: args
+                .first()
+                .map(|a| a.as_bytes().to_vec())
+                .unwrap_or_default(),
+            state: b'S',
+            start_ticks: 1,
+            uid: 1000,
+            kernel_thread: false,
+            cmdline: args.iter().map(OsString::from).collect(),
+            cwd: Err(LinkError::Absent),
+            exe: Err(LinkError::Absent),
+        }
+    }
+
+    fn snap(mut ps: Vec<Process>) -> Snapshot {
+        ps.sort_by_key(|p| p.pid);
+        Snapshot {
+            processes: ps,
+            clock: Clock {
+                ticks_per_second: 100,
+                boot_epoch: 0.0,
+                now: 0.0,
+            },
+            own_pid: 0,
+            vanished: 0,
+        }
+    }
+
+    fn extra(cgroup: &str, env: &[(&'static str, &str)]) -> Extra {
+        Extra {
+            cgroup: Some(cgroup.as_bytes().to_vec()),
+            env: env.iter().map(|(k, v)| (*k, OsString::from(v))).collect(),
+            env_denied: false,
+        }
+    }
+
+    fn owner_of(s: &Snapshot, pid: i32, e: Extra) -> Owner {
+        resolve(s, HashMap::from([(pid, e)])).by_pid[&pid].clone()
+    }
+
+    #[test]
+    fn nearest_supervisor_wins_over_the_systemd_unit() {
+        let s = snap(vec![
+            p(10, 1, &["/usr/bin/python3", "/usr/bin/supervisord", "-n"]),
+            p(11, 10, &["php", "artisan", "queue:work"]),
+        ]);
+        let o = owner_of(
+            &s,
+            11,
+            extra(
+                "/system.slice/supervisor.service",
+                &[
+                    ("SUPERVISOR_ENABLED", "1"),
+                    ("SUPERVISOR_PROCESS_NAME", "queue_00"),
+                    ("SUPERVISOR_GROUP_NAME", "queue"),
+                ],
+            ),
+        );
+        assert_eq!(o.kind(), "supervisord");
+        assert_eq!(o.name().as_deref(), Some("queue:queue_00"));
+        assert_eq!(o.supervisor_pid(), Some(10));
+        assert_eq!(o.unit.as_ref().unwrap().unit, "supervisor.service");
+        assert!(o.supervisor_enabled);
+    }
+
+    #[test]
+    fn pm2_god_daemon_and_app_name() {
+        let s = snap(vec![
+            p(20, 1, &["PM2 v5.3.0: God Daemon (/home/deploy/.pm2)"]),
+            p(21, 20, &["node /srv/api/current/server.js"]),
+        ]);
+        let o = owner_of(
+            &s,
+            21,
+            extra(
+                "/user.slice/user-1000.slice/session-2.scope",
+                &[("pm_id", "0"), ("name", "api")],
+            ),
+        );
+        assert_eq!(o.kind(), "pm2");
+        assert_eq!(o.name().as_deref(), Some("api"));
+        assert!(is_pm2_god(&s.processes[0]));
+        assert!(!is_pm2_god(&p(1, 0, &["PM2 v5 worker"])));
+    }
+
+    #[test]
+    fn runit_and_s6_services() {
+        let s = snap(vec![
+            p(30, 1, &["runsvdir", "-P", "/etc/service"]),
+            p(31, 30, &["runsv", "queue"]),
+            p(32, 31, &["php", "worker.php"]),
+            p(40, 1, &["s6-supervise", "api"]),
+            p(41, 40, &["node", "server.js"]),
+        ]);
+        let o = owner_of(&s, 32, Extra::default());
+        assert_eq!(o.kind(), "runit");
+        assert_eq!(o.name().as_deref(), Some("queue"));
+        let o = owner_of(&s, 41, Extra::default());
+        assert_eq!(o.kind(), "s6");
+        assert_eq!(o.name().as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn the_user_manager_itself_is_not_a_service_owner() {
+        let s = snap(vec![p(50, 1, &["sleep", "1"])]);
+        let o = owner_of(
+            &s,
+            50,
+            extra(
+                "/user.slice/user-1000.slice/user@1000.service/init.scope",
+                &[],
+            ),
+        );
+        assert_eq!(o.kind(), "none");
+        let o = owner_of(&s, 50, extra("/", &[]));
+        assert_eq!(o.kind(), "none");
+    }
+}

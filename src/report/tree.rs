@@ -1,0 +1,127 @@
+//! The `ps` view: per app, each release, then each owner, then the process tree (master before
+//! its workers), with state, age and what placed each process there. What an operator reads
+//! over SSH before deciding what to restart.
+
+use super::{releases_of, Report};
+use crate::attribution::{human_duration, ReleaseState};
+use crate::escape::escape;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write;
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    for (app, root) in r.roots.iter().enumerate() {
+        if app > 0 {
+            out.push('\n');
+        }
+        let current = match root.current_release() {
+            Some(c) => format!("current {}", escape(c)),
+            None => format!("current link {}", root.current.state_name()),
+        };
+        let _ = writeln!(
+            out,
+            "{}  {}  {current}",
+            escape(&root.name),
+            escape(&root.root)
+        );
+        let mut rows = releases_of(r, app);
+        // current first, then old, then deleted
+        rows.sort_by_key(|row| match row.state {
+            ReleaseState::Current => 0,
+            ReleaseState::Old | ReleaseState::Unknown => 1,
+            ReleaseState::Deleted => 2,
+        });
+        for row in rows {
+            if row.pids.is_empty() && row.state != ReleaseState::Current {
+                continue;
+            }
+            let label = match row.state {
+                ReleaseState::Current => " (current)",
+                ReleaseState::Deleted => " (deleted)",
+                ReleaseState::Old => " (old)",
+                ReleaseState::Unknown => "",
+            };
+            let _ = writeln!(out, "  release {}{label}", escape(row.name));
+            if row.pids.is_empty() {
+                let _ = writeln!(out, "    (no processes)");
+            }
+            let mut by_owner: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for pid in &row.pids {
+                let label = r
+                    .owners
+                    .get(*pid)
+                    .map(|o| o.label())
+                    .unwrap_or_else(|| "owner unknown".into());
+                by_owner.entry(label).or_default().push(*pid);
+            }
+            for (owner, mut pids) in by_owner {
+                pids.sort_unstable();
+                let _ = writeln!(out, "    {owner}");
+                let set: HashSet<i32> = pids.iter().copied().collect();
+                for &pid in &pids {
+                    let parent_here = r.snap.get(pid).is_some_and(|p| set.contains(&p.ppid));
+                    if !parent_here {
+                        branch(&mut out, r, pid, &set, 3, &mut HashSet::new());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn branch(
+    out: &mut String,
+    r: &Report,
+    pid: i32,
+    set: &HashSet<i32>,
+    depth: usize,
+    seen: &mut HashSet<i32>,
+) {
+    if !seen.insert(pid) || depth > 40 {
+        return;
+    }
+    let Some(p) = r.snap.get(pid) else { return };
+    let age = human_duration(r.snap.clock.now - r.snap.clock.start_time(p.start_ticks));
+    let why = r
+        .attr
+        .get(pid)
+        .and_then(|pl| pl.evidence.first())
+        .map(|e| e.detail.as_str())
+        .unwrap_or("");
+    let zombies = r
+        .snap
+        .processes
+        .iter()
+        .filter(|z| z.ppid == pid && z.is_zombie())
+        .count();
+    let zombies = if zombies > 0 {
+        format!(
+            "  [{zombies} zombie{}]",
+            if zombies == 1 { "" } else { "s" }
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "{:indent$}{:<7} {} {:>7} ago  {:<16} {why}{zombies}",
+        "",
+        pid,
+        p.state as char,
+        age,
+        escape(p.name()),
+        indent = depth * 2
+    );
+    let mut kids: Vec<i32> = r
+        .snap
+        .processes
+        .iter()
+        .filter(|c| c.ppid == pid && set.contains(&c.pid))
+        .map(|c| c.pid)
+        .collect();
+    kids.sort_unstable();
+    for k in kids {
+        branch(out, r, k, set, depth + 1, seen);
+    }
+}
