@@ -56,6 +56,67 @@ not be inspected).")
   relwatch ps --format json     the same document as `check --format json`"
     )]
     Ps(CheckArgs),
+
+    /// After a deploy's switch: wait until every process runs the current release
+    #[command(
+        long_about = "Block until every process of the app runs the release `current` points at, \
+then exit 0. Call it from a deploy hook right after the symlink switch. Workers still on an old \
+release are polled by pid and start time, so the wait ends within a fraction of a second of the \
+last one being replaced, and a reused pid is never taken for an old worker. It reports; it \
+restarts nothing.",
+        after_help = "Exit codes:
+  0  every process runs the current release
+  1  timed out: each process still on an old release is listed with its owner and fix
+  2  a process runs from a deleted release, or current is broken: waiting cannot fix it
+  3  bad arguments
+
+Examples:
+  relwatch wait /srv/shop --timeout 2m
+  ln -s releases/65 current.new && mv -T current.new current && relwatch wait ."
+    )]
+    Wait(WaitArgs),
+
+    /// Before a cleanup: is any process still using these release directories?
+    #[command(
+        name = "in-use",
+        long_about = "Exit 0 when no process uses any of the given paths, 1 with the list of \
+processes that do (pid, name, owner, and how: cwd, exe, script, open file, mapped file). It looks \
+deeper than `check`: every open file and memory map of every user-space process. Call it before \
+`rm -rf` of an old release.",
+        after_help = "Exit codes: 0 not in use, 1 in use, 3 bad arguments (e.g. a path that does not exist).
+
+Examples:
+  relwatch in-use /srv/shop/releases/60 && rm -rf /srv/shop/releases/60
+  relwatch in-use /srv/shop/releases/* --format json"
+    )]
+    InUse(InUseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Deploy roots: a directory holding a `current` link, or the `current` link itself.
+    /// Without any, relwatch discovers them (see --discover).
+    #[arg(value_name = "ROOT")]
+    pub roots: Vec<PathBuf>,
+
+    /// Give up after this long (e.g. 30s, 2m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+
+    /// Where to look for deploy roots when none is named (repeatable)
+    #[arg(long, value_name = "DIR")]
+    pub discover: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InUseArgs {
+    /// Release directories (or any paths) about to be deleted
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -33,5 +33,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             commands::check::run_view(args, commands::check::View::Tree, &mut out)?;
             Ok(ExitCode::Ok)
         }
+        cli::Command::Wait(args) => commands::wait::run(args, &mut out),
+        cli::Command::InUse(args) => commands::in_use::run(args, &mut out),
     }
 }

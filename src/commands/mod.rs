@@ -2,6 +2,8 @@
 //! Each takes validated options and returns an exit code; none holds logic a rule should own.
 
 pub mod check;
+pub mod in_use;
+pub mod wait;
 
 /// An error that is the caller's fault (bad argument or config): exit 3 with its message.
 #[derive(Debug, thiserror::Error)]

@@ -205,6 +205,12 @@ fn nearest_supervisor(snap: &Snapshot, p: &Process) -> Option<(i32, &'static str
 
 /// Read the cgroup and the named environment keys of every placed process.
 pub fn collect(snap: &Snapshot, attr: &Attribution, source: &mut dyn ProcSource) -> Owners {
+    let pids: Vec<i32> = attr.placements.iter().map(|p| p.pid).collect();
+    collect_pids(snap, &pids, source)
+}
+
+/// Read the cgroup and the named environment keys of the given processes, then resolve.
+pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) -> Owners {
     const BASE: &[&str] = &[
         "SUPERVISOR_ENABLED",
         "SUPERVISOR_PROCESS_NAME",
@@ -219,13 +225,13 @@ pub fn collect(snap: &Snapshot, attr: &Attribution, source: &mut dyn ProcSource)
         "name",
     ];
     let mut extras = HashMap::new();
-    for pl in &attr.placements {
-        let Some(p) = snap.get(pl.pid) else { continue };
+    for &pid in pids {
+        let Some(p) = snap.get(pid) else { continue };
         let keys = match nearest_supervisor(snap, p) {
             Some((_, "pm2")) => WITH_PM2,
             _ => BASE,
         };
-        extras.insert(pl.pid, source.extra(pl.pid, keys));
+        extras.insert(pid, source.extra(pid, keys));
     }
     resolve(snap, extras)
 }

@@ -7,7 +7,7 @@
 //! It never follows a path taken from a process except through the kernel's magic links.
 //! See proc(5).
 
-use super::parse::{environ_keys, parse_stat, split_cmdline, systemd_cgroup};
+use super::parse::{environ_keys, maps_paths, parse_stat, split_cmdline, systemd_cgroup};
 use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Snapshot};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
@@ -194,6 +194,47 @@ impl ProcSource for LinuxProc {
             self.buf.clear();
         }
         extra
+    }
+
+    fn open_files(&mut self, pid: i32) -> Vec<OsString> {
+        let Ok(dir) = self.open_pid(pid) else {
+            return Vec::new();
+        };
+        let Ok(fd_dir) = openat(
+            &dir,
+            "fd",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return Vec::new();
+        };
+        let Ok(mut entries) = nix::dir::Dir::from_fd(fd_dir) else {
+            return Vec::new();
+        };
+        let names: Vec<std::ffi::CString> = entries
+            .iter()
+            .flatten()
+            .map(|e| e.file_name().to_owned())
+            .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
+            .collect();
+        names
+            .iter()
+            .filter_map(|n| readlinkat(&entries, n.as_c_str()).ok())
+            .collect()
+    }
+
+    fn mapped_files(&mut self, pid: i32) -> Vec<OsString> {
+        let Ok(dir) = self.open_pid(pid) else {
+            return Vec::new();
+        };
+        if Self::read_at(&mut self.buf, &dir, "maps").is_err() {
+            return Vec::new();
+        }
+        use std::os::unix::ffi::OsStrExt;
+        maps_paths(&self.buf)
+            .into_iter()
+            .map(|p| std::ffi::OsStr::from_bytes(p).to_os_string())
+            .collect()
     }
 
     fn foreign_mount_ns(&mut self, pid: i32) -> bool {

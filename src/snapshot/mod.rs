@@ -191,4 +191,8 @@ pub trait ProcSource {
     fn foreign_mount_ns(&mut self, pid: i32) -> bool;
     /// Read the cgroup and the named environment keys of `pid`.
     fn extra(&mut self, pid: i32, keys: &[&'static str]) -> Extra;
+    /// Targets of the open file descriptors of `pid` (`in-use` only).
+    fn open_files(&mut self, pid: i32) -> Vec<OsString>;
+    /// Paths of the files mapped into `pid` (`in-use` only).
+    fn mapped_files(&mut self, pid: i32) -> Vec<OsString>;
 }

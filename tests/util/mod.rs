@@ -1001,3 +1001,111 @@ impl Drop for Stray {
         );
     }
 }
+
+/// `relwatch` running in the background (for `wait`): its stdout is collected as it comes,
+/// and it is killed by pid if the test ends first.
+pub struct Background {
+    child: Option<std::process::Child>,
+    args: Vec<OsString>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start<I, S>(args: I) -> Background
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relwatch"))
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start relwatch");
+        let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stdout.take().expect("piped stdout");
+        let sink = stdout.clone();
+        let reader = thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        Background {
+            child: Some(child),
+            args,
+            stdout,
+            reader: Some(reader),
+        }
+    }
+
+    /// Still running?
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Poll until its stdout so far contains `needle`.
+    pub fn wait_for_output(&self, needle: &str) {
+        poll(&format!("relwatch to print {needle:?}"), || {
+            self.stdout
+                .lock()
+                .ok()
+                .filter(|s| s.contains(needle))
+                .map(|_| ())
+        });
+    }
+
+    /// Wait (polling, 60 s at most) for it to exit and collect its output.
+    pub fn finish(mut self) -> Run {
+        let mut child = self.child.take().expect("finished once");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("relwatch {:?} did not exit within 60 s", self.args);
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let stdout = self.stdout.lock().map(|s| s.clone()).unwrap_or_default();
+        Run {
+            args: std::mem::take(&mut self.args),
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
