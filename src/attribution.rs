@@ -90,6 +90,8 @@ pub struct Placement {
     pub state: ReleaseState,
     /// All evidence, the deciding piece first.
     pub evidence: Vec<Evidence>,
+    /// The configured role whose pattern matches the command line (first match wins).
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -509,9 +511,52 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
             release: evidence[0].release.clone(),
             state: evidence[0].state,
             evidence,
+            role: None,
         });
     }
     out
+}
+
+/// The command line as config patterns see it: arguments joined by single spaces.
+pub fn joined_cmdline(p: &crate::snapshot::Process) -> String {
+    let mut s = String::new();
+    for (i, a) in p.cmdline.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Apply each app's configuration: drop processes its `ignore` patterns match, and name the
+/// role whose `match` pattern matches (the first one, in file order).
+pub fn apply_settings(
+    attr: &mut Attribution,
+    snap: &Snapshot,
+    settings: &crate::findings::Settings,
+) {
+    attr.placements.retain_mut(|pl| {
+        let Some(app) = settings.apps.get(pl.app) else {
+            return true;
+        };
+        if app.ignore.is_empty() && app.roles.is_empty() {
+            return true;
+        }
+        let Some(p) = snap.get(pl.pid) else {
+            return false;
+        };
+        let line = joined_cmdline(p);
+        if app.ignore.iter().any(|re| re.is_match(&line)) {
+            return false;
+        }
+        pl.role = app
+            .roles
+            .iter()
+            .find(|r| r.pattern.is_match(&line))
+            .map(|r| r.name.clone());
+        true
+    });
 }
 
 /// Drop placements that cannot be trusted: the pid was reused or the process exited since it

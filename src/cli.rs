@@ -17,7 +17,8 @@ const EXIT_CODES: &str = "\
 Exit codes (the monitoring-plugin convention):
   0  OK        every process runs the current release (information only)
   1  WARNING   processes on an old release after the grace period, zombies, orphans
-  2  CRITICAL  a process on a deleted release, or a broken current link
+  2  CRITICAL  a process on a deleted release, a broken current link, a duplicate singleton or
+               missing workers (roles from the config file)
   3  UNKNOWN   bad arguments, or processes that may belong to an app could not be inspected";
 
 #[derive(Debug, Parser)]
@@ -90,6 +91,25 @@ Examples:
   relwatch in-use /srv/shop/releases/* --format json"
     )]
     InUse(InUseArgs),
+
+    /// Validate the config file, or print a commented example
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file and print the effective configuration, every default filled in
+    #[command(
+        after_help = "Exit codes: 0 valid, 3 refused (the message names file, line, column and key)."
+    )]
+    Check {
+        /// The file [default: /etc/relwatch/config.yaml]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Print a commented example config file
+    Example,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +126,11 @@ pub struct WaitArgs {
     /// Where to look for deploy roots when none is named (repeatable)
     #[arg(long, value_name = "DIR")]
     pub discover: Vec<PathBuf>,
+
+    /// Config file: apps and roles (a duplicate singleton ends the wait with 2)
+    /// [default: /etc/relwatch/config.yaml when it exists]
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,9 +172,14 @@ pub struct CheckArgs {
     pub format: Format,
 
     /// How long after a switch processes may stay on the old release before it is a warning
-    /// (e.g. 0s, 90s, 5m, 1h)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
-    pub grace: Duration,
+    /// (e.g. 0s, 90s, 5m, 1h) [default: the config file's, else 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+
+    /// Config file: apps, roles, grace periods [default: /etc/relwatch/config.yaml when it
+    /// exists]
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Where to look for deploy roots when none is named (repeatable; a trailing /* means
     /// every directory in it) [default: /var/www /srv /opt /home/* /data]

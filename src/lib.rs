@@ -13,6 +13,7 @@
 pub mod attribution;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod escape;
 pub mod exit;
 pub mod findings;
@@ -35,5 +36,24 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Wait(args) => commands::wait::run(args, &mut out),
         cli::Command::InUse(args) => commands::in_use::run(args, &mut out),
+        cli::Command::Config(cli::ConfigCommand::Example) => {
+            use std::io::Write;
+            write!(out, "{}", config::example())?;
+            Ok(ExitCode::Ok)
+        }
+        cli::Command::Config(cli::ConfigCommand::Check { file }) => {
+            use std::io::Write;
+            let path = file
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from(config::DEFAULT_PATH));
+            let cfg = commands::plan::load_config(Some(&path))?;
+            writeln!(
+                out,
+                "# {}: valid. The effective configuration:",
+                escape::escape(&path)
+            )?;
+            write!(out, "{}", cfg.render())?;
+            Ok(ExitCode::Ok)
+        }
     }
 }

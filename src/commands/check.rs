@@ -1,54 +1,15 @@
 //! `relwatch check`: one scan, one report.
 
-use super::UsageError;
 use crate::attribution::{attribute, verify, Attribution};
 use crate::cli::{CheckArgs, ColorChoice, Format};
 use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::findings::{evaluate, worst, Finding, Input, Settings};
-use crate::layout::discover::{discover, DEFAULT_PLACES};
 use crate::layout::DeployRoot;
 use crate::report::{json, text, Report};
 use crate::snapshot::linux::LinuxProc;
 use crate::snapshot::{ProcSource, Snapshot};
 use std::io::Write;
-use std::path::PathBuf;
-
-/// Where the roots came from, for messages.
-pub struct Roots {
-    pub roots: Vec<DeployRoot>,
-    /// Set when discovery ran: the places searched.
-    pub searched: Option<Vec<PathBuf>>,
-}
-
-/// Load the named roots (a bad one is a usage error), or discover them.
-pub fn resolve_roots(named: &[PathBuf], places: &[PathBuf]) -> anyhow::Result<Roots> {
-    let mut roots: Vec<DeployRoot> = Vec::new();
-    let searched = if named.is_empty() {
-        let places: Vec<PathBuf> = if places.is_empty() {
-            DEFAULT_PLACES.iter().map(PathBuf::from).collect()
-        } else {
-            places.to_vec()
-        };
-        for path in discover(&places) {
-            match DeployRoot::load(&path) {
-                Ok(r) => roots.push(r),
-                Err(e) => eprintln!("relwatch: skipping discovered {}: {e}", escape(&path)),
-            }
-        }
-        Some(places)
-    } else {
-        for path in named {
-            let root = DeployRoot::load(path).map_err(|e| UsageError(e.to_string()))?;
-            roots.push(root);
-        }
-        None
-    };
-    // The same root named twice (or through two spellings) is checked once.
-    let mut seen = std::collections::HashSet::new();
-    roots.retain(|r| seen.insert(r.link.clone()));
-    Ok(Roots { roots, searched })
-}
 
 /// One full pass: snapshot, attribution, findings.
 pub struct Scan {
@@ -70,13 +31,14 @@ pub fn scan(
             .snapshot()
             .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))?;
         let mut attr = attribute(roots, &snap);
+        crate::attribution::apply_settings(&mut attr, &snap, settings);
         // Owners read cgroup and environ: before verify, so a pid reused during those reads
         // is caught by the start-time check.
         let owners = crate::owner::collect(&snap, &attr, source);
         verify(&mut attr, &snap, source);
         let reloaded: Vec<DeployRoot> = roots
             .iter()
-            .map(|r| DeployRoot::load(&r.root).unwrap_or_else(|_| r.clone()))
+            .map(|r| r.reload().unwrap_or_else(|_| r.clone()))
             .collect();
         let flipped = reloaded
             .iter()
@@ -115,10 +77,16 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let Roots {
+    let super::plan::Plan {
         mut roots,
+        settings,
         searched,
-    } = resolve_roots(&args.roots, &args.discover)?;
+    } = super::plan::plan(
+        &args.roots,
+        &args.discover,
+        args.config.as_deref(),
+        args.grace,
+    )?;
     if roots.is_empty() {
         let places: Vec<String> = searched.unwrap_or_default().iter().map(escape).collect();
         let msg = format!(
@@ -150,9 +118,6 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
             found.join(", ")
         );
     }
-    let settings = Settings {
-        grace: vec![args.grace; roots.len()],
-    };
     let mut source = LinuxProc::default();
     let Scan {
         snap,

@@ -7,12 +7,12 @@
 //! a broken current link or a duplicate singleton ends the wait at once: waiting cannot fix
 //! them.
 
-use super::check::{resolve_roots, scan, Roots, Scan};
+use super::check::{scan, Scan};
 use crate::attribution::ReleaseState;
 use crate::cli::WaitArgs;
 use crate::escape::escape;
 use crate::exit::ExitCode;
-use crate::findings::{Kind, Settings, Severity};
+use crate::findings::{Kind, Severity};
 use crate::snapshot::linux::LinuxProc;
 use crate::snapshot::ProcSource;
 use std::collections::BTreeMap;
@@ -34,7 +34,17 @@ struct Laggard {
 }
 
 pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let Roots { mut roots, .. } = resolve_roots(&args.roots, &args.discover)?;
+    // Grace does not apply: wait is for every process, now.
+    let super::plan::Plan {
+        mut roots,
+        settings,
+        ..
+    } = super::plan::plan(
+        &args.roots,
+        &args.discover,
+        args.config.as_deref(),
+        Some(Duration::ZERO),
+    )?;
     if roots.is_empty() {
         writeln!(
             out,
@@ -42,9 +52,6 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         )?;
         return Ok(ExitCode::Ok);
     }
-    let settings = Settings {
-        grace: vec![Duration::ZERO; roots.len()],
-    };
     let live = std::io::stdout().is_terminal();
     let started = Instant::now();
     let deadline = started + args.timeout;
@@ -62,7 +69,10 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .iter()
             .filter(|f| {
                 f.severity == Severity::Critical
-                    && matches!(f.kind, Kind::DeletedRelease | Kind::BrokenCurrent)
+                    && matches!(
+                        f.kind,
+                        Kind::DeletedRelease | Kind::BrokenCurrent | Kind::Duplicate
+                    )
             })
             .collect();
         if !fatal.is_empty() {
@@ -97,7 +107,7 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 Some(Laggard {
                     pid: pl.pid,
                     start_ticks: p.start_ticks,
-                    label: escape(p.name()),
+                    label: pl.role.clone().unwrap_or_else(|| escape(p.name())),
                     release: pl
                         .release
                         .as_ref()

@@ -51,6 +51,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             pids: Vec::new(),
             master: None,
             owner: None,
+            role: None,
             message,
             remedy,
             evidence: Vec::new(),

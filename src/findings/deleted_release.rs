@@ -36,6 +36,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             master: (children > 0).then_some(pid),
             message,
             owner: owner_label(input, pid),
+            role: t.top.role.clone(),
             remedy: tree_remedy(input, &t),
             evidence: tree_evidence(&t),
         });

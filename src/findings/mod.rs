@@ -7,6 +7,8 @@
 
 mod broken_current;
 mod deleted_release;
+mod duplicate;
+mod missing;
 mod old_release;
 mod orphan;
 mod unreadable;
@@ -23,6 +25,8 @@ pub enum Kind {
     // Declaration order is report order within one severity: a broken link first.
     BrokenCurrent,
     DeletedRelease,
+    Duplicate,
+    Missing,
     OldRelease,
     Zombie,
     Orphan,
@@ -35,6 +39,8 @@ impl Kind {
             Kind::DeletedRelease => "deleted-release",
             Kind::OldRelease => "old-release",
             Kind::BrokenCurrent => "broken-current",
+            Kind::Duplicate => "duplicate",
+            Kind::Missing => "missing",
             Kind::Zombie => "zombie",
             Kind::Orphan => "orphan",
             Kind::Unreadable => "unreadable",
@@ -75,16 +81,43 @@ pub struct Finding {
     pub master: Option<i32>,
     /// Who supervises the first process, for people (escaped).
     pub owner: Option<String>,
+    /// The configured role of the first process, or of the finding (`duplicate`, `missing`).
+    pub role: Option<String>,
     pub message: String,
     pub remedy: String,
     pub evidence: Vec<Evidence>,
 }
 
-/// Settings the rules need, already validated.
+/// What one app expects, merged from flags, config file and defaults.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub grace: Duration,
+    /// Processes whose command line matches are left out of the app.
+    pub ignore: Vec<regex::Regex>,
+    pub roles: Vec<crate::config::Role>,
+}
+
+impl AppSettings {
+    /// Zero-config: only a grace period.
+    pub fn with_grace(grace: Duration) -> Self {
+        AppSettings {
+            grace,
+            ignore: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+}
+
+/// Settings the rules need, already validated: one entry per deploy root, same order.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Grace period per app (same order as the roots).
-    pub grace: Vec<Duration>,
+    pub apps: Vec<AppSettings>,
+}
+
+impl Settings {
+    pub fn grace(&self, app: usize) -> Duration {
+        self.apps.get(app).map(|a| a.grace).unwrap_or_default()
+    }
 }
 
 /// Everything a rule may look at.
@@ -101,6 +134,8 @@ pub fn evaluate(input: &Input) -> Vec<Finding> {
     let mut out = Vec::new();
     broken_current::check(input, &mut out);
     deleted_release::check(input, &mut out);
+    duplicate::check(input, &mut out);
+    missing::check(input, &mut out);
     old_release::check(input, &mut out);
     zombie::check(input, &mut out);
     orphan::check(input, &mut out);

@@ -14,13 +14,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
     for t in trees(input.attr, input.snap, ReleaseState::Old) {
         let pid = t.top.pid;
         let root = &input.roots[t.top.app];
-        let grace = input
-            .settings
-            .grace
-            .get(t.top.app)
-            .copied()
-            .unwrap_or_default()
-            .as_secs_f64();
+        let grace = input.settings.grace(t.top.app).as_secs_f64();
         let since = root.switch_time.map(|s| now - s);
         let severity = match since {
             Some(s) if s < grace => Severity::Info,
@@ -63,6 +57,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             master: (children > 0).then_some(pid),
             message,
             owner: owner_label(input, pid),
+            role: t.top.role.clone(),
             remedy: tree_remedy(input, &t),
             evidence: tree_evidence(&t),
         });

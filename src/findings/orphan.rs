@@ -91,6 +91,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             pids: vec![p.pid],
             master: None,
             owner: owner_label(input, p.pid),
+            role: pl.role.clone(),
             message: format!(
                 "pid {} ({}) lost its supervisor: {reason}",
                 p.pid,

@@ -36,6 +36,7 @@ fn root(current: &[u8], releases: Vec<Release>) -> DeployRoot {
         owner_uid: Some(1000),
         releases_spellings: vec!["/srv/app/releases".into()],
         link_spellings: vec!["/srv/app/current".into()],
+        releases_rel: None,
     }
 }
 
@@ -86,7 +87,7 @@ fn run(roots: &[DeployRoot], s: &Snapshot, grace_secs: u64) -> Vec<Finding> {
         attr: &attr,
         owners: &crate::owner::Owners::default(),
         settings: &Settings {
-            grace: vec![Duration::from_secs(grace_secs); roots.len()],
+            apps: vec![AppSettings::with_grace(Duration::from_secs(grace_secs)); roots.len()],
         },
     })
 }

@@ -32,6 +32,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             pids,
             master: None,
             owner: None,
+            role: None,
             remedy: "run relwatch as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH".to_string(),
             evidence: Vec::new(),
         });

@@ -46,6 +46,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             pids: std::iter::once(parent).chain(zombies).collect(),
             master: Some(parent),
             owner: owner_label(input, parent),
+            role: pl.role.clone(),
             message,
             remedy,
             evidence: pl.evidence.clone(),

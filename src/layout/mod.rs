@@ -96,6 +96,8 @@ pub struct DeployRoot {
     /// use (as given, canonical), for lexical matching.
     pub releases_spellings: Vec<PathBuf>,
     pub link_spellings: Vec<PathBuf>,
+    /// The releases directory as configured, relative to the root.
+    pub releases_rel: Option<PathBuf>,
 }
 
 /// Why a ROOT argument is not a deploy root. These end the run with exit 3.
@@ -221,7 +223,15 @@ impl DeployRoot {
             owner_uid,
             releases_spellings,
             link_spellings,
+            releases_rel: releases_rel.map(Path::to_path_buf),
         })
+    }
+
+    /// Read the same root again (after `current` moved), keeping its configured name.
+    pub fn reload(&self) -> Result<DeployRoot, LayoutError> {
+        let mut again = Self::load_with(&self.root, self.releases_rel.as_deref())?;
+        again.name.clone_from(&self.name);
+        Ok(again)
     }
 }
 

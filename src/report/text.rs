@@ -103,9 +103,14 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
         .as_ref()
         .map(|rel| format!("  release {}", escape(rel)))
         .unwrap_or_default();
+    let role = f
+        .role
+        .as_ref()
+        .map(|r| format!("  role {}", escape(r)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "  {} {}{release}",
+        "  {} {}{release}{role}",
         style.severity(f.severity),
         f.kind.as_str()
     );

@@ -103,9 +103,15 @@ fn branch(
     } else {
         String::new()
     };
+    let role = r
+        .attr
+        .get(pid)
+        .and_then(|pl| pl.role.as_ref())
+        .map(|role| format!("[{}] ", escape(role)))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "{:indent$}{:<7} {} {:>7} ago  {:<16} {why}{zombies}",
+        "{:indent$}{:<7} {} {:>7} ago  {:<16} {role}{why}{zombies}",
         "",
         pid,
         p.state as char,

@@ -792,6 +792,8 @@ pub struct Finding {
     pub master: Option<i32>,
     #[serde(deserialize_with = "Option::deserialize")]
     pub owner: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub role: Option<String>,
     pub message: String,
     pub remedy: String,
     pub evidence: Vec<Evidence>,
@@ -848,6 +850,8 @@ pub struct Process {
     #[serde(deserialize_with = "Option::deserialize")]
     pub release: Option<ByteStr>,
     pub release_state: ProcessReleaseState,
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub role: Option<String>,
     pub master: bool,
     pub evidence: Vec<Evidence>,
     #[serde(deserialize_with = "Option::deserialize")]

@@ -1,0 +1,120 @@
+//! The plan of a run: command-line arguments, the config file and built-in defaults merged
+//! once into the deploy roots to check and each one's settings. Precedence: flags, then the
+//! file (the app's own value, then the file's global one), then defaults. Everything after
+//! this trusts the plan.
+
+use super::UsageError;
+use crate::config::{self, Config};
+use crate::escape::escape;
+use crate::findings::{AppSettings, Settings};
+use crate::layout::discover::{discover, DEFAULT_PLACES};
+use crate::layout::DeployRoot;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct Plan {
+    pub roots: Vec<DeployRoot>,
+    pub settings: Settings,
+    /// Set when discovery ran: the places searched.
+    pub searched: Option<Vec<PathBuf>>,
+}
+
+/// Read `--config FILE`, or the default file when it exists; zero-config otherwise. Any
+/// refusal is a usage error (exit 3) that names the file and line.
+pub fn load_config(arg: Option<&Path>) -> Result<Config, UsageError> {
+    let path = match arg {
+        Some(p) => p,
+        None if Path::new(config::DEFAULT_PATH).exists() => Path::new(config::DEFAULT_PATH),
+        None => return Ok(Config::default()),
+    };
+    config::load(path).map_err(|e| UsageError(e.to_string()))
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
+/// Merge arguments, config and defaults.
+pub fn plan(
+    named: &[PathBuf],
+    discover_args: &[PathBuf],
+    config_arg: Option<&Path>,
+    grace_flag: Option<Duration>,
+) -> anyhow::Result<Plan> {
+    let cfg = load_config(config_arg)?;
+    let settings_for = |app: Option<&config::AppConfig>| AppSettings {
+        grace: grace_flag
+            .or(app.and_then(|a| a.grace))
+            .or(cfg.grace)
+            .unwrap_or(config::DEFAULT_GRACE),
+        ignore: app.map(|a| a.ignore.clone()).unwrap_or_default(),
+        roles: app.map(|a| a.roles.clone()).unwrap_or_default(),
+    };
+    let mut roots = Vec::new();
+    let mut apps = Vec::new();
+    let mut searched = None;
+    if !named.is_empty() {
+        for path in named {
+            let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            let app = cfg.apps.iter().find(|a| same_path(&a.root, &abs));
+            let mut root = DeployRoot::load_with(path, app.and_then(|a| a.releases.as_deref()))
+                .map_err(|e| UsageError(e.to_string()))?;
+            if let Some(a) = app {
+                root.name.clone_from(&a.name);
+            }
+            roots.push(root);
+            apps.push(settings_for(app));
+        }
+    } else if !cfg.apps.is_empty() {
+        for app in &cfg.apps {
+            let mut root =
+                DeployRoot::load_with(&app.root, app.releases.as_deref()).map_err(|e| {
+                    UsageError(format!(
+                        "{}: app {}: {e}",
+                        cfg.source
+                            .as_deref()
+                            .map(escape)
+                            .unwrap_or_else(|| "config".into()),
+                        escape(&app.name)
+                    ))
+                })?;
+            root.name.clone_from(&app.name);
+            roots.push(root);
+            apps.push(settings_for(Some(app)));
+        }
+    } else {
+        let places: Vec<PathBuf> = if !discover_args.is_empty() {
+            discover_args.to_vec()
+        } else if !cfg.discover.is_empty() {
+            cfg.discover.clone()
+        } else {
+            DEFAULT_PLACES.iter().map(PathBuf::from).collect()
+        };
+        for path in discover(&places) {
+            match DeployRoot::load(&path) {
+                Ok(r) => {
+                    roots.push(r);
+                    apps.push(settings_for(None));
+                }
+                Err(e) => eprintln!("relwatch: skipping discovered {}: {e}", escape(&path)),
+            }
+        }
+        searched = Some(places);
+    }
+    // The same root named twice (or through two spellings) is checked once.
+    let mut seen = std::collections::HashSet::new();
+    let (roots, apps): (Vec<DeployRoot>, Vec<AppSettings>) = roots
+        .into_iter()
+        .zip(apps)
+        .filter(|(r, _)| seen.insert(r.link.clone()))
+        .unzip();
+    Ok(Plan {
+        roots,
+        settings: Settings { apps },
+        searched,
+    })
+}
