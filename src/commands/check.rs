@@ -119,6 +119,7 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
         );
     }
     let mut source = LinuxProc::default();
+    let began = std::time::Instant::now();
     let Scan {
         snap,
         attr,
@@ -133,6 +134,7 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
         owners: &owners,
         findings: &findings,
         exit,
+        scan_seconds: began.elapsed().as_secs_f64(),
     };
     match args.format {
         Format::Json => writeln!(out, "{}", json::render(&report, true)?)?,

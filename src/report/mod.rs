@@ -20,6 +20,8 @@ pub struct Report<'a> {
     pub owners: &'a crate::owner::Owners,
     pub findings: &'a [Finding],
     pub exit: ExitCode,
+    /// How long the scan took, in seconds (for the Prometheus output).
+    pub scan_seconds: f64,
 }
 
 impl Report<'_> {
