@@ -92,6 +92,34 @@ Examples:
     )]
     InUse(InUseArgs),
 
+    /// The agent: rescan when a deploy switches or deletes a release, or a flagged process exits
+    #[command(
+        long_about = "Run until stopped, rescanning when something changes: inotify on each deploy \
+root and its releases directory (a switch, a delete), the exit of any process a finding names, \
+the end of the grace period after a switch, and a full rescan every --interval for what nothing \
+announces (zombies, duplicates, orphans, restart loops). Between those it sleeps and uses no CPU. \
+Every change of findings is logged to stderr, one line per finding that appeared, changed or \
+cleared; with --textfile DIR it rewrites DIR/relwatch.prom atomically after every scan. SIGTERM \
+ends it cleanly.",
+        after_help = "Examples:
+  relwatch watch /srv/shop --textfile /var/lib/prometheus/node-exporter
+  relwatch watch --config /etc/relwatch/config.yaml --interval 2m"
+    )]
+    Watch(WatchArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:
+  relwatch completions bash > /usr/share/bash-completion/completions/relwatch
+  relwatch completions zsh > /usr/share/zsh/vendor-completions/_relwatch")]
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff), generated from this same definition
+    #[command(after_help = "Example:\n  relwatch man | gzip > /usr/share/man/man1/relwatch.1.gz")]
+    Man,
+
     /// Validate the config file, or print a commented example
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -131,6 +159,43 @@ pub struct WaitArgs {
     /// [default: /etc/relwatch/config.yaml when it exists]
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Deploy roots: a directory holding a `current` link, or the `current` link itself.
+    /// Without any, the config file's apps, else discovery.
+    #[arg(value_name = "ROOT")]
+    pub roots: Vec<PathBuf>,
+
+    /// Config file [default: /etc/relwatch/config.yaml when it exists]
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where to look for deploy roots when none is named (repeatable)
+    #[arg(long, value_name = "DIR")]
+    pub discover: Vec<PathBuf>,
+
+    /// Rewrite DIR/relwatch.prom after every scan (node_exporter's textfile directory)
+    #[arg(long, value_name = "DIR")]
+    pub textfile: Option<PathBuf>,
+
+    /// Full rescan at least this often
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub interval: Duration,
+
+    /// Grace period after a switch [default: the config file's, else 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Option<Duration>,
+
+    /// restart-loop: more than this many processes of a role (or app) that ended soon after
+    /// starting, within --restart-window, seen in at least 3 scans
+    #[arg(long, value_name = "N", default_value_t = crate::findings::restart_loop::DEFAULT_LIMIT)]
+    pub restart_limit: usize,
+
+    /// restart-loop: the window over which ended processes are counted
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
+    pub restart_window: Duration,
 }
 
 #[derive(Debug, clap::Args)]

@@ -36,6 +36,22 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Wait(args) => commands::wait::run(args, &mut out),
         cli::Command::InUse(args) => commands::in_use::run(args, &mut out),
+        cli::Command::Watch(args) => commands::watch::run(args, &mut out),
+        cli::Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            // clap_complete panics on a write error: generate into memory, then write, so
+            // `relwatch completions bash | head` is a clean broken pipe.
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cli::Cli::command(), "relwatch", &mut buf);
+            out.write_all(&buf)?;
+            Ok(ExitCode::Ok)
+        }
+        cli::Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(cli::Cli::command()).render(&mut out)?;
+            Ok(ExitCode::Ok)
+        }
         cli::Command::Config(cli::ConfigCommand::Example) => {
             use std::io::Write;
             write!(out, "{}", config::example())?;

@@ -5,6 +5,7 @@ pub mod check;
 pub mod in_use;
 pub mod plan;
 pub mod wait;
+pub mod watch;
 
 /// An error that is the caller's fault (bad argument or config): exit 3 with its message.
 #[derive(Debug, thiserror::Error)]

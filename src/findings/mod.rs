@@ -11,6 +11,7 @@ mod duplicate;
 mod missing;
 mod old_release;
 mod orphan;
+pub mod restart_loop;
 mod unreadable;
 mod zombie;
 
@@ -30,6 +31,7 @@ pub enum Kind {
     OldRelease,
     Zombie,
     Orphan,
+    RestartLoop,
     Unreadable,
 }
 
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Missing => "missing",
             Kind::Zombie => "zombie",
             Kind::Orphan => "orphan",
+            Kind::RestartLoop => "restart-loop",
             Kind::Unreadable => "unreadable",
         }
     }

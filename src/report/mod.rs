@@ -3,6 +3,7 @@
 //! [`crate::escape`] in text and through [`json::Bytes`] in JSON.
 
 pub mod json;
+pub mod output;
 pub mod text;
 pub mod tree;
 
@@ -102,6 +103,12 @@ impl Report<'_> {
             format!("{} ({scope})", parts.join(", "))
         }
     }
+}
+
+/// What the agent writes to `--textfile DIR/relwatch.prom`.
+pub fn textfile(r: &Report) -> String {
+    // TEMPORARY until the Prometheus renderer lands: JSON keeps the agent testable.
+    json::render(r, false).unwrap_or_default()
 }
 
 /// One release of an app as the report shows it.

@@ -1012,7 +1012,26 @@ pub struct Background {
     child: Option<std::process::Child>,
     args: Vec<OsString>,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
-    reader: Option<thread::JoinHandle<()>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+/// Collect a pipe into a shared string as it comes.
+fn collect(
+    mut pipe: impl Read + Send + 'static,
+    sink: std::sync::Arc<std::sync::Mutex<String>>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    })
 }
 
 impl Background {
@@ -1034,24 +1053,17 @@ impl Background {
             .spawn()
             .expect("start relwatch");
         let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let mut pipe = child.stdout.take().expect("piped stdout");
-        let sink = stdout.clone();
-        let reader = thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+        ];
         Background {
             child: Some(child),
             args,
             stdout,
-            reader: Some(reader),
+            stderr,
+            readers,
         }
     }
 
@@ -1073,6 +1085,22 @@ impl Background {
         });
     }
 
+    /// Poll until its stderr so far contains `needle`; returns all of stderr.
+    pub fn wait_for_stderr(&self, needle: &str) -> String {
+        poll(&format!("relwatch to log {needle:?}"), || {
+            self.stderr
+                .lock()
+                .ok()
+                .filter(|s| s.contains(needle))
+                .map(|s| s.clone())
+        })
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
     /// Wait (polling, 60 s at most) for it to exit and collect its output.
     pub fn finish(mut self) -> Run {
         let mut child = self.child.take().expect("finished once");
@@ -1088,14 +1116,11 @@ impl Background {
             }
             thread::sleep(Duration::from_millis(10));
         };
-        if let Some(r) = self.reader.take() {
+        for r in self.readers.drain(..) {
             let _ = r.join();
         }
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
         let stdout = self.stdout.lock().map(|s| s.clone()).unwrap_or_default();
+        let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
         Run {
             args: std::mem::take(&mut self.args),
             code: status.code().unwrap_or(-1),
