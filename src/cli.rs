@@ -107,6 +107,23 @@ ends it cleanly.",
     )]
     Watch(WatchArgs),
 
+    /// Play the incident in a throwaway deploy root, check it, and explain the report
+    #[command(
+        long_about = "Build a throwaway deploy root in a temp directory, start a small \
+master with two workers from current/, deploy twice, delete the first release the way a cleanup \
+step does, run `check`, and explain each line of the report. Then end its processes and remove \
+the directory (also on Ctrl-C). It needs nothing but this binary: the master and workers are \
+relwatch itself."
+    )]
+    Demo,
+
+    /// (internal) a process of the demo
+    #[command(name = "__demo-process", hide = true)]
+    DemoProcess {
+        #[arg(value_parser = ["master", "worker"])]
+        role: String,
+    },
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = "Examples:
   relwatch completions bash > /usr/share/bash-completion/completions/relwatch

@@ -37,6 +37,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Wait(args) => commands::wait::run(args, &mut out),
         cli::Command::InUse(args) => commands::in_use::run(args, &mut out),
         cli::Command::Watch(args) => commands::watch::run(args, &mut out),
+        cli::Command::Demo => commands::demo::run(&mut out),
+        cli::Command::DemoProcess { role } => commands::demo::process(role),
         cli::Command::Completions { shell } => {
             use clap::CommandFactory;
             use std::io::Write;

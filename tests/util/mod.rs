@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// How long any poll may take before the test gives up.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// How long one run of the binary may take.
 pub const RUN_DEADLINE: Duration = Duration::from_secs(60);
