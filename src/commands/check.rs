@@ -19,6 +19,21 @@ pub struct Scan {
     pub findings: Vec<Finding>,
 }
 
+impl Scan {
+    /// The report of this scan over `roots`, its exit code from the worst finding.
+    pub fn report<'a>(&'a self, roots: &'a [DeployRoot], scan_seconds: f64) -> Report<'a> {
+        Report {
+            roots,
+            snap: &self.snap,
+            attr: &self.attr,
+            owners: &self.owners,
+            findings: &self.findings,
+            exit: ExitCode::from_worst(worst(&self.findings)),
+            scan_seconds,
+        }
+    }
+}
+
 /// Scan against `roots`. When a `current` link changes during the scan, the layout is read
 /// again and the scan repeated once, so findings never mix two layouts.
 pub fn scan(
@@ -120,22 +135,9 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
     }
     let mut source = LinuxProc::default();
     let began = std::time::Instant::now();
-    let Scan {
-        snap,
-        attr,
-        owners,
-        findings,
-    } = scan(&mut roots, &mut source, &settings)?;
-    let exit = ExitCode::from_worst(worst(&findings));
-    let report = Report {
-        roots: &roots,
-        snap: &snap,
-        attr: &attr,
-        owners: &owners,
-        findings: &findings,
-        exit,
-        scan_seconds: began.elapsed().as_secs_f64(),
-    };
+    let result = scan(&mut roots, &mut source, &settings)?;
+    let report = result.report(&roots, began.elapsed().as_secs_f64());
+    let exit = report.exit;
     match args.format {
         Format::Json => writeln!(out, "{}", json::render(&report, true)?)?,
         Format::Text if view == View::Tree => {

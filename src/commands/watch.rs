@@ -24,8 +24,7 @@ use crate::cli::WatchArgs;
 use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::findings::restart_loop::History;
-use crate::findings::{worst, Finding, Kind, Severity};
-use crate::report::Report;
+use crate::findings::{Finding, Kind, Severity};
 use crate::snapshot::linux::LinuxProc;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -263,19 +262,15 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 }
             }
             let began = Instant::now();
-            let Scan {
-                snap,
-                attr,
-                owners,
-                mut findings,
-            } = scan(&mut roots, &mut source, &settings)?;
-            history.observe(&snap, &attr);
-            findings.extend(history.findings(&roots, &attr, &owners));
-            let exit = ExitCode::from_worst(worst(&findings));
+            let mut result = scan(&mut roots, &mut source, &settings)?;
+            history.observe(&result.snap, &result.attr);
+            let loops = history.findings(&roots, &result.attr, &result.owners);
+            result.findings.extend(loops);
+            let Scan { snap, findings, .. } = &result;
 
             // Log what appeared, changed or cleared.
             let mut now_known: BTreeMap<Key, Severity> = BTreeMap::new();
-            for f in &findings {
+            for f in findings {
                 let k = key(&roots, f);
                 match known.get(&k) {
                     None => log.line(
@@ -317,15 +312,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             known = now_known;
 
             if let Some(dir) = &args.textfile {
-                let report = Report {
-                    roots: &roots,
-                    snap: &snap,
-                    attr: &attr,
-                    owners: &owners,
-                    findings: &findings,
-                    exit,
-                    scan_seconds: began.elapsed().as_secs_f64(),
-                };
+                let report = result.report(&roots, began.elapsed().as_secs_f64());
                 let text = crate::report::textfile(&report);
                 if let Err(e) =
                     crate::report::output::write_atomic(&dir.join("relwatch.prom"), text.as_bytes())

@@ -3,10 +3,7 @@
 //! release was made). This is the incident relwatch exists for: a master whose release was
 //! cleaned up keeps running while every worker it spawns dies.
 
-use super::{
-    live_children, owner_label, pname, tree_evidence, tree_pids, tree_remedy, trees, Finding,
-    Input, Kind, Severity,
-};
+use super::{live_children, pname, tree_finding, trees, Finding, Input, Kind, Severity};
 use crate::attribution::ReleaseState;
 use crate::escape::escape;
 
@@ -27,18 +24,12 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         } else {
             format!("pid {pid} ({}) runs from {release}", pname(input.snap, pid))
         };
-        out.push(Finding {
-            kind: Kind::DeletedRelease,
-            severity: Severity::Critical,
-            app: t.top.app,
-            release: t.top.release.clone(),
-            pids: tree_pids(&t),
-            master: (children > 0).then_some(pid),
+        out.push(tree_finding(
+            input,
+            &t,
+            Kind::DeletedRelease,
+            Severity::Critical,
             message,
-            owner: owner_label(input, pid),
-            role: t.top.role.clone(),
-            remedy: tree_remedy(input, &t),
-            evidence: tree_evidence(&t),
-        });
+        ));
     }
 }

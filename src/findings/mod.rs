@@ -251,6 +251,31 @@ pub(crate) fn tree_remedy(input: &Input, t: &Tree) -> String {
     )
 }
 
+/// The finding for a whole tree: its pids master first, its evidence, its owner, its role and
+/// the one remedy that restarts its top.
+pub(crate) fn tree_finding(
+    input: &Input,
+    t: &Tree,
+    kind: Kind,
+    severity: Severity,
+    message: String,
+) -> Finding {
+    let pid = t.top.pid;
+    Finding {
+        kind,
+        severity,
+        app: t.top.app,
+        release: t.top.release.clone(),
+        pids: tree_pids(t),
+        master: (live_children(input.snap, pid) > 0).then_some(pid),
+        owner: owner_label(input, pid),
+        role: t.top.role.clone(),
+        message,
+        remedy: tree_remedy(input, t),
+        evidence: tree_evidence(t),
+    }
+}
+
 /// The owner label of a process, when known.
 pub(crate) fn owner_label(input: &Input, pid: i32) -> Option<String> {
     input.owners.get(pid).map(|o| o.label())

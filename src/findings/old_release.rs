@@ -2,10 +2,7 @@
 //! the switch while referring to `current/`. Information during the grace period after a
 //! switch (workers are still being restarted), a warning after it.
 
-use super::{
-    live_children, owner_label, pname, tree_evidence, tree_pids, tree_remedy, trees, Finding,
-    Input, Kind, Severity,
-};
+use super::{live_children, pname, tree_finding, trees, Finding, Input, Kind, Severity};
 use crate::attribution::{human_duration, ReleaseState};
 use crate::escape::escape;
 
@@ -48,18 +45,6 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             None => String::new(),
         };
         let message = format!("{who} runs {release}, not current {current} ({when})");
-        out.push(Finding {
-            kind: Kind::OldRelease,
-            severity,
-            app: t.top.app,
-            release: t.top.release.clone(),
-            pids: tree_pids(&t),
-            master: (children > 0).then_some(pid),
-            message,
-            owner: owner_label(input, pid),
-            role: t.top.role.clone(),
-            remedy: tree_remedy(input, &t),
-            evidence: tree_evidence(&t),
-        });
+        out.push(tree_finding(input, &t, Kind::OldRelease, severity, message));
     }
 }
