@@ -55,6 +55,23 @@ impl Report<'_> {
                 "broken current links",
             ));
         }
+        let kinds = |k: Kind| self.findings.iter().filter(|f| f.kind == k).count();
+        let duplicate = kinds(Kind::Duplicate);
+        if duplicate > 0 {
+            parts.push(plural(
+                duplicate,
+                "role with more instances than allowed (duplicate)",
+                "roles with more instances than allowed (duplicate)",
+            ));
+        }
+        let missing = kinds(Kind::Missing);
+        if missing > 0 {
+            parts.push(plural(
+                missing,
+                "role with too few instances on the current release (missing)",
+                "roles with too few instances on the current release (missing)",
+            ));
+        }
         let deleted = count(Kind::DeletedRelease);
         if deleted > 0 {
             parts.push(plural(
@@ -83,6 +100,10 @@ impl Report<'_> {
         let orphans = count(Kind::Orphan);
         if orphans > 0 {
             parts.push(plural(orphans, "orphan", "orphans"));
+        }
+        let loops = kinds(Kind::RestartLoop);
+        if loops > 0 {
+            parts.push(plural(loops, "restart loop", "restart loops"));
         }
         let unreadable = count(Kind::Unreadable);
         if unreadable > 0 {
