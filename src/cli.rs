@@ -43,6 +43,8 @@ PM2 app, runit or s6 service, login session) and the exact command that fixes it
   relwatch check /srv/shop             a directory holding `current`
   relwatch check /var/www/html         the `current` link itself, wherever it lives
   relwatch check /srv/shop --grace 0s --format json | jq .findings
+  relwatch check --format nagios                       a Nagios/Icinga check (exit 0-3)
+  relwatch check --format prometheus -o /var/lib/prometheus/node-exporter/relwatch.prom
 
 ", "Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, or processes that could \
 not be inspected).")
@@ -222,8 +224,16 @@ pub struct InUseArgs {
     pub paths: Vec<PathBuf>,
 
     /// Output format
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, short = 'f', value_enum, default_value_t = InUseFormat::Text)]
+    pub format: InUseFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InUseFormat {
+    /// One block per path, for people
+    Text,
+    /// One JSON document (schema: docs/JSON.md)
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,6 +242,10 @@ pub enum Format {
     Text,
     /// One JSON document (schema: docs/JSON.md)
     Json,
+    /// A monitoring-plugin status line with performance data (Nagios, Icinga, Naemon, Sensu)
+    Nagios,
+    /// The Prometheus text format, for node_exporter's textfile collector
+    Prometheus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -271,6 +285,11 @@ pub struct CheckArgs {
     /// When to color the text output
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+
+    /// Write the report to FILE instead of stdout, atomically (a temp file in the same
+    /// directory, renamed over it) and mode 0644, e.g. node_exporter's textfile directory
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Parse a humantime duration ("0s", "90s", "5m", "1h 30m"), with a message that teaches.

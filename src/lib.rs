@@ -24,8 +24,44 @@ pub mod snapshot;
 
 use exit::ExitCode;
 
-/// Run the parsed command line and return the exit code.
+/// The man page: the main page, then a section per command with its synopsis, description,
+/// options and examples (the commands' own headings become subsections).
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let cmd = cli::Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name();
+        let man = clap_mangen::Man::new(sub.clone().bin_name(format!("relwatch {name}")));
+        let mut part = Vec::new();
+        man.render_synopsis_section(&mut part)?;
+        man.render_description_section(&mut part)?;
+        man.render_options_section(&mut part)?;
+        man.render_extra_section(&mut part)?;
+        let part = String::from_utf8_lossy(&part).replace(".SH ", ".SS ");
+        page.extend_from_slice(format!(".SH \"RELWATCH {}\"\n", name.to_uppercase()).as_bytes());
+        page.extend_from_slice(part.as_bytes());
+    }
+    Ok(page)
+}
+
+/// Run the parsed command line and return the exit code. With `--format nagios`, an error is
+/// an UNKNOWN status line on stdout: NRPE and most check runners drop stderr.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    let nagios = matches!(&cli.command, cli::Command::Check(a) if a.format == cli::Format::Nagios);
+    match run_command(cli) {
+        Err(e) if nagios => {
+            use std::io::Write;
+            let msg = escape::escape(format!("{e:#}")).replace('|', "\\x7c");
+            let _ = writeln!(std::io::stdout(), "RELWATCH UNKNOWN - {msg}");
+            Ok(ExitCode::Unknown)
+        }
+        other => other,
+    }
+}
+
+fn run_command(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match &cli.command {
@@ -50,8 +86,8 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         cli::Command::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(cli::Cli::command()).render(&mut out)?;
+            use std::io::Write;
+            out.write_all(&man_page()?)?;
             Ok(ExitCode::Ok)
         }
         cli::Command::Config(cli::ConfigCommand::Example) => {

@@ -731,3 +731,43 @@ fn harness_child_guard_kills_the_tree() {
         );
     }
 }
+
+/// Regression: relwatch's own unit (ProtectSystem=, PrivateTmp=) and many app units give a
+/// process a mount namespace of its own that still sees the host's paths. Such processes were
+/// dropped as "in another mount namespace", so under its own unit relwatch saw nothing.
+#[test]
+fn a_private_mount_namespace_with_the_same_root_is_still_inspected() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: unshare -m needs root");
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    // The app process in a namespace of its own (like PrivateTmp=)...
+    let worker = Child::spawn(
+        std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sleep", "1000"])
+            .current_dir(&r1),
+    );
+    poll("unshare to exec sleep", || {
+        (comm(worker.pid()).as_deref() == Some("sleep")).then_some(())
+    });
+    root.release("2");
+    root.switch("2");
+    // ...and relwatch in another one (like its own hardened unit).
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private"])
+        .arg(env!("CARGO_BIN_EXE_relwatch"))
+        .args(["check", "--format", "json", "--grace", "0s"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert_eq!(doc["scan"]["other_mount_ns"], 0, "{doc}");
+    assert!(
+        process(&doc, worker.pid()).is_some(),
+        "the worker is inspected: {doc}"
+    );
+}

@@ -93,3 +93,44 @@ fn a_worker_that_keeps_dying_is_a_restart_loop() {
     assert!(log.contains("ended soon after they started"), "{log}");
     stop(agent);
 }
+#[test]
+fn the_textfile_is_world_readable_and_always_whole() {
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let _worker = Child::sleep_in(&r1);
+    let dir = tempdir();
+    let mut args: Vec<OsString> = vec!["watch".into(), root.path().into()];
+    for a in ["--interval", "100ms", "--textfile"] {
+        args.push(a.into());
+    }
+    args.push(dir.path().into());
+    let agent = Background::start(args);
+    let prom = dir.path().join("relwatch.prom");
+    poll("the textfile", || prom.exists().then_some(()));
+    // Read it over and over while the agent rewrites it every 100 ms: never half a file.
+    for _ in 0..300 {
+        let text = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            text.ends_with('\n'),
+            "a whole file ends with a newline: {text:?}"
+        );
+        assert!(
+            text.contains("relwatch_last_scan_timestamp_seconds"),
+            "{text}"
+        );
+    }
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&prom).unwrap().mode() & 0o777, 0o644);
+    stop(agent);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        [OsString::from("relwatch.prom")],
+        "no temp files left behind"
+    );
+}

@@ -103,27 +103,19 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
         args.grace,
     )?;
     if roots.is_empty() {
-        let places: Vec<String> = searched.unwrap_or_default().iter().map(escape).collect();
+        let places: Vec<String> = searched.iter().flatten().map(escape).collect();
         let msg = format!(
             "no deploy roots found under {} (name one: relwatch check /srv/app)",
             places.join(", ")
         );
-        match args.format {
-            Format::Json => writeln!(
-                out,
-                "{}",
-                serde_json::json!({
-                    "version": json::VERSION, "status": "ok", "exit_code": 0, "summary": msg,
-                    "scanned_at": crate::snapshot::linux::clock_now().now,
-                    "scan": {"processes": 0, "vanished": 0, "unreadable": 0, "other_mount_ns": 0, "kernel_threads": 0},
-                    "findings": [], "apps": [], "processes": []
-                })
-            )?,
-            Format::Text => writeln!(out, "relwatch OK: {msg}")?,
+        if args.format == Format::Text && view == View::Check && args.output.is_none() {
+            writeln!(out, "relwatch OK: {msg}")?;
+            return Ok(ExitCode::Ok);
         }
-        return Ok(ExitCode::Ok);
+        // Machine formats still get a whole, valid document (with no apps).
+        eprintln!("relwatch: {msg}");
     }
-    if let Some(places) = &searched {
+    if let Some(places) = searched.as_ref().filter(|_| !roots.is_empty()) {
         let found: Vec<String> = roots.iter().map(|r| escape(&r.root)).collect();
         eprintln!(
             "relwatch: found {} deploy root{} under {}: {}",
@@ -138,19 +130,29 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
     let result = scan(&mut roots, &mut source, &settings)?;
     let report = result.report(&roots, began.elapsed().as_secs_f64());
     let exit = report.exit;
-    match args.format {
-        Format::Json => writeln!(out, "{}", json::render(&report, true)?)?,
-        Format::Text if view == View::Tree => {
-            write!(out, "{}", crate::report::tree::render(&report))?
-        }
+    let text = match args.format {
+        Format::Json => format!("{}\n", json::render(&report, true)?),
+        Format::Nagios => crate::report::nagios::render(&report),
+        Format::Prometheus => crate::report::prometheus::render(&report),
+        Format::Text if view == View::Tree => crate::report::tree::render(&report),
         Format::Text => {
-            let color = match args.color {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => color_auto(),
-            };
-            write!(out, "{}", text::render(&report, text::Style { color }))?
+            let color = args.output.is_none()
+                && match args.color {
+                    ColorChoice::Always => true,
+                    ColorChoice::Never => false,
+                    ColorChoice::Auto => color_auto(),
+                };
+            text::render(&report, text::Style { color })
         }
+    };
+    match &args.output {
+        Some(path) => crate::report::output::write_atomic(path, text.as_bytes()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write {}: {e} (does the directory exist and is it writable?)",
+                escape(path)
+            )
+        })?,
+        None => out.write_all(text.as_bytes())?,
     }
     Ok(exit)
 }

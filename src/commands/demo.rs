@@ -191,6 +191,7 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
         config: None,
         discover: Vec::new(),
         color: ColorChoice::Auto,
+        output: None,
     };
     let code = super::check::run(&args, out)?;
     writeln!(

@@ -9,7 +9,7 @@
 //! Exit codes: 0 nobody uses them, 1 some process does, 3 a bad argument.
 
 use super::UsageError;
-use crate::cli::{Format, InUseArgs};
+use crate::cli::{InUseArgs, InUseFormat as Format};
 use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::report::json::Bytes;

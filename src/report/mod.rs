@@ -1,9 +1,11 @@
-//! Report: renderers that only format. Everything they print was decided by the rules; the
+//! Report: renderers that only format (text, JSON, the `ps` tree, Nagios, Prometheus). Everything they print was decided by the rules; the
 //! exit code comes from the worst severity. Every untrusted string goes through
 //! [`crate::escape`] in text and through [`json::Bytes`] in JSON.
 
 pub mod json;
+pub mod nagios;
 pub mod output;
+pub mod prometheus;
 pub mod text;
 pub mod tree;
 
@@ -128,8 +130,7 @@ impl Report<'_> {
 
 /// What the agent writes to `--textfile DIR/relwatch.prom`.
 pub fn textfile(r: &Report) -> String {
-    // TEMPORARY until the Prometheus renderer lands: JSON keeps the agent testable.
-    json::render(r, false).unwrap_or_default()
+    prometheus::render(r)
 }
 
 /// One release of an app as the report shows it.

@@ -242,7 +242,22 @@ impl ProcSource for LinuxProc {
             return false;
         };
         match std::fs::read_link(self.root.join(pid.to_string()).join("ns/mnt")) {
-            Ok(theirs) => theirs.as_os_str() != own.as_os_str(),
+            Ok(theirs) if theirs.as_os_str() == own.as_os_str() => false,
+            Ok(_) => {
+                // Another mount namespace. A systemd service with PrivateTmp= or
+                // ProtectSystem= (relwatch's own unit, or the app's) has one too, yet sees
+                // the same paths: only a different root directory (a container, a chroot)
+                // means its paths are not ours.
+                use std::os::unix::fs::MetadataExt;
+                let id = |p: PathBuf| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+                match (
+                    id(self.root.join("self/root")),
+                    id(self.root.join(pid.to_string()).join("root")),
+                ) {
+                    (Some(ours), Some(theirs)) => ours != theirs,
+                    _ => true,
+                }
+            }
             Err(_) => false,
         }
     }

@@ -1,0 +1,330 @@
+//! The Nagios renderer: the monitoring-plugin output format that Nagios, Icinga 2, Naemon,
+//! Sensu and Telegraf's `nagios` parser read.
+//!
+//! ```text
+//! RELWATCH CRITICAL - <summary> | deleted=3;;0;0; old=2;;;0; ... scan_time=0.043s;;;0;
+//! CRITICAL deleted-release: app shop, release 65, pids 100 101 102: <message>; fix: <remedy>
+//! ...
+//! app shop (/srv/shop): current release 67, 6 processes: 2 current, 2 old, 3 deleted
+//! ```
+//!
+//! - The first line is the status (from the exit code) and the summary, then ` | ` and the
+//!   performance data: all of it on the first line, so a server that truncates long output
+//!   (NRPE, Nagios' 8 KiB limit) keeps every number.
+//! - Perfdata labels are fixed ASCII words, never an app name: `'label'=value[UOM];warn;crit;
+//!   min;max` needs no quoting, and Telegraf's parser (which cannot read `=` in a label) and
+//!   Sensu's (which splits on spaces) read them all.
+//! - Then one line per finding and one per app (the long output). `|` appears nowhere but as
+//!   the perfdata separator: Telegraf rejects a first line with two, and takes the first
+//!   long-output line holding one for more perfdata. Every untrusted string goes through
+//!   [`crate::escape::escape`], and every line through [`line`], which turns `|` into
+//!   `\x7c` (the same reversible convention) and any control character left into its escape,
+//!   so a newline inside a message can never start a line of its own.
+
+use super::{releases_of, Report};
+use crate::attribution::ReleaseState;
+use crate::escape::{escape, is_dangerous};
+use crate::findings::{Finding, Kind, Severity};
+use std::fmt::Write;
+
+/// Make already-escaped text safe for one line of plugin output: `|` becomes `\x7c`, and a
+/// control or invisible character that slipped through becomes its escape. Backslashes are
+/// left alone: the text is escaped already, so `\x7c` unescapes to `|` like every other escape.
+pub fn line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '|' {
+            out.push_str("\\x7c");
+        } else if is_dangerous(c) {
+            out.push_str(&escape(c.encode_utf8(&mut [0u8; 4])));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// An untrusted string (app or release name, path) for plugin output.
+fn untrusted(s: impl AsRef<std::ffi::OsStr>) -> String {
+    line(&escape(s))
+}
+
+/// One performance datum: `label=value[uom];warn;crit;min;max`, trailing empty fields kept
+/// as the guidelines show them. Values are never `U`: Telegraf drops all perfdata on one.
+struct Perf {
+    label: &'static str,
+    value: String,
+    uom: &'static str,
+    warn: &'static str,
+    crit: &'static str,
+}
+
+impl Perf {
+    fn count(label: &'static str, value: usize, warn: &'static str, crit: &'static str) -> Self {
+        Perf {
+            label,
+            value: value.to_string(),
+            uom: "",
+            warn,
+            crit,
+        }
+    }
+}
+
+/// Processes named by findings of `kind` (at least one per finding), as the summary counts.
+fn processes_of(r: &Report, kind: Kind) -> usize {
+    r.findings
+        .iter()
+        .filter(|f| f.kind == kind)
+        .map(|f| f.pids.len().max(1))
+        .sum()
+}
+
+fn findings_of(r: &Report, kind: Kind) -> usize {
+    r.findings.iter().filter(|f| f.kind == kind).count()
+}
+
+fn perfdata(r: &Report) -> Vec<Perf> {
+    // A zombie finding names the parent first, then its zombies.
+    let zombies: usize = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Zombie)
+        .map(|f| f.pids.len().saturating_sub(1))
+        .sum();
+    let scan = if r.scan_seconds.is_finite() {
+        format!("{:.3}", r.scan_seconds.max(0.0))
+    } else {
+        "0".to_string()
+    };
+    vec![
+        // Critical as soon as there is one: the range 0..0.
+        Perf::count("deleted", processes_of(r, Kind::DeletedRelease), "", "0"),
+        // A warning only after the grace period, so no fixed threshold.
+        Perf::count("old", processes_of(r, Kind::OldRelease), "", ""),
+        Perf::count("broken", findings_of(r, Kind::BrokenCurrent), "", "0"),
+        Perf::count("duplicate", findings_of(r, Kind::Duplicate), "", "0"),
+        Perf::count("missing", findings_of(r, Kind::Missing), "", "0"),
+        Perf::count("zombies", zombies, "0", ""),
+        Perf::count("orphans", processes_of(r, Kind::Orphan), "0", ""),
+        // UNKNOWN has no threshold field.
+        Perf::count("unreadable", processes_of(r, Kind::Unreadable), "", ""),
+        Perf::count("processes", r.attr.placements.len(), "", ""),
+        Perf::count("scanned", r.snap.processes.len(), "", ""),
+        Perf::count("apps", r.roots.len(), "", ""),
+        Perf {
+            label: "scan_time",
+            value: scan,
+            uom: "s",
+            warn: "",
+            crit: "",
+        },
+    ]
+}
+
+fn severity_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "CRITICAL",
+        Severity::Warning => "WARNING",
+        Severity::Unknown => "UNKNOWN",
+        Severity::Info => "INFO",
+    }
+}
+
+/// Pids shown on a finding line, at most this many.
+const MAX_PIDS: usize = 10;
+
+fn finding(out: &mut String, r: &Report, f: &Finding) {
+    let app = r
+        .roots
+        .get(f.app)
+        .map(|root| untrusted(&root.name))
+        .unwrap_or_else(|| "?".into());
+    let mut head = format!(
+        "{} {}: app {app}",
+        severity_word(f.severity),
+        f.kind.as_str()
+    );
+    if let Some(rel) = &f.release {
+        let _ = write!(head, ", release {}", untrusted(rel));
+    }
+    if let Some(role) = &f.role {
+        let _ = write!(head, ", role {}", untrusted(role));
+    }
+    if !f.pids.is_empty() {
+        head.push_str(", pids");
+        for pid in f.pids.iter().take(MAX_PIDS) {
+            let _ = write!(head, " {pid}");
+        }
+        if f.pids.len() > MAX_PIDS {
+            let _ = write!(head, " and {} more", f.pids.len() - MAX_PIDS);
+        }
+    }
+    // Message and remedy are escaped by the rules already; `line` keeps them on one line.
+    let _ = writeln!(
+        out,
+        "{head}: {}; fix: {}",
+        line(&f.message),
+        line(&f.remedy)
+    );
+}
+
+fn app_line(out: &mut String, r: &Report, app: usize) {
+    let root = &r.roots[app];
+    let current = match root.current_release() {
+        Some(c) => format!("current release {}", untrusted(c)),
+        None => format!("current link {}", root.current.state_name()),
+    };
+    let (mut on, mut counts) = (0, [0usize; 4]);
+    for row in releases_of(r, app) {
+        let i = match row.state {
+            ReleaseState::Current => 0,
+            ReleaseState::Old => 1,
+            ReleaseState::Deleted => 2,
+            ReleaseState::Unknown => 3,
+        };
+        counts[i] += row.pids.len();
+        on += row.pids.len();
+    }
+    let mut parts = Vec::new();
+    for (n, word) in counts.iter().zip(["current", "old", "deleted", "unknown"]) {
+        if *n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "app {} ({}): {current}, {on} process{}{}{}",
+        untrusted(&root.name),
+        untrusted(&root.root),
+        if on == 1 { "" } else { "es" },
+        if parts.is_empty() { "" } else { ": " },
+        parts.join(", ")
+    );
+}
+
+/// Render the report as monitoring-plugin output (the exit code is [`Report::exit`]).
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let perf: Vec<String> = perfdata(r)
+        .iter()
+        .map(|p| format!("{}={}{};{};{};0;", p.label, p.value, p.uom, p.warn, p.crit))
+        .collect();
+    let _ = writeln!(
+        out,
+        "RELWATCH {} - {} | {}",
+        r.exit.label(),
+        line(&r.summary()),
+        perf.join(" ")
+    );
+    for f in r.findings {
+        finding(&mut out, r, f);
+    }
+    for app in 0..r.roots.len() {
+        app_line(&mut out, r, app);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    include!("../../tests/golden/fixture.rs");
+
+    const GOLDEN: &str = include_str!("../../tests/golden/nagios.txt");
+
+    #[test]
+    fn golden_output_with_hostile_names() {
+        let fx = Fixture::new();
+        let out = render(&fx.report());
+        bless_or_compare("nagios.txt", GOLDEN, &out);
+    }
+
+    /// How Telegraf's nagios parser splits output (plugins/parsers/nagios): the first line
+    /// on `|` into at most two parts (more is "illegal output format"); long output until a
+    /// line holding `|`; perfdata matched by `([^=]+=\S+)` and
+    /// `^([^=]+)=([\d\.\-\+eE]+)([\w\/%]*);?([\d\.\-\+eE:~@]+)?;?(...)?;?(...)?;?(...)?`.
+    /// Sensu Go takes the whole output split on `|` into exactly two parts.
+    #[test]
+    fn parsers_see_one_status_line_and_every_perfdatum() {
+        let split = regex::Regex::new(r"([^=]+=\S+)").unwrap();
+        let datum = regex::Regex::new(
+            r"^([^=]+)=([\d\.\-\+eE]+)([\w\/%]*);?([\d\.\-\+eE:~@]+)?;?([\d\.\-\+eE:~@]+)?;?([\d\.\-\+eE]+)?;?([\d\.\-\+eE]+)?;?\s*$",
+        )
+        .unwrap();
+        for fx in [Fixture::new(), Fixture::empty()] {
+            let out = render(&fx.report());
+            assert!(out.ends_with('\n'));
+            assert_eq!(out.matches('|').count(), 1, "{out}");
+            let mut lines = out.lines();
+            let first = lines.next().unwrap();
+            let (status, perf) = first.split_once(" | ").unwrap();
+            assert!(status.starts_with(&format!("RELWATCH {} - ", fx.exit.label())));
+            let labels: Vec<&str> = split
+                .find_iter(perf)
+                .map(|m| {
+                    let p = m.as_str().trim();
+                    let c = datum.captures(p).unwrap_or_else(|| panic!("{p:?}"));
+                    c.get(2).unwrap().as_str().parse::<f64>().unwrap();
+                    c.get(1).unwrap().as_str()
+                })
+                .collect();
+            assert_eq!(labels.len(), perf.split(' ').count(), "{perf}");
+            for want in [
+                "deleted",
+                "old",
+                "broken",
+                "duplicate",
+                "missing",
+                "zombies",
+                "orphans",
+                "unreadable",
+                "processes",
+            ] {
+                assert!(labels.contains(&want), "{want} missing from {perf}");
+            }
+            for l in lines {
+                assert!(!l.is_empty());
+                assert!(!l.chars().any(is_dangerous), "{l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn counts_match_the_scan() {
+        let fx = Fixture::new();
+        let out = render(&fx.report());
+        let perf = out.lines().next().unwrap().split(" | ").nth(1).unwrap();
+        for want in [
+            "deleted=3;;0;0;",
+            "old=2;;;0;",
+            "broken=1;;0;0;",
+            "duplicate=1;;0;0;",
+            "missing=1;;0;0;",
+            "zombies=1;0;;0;",
+            "unreadable=1;;;0;",
+        ] {
+            assert!(perf.split(' ').any(|p| p == want), "{want} not in {perf}");
+        }
+        assert!(out.starts_with("RELWATCH CRITICAL - "), "{out}");
+    }
+
+    #[test]
+    fn a_newline_or_bar_in_any_text_stays_on_its_line() {
+        assert_eq!(line("a|b"), "a\\x7cb");
+        assert_eq!(line("a\nb\r\x1b\u{202e}"), "a\\nb\\r\\x1b\\u{202e}");
+        assert_eq!(line("already \\x1b escaped"), "already \\x1b escaped");
+        assert_eq!(
+            crate::escape::unescape(&untrusted("65|x\n")).unwrap(),
+            b"65|x\n"
+        );
+        let mut fx = Fixture::new();
+        fx.findings[0].message = "line one\nRELWATCH OK - fake | ok=1".into();
+        fx.findings[0].remedy = "a\r\nb|c".into();
+        let out = render(&fx.report());
+        assert_eq!(out.lines().count(), fx.findings.len() + fx.roots.len() + 1);
+        assert_eq!(out.matches('|').count(), 1, "{out}");
+        assert!(out.contains("line one\\nRELWATCH OK - fake \\x7c ok=1; fix: a\\r\\nb\\x7cc"));
+    }
+}

@@ -1,0 +1,576 @@
+//! The Prometheus renderer: the text exposition format, version 0.0.4, as node_exporter's
+//! textfile collector reads it (`--output /var/lib/prometheus/node-exporter/relwatch.prom`).
+//!
+//! - No sample timestamps (the textfile collector rejects them) and no OpenMetrics-only types:
+//!   every family is a `gauge`, with one `# HELP` and one `# TYPE` line, its samples contiguous.
+//! - Labels name apps, deploy roots, releases, finding kinds and severities: never a pid or a
+//!   command line, which would make a new series for every restart.
+//! - A label value is the string as the text output shows it ([`crate::escape::escape`]:
+//!   control characters, bidi overrides and invalid UTF-8 become `\xNN`-style escapes, so a
+//!   non-UTF-8 release name stays distinct and safe), then escaped for the format (`\\`, `\"`,
+//!   `\n`). A hostile directory name can neither end a line nor forge a label.
+//! - No two samples of a family carry the same labels (node_exporter would drop the whole file):
+//!   counts that land on the same labels are added, and an info sample is written once.
+//! - Each app gets a sample for every main kind, 0 when it has no such finding, so rules can
+//!   test `== 0` and a resolved alert clears instead of going stale.
+
+use super::Report;
+use crate::attribution::ReleaseState;
+use crate::escape::escape;
+use crate::findings::{Kind, Severity};
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// The (kind, severity) pairs every app always reports, 0 when absent. Other pairs appear
+/// when a finding has them.
+const MAIN: &[(Kind, Severity)] = &[
+    (Kind::BrokenCurrent, Severity::Critical),
+    (Kind::DeletedRelease, Severity::Critical),
+    (Kind::Duplicate, Severity::Critical),
+    (Kind::Missing, Severity::Critical),
+    (Kind::OldRelease, Severity::Warning),
+    (Kind::OldRelease, Severity::Info),
+    (Kind::Zombie, Severity::Warning),
+    (Kind::Orphan, Severity::Warning),
+    (Kind::Unreadable, Severity::Unknown),
+];
+
+const STATES: &[ReleaseState] = &[
+    ReleaseState::Current,
+    ReleaseState::Old,
+    ReleaseState::Deleted,
+    ReleaseState::Unknown,
+];
+
+/// Escape a label value for the exposition format: backslash, double quote and line feed.
+pub fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An untrusted string (path, release or app name) as a label value.
+fn untrusted(s: impl AsRef<std::ffi::OsStr>) -> String {
+    label_value(&escape(s))
+}
+
+/// A sample value: Go's `ParseFloat` syntax, which Prometheus uses.
+fn value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else {
+        // Rust prints the shortest representation that round-trips, never with an exponent.
+        format!("{v}")
+    }
+}
+
+/// How a sample whose labels are already present is merged.
+#[derive(Clone, Copy)]
+enum Merge {
+    Add,
+    KeepFirst,
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    /// Label text (`a="x",b="y"`) and value, in first-seen order.
+    samples: Vec<(String, f64)>,
+    index: HashMap<String, usize>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            help,
+            samples: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    fn set(&mut self, labels: &[(&str, &str)], v: f64, merge: Merge) {
+        let mut text = String::new();
+        for (i, (k, val)) in labels.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            let _ = write!(text, "{k}=\"{val}\"");
+        }
+        match self.index.get(&text) {
+            Some(&i) => {
+                if let Merge::Add = merge {
+                    self.samples[i].1 += v;
+                }
+            }
+            None => {
+                self.index.insert(text.clone(), self.samples.len());
+                self.samples.push((text, v));
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        if self.samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
+        let _ = writeln!(out, "# TYPE {} gauge", self.name);
+        for (labels, v) in &self.samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{} {}", self.name, value(*v));
+            } else {
+                let _ = writeln!(out, "{}{{{labels}}} {}", self.name, value(*v));
+            }
+        }
+    }
+}
+
+/// Render the report as a Prometheus textfile.
+pub fn render(r: &Report) -> String {
+    let mut exit = Family::new(
+        "relwatch_exit_code",
+        "Exit code of the last scan: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    );
+    exit.set(&[], f64::from(r.exit.code()), Merge::KeepFirst);
+
+    let mut last = Family::new(
+        "relwatch_last_scan_timestamp_seconds",
+        "When the last scan started, seconds since the Unix epoch.",
+    );
+    last.set(&[], r.snap.clock.now, Merge::KeepFirst);
+
+    let mut duration = Family::new(
+        "relwatch_scan_duration_seconds",
+        "How long the last scan took.",
+    );
+    duration.set(&[], r.scan_seconds, Merge::KeepFirst);
+
+    let mut scanned = Family::new(
+        "relwatch_scanned_processes",
+        "Processes read in the last scan.",
+    );
+    scanned.set(&[], r.snap.processes.len() as f64, Merge::KeepFirst);
+
+    let mut unreadable = Family::new(
+        "relwatch_unreadable_processes",
+        "Processes whose cwd or exe could not be read (permission denied), whatever app they belong to.",
+    );
+    unreadable.set(
+        &[],
+        (r.attr.unreadable.len() + r.attr.unreadable_elsewhere) as f64,
+        Merge::KeepFirst,
+    );
+
+    let apps: Vec<(String, String)> = r
+        .roots
+        .iter()
+        .map(|root| (untrusted(&root.name), untrusted(&root.root)))
+        .collect();
+
+    let mut findings = Family::new(
+        "relwatch_findings",
+        "Findings of the last scan by app, deploy root, kind and severity.",
+    );
+    for (app, root) in &apps {
+        for (kind, sev) in MAIN {
+            findings.set(
+                &[
+                    ("app", app),
+                    ("root", root),
+                    ("kind", kind.as_str()),
+                    ("severity", sev.as_str()),
+                ],
+                0.0,
+                Merge::Add,
+            );
+        }
+    }
+    for f in r.findings {
+        let Some((app, root)) = apps.get(f.app) else {
+            continue;
+        };
+        findings.set(
+            &[
+                ("app", app),
+                ("root", root),
+                ("kind", f.kind.as_str()),
+                ("severity", f.severity.as_str()),
+            ],
+            1.0,
+            Merge::Add,
+        );
+    }
+
+    let mut processes = Family::new(
+        "relwatch_processes",
+        "Processes placed in each app, by where they stand relative to current.",
+    );
+    for (app, root) in &apps {
+        for state in STATES {
+            processes.set(
+                &[
+                    ("app", app),
+                    ("root", root),
+                    ("release_state", state.as_str()),
+                ],
+                0.0,
+                Merge::Add,
+            );
+        }
+    }
+    for pl in &r.attr.placements {
+        let Some((app, root)) = apps.get(pl.app) else {
+            continue;
+        };
+        processes.set(
+            &[
+                ("app", app),
+                ("root", root),
+                ("release_state", pl.state.as_str()),
+            ],
+            1.0,
+            Merge::Add,
+        );
+    }
+
+    let mut info = Family::new(
+        "relwatch_current_release_info",
+        "The release current points at (always 1; absent while the current link is broken).",
+    );
+    let mut switched = Family::new(
+        "relwatch_switch_timestamp_seconds",
+        "When current was last switched (ctime of the link), seconds since the Unix epoch.",
+    );
+    for (root, (app, path)) in r.roots.iter().zip(&apps) {
+        if let Some(release) = root.current_release() {
+            let release = untrusted(release);
+            info.set(
+                &[("app", app), ("root", path), ("release", &release)],
+                1.0,
+                Merge::KeepFirst,
+            );
+        }
+        if let Some(t) = root.switch_time {
+            switched.set(&[("app", app), ("root", path)], t, Merge::KeepFirst);
+        }
+    }
+
+    let mut out = String::new();
+    for family in [
+        &exit,
+        &last,
+        &duration,
+        &scanned,
+        &unreadable,
+        &findings,
+        &processes,
+        &info,
+        &switched,
+    ] {
+        family.render(&mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    include!("../../tests/golden/fixture.rs");
+
+    const GOLDEN: &str = include_str!("../../tests/golden/prometheus.prom");
+
+    /// A small validator for the exposition format, version 0.0.4: every line is a comment,
+    /// a HELP or TYPE line, or `name{labels} value` with a valid name, label names, properly
+    /// escaped label values and a Go float; no timestamps; each family's HELP and TYPE once,
+    /// before its samples, and its samples contiguous; no sample twice.
+    fn validate(text: &str) -> Result<usize, String> {
+        use std::collections::HashSet;
+        fn name_ok(s: &str) -> bool {
+            let mut c = s.chars();
+            matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+        }
+        fn label_name_ok(s: &str) -> bool {
+            let mut c = s.chars();
+            matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                && !s.starts_with("__")
+        }
+        fn float_ok(s: &str) -> bool {
+            matches!(s, "NaN" | "+Inf" | "-Inf") || s.parse::<f64>().is_ok_and(|v| v.is_finite())
+        }
+        /// Parse `{a="x",b="y"}` (without braces); returns the label names.
+        fn labels(mut s: &str) -> Result<Vec<String>, String> {
+            let mut names = Vec::new();
+            while !s.is_empty() {
+                let eq = s.find('=').ok_or("label without =")?;
+                let name = &s[..eq];
+                if !label_name_ok(name) {
+                    return Err(format!("bad label name {name:?}"));
+                }
+                if names.iter().any(|n| n == name) {
+                    return Err(format!("label {name} twice"));
+                }
+                names.push(name.to_string());
+                s = s[eq + 1..]
+                    .strip_prefix('"')
+                    .ok_or("label value not quoted")?;
+                let mut chars = s.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        None => return Err("unterminated label value".into()),
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, '\\' | '"' | 'n')) => {}
+                            other => return Err(format!("bad escape {other:?}")),
+                        },
+                        Some((_, '\n')) => return Err("raw newline in label value".into()),
+                        Some((i, '"')) => break i,
+                        Some(_) => {}
+                    }
+                };
+                s = &s[end + 1..];
+                if let Some(rest) = s.strip_prefix(',') {
+                    s = rest;
+                } else if !s.is_empty() {
+                    return Err(format!("junk after label value: {s:?}"));
+                }
+            }
+            Ok(names)
+        }
+        let mut seen_families: HashSet<String> = HashSet::new();
+        let mut current: Option<String> = None;
+        let mut typed: HashSet<String> = HashSet::new();
+        let mut helped: HashSet<String> = HashSet::new();
+        let mut series: HashSet<String> = HashSet::new();
+        let mut samples = 0;
+        if !text.ends_with('\n') {
+            return Err("no final newline".into());
+        }
+        for (n, line) in text.lines().enumerate() {
+            let err = |m: String| format!("line {}: {m}: {line:?}", n + 1);
+            if let Some(rest) = line.strip_prefix("# ") {
+                let mut parts = rest.splitn(3, ' ');
+                let (word, name, tail) = (parts.next(), parts.next(), parts.next());
+                let (Some(word @ ("HELP" | "TYPE")), Some(name)) = (word, name) else {
+                    continue; // a plain comment
+                };
+                if !name_ok(name) {
+                    return Err(err("bad metric name".into()));
+                }
+                if current.as_deref() != Some(name) {
+                    if !seen_families.insert(name.to_string()) {
+                        return Err(err("family not contiguous".into()));
+                    }
+                    current = Some(name.to_string());
+                }
+                let set = if word == "HELP" {
+                    &mut helped
+                } else {
+                    &mut typed
+                };
+                if !set.insert(name.to_string()) {
+                    return Err(err(format!("second {word}")));
+                }
+                if series.iter().any(|s| s.split('{').next() == Some(name)) {
+                    return Err(err(format!("{word} after samples")));
+                }
+                if word == "TYPE" && tail != Some("gauge") {
+                    return Err(err("only gauges are written".into()));
+                }
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                return Err(err("unexpected line".into()));
+            }
+            let (name, rest) = match line.find('{') {
+                Some(i) => (&line[..i], &line[i..]),
+                None => line.split_at(line.find(' ').ok_or_else(|| err("no value".into()))?),
+            };
+            if !name_ok(name) {
+                return Err(err("bad metric name".into()));
+            }
+            let (label_text, value_text) = if let Some(inner) = rest.strip_prefix('{') {
+                let close = inner
+                    .rfind("} ")
+                    .ok_or_else(|| err("no closing brace".into()))?;
+                (&inner[..close], &inner[close + 2..])
+            } else {
+                ("", rest.trim_start_matches(' '))
+            };
+            labels(label_text).map_err(err)?;
+            if value_text.contains(' ') {
+                return Err(err("a timestamp or junk after the value".into()));
+            }
+            if !float_ok(value_text) {
+                return Err(err("bad value".into()));
+            }
+            if current.as_deref() != Some(name) {
+                return Err(err("sample outside its family".into()));
+            }
+            if !typed.contains(name) || !helped.contains(name) {
+                return Err(err("sample before HELP and TYPE".into()));
+            }
+            if !series.insert(format!("{name}{{{label_text}}}")) {
+                return Err(err("duplicate series".into()));
+            }
+            samples += 1;
+        }
+        Ok(samples)
+    }
+
+    #[test]
+    fn golden_output_with_hostile_names() {
+        let fx = Fixture::new();
+        let out = render(&fx.report());
+        bless_or_compare("prometheus.prom", GOLDEN, &out);
+    }
+
+    #[test]
+    fn every_line_parses() {
+        let fx = Fixture::new();
+        let out = render(&fx.report());
+        let n = validate(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        assert!(n > 20, "{n} samples");
+        assert!(!out
+            .chars()
+            .any(|c| c != '\n' && crate::escape::is_dangerous(c)));
+        // No pid is a label value; no command line either.
+        assert!(!out.contains("pid="), "{out}");
+        assert!(!out.contains("artisan"), "{out}");
+        let empty = Fixture::empty();
+        let out = render(&empty.report());
+        validate(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    }
+
+    #[test]
+    fn label_values_are_escaped_for_the_format() {
+        assert_eq!(label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        // Untrusted names are escaped for people first, then for the format: a raw newline
+        // or ESC never reaches the file, and invalid UTF-8 stays distinct.
+        assert_eq!(untrusted("7\n\x1b"), "7\\\\n\\\\x1b");
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(untrusted(std::ffi::OsStr::from_bytes(b"r\xff")), "r\\\\xff");
+        assert_eq!(value(f64::NAN), "NaN");
+        assert_eq!(value(f64::INFINITY), "+Inf");
+        assert_eq!(value(1_700_000_000.25), "1700000000.25");
+        assert_eq!(value(3.0), "3");
+    }
+
+    #[test]
+    fn the_validator_rejects_what_it_must() {
+        let bad = [
+            "# HELP a x\n# TYPE a gauge\na{b=\"x\ny\"} 1\n",
+            "# HELP a x\n# TYPE a gauge\na 1 1700000000\n",
+            "# HELP a x\n# TYPE a gauge\na{b=\"x\"} one\n",
+            "# HELP a x\n# TYPE a gauge\na{b=\"x\",b=\"y\"} 1\n",
+            "# HELP a x\n# TYPE a gauge\na{b=\"x\"} 1\na{b=\"x\"} 2\n",
+            "# HELP a x\n# TYPE a gauge\na 1\n# HELP c x\n# TYPE c gauge\nc 1\na 2\n",
+            "# HELP a x\n# TYPE a gauge\n1a 1\n",
+            "# HELP a x\n# TYPE a counter\na 1\n",
+            "a 1\n",
+            "# HELP a x\n# TYPE a gauge\na{b=\"\\x\"} 1\n",
+        ];
+        for b in bad {
+            assert!(validate(b).is_err(), "accepted {b:?}");
+        }
+    }
+
+    /// The alert rules shipped in packaging/prometheus/ use only metrics this renderer
+    /// writes and only kinds relwatch has: a renamed metric must not silence an alert.
+    #[test]
+    fn the_alert_rules_name_what_we_write() {
+        let rules = include_str!("../../packaging/prometheus/relwatch.rules.yml");
+        let out = render(&Fixture::new().report());
+        let names = regex::Regex::new(r"\brelwatch_[a-z_]+\b").unwrap();
+        let mut seen = 0;
+        for line in rules
+            .lines()
+            .filter(|l| l.trim_start().starts_with("expr:"))
+        {
+            for m in names.find_iter(line) {
+                assert!(
+                    out.contains(&format!("# TYPE {} gauge", m.as_str())),
+                    "{} in the rules is not written",
+                    m.as_str()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 10, "{seen}");
+        let kinds = regex::Regex::new(r#"kind="([a-z-]+)""#).unwrap();
+        for c in kinds.captures_iter(rules) {
+            let kind = &c[1];
+            // restart-loop comes from the agent alone.
+            assert!(
+                kind == "restart-loop" || out.contains(&format!("kind=\"{kind}\"")),
+                "kind {kind} in the rules is not written"
+            );
+        }
+    }
+
+    /// `promtool check metrics` and `promtool check rules`, when promtool is installed
+    /// (Debian: the `prometheus` package).
+    #[test]
+    fn promtool_accepts_output_and_rules() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let Ok(mut child) = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("promtool not installed: skipped");
+            return;
+        };
+        let out = render(&Fixture::new().report());
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(out.as_bytes())
+            .unwrap();
+        let res = child.wait_with_output().unwrap();
+        assert!(
+            res.status.success() && res.stdout.is_empty() && res.stderr.is_empty(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&res.stdout),
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let rules = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/prometheus/relwatch.rules.yml"
+        );
+        let res = Command::new("promtool")
+            .args(["check", "rules", rules])
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "promtool check rules: {}{}",
+            String::from_utf8_lossy(&res.stdout),
+            String::from_utf8_lossy(&res.stderr)
+        );
+    }
+
+    #[test]
+    fn two_roots_with_one_name_never_make_duplicate_series() {
+        let mut fx = Fixture::new();
+        let twin = fx.roots[0].clone();
+        fx.roots.push(twin); // the same root given twice
+        let out = render(&fx.report());
+        validate(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    }
+}

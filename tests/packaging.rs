@@ -1,0 +1,101 @@
+//! The packages: every file Cargo.toml's [package.metadata.deb] and [package.metadata.generate-rpm]
+//! name exists in the repository, or is made by the release build or packaging/build-assets; the
+//! maintainer scripts they name exist and are executable shell.
+
+use std::path::Path;
+
+fn manifest() -> (std::path::PathBuf, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    (dir, text)
+}
+
+/// Source paths of the assets: the first string of each `[...]` row (deb) and each
+/// `source = "..."` (rpm), inside the package metadata.
+fn asset_sources(text: &str) -> Vec<String> {
+    let meta = &text[text.find("[package.metadata.deb]").expect("deb metadata")..];
+    let mut out = Vec::new();
+    for line in meta.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("[\"") {
+            out.push(rest.split('"').next().unwrap().to_string());
+        }
+        if let Some(i) = line.find("source = \"") {
+            out.push(line[i + 10..].split('"').next().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_packaged_file_exists_or_is_built() {
+    let (dir, text) = manifest();
+    let sources = asset_sources(&text);
+    assert!(
+        sources.len() >= 30,
+        "deb and rpm assets were read: {sources:?}"
+    );
+    let build_assets = std::fs::read_to_string(dir.join("packaging/build-assets")).unwrap();
+    for src in &sources {
+        if src == "target/release/relwatch" {
+            continue; // the release build
+        }
+        if let Some(name) = src.strip_prefix("target/assets/") {
+            assert!(
+                build_assets.contains(name),
+                "{src}: packaging/build-assets does not make it"
+            );
+            continue;
+        }
+        assert!(
+            dir.join(src).is_file(),
+            "{src} is packaged but does not exist"
+        );
+    }
+    for script in [
+        "packaging/deb/postinst",
+        "packaging/deb/prerm",
+        "packaging/deb/postrm",
+        "packaging/rpm/post_install.sh",
+        "packaging/rpm/pre_uninstall.sh",
+        "packaging/rpm/post_uninstall.sh",
+    ] {
+        let body =
+            std::fs::read_to_string(dir.join(script)).unwrap_or_else(|e| panic!("{script}: {e}"));
+        assert!(body.starts_with('#'), "{script} is a shell script");
+        if script.ends_with("postinst") || script.ends_with("post_install.sh") {
+            assert!(
+                body.contains("enable") && body.contains("relwatch.timer"),
+                "{script} enables the timer"
+            );
+        }
+        assert!(text.contains(script) || text.contains("maintainer-scripts = \"packaging/deb/\""));
+    }
+}
+
+#[test]
+fn build_assets_makes_the_man_page_and_completions() {
+    let (dir, _) = manifest();
+    let out = tempfile::tempdir().unwrap();
+    // Run it against the test binary into a scratch copy of target/assets' location.
+    let status = std::process::Command::new("sh")
+        .arg(dir.join("packaging/build-assets"))
+        .arg(env!("CARGO_BIN_EXE_relwatch"))
+        .env("TMPDIR", out.path())
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for f in [
+        "relwatch.1.gz",
+        "relwatch.bash",
+        "_relwatch",
+        "relwatch.fish",
+    ] {
+        let p = dir.join("target/assets").join(f);
+        assert!(
+            p.metadata().is_ok_and(|m| m.len() > 0),
+            "{} missing or empty",
+            p.display()
+        );
+    }
+}
