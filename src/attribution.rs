@@ -559,6 +559,29 @@ pub fn apply_settings(
     });
 }
 
+/// The placed processes that can decide a finding. A process on the current release decides
+/// one only when it has a role (duplicate, missing), hangs directly under PID 1 (orphan) or has
+/// zombie children. Only these pay for the second look at their start time and mount
+/// namespace, and for the owner reads: a healthy worker on the current release costs the floor.
+pub fn deciders(attr: &Attribution, snap: &Snapshot) -> std::collections::HashSet<i32> {
+    let zombie_parents: std::collections::HashSet<i32> = snap
+        .processes
+        .iter()
+        .filter(|p| p.is_zombie())
+        .map(|p| p.ppid)
+        .collect();
+    attr.placements
+        .iter()
+        .filter(|pl| {
+            pl.state != ReleaseState::Current
+                || pl.role.is_some()
+                || zombie_parents.contains(&pl.pid)
+                || snap.get(pl.pid).is_some_and(|p| p.ppid == 1)
+        })
+        .map(|pl| pl.pid)
+        .collect()
+}
+
 /// Drop placements that cannot be trusted: the pid was reused or the process exited since it
 /// was read (start time changed), or it lives in another mount namespace where paths mean
 /// other things. Only placed processes pay for these reads.
@@ -569,10 +592,14 @@ pub fn verify(
 ) {
     let mut raced = 0;
     let mut foreign = 0;
+    let deciding = deciders(attr, snap);
     attr.placements.retain(|pl| {
         let Some(p) = snap.get(pl.pid) else {
             return false;
         };
+        if !deciding.contains(&pl.pid) {
+            return true;
+        }
         if source.start_ticks(pl.pid) != Some(p.start_ticks) {
             raced += 1;
             return false;

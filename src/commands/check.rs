@@ -40,6 +40,7 @@ pub fn scan(
     roots: &mut Vec<DeployRoot>,
     source: &mut dyn ProcSource,
     settings: &Settings,
+    all_owners: bool,
 ) -> anyhow::Result<Scan> {
     for attempt in 0..2 {
         let snap = source
@@ -49,7 +50,7 @@ pub fn scan(
         crate::attribution::apply_settings(&mut attr, &snap, settings);
         // Owners read cgroup and environ: before verify, so a pid reused during those reads
         // is caught by the start-time check.
-        let owners = crate::owner::collect(&snap, &attr, source);
+        let owners = crate::owner::collect(&snap, &attr, source, all_owners);
         verify(&mut attr, &snap, source);
         let reloaded: Vec<DeployRoot> = roots
             .iter()
@@ -127,32 +128,50 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
     }
     let mut source = LinuxProc::default();
     let began = std::time::Instant::now();
-    let result = scan(&mut roots, &mut source, &settings)?;
+    // JSON and the ps tree show every process's owner; the other outputs only those in findings.
+    let all_owners = args.format == Format::Json || view == View::Tree;
+    let result = scan(&mut roots, &mut source, &settings, all_owners)?;
     let report = result.report(&roots, began.elapsed().as_secs_f64());
     let exit = report.exit;
-    let text = match args.format {
-        Format::Json => format!("{}\n", json::render(&report, true)?),
-        Format::Nagios => crate::report::nagios::render(&report),
-        Format::Prometheus => crate::report::prometheus::render(&report),
-        Format::Text if view == View::Tree => crate::report::tree::render(&report),
-        Format::Text => {
-            let color = args.output.is_none()
-                && match args.color {
-                    ColorChoice::Always => true,
-                    ColorChoice::Never => false,
-                    ColorChoice::Auto => color_auto(),
-                };
-            text::render(&report, text::Style { color })
+    let color = args.output.is_none()
+        && match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => color_auto(),
+        };
+    // JSON is streamed: a scan of 20,000 processes never holds its document in memory.
+    let emit = |w: &mut dyn Write| -> std::io::Result<()> {
+        match args.format {
+            Format::Json => {
+                json::write(&report, true, &mut *w).map_err(|e| match e.io_error_kind() {
+                    // keep a broken pipe a broken pipe: `check --format json | head` is clean
+                    Some(kind) => std::io::Error::from(kind),
+                    None => std::io::Error::other(e),
+                })?;
+                writeln!(w)
+            }
+            Format::Nagios => w.write_all(crate::report::nagios::render(&report).as_bytes()),
+            Format::Prometheus => {
+                w.write_all(crate::report::prometheus::render(&report).as_bytes())
+            }
+            Format::Text if view == View::Tree => {
+                w.write_all(crate::report::tree::render(&report).as_bytes())
+            }
+            Format::Text => w.write_all(text::render(&report, text::Style { color }).as_bytes()),
         }
     };
     match &args.output {
-        Some(path) => crate::report::output::write_atomic(path, text.as_bytes()).map_err(|e| {
+        Some(path) => crate::report::output::write_atomic_with(path, emit).map_err(|e| {
             anyhow::anyhow!(
                 "cannot write {}: {e} (does the directory exist and is it writable?)",
                 escape(path)
             )
         })?,
-        None => out.write_all(text.as_bytes())?,
+        None => {
+            let mut w = std::io::BufWriter::new(&mut *out);
+            emit(&mut w)?;
+            w.flush()?;
+        }
     }
     Ok(exit)
 }

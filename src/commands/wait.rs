@@ -64,7 +64,7 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             attr,
             owners,
             findings,
-        } = scan(&mut roots, &mut source, &settings)?;
+        } = scan(&mut roots, &mut source, &settings, false)?;
         let fatal: Vec<_> = findings
             .iter()
             .filter(|f| {

@@ -262,7 +262,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 }
             }
             let began = Instant::now();
-            let mut result = scan(&mut roots, &mut source, &settings)?;
+            let mut result = scan(&mut roots, &mut source, &settings, false)?;
             history.observe(&result.snap, &result.attr);
             let loops = history.findings(&roots, &result.attr, &result.owners);
             result.findings.extend(loops);

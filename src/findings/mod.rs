@@ -223,7 +223,7 @@ pub(crate) fn pname(snap: &Snapshot, pid: i32) -> String {
 
 /// Live children of a pid.
 pub(crate) fn live_children(snap: &Snapshot, pid: i32) -> usize {
-    snap.children(pid).count()
+    snap.child_count(pid)
 }
 
 /// Evidence of a tree, top first.

@@ -165,16 +165,16 @@ mod tests {
             })
             .collect();
         (
-            Snapshot {
+            Snapshot::new(
                 processes,
-                clock: Clock {
+                Clock {
                     ticks_per_second: 100,
                     boot_epoch: 0.0,
                     now: at,
                 },
-                own_pid: 0,
-                vanished: 0,
-            },
+                0,
+                0,
+            ),
             Attribution {
                 placements,
                 ..Default::default()

@@ -67,16 +67,16 @@ fn proc_(pid: i32, ppid: i32, cwd: Result<Link, LinkError>, start_ticks: u64) ->
 /// Clock with boot at epoch 0 and 100 ticks/s: start_ticks = seconds * 100.
 fn snap(mut processes: Vec<Process>, now: f64) -> Snapshot {
     processes.sort_by_key(|p| p.pid);
-    Snapshot {
+    Snapshot::new(
         processes,
-        clock: Clock {
+        Clock {
             ticks_per_second: 100,
             boot_epoch: 0.0,
             now,
         },
-        own_pid: 1,
-        vanished: 0,
-    }
+        1,
+        0,
+    )
 }
 
 fn run(roots: &[DeployRoot], s: &Snapshot, grace_secs: u64) -> Vec<Finding> {

@@ -203,9 +203,29 @@ fn nearest_supervisor(snap: &Snapshot, p: &Process) -> Option<(i32, &'static str
     None
 }
 
-/// Read the cgroup and the named environment keys of every placed process.
-pub fn collect(snap: &Snapshot, attr: &Attribution, source: &mut dyn ProcSource) -> Owners {
-    let pids: Vec<i32> = attr.placements.iter().map(|p| p.pid).collect();
+/// Read the cgroup and the named environment keys of the placed processes: all of them when
+/// `all` (JSON and `ps` show every owner), else only those that can decide a finding (see
+/// [`crate::attribution::deciders`]) and the parents of those (the master of a tree).
+pub fn collect(
+    snap: &Snapshot,
+    attr: &Attribution,
+    source: &mut dyn ProcSource,
+    all: bool,
+) -> Owners {
+    let pids: Vec<i32> = if all {
+        attr.placements.iter().map(|p| p.pid).collect()
+    } else {
+        let mut wanted = crate::attribution::deciders(attr, snap);
+        let parents: Vec<i32> = wanted
+            .iter()
+            .filter_map(|pid| snap.get(*pid).map(|p| p.ppid))
+            .filter(|pp| attr.get(*pp).is_some())
+            .collect();
+        wanted.extend(parents);
+        let mut v: Vec<i32> = wanted.into_iter().collect();
+        v.sort_unstable();
+        v
+    };
     collect_pids(snap, &pids, source)
 }
 
@@ -321,16 +341,16 @@ mod tests {
 
     fn snap(mut ps: Vec<Process>) -> Snapshot {
         ps.sort_by_key(|p| p.pid);
-        Snapshot {
-            processes: ps,
-            clock: Clock {
+        Snapshot::new(
+            ps,
+            Clock {
                 ticks_per_second: 100,
                 boot_epoch: 0.0,
                 now: 0.0,
             },
-            own_pid: 0,
-            vanished: 0,
-        }
+            0,
+            0,
+        )
     }
 
     fn extra(cgroup: &str, env: &[(&'static str, &str)]) -> Extra {

@@ -51,7 +51,7 @@ struct Doc<'a> {
     scan: Scan,
     findings: Vec<FindingOut<'a>>,
     apps: Vec<AppOut<'a>>,
-    processes: Vec<ProcessOut<'a>>,
+    processes: Processes<'a>,
 }
 
 #[derive(Serialize)]
@@ -156,8 +156,8 @@ impl Serialize for BytesOwned {
     }
 }
 
-/// Render the report as one JSON document (pretty when `pretty`).
-pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
+/// Write the report as one JSON document to `w` (pretty when `pretty`), streaming.
+pub fn write(r: &Report, pretty: bool, w: impl std::io::Write) -> serde_json::Result<()> {
     let findings = r
         .findings
         .iter()
@@ -201,38 +201,7 @@ pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
                 .collect(),
         })
         .collect();
-    let processes = r
-        .attr
-        .placements
-        .iter()
-        .filter_map(|pl| {
-            let p = r.snap.get(pl.pid)?;
-            Some(ProcessOut {
-                pid: p.pid,
-                ppid: p.ppid,
-                name: BytesOwned(p.name().as_bytes().to_vec()),
-                comm: Bytes(&p.comm),
-                cmdline: p.cmdline.iter().map(|a| Bytes::os(a)).collect(),
-                state: (p.state as char).to_string(),
-                start_time: r.snap.clock.start_time(p.start_ticks),
-                uid: p.uid,
-                app: &r.roots[pl.app].name,
-                release: opt(&pl.release),
-                release_state: pl.state.as_str(),
-                role: pl.role.as_deref(),
-                master: r.snap.children(p.pid).next().is_some(),
-                evidence: evidence(&pl.evidence),
-                owner: r.owners.get(p.pid).map(|o| OwnerOut {
-                    kind: o.kind(),
-                    name: o.name(),
-                    unit: o.unit.as_ref().map(|u| u.unit.clone()),
-                    user: o.unit.as_ref().and_then(|u| u.user),
-                    supervisor_pid: o.supervisor_pid(),
-                    label: o.label(),
-                }),
-            })
-        })
-        .collect();
+    let processes = Processes(r);
     let doc = Doc {
         version: VERSION,
         status: match r.exit {
@@ -256,10 +225,57 @@ pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
         processes,
     };
     if pretty {
-        serde_json::to_string_pretty(&doc)
+        serde_json::to_writer_pretty(w, &doc)
     } else {
-        serde_json::to_string(&doc)
+        serde_json::to_writer(w, &doc)
     }
+}
+
+/// Render the report as one JSON document in a string (pretty when `pretty`).
+pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
+    let mut buf = Vec::new();
+    write(r, pretty, &mut buf)?;
+    // serde_json writes UTF-8 only.
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The `processes` array, serialized one process at a time: a scan of 20,000 processes never
+/// holds all of them as output structs at once.
+struct Processes<'a>(&'a Report<'a>);
+
+impl Serialize for Processes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        s.collect_seq(r.attr.placements.iter().filter_map(|pl| process_out(r, pl)))
+    }
+}
+
+fn process_out<'a>(r: &'a Report, pl: &'a crate::attribution::Placement) -> Option<ProcessOut<'a>> {
+    let p = r.snap.get(pl.pid)?;
+    Some(ProcessOut {
+        pid: p.pid,
+        ppid: p.ppid,
+        name: BytesOwned(p.name().as_bytes().to_vec()),
+        comm: Bytes(&p.comm),
+        cmdline: p.cmdline.iter().map(|a| Bytes::os(a)).collect(),
+        state: (p.state as char).to_string(),
+        start_time: r.snap.clock.start_time(p.start_ticks),
+        uid: p.uid,
+        app: &r.roots[pl.app].name,
+        release: opt(&pl.release),
+        release_state: pl.state.as_str(),
+        role: pl.role.as_deref(),
+        master: r.snap.child_count(p.pid) > 0,
+        evidence: evidence(&pl.evidence),
+        owner: r.owners.get(p.pid).map(|o| OwnerOut {
+            kind: o.kind(),
+            name: o.name(),
+            unit: o.unit.as_ref().map(|u| u.unit.clone()),
+            user: o.unit.as_ref().and_then(|u| u.user),
+            supervisor_pid: o.supervisor_pid(),
+            label: o.label(),
+        }),
+    })
 }
 
 #[cfg(test)]

@@ -89,12 +89,7 @@ fn branch(
         .and_then(|pl| pl.evidence.first())
         .map(|e| e.detail.as_str())
         .unwrap_or("");
-    let zombies = r
-        .snap
-        .processes
-        .iter()
-        .filter(|z| z.ppid == pid && z.is_zombie())
-        .count();
+    let zombies = r.snap.zombie_children(pid).len();
     let zombies = if zombies > 0 {
         format!(
             "  [{zombies} zombie{}]",
@@ -119,14 +114,12 @@ fn branch(
         escape(p.name()),
         indent = depth * 2
     );
-    let mut kids: Vec<i32> = r
+    let kids: Vec<i32> = r
         .snap
-        .processes
-        .iter()
-        .filter(|c| c.ppid == pid && set.contains(&c.pid))
+        .children(pid)
         .map(|c| c.pid)
+        .filter(|c| set.contains(c))
         .collect();
-    kids.sort_unstable();
     for k in kids {
         branch(out, r, k, set, depth + 1, seen);
     }

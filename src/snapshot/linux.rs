@@ -13,7 +13,6 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -57,13 +56,32 @@ impl LinuxProc {
         )
     }
 
+    /// Read a whole /proc file into `buf` with plain `read` calls. Not `File::read_to_end`:
+    /// it asks `statx` and `lseek` for a size hint that /proc files never have, two wasted
+    /// system calls per file on the hot path.
     fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str) -> nix::Result<()> {
         let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        let mut file = std::fs::File::from(fd);
         buf.clear();
-        file.read_to_end(buf)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc_eio())))?;
-        Ok(())
+        loop {
+            if buf.capacity() - buf.len() < 512 {
+                buf.reserve(4096);
+            }
+            let len = buf.len();
+            let spare = buf.capacity() - len;
+            buf.resize(len + spare, 0);
+            match nix::unistd::read(&fd, &mut buf[len..]) {
+                Ok(0) => {
+                    buf.truncate(len);
+                    return Ok(());
+                }
+                Ok(n) => buf.truncate(len + n),
+                Err(Errno::EINTR) => buf.truncate(len),
+                Err(e) => {
+                    buf.truncate(len);
+                    return Err(e);
+                }
+            }
+        }
     }
 
     fn read_process(&mut self, pid: i32) -> ReadOutcome {
@@ -98,10 +116,6 @@ impl LinuxProc {
             exe,
         }))
     }
-}
-
-fn libc_eio() -> i32 {
-    Errno::EIO as i32
 }
 
 fn read_link(dir: impl AsFd + Copy, name: &str) -> Result<Link, LinkError> {
@@ -161,12 +175,12 @@ impl ProcSource for LinuxProc {
                 ReadOutcome::Vanished => vanished += 1,
             }
         }
-        Ok(Snapshot {
+        Ok(Snapshot::new(
             processes,
             clock,
-            own_pid: std::process::id() as i32,
+            std::process::id() as i32,
             vanished,
-        })
+        ))
     }
 
     fn start_ticks(&mut self, pid: i32) -> Option<u64> {

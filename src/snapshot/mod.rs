@@ -127,15 +127,46 @@ impl Clock {
 /// Everything one scan saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// Sorted by pid.
     pub processes: Vec<Process>,
     pub clock: Clock,
     /// Our own pid: never reported.
     pub own_pid: i32,
     /// Processes that vanished between listing `/proc` and reading them (not an error).
     pub vanished: usize,
+    /// Live (non-zombie) children of each pid, built once: asking a process for its children
+    /// must not scan every process (that made a scan quadratic).
+    children: std::collections::HashMap<i32, Vec<i32>>,
+    /// Zombie children of each pid.
+    zombies: std::collections::HashMap<i32, Vec<i32>>,
 }
 
 impl Snapshot {
+    /// A snapshot of `processes` (any order): sorts them and indexes their children.
+    pub fn new(mut processes: Vec<Process>, clock: Clock, own_pid: i32, vanished: usize) -> Self {
+        processes.sort_unstable_by_key(|p| p.pid);
+        let mut children: std::collections::HashMap<i32, Vec<i32>> =
+            std::collections::HashMap::new();
+        let mut zombies: std::collections::HashMap<i32, Vec<i32>> =
+            std::collections::HashMap::new();
+        for p in &processes {
+            let index = if p.is_zombie() {
+                &mut zombies
+            } else {
+                &mut children
+            };
+            index.entry(p.ppid).or_default().push(p.pid);
+        }
+        Snapshot {
+            processes,
+            clock,
+            own_pid,
+            vanished,
+            children,
+            zombies,
+        }
+    }
+
     pub fn get(&self, pid: i32) -> Option<&Process> {
         self.processes
             .binary_search_by_key(&pid, |p| p.pid)
@@ -143,11 +174,23 @@ impl Snapshot {
             .map(|i| &self.processes[i])
     }
 
-    /// Live (non-zombie) children of `pid`.
+    /// Live (non-zombie) children of `pid`, by pid.
     pub fn children(&self, pid: i32) -> impl Iterator<Item = &Process> {
-        self.processes
-            .iter()
-            .filter(move |p| p.ppid == pid && !p.is_zombie())
+        self.children
+            .get(&pid)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| self.get(*c))
+    }
+
+    /// The zombie children of `pid`, by pid.
+    pub fn zombie_children(&self, pid: i32) -> &[i32] {
+        self.zombies.get(&pid).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many live children `pid` has.
+    pub fn child_count(&self, pid: i32) -> usize {
+        self.children.get(&pid).map_or(0, Vec::len)
     }
 }
 

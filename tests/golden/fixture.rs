@@ -174,16 +174,16 @@ impl Fixture {
             ),
         ];
         processes.sort_by_key(|p| p.pid);
-        let snap = crate::snapshot::Snapshot {
+        let snap = crate::snapshot::Snapshot::new(
             processes,
-            clock: crate::snapshot::Clock {
+            crate::snapshot::Clock {
                 ticks_per_second: 100,
                 boot_epoch: 0.0,
                 now: SWITCH + 3_600.5,
             },
-            own_pid: 9999,
-            vanished: 0,
-        };
+            9999,
+            0,
+        );
         let role = |name: &str, pattern: &str, min, max, singleton| crate::config::Role {
             name: name.into(),
             pattern: regex::Regex::new(pattern).unwrap(),
@@ -227,16 +227,16 @@ impl Fixture {
 
     /// Nothing to watch: no deploy root, one process.
     fn empty() -> Self {
-        let snap = crate::snapshot::Snapshot {
-            processes: vec![fx_proc(1, 0, fx_link(b"/", 2, 20), 0.0, &["/sbin/init"])],
-            clock: crate::snapshot::Clock {
+        let snap = crate::snapshot::Snapshot::new(
+            vec![fx_proc(1, 0, fx_link(b"/", 2, 20), 0.0, &["/sbin/init"])],
+            crate::snapshot::Clock {
                 ticks_per_second: 100,
                 boot_epoch: 0.0,
                 now: SWITCH,
             },
-            own_pid: 9999,
-            vanished: 0,
-        };
+            9999,
+            0,
+        );
         Fixture {
             roots: Vec::new(),
             attr: crate::attribution::attribute(&[], &snap),
