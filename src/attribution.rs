@@ -107,6 +107,9 @@ pub struct Attribution {
     pub other_mount_ns: usize,
     /// Placements dropped because the pid was reused or exited during the scan.
     pub raced: usize,
+    /// Zombie children of placed processes that were still zombies when looked at again (see
+    /// [`confirm_zombies`]); only these make a `zombie` finding.
+    pub lasting_zombies: Vec<i32>,
 }
 
 impl Attribution {
@@ -612,6 +615,35 @@ pub fn verify(
     });
     attr.raced += raced;
     attr.other_mount_ns += foreign;
+}
+
+/// How long a zombie must stay one before it counts: a parent that reaps its children with
+/// `wait` leaves each a zombie for an instant, and a scan that lands in that instant must not
+/// report a parent that "does not reap". A zombie's exit time is not in /proc, so we look again.
+pub const ZOMBIE_CONFIRM: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keep the zombie children of placed processes that are still zombies (same pid and start
+/// time) after [`ZOMBIE_CONFIRM`]. Only a scan that saw such zombies pays the wait.
+pub fn confirm_zombies(
+    attr: &mut Attribution,
+    snap: &Snapshot,
+    source: &mut dyn crate::snapshot::ProcSource,
+) {
+    let candidates: Vec<(i32, u64)> = snap
+        .processes
+        .iter()
+        .filter(|z| z.is_zombie() && attr.get(z.ppid).is_some())
+        .map(|z| (z.pid, z.start_ticks))
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    std::thread::sleep(ZOMBIE_CONFIRM);
+    attr.lasting_zombies = candidates
+        .into_iter()
+        .filter(|&(pid, ticks)| source.still_zombie(pid, ticks))
+        .map(|(pid, _)| pid)
+        .collect();
 }
 
 /// "3h 2m", "45s", "2d 4h": the two largest units, for people.

@@ -52,6 +52,7 @@ pub fn scan(
         // is caught by the start-time check.
         let owners = crate::owner::collect(&snap, &attr, source, all_owners);
         verify(&mut attr, &snap, source);
+        crate::attribution::confirm_zombies(&mut attr, &snap, source);
         let reloaded: Vec<DeployRoot> = roots
             .iter()
             .map(|r| r.reload().unwrap_or_else(|_| r.clone()))

@@ -1,5 +1,6 @@
 //! `zombie` (warning): defunct children that an app process does not reap. One finding per
-//! parent. A zombie's exit time is not in /proc, so the age given is since the oldest zombie
+//! parent. Only zombies that were still zombies when looked at again count
+//! ([`crate::attribution::confirm_zombies`]): a parent that reaps at once is not reported. A zombie's exit time is not in /proc, so the age given is since the oldest zombie
 //! *started*: an upper bound on how long it has waited.
 
 use super::{owner_label, pname, Finding, Input, Kind, Severity, Tree};
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
     let mut by_parent: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for z in input.snap.processes.iter().filter(|p| p.is_zombie()) {
-        if input.attr.get(z.ppid).is_some() {
+        if input.attr.get(z.ppid).is_some() && input.attr.lasting_zombies.contains(&z.pid) {
             by_parent.entry(z.ppid).or_default().push(z.pid);
         }
     }

@@ -183,6 +183,14 @@ impl ProcSource for LinuxProc {
         ))
     }
 
+    fn still_zombie(&mut self, pid: i32, start_ticks: u64) -> bool {
+        let Ok(dir) = self.open_pid(pid) else {
+            return false;
+        };
+        Self::read_at(&mut self.buf, &dir, "stat").is_ok()
+            && parse_stat(&self.buf).is_ok_and(|s| s.state == b'Z' && s.start_ticks == start_ticks)
+    }
+
     fn start_ticks(&mut self, pid: i32) -> Option<u64> {
         let dir = self.open_pid(pid).ok()?;
         Self::read_at(&mut self.buf, &dir, "stat").ok()?;

@@ -230,6 +230,8 @@ pub trait ProcSource {
     fn snapshot(&mut self) -> std::io::Result<Snapshot>;
     /// Re-read the start time of `pid` (to detect pid reuse); `None` when it is gone.
     fn start_ticks(&mut self, pid: i32) -> Option<u64>;
+    /// Is `pid` still the zombie that started at `start_ticks`?
+    fn still_zombie(&mut self, pid: i32, start_ticks: u64) -> bool;
     /// Whether `pid` lives in a mount namespace other than ours (its paths are not ours).
     fn foreign_mount_ns(&mut self, pid: i32) -> bool;
     /// Read the cgroup and the named environment keys of `pid`.

@@ -206,6 +206,13 @@ impl Fixture {
         };
         let mut attr = crate::attribution::attribute(&roots, &snap);
         crate::attribution::apply_settings(&mut attr, &snap, &settings);
+        // Every zombie of the fixture is taken as confirmed by a second look.
+        attr.lasting_zombies = snap
+            .processes
+            .iter()
+            .filter(|p| p.is_zombie())
+            .map(|p| p.pid)
+            .collect();
         let owners = crate::owner::Owners::default();
         let findings = crate::findings::evaluate(&crate::findings::Input {
             roots: &roots,
