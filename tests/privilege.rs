@@ -351,3 +351,43 @@ fn two_capabilities_are_enough_to_see_roots_workers() {
     };
     assert_eq!(placed(&doc), placed(&root_doc), "{run}\n{root_run}");
 }
+
+/// Regression: with `/proc` mounted `hidepid=2`, an unprivileged run does not even see other
+/// users' processes, so it cannot count them as unreadable, and it answered OK over a root
+/// worker on the app. It now says that /proc hides processes: UNKNOWN.
+#[test]
+fn proc_mounted_with_hidepid_is_unknown_not_ok() {
+    if !can_switch_users("proc_mounted_with_hidepid_is_unknown_not_ok") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let rel = root.release("1");
+    root.switch("1");
+    open_up(&root);
+    let _worker = root_worker_naming(&root, &rel);
+    // A private mount namespace with its own /proc, hidepid=2, then drop to nobody.
+    let script = format!(
+        "mount -t proc -o hidepid=2 proc /proc && exec setpriv {} {} check --format json {}",
+        drop_to(NOBODY).join(" "),
+        env!("CARGO_BIN_EXE_relwatch"),
+        root.path().display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(3), "{doc}");
+    let f = findings_of(&doc, "unreadable");
+    assert_eq!(f.len(), 1, "{doc}");
+    assert!(
+        f[0]["message"].as_str().unwrap().contains("hidepid"),
+        "{doc}"
+    );
+    assert!(
+        f[0]["remedy"].as_str().unwrap().contains("CAP_SYS_PTRACE"),
+        "{doc}"
+    );
+}

@@ -47,6 +47,26 @@ impl LinuxProc {
         }
     }
 
+    /// Does this /proc hide other users' processes from us? Only when it is mounted with
+    /// `hidepid=`/`subset=pid` and we are neither root nor hold CAP_SYS_PTRACE (bit 19 of
+    /// CapEff), which see through it.
+    fn hides_pids(&self) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return false;
+        }
+        let ptrace = std::fs::read_to_string(self.root.join("self/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|caps| caps & (1 << 19) != 0);
+        !ptrace
+            && std::fs::read(self.root.join("self/mountinfo"))
+                .is_ok_and(|m| super::parse::proc_hides_pids(&m))
+    }
+
     fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
         let dir = self.root.join(pid.to_string());
         nix::fcntl::open(
@@ -175,12 +195,9 @@ impl ProcSource for LinuxProc {
                 ReadOutcome::Vanished => vanished += 1,
             }
         }
-        Ok(Snapshot::new(
-            processes,
-            clock,
-            std::process::id() as i32,
-            vanished,
-        ))
+        let mut snap = Snapshot::new(processes, clock, std::process::id() as i32, vanished);
+        snap.hidden_pids = self.hides_pids();
+        Ok(snap)
     }
 
     fn still_zombie(&mut self, pid: i32, start_ticks: u64) -> bool {

@@ -134,6 +134,9 @@ pub struct Snapshot {
     pub own_pid: i32,
     /// Processes that vanished between listing `/proc` and reading them (not an error).
     pub vanished: usize,
+    /// `/proc` is mounted with `hidepid=` (or `subset=pid`) and we lack root and
+    /// `CAP_SYS_PTRACE`: other users' processes are not even listed.
+    pub hidden_pids: bool,
     /// Live (non-zombie) children of each pid, built once: asking a process for its children
     /// must not scan every process (that made a scan quadratic).
     children: std::collections::HashMap<i32, Vec<i32>>,
@@ -162,6 +165,7 @@ impl Snapshot {
             clock,
             own_pid,
             vanished,
+            hidden_pids: false,
             children,
             zombies,
         }

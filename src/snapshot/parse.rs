@@ -245,6 +245,33 @@ pub fn maps_paths(buf: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// Does the `/proc` mount in `/proc/self/mountinfo` hide other users' processes? True for a
+/// super option `hidepid=` other than `0`/`off`, or `subset=pid` (see proc(5)). When /proc
+/// is mounted more than once, the last mount listed is the one on top, the one we read.
+pub fn proc_hides_pids(mountinfo: &[u8]) -> bool {
+    let mut hides = false;
+    for line in mountinfo.split(|&b| b == b'\n') {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        if fields.get(4) != Some(&&b"/proc"[..]) {
+            continue;
+        }
+        let Some(dash) = fields.iter().position(|f| *f == b"-") else {
+            continue;
+        };
+        if fields.get(dash + 1) != Some(&&b"proc"[..]) {
+            continue;
+        }
+        let supers = fields.get(dash + 3).copied().unwrap_or_default();
+        hides = supers.split(|&b| b == b',').any(|o| {
+            o == b"subset=pid"
+                || o.strip_prefix(b"hidepid=")
+                    .is_some_and(|v| v != b"0" && v != b"off")
+        });
+    }
+    hides
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +479,34 @@ garbage\n";
             ]
         );
         assert!(maps_paths(b"").is_empty());
+    }
+
+    #[test]
+    fn hidepid_in_mountinfo() {
+        let plain = b"22 27 0:21 / /proc rw,relatime - proc proc rw\n";
+        assert!(!proc_hides_pids(plain));
+        assert!(proc_hides_pids(
+            b"22 27 0:21 / /proc rw,relatime shared:5 - proc proc rw,hidepid=2\n"
+        ));
+        assert!(proc_hides_pids(
+            b"22 27 0:21 / /proc rw - proc proc rw,hidepid=invisible\n"
+        ));
+        assert!(proc_hides_pids(
+            b"22 27 0:21 / /proc rw - proc proc rw,subset=pid\n"
+        ));
+        assert!(!proc_hides_pids(
+            b"22 27 0:21 / /proc rw - proc proc rw,hidepid=0\n"
+        ));
+        // another mount point, or not procfs
+        assert!(!proc_hides_pids(
+            b"30 27 0:40 / /mnt/proc rw - proc proc rw,hidepid=2\n"
+        ));
+        assert!(!proc_hides_pids(
+            b"31 27 0:41 / /proc rw - tmpfs none rw,hidepid=2\n"
+        ));
+        assert!(!proc_hides_pids(b"garbage\n\n"));
+        // mounted over the first one: the last /proc listed is the one on top
+        let stacked = b"22 27 0:21 / /proc rw - proc proc rw\n90 22 0:50 / /proc rw - proc proc rw,hidepid=2\n";
+        assert!(proc_hides_pids(stacked));
     }
 }
