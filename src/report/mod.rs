@@ -30,13 +30,61 @@ pub struct Report<'a> {
 impl Report<'_> {
     /// The one-line summary both renderers start with, without the status word.
     pub fn summary(&self) -> String {
-        let count = |k: Kind| -> usize {
-            self.findings
-                .iter()
-                .filter(|f| f.kind == k)
-                .map(|f| f.pids.len().max(1))
-                .sum()
-        };
+        /// What a kind counts in the summary.
+        enum By {
+            /// one per finding (a link, a role, a loop)
+            Finding,
+            /// the processes a finding names (a finding without pids counts once)
+            Process,
+            /// the processes a finding names but its first (a zombie finding names the parent)
+            Child,
+        }
+        const PARTS: &[(Kind, By, &str, &str)] = &[
+            (
+                Kind::BrokenCurrent,
+                By::Finding,
+                "broken current link",
+                "broken current links",
+            ),
+            (
+                Kind::Duplicate,
+                By::Finding,
+                "role with more instances than allowed (duplicate)",
+                "roles with more instances than allowed (duplicate)",
+            ),
+            (
+                Kind::Missing,
+                By::Finding,
+                "role with too few instances on the current release (missing)",
+                "roles with too few instances on the current release (missing)",
+            ),
+            (
+                Kind::DeletedRelease,
+                By::Process,
+                "process on a deleted release",
+                "processes on deleted releases",
+            ),
+            (
+                Kind::OldRelease,
+                By::Process,
+                "process on an old release",
+                "processes on old releases",
+            ),
+            (Kind::Zombie, By::Child, "zombie", "zombies"),
+            (Kind::Orphan, By::Process, "orphan", "orphans"),
+            (
+                Kind::RestartLoop,
+                By::Finding,
+                "restart loop",
+                "restart loops",
+            ),
+            (
+                Kind::Unreadable,
+                By::Process,
+                "process that could not be inspected",
+                "processes that could not be inspected",
+            ),
+        ];
         let plural = |n: usize, one: &str, many: &str| {
             if n == 1 {
                 format!("1 {one}")
@@ -45,75 +93,20 @@ impl Report<'_> {
             }
         };
         let mut parts = Vec::new();
-        let broken = self
-            .findings
-            .iter()
-            .filter(|f| f.kind == Kind::BrokenCurrent)
-            .count();
-        if broken > 0 {
-            parts.push(plural(
-                broken,
-                "broken current link",
-                "broken current links",
-            ));
-        }
-        let kinds = |k: Kind| self.findings.iter().filter(|f| f.kind == k).count();
-        let duplicate = kinds(Kind::Duplicate);
-        if duplicate > 0 {
-            parts.push(plural(
-                duplicate,
-                "role with more instances than allowed (duplicate)",
-                "roles with more instances than allowed (duplicate)",
-            ));
-        }
-        let missing = kinds(Kind::Missing);
-        if missing > 0 {
-            parts.push(plural(
-                missing,
-                "role with too few instances on the current release (missing)",
-                "roles with too few instances on the current release (missing)",
-            ));
-        }
-        let deleted = count(Kind::DeletedRelease);
-        if deleted > 0 {
-            parts.push(plural(
-                deleted,
-                "process on a deleted release",
-                "processes on deleted releases",
-            ));
-        }
-        let old = count(Kind::OldRelease);
-        if old > 0 {
-            parts.push(plural(
-                old,
-                "process on an old release",
-                "processes on old releases",
-            ));
-        }
-        let zombies = count(Kind::Zombie)
-            - self
+        for (kind, by, one, many) in PARTS {
+            let n: usize = self
                 .findings
                 .iter()
-                .filter(|f| f.kind == Kind::Zombie)
-                .count();
-        if zombies > 0 {
-            parts.push(plural(zombies, "zombie", "zombies"));
-        }
-        let orphans = count(Kind::Orphan);
-        if orphans > 0 {
-            parts.push(plural(orphans, "orphan", "orphans"));
-        }
-        let loops = kinds(Kind::RestartLoop);
-        if loops > 0 {
-            parts.push(plural(loops, "restart loop", "restart loops"));
-        }
-        let unreadable = count(Kind::Unreadable);
-        if unreadable > 0 {
-            parts.push(plural(
-                unreadable,
-                "process that could not be inspected",
-                "processes that could not be inspected",
-            ));
+                .filter(|f| f.kind == *kind)
+                .map(|f| match by {
+                    By::Finding => 1,
+                    By::Process => f.pids.len().max(1),
+                    By::Child => f.pids.len().saturating_sub(1),
+                })
+                .sum();
+            if n > 0 {
+                parts.push(plural(n, one, many));
+            }
         }
         let scope = format!(
             "{}, {} scanned",
