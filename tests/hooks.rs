@@ -303,3 +303,67 @@ fn deployer_recipe_is_valid_php() {
     let out = Command::new(php).arg("-l").arg(recipe).output().unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn capistrano_recipe_is_valid_ruby() {
+    let ruby = std::path::Path::new("/usr/bin/ruby");
+    assert!(
+        ruby.exists(),
+        "ruby is not installed: apt-get install ruby (.ci/run does)"
+    );
+    let recipe =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/capistrano/relwatch.rake");
+    let out = Command::new(ruby).arg("-c").arg(recipe).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The Ansible tasks are YAML, every task has a name and exactly one module, and the modules
+/// are the ones the README promises (wait, in-use, delete, report).
+#[test]
+fn ansible_tasks_are_well_formed() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/ansible/relwatch.yml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let tasks: Vec<serde_json::Value> = serde_saphyr::from_str(&text).expect("valid YAML");
+    assert_eq!(tasks.len(), 5, "{tasks:?}");
+    const NOT_MODULES: &[&str] = &[
+        "name",
+        "register",
+        "loop",
+        "loop_control",
+        "changed_when",
+        "failed_when",
+        "vars",
+        "when",
+    ];
+    let mut modules = Vec::new();
+    for t in &tasks {
+        let map = t.as_object().expect("a task is a mapping");
+        assert!(
+            map["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("relwatch |")),
+            "{t}"
+        );
+        let m: Vec<&String> = map
+            .keys()
+            .filter(|k| !NOT_MODULES.contains(&k.as_str()))
+            .collect();
+        assert_eq!(m.len(), 1, "one module per task: {t}");
+        modules.push(m[0].clone());
+    }
+    assert_eq!(
+        modules,
+        [
+            "ansible.builtin.command",
+            "ansible.builtin.shell",
+            "ansible.builtin.command",
+            "ansible.builtin.file",
+            "ansible.builtin.debug"
+        ]
+    );
+    let argv = &tasks[0]["ansible.builtin.command"]["argv"];
+    assert_eq!(argv[0], "relwatch");
+    assert_eq!(argv[1], "wait");
+    assert_eq!(tasks[2]["ansible.builtin.command"]["argv"][1], "in-use");
+}
