@@ -42,7 +42,8 @@ pub fn scan(
     settings: &Settings,
     all_owners: bool,
 ) -> anyhow::Result<Scan> {
-    for attempt in 0..2 {
+    let mut retried = false;
+    loop {
         let snap = source
             .snapshot()
             .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))?;
@@ -61,7 +62,8 @@ pub fn scan(
             .iter()
             .zip(roots.iter())
             .any(|(a, b)| a.current != b.current || a.switch_time != b.switch_time);
-        if flipped && attempt == 0 {
+        if flipped && !retried {
+            retried = true;
             *roots = reloaded;
             continue;
         }
@@ -79,7 +81,6 @@ pub fn scan(
             findings,
         });
     }
-    unreachable!("the loop returns on its second attempt")
 }
 
 /// What `check` and `ps` print: one document per run.
