@@ -133,11 +133,10 @@ impl Owner {
     }
 }
 
-/// Owners of the placed processes, by pid, with the extra reads they came from.
+/// Owners of the placed processes, by pid. The raw reads they came from are not kept.
 #[derive(Debug, Clone, Default)]
 pub struct Owners {
     pub by_pid: HashMap<i32, Owner>,
-    pub extras: HashMap<i32, Extra>,
 }
 
 impl Owners {
@@ -303,7 +302,9 @@ pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
             },
         );
     }
-    Owners { by_pid, extras }
+    // The raw reads (environment values among them) go here: only the decisions are kept.
+    drop(extras);
+    Owners { by_pid }
 }
 
 /// `GROUP:NAME`, which `supervisorctl` accepts for grouped and plain programs alike.
