@@ -587,15 +587,15 @@ pub fn deciders(attr: &Attribution, snap: &Snapshot) -> std::collections::HashSe
 
 /// Drop placements that cannot be trusted: the pid was reused or the process exited since it
 /// was read (start time changed), or it lives in another mount namespace where paths mean
-/// other things. Only placed processes pay for these reads.
+/// other things. Only the placements in `deciding` (see [`deciders`]) pay for these reads.
 pub fn verify(
     attr: &mut Attribution,
     snap: &Snapshot,
+    deciding: &std::collections::HashSet<i32>,
     source: &mut dyn crate::snapshot::ProcSource,
 ) {
     let mut raced = 0;
     let mut foreign = 0;
-    let deciding = deciders(attr, snap);
     attr.placements.retain(|pl| {
         let Some(p) = snap.get(pl.pid) else {
             return false;

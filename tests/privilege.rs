@@ -14,15 +14,10 @@
 mod util;
 
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
 use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::Value;
 use util::*;
 
@@ -85,56 +80,7 @@ fn check_as(setpriv: &[String], args: &[&OsStr]) -> (Run, Value) {
     all.push(env!("CARGO_BIN_EXE_relwatch").into());
     all.extend(["check", "--format", "json"].map(OsString::from));
     all.extend(args.iter().map(|a| a.to_os_string()));
-    let mut child = Command::new("setpriv")
-        .args(&all)
-        .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-        )
-        .env("NO_COLOR", "1")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn setpriv");
-    let mut out = child.stdout.take().expect("stdout pipe");
-    let mut err = child.stderr.take().expect("stderr pipe");
-    let out_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err.read_to_end(&mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for relwatch") {
-            break status;
-        }
-        if start.elapsed() > RUN_DEADLINE {
-            let pid = i32::try_from(child.id()).expect("pid fits in i32");
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = child.wait();
-            panic!("setpriv relwatch {all:?} did not finish within {RUN_DEADLINE:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    let stdout =
-        String::from_utf8(out_reader.join().expect("stdout reader")).expect("stdout is UTF-8");
-    let stderr = String::from_utf8_lossy(&err_reader.join().expect("stderr reader")).into_owned();
-    let run = Run {
-        args: all,
-        code: status
-            .code()
-            .unwrap_or_else(|| panic!("killed by a signal: {status:?}\n{stderr}")),
-        stdout,
-        stderr,
-    };
+    let run = run_program("setpriv", all);
     assert!(!run.stderr.contains("panicked"), "relwatch panicked\n{run}");
     let doc = run.json();
     assert_eq!(

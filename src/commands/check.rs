@@ -51,8 +51,9 @@ pub fn scan(
         crate::attribution::apply_settings(&mut attr, &snap, settings);
         // Owners read cgroup and environ: before verify, so a pid reused during those reads
         // is caught by the start-time check.
-        let owners = crate::owner::collect(&snap, &attr, source, all_owners);
-        verify(&mut attr, &snap, source);
+        let deciding = crate::attribution::deciders(&attr, &snap);
+        let owners = crate::owner::collect(&snap, &attr, &deciding, source, all_owners);
+        verify(&mut attr, &snap, &deciding, source);
         crate::attribution::confirm_zombies(&mut attr, &snap, source);
         let reloaded: Vec<DeployRoot> = roots
             .iter()

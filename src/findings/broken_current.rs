@@ -43,18 +43,12 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             ),
             None => "no release exists: deploy again".to_string(),
         };
-        out.push(Finding {
-            kind: Kind::BrokenCurrent,
-            severity: Severity::Critical,
+        out.push(Finding::about_app(
+            Kind::BrokenCurrent,
+            Severity::Critical,
             app,
-            release: None,
-            pids: Vec::new(),
-            master: None,
-            owner: None,
-            role: None,
             message,
             remedy,
-            evidence: Vec::new(),
-        });
+        ));
     }
 }

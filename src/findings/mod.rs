@@ -111,6 +111,32 @@ impl AppSettings {
     }
 }
 
+impl Finding {
+    /// A finding about an app as a whole (a broken link, a /proc that hides processes): no
+    /// process, release, owner or evidence.
+    pub fn about_app(
+        kind: Kind,
+        severity: Severity,
+        app: usize,
+        message: String,
+        remedy: String,
+    ) -> Finding {
+        Finding {
+            kind,
+            severity,
+            app,
+            release: None,
+            pids: Vec::new(),
+            master: None,
+            owner: None,
+            role: None,
+            message,
+            remedy,
+            evidence: Vec::new(),
+        }
+    }
+}
+
 /// Settings the rules need, already validated: one entry per deploy root, same order.
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -9,19 +9,13 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         // Other users' processes are not even listed: nothing can be counted, so say it once
         // per app rather than answer OK over them.
         for app in 0..input.roots.len() {
-            out.push(Finding {
-                kind: Kind::Unreadable,
-                severity: Severity::Unknown,
+            out.push(Finding::about_app(
+                Kind::Unreadable,
+                Severity::Unknown,
                 app,
-                release: None,
-                pids: Vec::new(),
-                master: None,
-                owner: None,
-                role: None,
-                message: "/proc is mounted with hidepid= (or subset=pid): other users' processes are not even listed, so any of them may run an old or deleted release".to_string(),
-                remedy: "run relwatch as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH".to_string(),
-                evidence: Vec::new(),
-            });
+                "/proc is mounted with hidepid= (or subset=pid): other users' processes are not even listed, so any of them may run an old or deleted release".to_string(),
+                "run relwatch as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH".to_string(),
+            ));
         }
     }
     for (app, _root) in input.roots.iter().enumerate() {

@@ -208,13 +208,14 @@ fn nearest_supervisor(snap: &Snapshot, p: &Process) -> Option<(i32, &'static str
 pub fn collect(
     snap: &Snapshot,
     attr: &Attribution,
+    deciding: &std::collections::HashSet<i32>,
     source: &mut dyn ProcSource,
     all: bool,
 ) -> Owners {
     let pids: Vec<i32> = if all {
         attr.placements.iter().map(|p| p.pid).collect()
     } else {
-        let mut wanted = crate::attribution::deciders(attr, snap);
+        let mut wanted = deciding.clone();
         let parents: Vec<i32> = wanted
             .iter()
             .filter_map(|pid| snap.get(*pid).map(|p| p.ppid))

@@ -454,7 +454,14 @@ where
         .into_iter()
         .map(|a| a.as_ref().to_os_string())
         .collect();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relwatch"));
+    run_program(env!("CARGO_BIN_EXE_relwatch"), args)
+}
+
+/// Runs `program ARGS...` the way [`relwatch`] runs the binary: a clean environment (`PATH` and
+/// `NO_COLOR=1` only), cwd `/`, no stdin, killed by pid after [`RUN_DEADLINE`]. For wrappers
+/// such as `setpriv relwatch ...`.
+pub fn run_program(program: impl AsRef<OsStr>, args: Vec<OsString>) -> Run {
+    let mut cmd = Command::new(program);
     cmd.args(&args)
         .env_clear()
         .env(
