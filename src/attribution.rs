@@ -603,15 +603,17 @@ pub fn verify(
         if !deciding.contains(&pl.pid) {
             return true;
         }
-        if source.start_ticks(pl.pid) != Some(p.start_ticks) {
-            raced += 1;
-            return false;
+        match source.recheck(pl.pid, p.start_ticks) {
+            crate::snapshot::Recheck::Same => true,
+            crate::snapshot::Recheck::Gone => {
+                raced += 1;
+                false
+            }
+            crate::snapshot::Recheck::Foreign => {
+                foreign += 1;
+                false
+            }
         }
-        if source.foreign_mount_ns(pl.pid) {
-            foreign += 1;
-            return false;
-        }
-        true
     });
     attr.raced += raced;
     attr.other_mount_ns += foreign;

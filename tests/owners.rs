@@ -65,6 +65,62 @@ fn systemd_service_on_the_v1_name_systemd_hierarchy() {
     );
 }
 
+/// Many owners at once come from one walk of the cgroup tree (`cgroup.procs` of each
+/// directory) instead of a read of every `/proc/PID/cgroup`, and say exactly what those say.
+#[test]
+fn many_owners_come_from_one_walk_of_the_cgroup_tree() {
+    use relwatch::snapshot::linux::LinuxProc;
+    use relwatch::snapshot::parse::systemd_cgroup;
+    use relwatch::snapshot::ProcSource;
+    let _lock = cgroup_lock();
+    let unit = format!("{}.service", unique("walk"));
+    let rel = format!("system.slice/{unit}");
+    let Some(v2) = Cgroup::create(true, &rel) else {
+        return;
+    };
+    let v1 = Cgroup::create(false, &rel);
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let workers: Vec<Child> = (0..24).map(|_| Child::sleep_in(&r1)).collect();
+    for w in &workers[..12] {
+        v2.add(w.pid());
+        if let Some(v1) = &v1 {
+            v1.add(w.pid());
+        }
+    }
+    root.release("2");
+    root.switch("2");
+
+    let mut source = LinuxProc::default();
+    let wants: Vec<(i32, &[&'static str])> = workers.iter().map(|w| (w.pid(), &[][..])).collect();
+    let extras = source.extras(&wants);
+    assert_eq!(
+        source.cgroups_walked(),
+        workers.len(),
+        "every cgroup should come from the walk"
+    );
+    for w in &workers {
+        let own = std::fs::read(format!("/proc/{}/cgroup", w.pid())).unwrap();
+        assert_eq!(
+            extras[&w.pid()].cgroup.as_deref(),
+            systemd_cgroup(&own),
+            "pid {}: the walk and /proc/PID/cgroup disagree",
+            w.pid()
+        );
+    }
+
+    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    for (i, w) in workers.iter().enumerate() {
+        let p = process(&doc, w.pid()).expect("worker listed");
+        let in_unit = p["owner"]["unit"] == unit.as_str();
+        assert_eq!(in_unit, i < 12, "pid {}: {p}\n{run}", w.pid());
+    }
+    drop(workers);
+    drop(v1);
+    drop(v2);
+}
+
 #[test]
 fn user_service_names_the_user_manager() {
     let unit = format!("{}.service", unique("user"));

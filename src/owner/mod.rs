@@ -60,7 +60,8 @@ pub struct Owner {
     pub supervisor: Supervisor,
     /// The systemd unit the process's cgroup names, whatever the supervisor.
     pub unit: Option<UnitPath>,
-    /// The process carries `SUPERVISOR_ENABLED` (it was started by a supervisord).
+    /// The process carries `SUPERVISOR_ENABLED` (it was started by a supervisord). Read only
+    /// below a supervisord and directly under PID 1 (see [`env_keys`]): false elsewhere.
     pub supervisor_enabled: bool,
 }
 
@@ -229,31 +230,34 @@ pub fn collect(
     collect_pids(snap, &pids, source)
 }
 
-/// Read the cgroup and the named environment keys of the given processes, then resolve.
+/// Read the cgroup of the given processes, and the environment keys of those that a rule
+/// needs them for (see [`env_keys`]), then resolve.
 pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) -> Owners {
-    const BASE: &[&str] = &[
+    let wants: Vec<(i32, &[&'static str])> = pids
+        .iter()
+        .filter_map(|&pid| Some((pid, env_keys(snap, snap.get(pid)?))))
+        .collect();
+    resolve(snap, source.extras(&wants))
+}
+
+/// The environment keys a rule needs from `p`: the program's name below a supervisord, the
+/// app's name and id below a PM2 God daemon, and `SUPERVISOR_ENABLED` directly under PID 1 (the
+/// orphan rule). Any other process's environment is not read at all: it costs a read of the
+/// process's memory and holds secrets (DESIGN.md, "Security rules").
+pub fn env_keys(snap: &Snapshot, p: &Process) -> &'static [&'static str] {
+    const SUPERVISORD: &[&str] = &[
         "SUPERVISOR_ENABLED",
         "SUPERVISOR_PROCESS_NAME",
         "SUPERVISOR_GROUP_NAME",
-        "pm_id",
     ];
-    const WITH_PM2: &[&str] = &[
-        "SUPERVISOR_ENABLED",
-        "SUPERVISOR_PROCESS_NAME",
-        "SUPERVISOR_GROUP_NAME",
-        "pm_id",
-        "name",
-    ];
-    let mut extras = HashMap::new();
-    for &pid in pids {
-        let Some(p) = snap.get(pid) else { continue };
-        let keys = match nearest_supervisor(snap, p) {
-            Some((_, "pm2")) => WITH_PM2,
-            _ => BASE,
-        };
-        extras.insert(pid, source.extra(pid, keys));
+    const PM2: &[&str] = &["pm_id", "name"];
+    const ORPHAN: &[&str] = &["SUPERVISOR_ENABLED"];
+    match nearest_supervisor(snap, p) {
+        Some((_, "supervisord")) => SUPERVISORD,
+        Some((_, "pm2")) => PM2,
+        _ if p.ppid == 1 => ORPHAN,
+        _ => &[],
     }
-    resolve(snap, extras)
 }
 
 /// Decide every owner from the snapshot and the extra reads. Pure.
@@ -390,6 +394,35 @@ mod tests {
         assert_eq!(o.supervisor_pid(), Some(10));
         assert_eq!(o.unit.as_ref().unwrap().unit, "supervisor.service");
         assert!(o.supervisor_enabled);
+    }
+
+    #[test]
+    fn the_environment_is_read_only_where_a_rule_needs_it() {
+        let s = snap(vec![
+            p(10, 1, &["/usr/bin/python3", "/usr/bin/supervisord", "-n"]),
+            p(11, 10, &["php", "artisan", "queue:work"]),
+            p(20, 1, &["PM2 v5.3.0: God Daemon (/home/deploy/.pm2)"]),
+            p(21, 20, &["node", "server.js"]),
+            p(30, 1, &["php", "worker.php"]),
+            p(31, 30, &["php", "worker.php"]),
+            p(40, 1, &["runsv", "queue"]),
+            p(41, 40, &["php", "worker.php"]),
+        ]);
+        let keys = |pid| env_keys(&s, s.get(pid).unwrap());
+        assert!(keys(11).contains(&"SUPERVISOR_PROCESS_NAME"));
+        assert_eq!(keys(21), ["pm_id", "name"]);
+        assert_eq!(
+            keys(30),
+            ["SUPERVISOR_ENABLED"],
+            "under PID 1: the orphan rule"
+        );
+        assert!(keys(31).is_empty(), "a worker under a plain master");
+        assert!(keys(41).is_empty(), "a runit service");
+        for pid in [11, 21, 30, 31, 41] {
+            assert!(keys(pid)
+                .iter()
+                .all(|k| crate::snapshot::ENV_KEYS.contains(k)));
+        }
     }
 
     #[test]

@@ -7,20 +7,30 @@
 //! It never follows a path taken from a process except through the kernel's magic links.
 //! See proc(5).
 
+use super::cgroupfs::{self, Answer, Walked};
 use super::parse::{environ_keys, maps_paths, parse_stat, split_cmdline, systemd_cgroup};
-use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Snapshot};
+use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Recheck, Snapshot};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
+/// Below this many processes wanting their cgroup, read `/proc/PID/cgroup` one by one rather
+/// than walk the cgroup tree.
+const WALK_MIN: usize = 16;
+
 /// Reads the live `/proc` (or another procfs mount, for tests).
 pub struct LinuxProc {
     root: PathBuf,
+    /// `root` opened once: each `/proc/PID` is opened relative to it.
+    root_dir: Option<OwnedFd>,
     buf: Vec<u8>,
     own_mnt_ns: Option<OsString>,
+    /// How many cgroups the last [`ProcSource::extras`] took from a walk of the cgroup tree.
+    walked: usize,
 }
 
 impl Default for LinuxProc {
@@ -40,10 +50,18 @@ impl LinuxProc {
         let own_mnt_ns = std::fs::read_link(root.join("self/ns/mnt"))
             .ok()
             .map(|p| p.into_os_string());
+        let root_dir = nix::fcntl::open(
+            &root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
         LinuxProc {
             root,
+            root_dir,
             buf: Vec::with_capacity(4096),
             own_mnt_ns,
+            walked: 0,
         }
     }
 
@@ -67,48 +85,72 @@ impl LinuxProc {
                 .is_ok_and(|m| super::parse::proc_hides_pids(&m))
     }
 
-    fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
-        let dir = self.root.join(pid.to_string());
-        nix::fcntl::open(
-            &dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
+    /// How many cgroups the last [`ProcSource::extras`] call took from one walk of the cgroup
+    /// tree instead of `/proc/PID/cgroup` (for tests).
+    pub fn cgroups_walked(&self) -> usize {
+        self.walked
     }
 
-    /// Read a whole /proc file into `buf` with plain `read` calls. Not `File::read_to_end`:
-    /// it asks `statx` and `lseek` for a size hint that /proc files never have, two wasted
-    /// system calls per file on the hot path.
-    fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str) -> nix::Result<()> {
-        let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        buf.clear();
-        loop {
-            if buf.capacity() - buf.len() < 512 {
-                buf.reserve(4096);
-            }
-            let len = buf.len();
-            let spare = buf.capacity() - len;
-            buf.resize(len + spare, 0);
-            match nix::unistd::read(&fd, &mut buf[len..]) {
-                Ok(0) => {
-                    buf.truncate(len);
-                    return Ok(());
-                }
-                Ok(n) => buf.truncate(len + n),
-                Err(Errno::EINTR) => buf.truncate(len),
-                Err(e) => {
-                    buf.truncate(len);
-                    return Err(e);
-                }
-            }
+    fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match &self.root_dir {
+            Some(root) => openat(root, pid.to_string().as_str(), flags, Mode::empty()),
+            None => nix::fcntl::open(&self.root.join(pid.to_string()), flags, Mode::empty()),
         }
+    }
+
+    /// Read a whole /proc file into `buf` (see [`read_fd`]).
+    fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str, file: Whole) -> nix::Result<()> {
+        let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+        read_fd(buf, &fd, file == Whole::InOneShortRead)
+    }
+
+    /// Another mount namespace with another root directory, seen through an open `/proc/PID`.
+    /// A systemd service with PrivateTmp= or ProtectSystem= (relwatch's own unit, or the
+    /// app's) has its own mount namespace yet sees the same paths: only a different root
+    /// directory (a container, a chroot) means its paths are not ours.
+    fn foreign_at(&self, dir: &OwnedFd) -> bool {
+        let Some(own) = &self.own_mnt_ns else {
+            return false;
+        };
+        match readlinkat(dir, "ns/mnt") {
+            Ok(theirs) if theirs.as_os_str() == own.as_os_str() => false,
+            Ok(_) => {
+                let ours = nix::sys::stat::stat(&self.root.join("self/root"))
+                    .ok()
+                    .map(|s| (s.st_dev, s.st_ino));
+                let theirs = fstatat(dir, "root", nix::fcntl::AtFlags::empty())
+                    .ok()
+                    .map(|s| (s.st_dev, s.st_ino));
+                match (ours, theirs) {
+                    (Some(ours), Some(theirs)) => ours != theirs,
+                    _ => true,
+                }
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// One walk of the cgroup tree for the wanted pids, when it is cheaper than reading each
+    /// `/proc/PID/cgroup` and gives the same answers (see [`cgroupfs`]).
+    fn walk_cgroups(&mut self, wanted: &HashSet<i32>) -> Option<Walked> {
+        if wanted.len() < WALK_MIN {
+            return None;
+        }
+        cgroupfs::read_file(&mut self.buf, self.root_dir.as_ref()?, "self/cgroup").ok()?;
+        let uses = cgroupfs::hierarchies(&self.buf);
+        cgroupfs::read_file(&mut self.buf, self.root_dir.as_ref()?, "self/mountinfo").ok()?;
+        let mounts = cgroupfs::mounts(&self.buf);
+        // A directory costs about 8 system calls, a process's own cgroup file about 5.
+        let budget = wanted.len() * 5 / 8;
+        Walked::new(&mounts, uses, wanted, budget, &mut self.buf)
     }
 
     fn read_process(&mut self, pid: i32) -> ReadOutcome {
         let Ok(dir) = self.open_pid(pid) else {
             return ReadOutcome::Vanished;
         };
-        if Self::read_at(&mut self.buf, &dir, "stat").is_err() {
+        if Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).is_err() {
             return ReadOutcome::Vanished;
         }
         let Ok(stat) = parse_stat(&self.buf) else {
@@ -117,7 +159,7 @@ impl LinuxProc {
             return ReadOutcome::Vanished;
         };
         let uid = fstat(&dir).map(|s| s.st_uid).unwrap_or(u32::MAX);
-        let cmdline = match Self::read_at(&mut self.buf, &dir, "cmdline") {
+        let cmdline = match Self::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
             Ok(()) => split_cmdline(&self.buf),
             Err(_) => Vec::new(),
         };
@@ -135,6 +177,50 @@ impl LinuxProc {
             cwd,
             exe,
         }))
+    }
+}
+
+/// How to know that a /proc file has been read whole.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whole {
+    /// `stat`, `cmdline`, `cgroup`: the kernel writes all it has in one `read` when the buffer
+    /// has room (a single-record seq_file, or a loop over the argument pages), so a read that
+    /// leaves room is the whole file and the `read` that would return 0 is saved: one system
+    /// call per file per process on the hot path.
+    InOneShortRead,
+    /// Anything else: read until `read` returns 0.
+    AtEof,
+}
+
+/// Read a whole file into `buf` with plain `read` calls (to end of file, or to the first read
+/// that leaves room when `short_is_whole`). Not `File::read_to_end`: it asks `statx` and
+/// `lseek` for a size hint that /proc files never have, two wasted system calls per file.
+pub(super) fn read_fd(buf: &mut Vec<u8>, fd: &OwnedFd, short_is_whole: bool) -> nix::Result<()> {
+    buf.clear();
+    loop {
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(4096);
+        }
+        let len = buf.len();
+        let spare = buf.capacity() - len;
+        buf.resize(len + spare, 0);
+        match nix::unistd::read(fd, &mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(());
+            }
+            Ok(n) => {
+                buf.truncate(len + n);
+                if short_is_whole && n < spare {
+                    return Ok(());
+                }
+            }
+            Err(Errno::EINTR) => buf.truncate(len),
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
     }
 }
 
@@ -204,35 +290,72 @@ impl ProcSource for LinuxProc {
         let Ok(dir) = self.open_pid(pid) else {
             return false;
         };
-        Self::read_at(&mut self.buf, &dir, "stat").is_ok()
+        Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).is_ok()
             && parse_stat(&self.buf).is_ok_and(|s| s.state == b'Z' && s.start_ticks == start_ticks)
     }
 
     fn start_ticks(&mut self, pid: i32) -> Option<u64> {
         let dir = self.open_pid(pid).ok()?;
-        Self::read_at(&mut self.buf, &dir, "stat").ok()?;
+        Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).ok()?;
         parse_stat(&self.buf).ok().map(|s| s.start_ticks)
     }
 
-    fn extra(&mut self, pid: i32, keys: &[&'static str]) -> Extra {
-        let mut extra = Extra::default();
+    fn recheck(&mut self, pid: i32, start_ticks: u64) -> Recheck {
         let Ok(dir) = self.open_pid(pid) else {
-            return extra;
+            return Recheck::Gone;
         };
-        if Self::read_at(&mut self.buf, &dir, "cgroup").is_ok() {
-            extra.cgroup = systemd_cgroup(&self.buf).map(<[u8]>::to_vec);
+        let same = Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).is_ok()
+            && parse_stat(&self.buf).is_ok_and(|s| s.start_ticks == start_ticks);
+        if !same {
+            Recheck::Gone
+        } else if self.foreign_at(&dir) {
+            // Read through the same directory: the process whose start time we just checked.
+            Recheck::Foreign
+        } else {
+            Recheck::Same
         }
-        if !keys.is_empty() {
-            match Self::read_at(&mut self.buf, &dir, "environ") {
-                Ok(()) => extra.env = environ_keys(&self.buf, keys),
-                Err(Errno::EACCES | Errno::EPERM) => extra.env_denied = true,
-                Err(_) => {}
+    }
+
+    fn extras(&mut self, wants: &[(i32, &[&'static str])]) -> HashMap<i32, Extra> {
+        let wanted: HashSet<i32> = wants.iter().map(|(pid, _)| *pid).collect();
+        let walked = self.walk_cgroups(&wanted);
+        let mut out = HashMap::with_capacity(wants.len());
+        self.walked = 0;
+        for &(pid, keys) in wants {
+            let mut extra = Extra::default();
+            let known = match walked.as_ref().map(|w| w.get(pid)) {
+                Some(Answer::Path(path)) => {
+                    extra.cgroup = path.map(<[u8]>::to_vec);
+                    self.walked += 1;
+                    true
+                }
+                Some(Answer::Unknown) | None => false,
+            };
+            if known && keys.is_empty() {
+                out.insert(pid, extra);
+                continue;
             }
-            // The buffer held every value of the environment: do not keep it around.
-            self.buf.iter_mut().for_each(|b| *b = 0);
-            self.buf.clear();
+            let Ok(dir) = self.open_pid(pid) else {
+                out.insert(pid, extra);
+                continue;
+            };
+            if !known && Self::read_at(&mut self.buf, &dir, "cgroup", Whole::InOneShortRead).is_ok()
+            {
+                extra.cgroup = systemd_cgroup(&self.buf).map(<[u8]>::to_vec);
+            }
+            if !keys.is_empty() {
+                match Self::read_at(&mut self.buf, &dir, "environ", Whole::AtEof) {
+                    Ok(()) => extra.env = environ_keys(&self.buf, keys),
+                    Err(Errno::EACCES | Errno::EPERM) => extra.env_denied = true,
+                    Err(_) => {}
+                }
+                // The buffer held every value of the environment: do not keep it around.
+                self.buf.iter_mut().for_each(|b| *b = 0);
+                self.buf.clear();
+            }
+            out.insert(pid, extra);
         }
-        extra
+        out
     }
 
     fn open_files(&mut self, pid: i32) -> Vec<OsString> {
@@ -266,7 +389,7 @@ impl ProcSource for LinuxProc {
         let Ok(dir) = self.open_pid(pid) else {
             return Vec::new();
         };
-        if Self::read_at(&mut self.buf, &dir, "maps").is_err() {
+        if Self::read_at(&mut self.buf, &dir, "maps", Whole::AtEof).is_err() {
             return Vec::new();
         }
         use std::os::unix::ffi::OsStrExt;
@@ -277,26 +400,8 @@ impl ProcSource for LinuxProc {
     }
 
     fn foreign_mount_ns(&mut self, pid: i32) -> bool {
-        let Some(own) = &self.own_mnt_ns else {
-            return false;
-        };
-        match std::fs::read_link(self.root.join(pid.to_string()).join("ns/mnt")) {
-            Ok(theirs) if theirs.as_os_str() == own.as_os_str() => false,
-            Ok(_) => {
-                // Another mount namespace. A systemd service with PrivateTmp= or
-                // ProtectSystem= (relwatch's own unit, or the app's) has one too, yet sees
-                // the same paths: only a different root directory (a container, a chroot)
-                // means its paths are not ours.
-                use std::os::unix::fs::MetadataExt;
-                let id = |p: PathBuf| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-                match (
-                    id(self.root.join("self/root")),
-                    id(self.root.join(pid.to_string()).join("root")),
-                ) {
-                    (Some(ours), Some(theirs)) => ours != theirs,
-                    _ => true,
-                }
-            }
+        match self.open_pid(pid) {
+            Ok(dir) => self.foreign_at(&dir),
             Err(_) => false,
         }
     }

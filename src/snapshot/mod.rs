@@ -6,6 +6,7 @@
 //! [`linux`]; the pure parsers of `/proc` files live in [`parse`] so they can be tested on
 //! strings. Rules are tested on hand-built [`Snapshot`]s through the [`ProcSource`] trait.
 
+pub mod cgroupfs;
 pub mod linux;
 pub mod parse;
 
@@ -230,6 +231,17 @@ pub const ENV_KEYS: &[&str] = &[
 ];
 
 /// A source of snapshots: the Linux reader in production, hand-built data in tests.
+/// What a second look at a process found (see [`ProcSource::recheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// The same process, in our mount namespace or one with our root.
+    Same,
+    /// It exited, or its pid now belongs to another process.
+    Gone,
+    /// It lives under another root directory (a container, a chroot): its paths are not ours.
+    Foreign,
+}
+
 pub trait ProcSource {
     fn snapshot(&mut self) -> std::io::Result<Snapshot>;
     /// Re-read the start time of `pid` (to detect pid reuse); `None` when it is gone.
@@ -238,8 +250,13 @@ pub trait ProcSource {
     fn still_zombie(&mut self, pid: i32, start_ticks: u64) -> bool;
     /// Whether `pid` lives in a mount namespace other than ours (its paths are not ours).
     fn foreign_mount_ns(&mut self, pid: i32) -> bool;
-    /// Read the cgroup and the named environment keys of `pid`.
-    fn extra(&mut self, pid: i32, keys: &[&'static str]) -> Extra;
+    /// The second look at a process about to decide a finding: is it still the process that
+    /// started at `start_ticks`, and are its paths ours? One open of `/proc/PID` for both.
+    fn recheck(&mut self, pid: i32, start_ticks: u64) -> Recheck;
+    /// Read the systemd cgroup of each pid, and those of the named environment keys given
+    /// with it (none: the environment is not read at all).
+    fn extras(&mut self, wants: &[(i32, &[&'static str])])
+        -> std::collections::HashMap<i32, Extra>;
     /// Targets of the open file descriptors of `pid` (`in-use` only).
     fn open_files(&mut self, pid: i32) -> Vec<OsString>;
     /// Paths of the files mapped into `pid` (`in-use` only).

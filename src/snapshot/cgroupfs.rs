@@ -1,0 +1,361 @@
+//! The systemd cgroup of many processes at once, from the cgroup filesystem.
+//!
+//! Reading `/proc/PID/cgroup` costs two opens, a read and the kernel's css_set lock per
+//! process; with thousands of placed processes that was a third of a scan. The cgroup tree of a
+//! host holds far fewer directories than processes, and each directory's `cgroup.procs` lists
+//! its members: one walk answers every pid at once (what `systemd-cgls` does).
+//!
+//! The walk must give exactly what [`super::parse::systemd_cgroup`] gives for the same
+//! process, so it is used only when that is certain:
+//! - every hierarchy that decides it (the v1 `name=systemd` line and the v2 `0::` line of our
+//!   own `/proc/self/cgroup`) is mounted where we can see it, at the hierarchy's root (mount
+//!   root `/`), so a directory's path below the mount is the path `/proc/PID/cgroup` prints;
+//! - the walk stays within a budget of directories (a host with more cgroups than wanted
+//!   processes is cheaper to read process by process);
+//! - a pid the walk did not see (it moved, it started since, it lives in another cgroup
+//!   namespace, a threaded cgroup refused its `cgroup.procs`) is read from `/proc/PID/cgroup`.
+
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// Where the hierarchies that name systemd units are mounted (at their root).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mounts {
+    /// The v1 `name=systemd` hierarchy.
+    pub v1: Option<PathBuf>,
+    /// The v2 (unified) hierarchy.
+    pub v2: Option<PathBuf>,
+}
+
+/// Find the `name=systemd` and `cgroup2` mounts in `/proc/self/mountinfo` whose mount root is
+/// `/` (a bind mount of a subtree would print other paths than `/proc/PID/cgroup`). The first
+/// such mount of each wins. Lines are `ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - FSTYPE
+/// SOURCE SUPEROPTS`; ROOT and POINT escape space, tab, newline and `\` as octal `\NNN`.
+pub fn mounts(mountinfo: &[u8]) -> Mounts {
+    let mut m = Mounts::default();
+    for line in mountinfo.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == b"-") else {
+            continue;
+        };
+        if dash < 6 {
+            continue;
+        }
+        let (root, point) = (fields[3], fields[4]);
+        let (Some(fstype), Some(superopts)) = (fields.get(dash + 1), fields.get(dash + 3)) else {
+            continue;
+        };
+        if root != b"/" {
+            continue;
+        }
+        let point = PathBuf::from(OsString::from_vec(unescape_octal(point)));
+        if *fstype == b"cgroup2" {
+            m.v2.get_or_insert(point);
+        } else if *fstype == b"cgroup"
+            && superopts
+                .split(|&b| b == b',')
+                .any(|o| o == b"name=systemd")
+        {
+            m.v1.get_or_insert(point);
+        }
+    }
+    m
+}
+
+/// Undo mountinfo's `\NNN` escapes.
+fn unescape_octal(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\'
+            && i + 3 < s.len()
+            && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = s[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+            if let Ok(b) = u8::try_from(v) {
+                out.push(b);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Which hierarchies decide a process's systemd cgroup on this host, from our own
+/// `/proc/self/cgroup`: (the v1 `name=systemd` line is there, the v2 `0::` line is there).
+pub fn hierarchies(self_cgroup: &[u8]) -> (bool, bool) {
+    let mut v1 = false;
+    let mut v2 = false;
+    for line in self_cgroup.split(|&b| b == b'\n') {
+        let mut parts = line.splitn(3, |&b| b == b':');
+        let (Some(id), Some(ctrl), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        v1 |= ctrl == b"name=systemd";
+        v2 |= id == b"0" && ctrl.is_empty();
+    }
+    (v1, v2)
+}
+
+/// The pids in a `cgroup.procs` file (one decimal pid per line; anything else is skipped).
+pub fn procs(buf: &[u8]) -> impl Iterator<Item = i32> + '_ {
+    buf.split(|&b| b == b'\n')
+        .filter_map(|l| std::str::from_utf8(l).ok()?.parse::<i32>().ok())
+}
+
+/// The cgroup path of the wanted pids in one hierarchy: `pid -> index into paths`.
+#[derive(Debug, Default)]
+pub struct Tree {
+    pub paths: Vec<Vec<u8>>,
+    pub of: HashMap<i32, usize>,
+}
+
+impl Tree {
+    pub fn get(&self, pid: i32) -> Option<&[u8]> {
+        self.of.get(&pid).map(|&i| self.paths[i].as_slice())
+    }
+}
+
+/// Walk the hierarchy mounted at `mount`, recording where each wanted pid is. `None` when the
+/// mount cannot be read or it holds more than `budget` directories.
+pub fn walk(mount: &Path, wanted: &HashSet<i32>, budget: usize, buf: &mut Vec<u8>) -> Option<Tree> {
+    let top = nix::fcntl::open(
+        mount,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut tree = Tree::default();
+    // Paths relative to the mount, as `/proc/PID/cgroup` prints them ("/", "/system.slice").
+    let mut stack: Vec<Vec<u8>> = vec![b"/".to_vec()];
+    let mut visited = 0usize;
+    while let Some(path) = stack.pop() {
+        visited += 1;
+        if visited > budget {
+            return None;
+        }
+        let rel: &[u8] = if path == b"/" { b"." } else { &path[1..] };
+        let Ok(dir) = openat(
+            &top,
+            std::ffi::OsStr::from_bytes(rel),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        ) else {
+            // Removed since we listed it: its members are read one by one if wanted.
+            continue;
+        };
+        if read_file(buf, &dir, "cgroup.procs").is_ok() {
+            let mut index = None;
+            for pid in procs(buf) {
+                if wanted.contains(&pid) {
+                    let i = *index.get_or_insert_with(|| {
+                        tree.paths.push(path.clone());
+                        tree.paths.len() - 1
+                    });
+                    tree.of.insert(pid, i);
+                }
+            }
+        }
+        let Ok(mut entries) = nix::dir::Dir::from_fd(dir) else {
+            continue;
+        };
+        for e in entries.iter().flatten() {
+            if e.file_type() != Some(nix::dir::Type::Directory) {
+                continue;
+            }
+            let name = e.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let mut child = path.clone();
+            if child != b"/" {
+                child.push(b'/');
+            }
+            child.extend_from_slice(name);
+            stack.push(child);
+        }
+    }
+    Some(tree)
+}
+
+/// Read a whole file relative to `dir` with plain `read` calls, to end of file.
+pub(super) fn read_file(buf: &mut Vec<u8>, dir: impl AsFd, name: &str) -> nix::Result<()> {
+    let fd: OwnedFd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
+    super::linux::read_fd(buf, &fd, false)
+}
+
+/// The systemd cgroups of the wanted pids, as far as one walk per hierarchy can tell.
+pub struct Walked {
+    v1: Option<Tree>,
+    v2: Option<Tree>,
+}
+
+/// What the walk says about one pid: its systemd cgroup as [`super::parse::systemd_cgroup`]
+/// would read it, or that it does not know (read `/proc/PID/cgroup`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer<'a> {
+    Path(Option<&'a [u8]>),
+    Unknown,
+}
+
+impl Walked {
+    /// Walk what decides the systemd cgroup on this host, or `None` when that cannot give the
+    /// same answers as `/proc/PID/cgroup` (see the module docs).
+    pub fn new(
+        mounts: &Mounts,
+        uses: (bool, bool),
+        wanted: &HashSet<i32>,
+        budget: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<Walked> {
+        let (uses_v1, uses_v2) = uses;
+        let v1 = match (uses_v1, &mounts.v1) {
+            (false, _) => None,
+            (true, Some(m)) => Some(walk(m, wanted, budget, buf)?),
+            (true, None) => return None,
+        };
+        let v2 = match (uses_v2, &mounts.v2) {
+            (false, _) => None,
+            (true, Some(m)) => Some(walk(m, wanted, budget, buf)?),
+            (true, None) => return None,
+        };
+        Some(Walked { v1, v2 })
+    }
+
+    /// Same rule as [`super::parse::systemd_cgroup`]: the v1 `name=systemd` path when it says
+    /// more than `/`, else the v2 path.
+    pub fn get(&self, pid: i32) -> Answer<'_> {
+        if let Some(v1) = &self.v1 {
+            match v1.get(pid) {
+                None => return Answer::Unknown,
+                Some(p) if p != b"/" => return Answer::Path(Some(p)),
+                Some(_) => {}
+            }
+        }
+        match &self.v2 {
+            Some(v2) => match v2.get(pid) {
+                Some(p) => Answer::Path(Some(p)),
+                None => Answer::Unknown,
+            },
+            // No `0::` line in /proc/self/cgroup: none in any process's either.
+            None => Answer::Path(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // From a Debian 12 host with systemd in hybrid mode, and from this test machine.
+    const HYBRID: &[u8] = b"\
+25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+31 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+32 31 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+33 31 0:28 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
+36 31 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpu,cpuacct
+";
+
+    #[test]
+    fn hybrid_host_mounts() {
+        let m = mounts(HYBRID);
+        assert_eq!(m.v1.as_deref(), Some(Path::new("/sys/fs/cgroup/systemd")));
+        assert_eq!(m.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+    }
+
+    #[test]
+    fn a_subtree_bind_mount_is_not_used_and_escapes_are_undone() {
+        let info = b"\
+40 31 0:37 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+41 31 0:37 / /mnt/my\\040cgroups rw shared:1 master:2 - cgroup2 none rw
+";
+        let m = mounts(info);
+        assert_eq!(m.v2.as_deref(), Some(Path::new("/mnt/my cgroups")));
+        assert_eq!(m.v1, None);
+    }
+
+    #[test]
+    fn garbage_mountinfo_gives_nothing() {
+        assert_eq!(mounts(b""), Mounts::default());
+        assert_eq!(
+            mounts(b"- - - -\n1 2 3\n\xff\xfe - cgroup2"),
+            Mounts::default()
+        );
+        assert_eq!(unescape_octal(b"a\\0"), b"a\\0");
+        assert_eq!(unescape_octal(b"\\777x"), b"\\777x");
+        assert_eq!(unescape_octal(b"\\134"), b"\\");
+    }
+
+    #[test]
+    fn which_hierarchies_decide() {
+        assert_eq!(
+            hierarchies(b"0::/user.slice/user-1000.slice/session-2.scope\n"),
+            (false, true)
+        );
+        assert_eq!(
+            hierarchies(b"9:name=systemd:/\n8:pids:/\n0::/\n"),
+            (true, true)
+        );
+        assert_eq!(hierarchies(b"1:name=systemd:/init.scope\n"), (true, false));
+        assert_eq!(hierarchies(b""), (false, false));
+    }
+
+    #[test]
+    fn procs_skips_what_is_not_a_pid() {
+        let v: Vec<i32> = procs(b"1\n22\n\nx\n333\n").collect();
+        assert_eq!(v, vec![1, 22, 333]);
+    }
+
+    fn tree(entries: &[(i32, &str)]) -> Tree {
+        let mut t = Tree::default();
+        for (pid, path) in entries {
+            t.paths.push(path.as_bytes().to_vec());
+            t.of.insert(*pid, t.paths.len() - 1);
+        }
+        t
+    }
+
+    #[test]
+    fn answers_follow_the_proc_rule() {
+        let w = Walked {
+            v1: Some(tree(&[(10, "/system.slice/a.service"), (11, "/")])),
+            v2: Some(tree(&[(10, "/"), (11, "/system.slice/b.service")])),
+        };
+        assert_eq!(
+            w.get(10),
+            Answer::Path(Some(&b"/system.slice/a.service"[..]))
+        );
+        assert_eq!(
+            w.get(11),
+            Answer::Path(Some(&b"/system.slice/b.service"[..]))
+        );
+        assert_eq!(w.get(12), Answer::Unknown);
+        let v2_only = Walked {
+            v1: None,
+            v2: Some(tree(&[(10, "/system.slice/a.service")])),
+        };
+        assert_eq!(
+            v2_only.get(10),
+            Answer::Path(Some(&b"/system.slice/a.service"[..]))
+        );
+        assert_eq!(v2_only.get(11), Answer::Unknown);
+        let v1_only = Walked {
+            v1: Some(tree(&[(10, "/")])),
+            v2: None,
+        };
+        assert_eq!(v1_only.get(10), Answer::Path(None));
+        assert_eq!(v1_only.get(11), Answer::Unknown);
+        let none = Walked { v1: None, v2: None };
+        assert_eq!(none.get(10), Answer::Path(None));
+    }
+}
