@@ -142,7 +142,7 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
             ColorChoice::Never => false,
             ColorChoice::Auto => color_auto(),
         };
-    // JSON is streamed: a scan of 20,000 processes never holds its document in memory.
+    // JSON and text are streamed: a scan of 20,000 processes never holds its report in memory.
     let emit = |w: &mut dyn Write| -> std::io::Result<()> {
         match args.format {
             Format::Json => {
@@ -160,7 +160,7 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
             Format::Text if view == View::Tree => {
                 w.write_all(crate::report::tree::render(&report).as_bytes())
             }
-            Format::Text => w.write_all(text::render(&report, text::Style { color }).as_bytes()),
+            Format::Text => text::write(&report, text::Style { color }, &mut *w),
         }
     };
     match &args.output {

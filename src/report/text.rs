@@ -38,7 +38,17 @@ impl Style {
     }
 }
 
+/// The whole report as one string (tests, small outputs).
 pub fn render(r: &Report, style: Style) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and every piece written is a `String`.
+    let _ = write(r, style, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Write the report to `w` a piece at a time (an app's header, a finding, its releases): a
+/// report on 20,000 processes is never held whole in memory.
+pub fn write(r: &Report, style: Style, w: &mut dyn std::io::Write) -> std::io::Result<()> {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -67,6 +77,8 @@ pub fn render(r: &Report, style: Style) -> String {
             escape(&root.root),
         );
         for f in r.findings.iter().filter(|f| f.app == app) {
+            w.write_all(out.as_bytes())?;
+            out.clear();
             finding(&mut out, r, f, style);
         }
         for row in releases_of(r, app) {
@@ -93,8 +105,10 @@ pub fn render(r: &Report, style: Style) -> String {
                 crate::layout::MAX_RELEASES
             );
         }
+        w.write_all(out.as_bytes())?;
+        out.clear();
     }
-    out
+    w.write_all(out.as_bytes())
 }
 
 fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
