@@ -114,7 +114,15 @@ fn reader_agrees_with_sysinfo_on_live_processes() {
             theirs.parent().map(|p| p.as_u32()),
             "parent of {pid}"
         );
-        assert_eq!(ours.cmdline.as_slice(), theirs.cmd(), "cmdline of {pid}");
+        assert_eq!(
+            ours.cmdline.iter().collect::<Vec<_>>(),
+            theirs
+                .cmd()
+                .iter()
+                .map(OsString::as_os_str)
+                .collect::<Vec<_>>(),
+            "cmdline of {pid}"
+        );
         let status = format!("{:?}", theirs.status());
         let expected = match ours.state {
             b'S' => "Sleep",
@@ -126,7 +134,7 @@ fn reader_agrees_with_sysinfo_on_live_processes() {
         };
         assert_eq!(status, expected, "state of {pid}");
         match (&ours.cwd, theirs.cwd()) {
-            (Ok(link), Some(cwd)) => assert_eq!(link.target, cwd.as_os_str(), "cwd of {pid}"),
+            (Ok(link), Some(cwd)) => assert_eq!(&*link.target, cwd.as_os_str(), "cwd of {pid}"),
             (Err(LinkError::Absent), None) => assert!(ours.is_zombie(), "only zombies lack a cwd"),
             (o, t) => panic!("cwd of {pid} differs: ours {o:?}, sysinfo {t:?}"),
         }
@@ -135,8 +143,45 @@ fn reader_agrees_with_sysinfo_on_live_processes() {
     // The deleted cwd: sysinfo shows the kernel's suffix; ours knows by the link count.
     let d = snap.get(pids[2]).unwrap().cwd.as_ref().unwrap();
     assert!(d.is_deleted());
-    assert_eq!(d.path(), gone.as_os_str());
+    assert_eq!(&*d.path(), gone.as_os_str());
     let k = snap.get(pids[0]).unwrap().cwd.as_ref().unwrap();
     assert!(!k.is_deleted());
-    assert_eq!(k.path(), kept.as_os_str());
+    assert_eq!(&*k.path(), kept.as_os_str());
+}
+
+/// Processes with the same cwd share one copy of its text (the snapshot interns link
+/// targets).
+#[test]
+fn equal_link_targets_share_one_allocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Guard(
+        Command::new("sleep")
+            .arg("1011")
+            .current_dir(tmp.path())
+            .spawn()
+            .unwrap(),
+    );
+    let b = Guard(
+        Command::new("sleep")
+            .arg("1012")
+            .current_dir(tmp.path())
+            .spawn()
+            .unwrap(),
+    );
+    let (pa, pb) = (a.0.id() as i32, b.0.id() as i32);
+    let mut snap = LinuxProc::default().snapshot().unwrap();
+    wait_for("both sleepers to exec", || {
+        snap = LinuxProc::default().snapshot().unwrap();
+        [pa, pb].iter().all(|&pid| {
+            snap.get(pid)
+                .is_some_and(|p| p.cmdline.first() == Some("sleep".as_ref()))
+        })
+    });
+    let cwd = |pid| snap.get(pid).unwrap().cwd.clone().unwrap();
+    let (ca, cb) = (cwd(pa), cwd(pb));
+    assert_eq!(&*ca.target, tmp.path().as_os_str());
+    assert!(
+        std::sync::Arc::ptr_eq(&ca.target, &cb.target),
+        "one allocation for one target"
+    );
 }

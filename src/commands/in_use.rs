@@ -245,17 +245,17 @@ fn find_uses(
             };
             if let Ok(cwd) = &p.cwd {
                 if link_hit(cwd, t) {
-                    hit(Use::Cwd, cwd.path());
+                    hit(Use::Cwd, cwd.path().to_os_string());
                 }
             }
             if let Ok(exe) = &p.exe {
                 if link_hit(exe, t) {
-                    hit(Use::Exe, exe.path());
+                    hit(Use::Exe, exe.path().to_os_string());
                 }
             }
-            for arg in &p.cmdline {
+            for arg in p.cmdline.iter() {
                 if under(arg.as_bytes(), prefix) {
-                    hit(Use::Script, arg.clone());
+                    hit(Use::Script, arg.to_os_string());
                 }
             }
         }

@@ -88,7 +88,8 @@ pub struct Finding {
     pub role: Option<String>,
     pub message: String,
     pub remedy: String,
-    pub evidence: Vec<Evidence>,
+    /// The evidence of its processes, shared with their placements.
+    pub evidence: Vec<std::sync::Arc<Evidence>>,
 }
 
 /// What one app expects, merged from flags, config file and defaults.
@@ -253,7 +254,7 @@ pub(crate) fn live_children(snap: &Snapshot, pid: i32) -> usize {
 }
 
 /// Evidence of a tree, top first.
-pub(crate) fn tree_evidence(t: &Tree) -> Vec<Evidence> {
+pub(crate) fn tree_evidence(t: &Tree) -> Vec<std::sync::Arc<Evidence>> {
     std::iter::once(t.top)
         .chain(t.members.iter().copied())
         .flat_map(|p| p.evidence.iter().cloned())

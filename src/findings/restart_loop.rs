@@ -148,7 +148,7 @@ mod tests {
                 start_ticks: (started * 100.0) as u64,
                 uid: 0,
                 kernel_thread: false,
-                cmdline: vec![],
+                cmdline: Default::default(),
                 cwd: Err(LinkError::Absent),
                 exe: Err(LinkError::Absent),
             })

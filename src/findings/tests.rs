@@ -42,7 +42,7 @@ fn root(current: &[u8], releases: Vec<Release>) -> DeployRoot {
 
 fn link(target: &[u8], ino: u64, nlink: u64) -> Result<Link, LinkError> {
     Ok(Link {
-        target: OsString::from_vec(target.to_vec()),
+        target: OsString::from_vec(target.to_vec()).into(),
         dev: 1,
         ino,
         nlink,
@@ -58,7 +58,7 @@ fn proc_(pid: i32, ppid: i32, cwd: Result<Link, LinkError>, start_ticks: u64) ->
         start_ticks,
         uid: 1000,
         kernel_thread: false,
-        cmdline: vec!["worker".into()],
+        cmdline: ["worker"].into_iter().collect(),
         cwd,
         exe: link(b"/usr/bin/php", 99, 1),
     }
@@ -170,7 +170,7 @@ fn a_live_release_named_like_a_deleted_one_is_not_deleted() {
 
 fn via_current(pid: i32, start_ticks: u64) -> Process {
     let mut p = proc_(pid, 1, link(b"/", 2, 20), start_ticks);
-    p.cmdline = vec!["php".into(), "/srv/app/current/artisan".into()];
+    p.cmdline = ["php", "/srv/app/current/artisan"].into_iter().collect();
     p
 }
 
@@ -214,7 +214,7 @@ fn a_path_through_current_older_than_every_release_ran_a_deleted_one() {
 fn a_broken_current_link_is_critical_and_hides_no_deleted_release() {
     let mut r = root(b"67", vec![release(b"66", 66, 10.0)]);
     r.current = Current::Dangling {
-        target: "releases/67".into(),
+        target: std::ffi::OsStr::new("releases/67").into(),
     };
     let s = snap(
         vec![

@@ -23,7 +23,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 /// The process supervisor nearest to a process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Supervisor {
     /// A supervisord ancestor; `program` is `GROUP:NAME` from the environment.
     Supervisord {
@@ -55,7 +55,7 @@ pub enum Supervisor {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Owner {
     pub supervisor: Supervisor,
     /// The systemd unit the process's cgroup names, whatever the supervisor.
@@ -134,15 +134,28 @@ impl Owner {
     }
 }
 
-/// Owners of the placed processes, by pid. The raw reads they came from are not kept.
+/// Owners of the placed processes, by pid. The raw reads they came from are not kept, and the
+/// processes of one unit or program share one `Owner` (20,000 workers of one service held
+/// 20,000 copies of its unit name).
 #[derive(Debug, Clone, Default)]
 pub struct Owners {
-    pub by_pid: HashMap<i32, Owner>,
+    distinct: Vec<Owner>,
+    by_pid: HashMap<i32, u32>,
 }
 
 impl Owners {
     pub fn get(&self, pid: i32) -> Option<&Owner> {
-        self.by_pid.get(&pid)
+        self.by_pid
+            .get(&pid)
+            .and_then(|&i| self.distinct.get(i as usize))
+    }
+
+    fn insert(&mut self, pid: i32, owner: Owner, seen: &mut HashMap<Owner, u32>) {
+        let i = *seen.entry(owner).or_insert_with_key(|o| {
+            self.distinct.push(o.clone());
+            u32::try_from(self.distinct.len() - 1).unwrap_or(u32::MAX)
+        });
+        self.by_pid.insert(pid, i);
     }
 }
 
@@ -172,8 +185,9 @@ pub fn is_pm2_god(p: &Process) -> bool {
 }
 
 fn supervise_name(p: &Process, program: &[u8]) -> Option<OsString> {
-    match p.cmdline.as_slice() {
-        [a0, name, ..] if basename(a0) == program => Some(name.clone()),
+    let mut args = p.cmdline.iter();
+    match (args.next(), args.next()) {
+        (Some(a0), Some(name)) if basename(a0) == program => Some(name.to_os_string()),
         _ => None,
     }
 }
@@ -262,7 +276,11 @@ pub fn env_keys(snap: &Snapshot, p: &Process) -> &'static [&'static str] {
 
 /// Decide every owner from the snapshot and the extra reads. Pure.
 pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
-    let mut by_pid = HashMap::new();
+    let mut owners = Owners {
+        distinct: Vec::new(),
+        by_pid: HashMap::with_capacity(extras.len()),
+    };
+    let mut seen = HashMap::new();
     for (&pid, extra) in &extras {
         let Some(p) = snap.get(pid) else { continue };
         let unit = extra.cgroup.as_deref().and_then(unit_of_cgroup);
@@ -298,18 +316,16 @@ pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
                 _ => Supervisor::None,
             },
         };
-        by_pid.insert(
-            pid,
-            Owner {
-                supervisor,
-                unit,
-                supervisor_enabled: extra.env("SUPERVISOR_ENABLED").is_some(),
-            },
-        );
+        let owner = Owner {
+            supervisor,
+            unit,
+            supervisor_enabled: extra.env("SUPERVISOR_ENABLED").is_some(),
+        };
+        owners.insert(pid, owner, &mut seen);
     }
     // The raw reads (environment values among them) go here: only the decisions are kept.
     drop(extras);
-    Owners { by_pid }
+    owners
 }
 
 /// `GROUP:NAME`, which `supervisorctl` accepts for grouped and plain programs alike.
@@ -368,7 +384,10 @@ mod tests {
     }
 
     fn owner_of(s: &Snapshot, pid: i32, e: Extra) -> Owner {
-        resolve(s, HashMap::from([(pid, e)])).by_pid[&pid].clone()
+        resolve(s, HashMap::from([(pid, e)]))
+            .get(pid)
+            .unwrap()
+            .clone()
     }
 
     #[test]
@@ -460,6 +479,31 @@ mod tests {
         let o = owner_of(&s, 41, Extra::default());
         assert_eq!(o.kind(), "s6");
         assert_eq!(o.name().as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn processes_of_one_unit_share_one_owner() {
+        let s = snap(vec![
+            p(60, 1, &["php", "a"]),
+            p(61, 1, &["php", "b"]),
+            p(62, 1, &["php", "c"]),
+        ]);
+        let unit = |u: &str| extra(&format!("/system.slice/{u}"), &[]);
+        let owners = resolve(
+            &s,
+            HashMap::from([
+                (60, unit("q.service")),
+                (61, unit("q.service")),
+                (62, unit("r.service")),
+            ]),
+        );
+        assert_eq!(owners.distinct.len(), 2);
+        assert_eq!(owners.get(60), owners.get(61));
+        assert_eq!(
+            owners.get(62).and_then(Owner::name).as_deref(),
+            Some("r.service")
+        );
+        assert_eq!(owners.get(63), None);
     }
 
     #[test]

@@ -41,6 +41,10 @@ fn opt(s: &Option<std::ffi::OsString>) -> Option<Bytes<'_>> {
     s.as_deref().map(Bytes::os)
 }
 
+fn opt_shared(s: &Option<std::sync::Arc<std::ffi::OsStr>>) -> Option<Bytes<'_>> {
+    s.as_deref().map(Bytes::os)
+}
+
 #[derive(Serialize)]
 struct Doc<'a> {
     version: u32,
@@ -49,7 +53,7 @@ struct Doc<'a> {
     summary: String,
     scanned_at: f64,
     scan: Scan,
-    findings: Vec<FindingOut<'a>>,
+    findings: Findings<'a>,
     apps: Vec<AppOut<'a>>,
     processes: Processes<'a>,
 }
@@ -69,17 +73,17 @@ struct EvidenceOut<'a> {
     how: &'static str,
     path: Option<Bytes<'a>>,
     deleted: bool,
-    detail: &'a str,
+    detail: std::borrow::Cow<'a, str>,
 }
 
-fn evidence(e: &[Evidence]) -> Vec<EvidenceOut<'_>> {
+fn evidence(e: &[std::sync::Arc<Evidence>]) -> Vec<EvidenceOut<'_>> {
     e.iter()
         .map(|e| EvidenceOut {
             pid: e.pid,
             how: e.how.as_str(),
-            path: opt(&e.path),
+            path: opt_shared(&e.path),
             deleted: e.deleted,
-            detail: &e.detail,
+            detail: e.detail(),
         })
         .collect()
 }
@@ -158,23 +162,7 @@ impl Serialize for BytesOwned {
 
 /// Write the report as one JSON document to `w` (pretty when `pretty`), streaming.
 pub fn write(r: &Report, pretty: bool, w: impl std::io::Write) -> serde_json::Result<()> {
-    let findings = r
-        .findings
-        .iter()
-        .map(|f| FindingOut {
-            kind: f.kind.as_str(),
-            severity: f.severity.as_str(),
-            app: &r.roots[f.app].name,
-            release: opt(&f.release),
-            pids: &f.pids,
-            master: f.master,
-            owner: f.owner.as_deref(),
-            role: f.role.as_deref(),
-            message: &f.message,
-            remedy: &f.remedy,
-            evidence: evidence(&f.evidence),
-        })
-        .collect();
+    let findings = Findings(r);
     let apps = r
         .roots
         .iter()
@@ -239,6 +227,28 @@ pub fn render(r: &Report, pretty: bool) -> serde_json::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
+/// The `findings` array, serialized one finding at a time (like [`Processes`]).
+struct Findings<'a>(&'a Report<'a>);
+
+impl Serialize for Findings<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        s.collect_seq(r.findings.iter().map(|f| FindingOut {
+            kind: f.kind.as_str(),
+            severity: f.severity.as_str(),
+            app: &r.roots[f.app].name,
+            release: opt(&f.release),
+            pids: &f.pids,
+            master: f.master,
+            owner: f.owner.as_deref(),
+            role: f.role.as_deref(),
+            message: &f.message,
+            remedy: &f.remedy,
+            evidence: evidence(&f.evidence),
+        }))
+    }
+}
+
 /// The `processes` array, serialized one process at a time: a scan of 20,000 processes never
 /// holds all of them as output structs at once.
 struct Processes<'a>(&'a Report<'a>);
@@ -257,7 +267,7 @@ fn process_out<'a>(r: &'a Report, pl: &'a crate::attribution::Placement) -> Opti
         ppid: p.ppid,
         name: BytesOwned(p.name().as_bytes().to_vec()),
         comm: Bytes(&p.comm),
-        cmdline: p.cmdline.iter().map(|a| Bytes::os(a)).collect(),
+        cmdline: p.cmdline.iter().map(Bytes::os).collect(),
         state: (p.state as char).to_string(),
         start_time: r.snap.clock.start_time(p.start_ticks),
         uid: p.uid,

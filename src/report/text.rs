@@ -147,8 +147,8 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
             .evidence
             .iter()
             .find(|e| e.pid == *pid)
-            .map(|e| e.detail.as_str())
-            .unwrap_or("");
+            .map(|e| e.detail())
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "      {indent}{:<7} {:<16} {why}",

@@ -87,8 +87,8 @@ fn branch(
         .attr
         .get(pid)
         .and_then(|pl| pl.evidence.first())
-        .map(|e| e.detail.as_str())
-        .unwrap_or("");
+        .map(|e| e.detail())
+        .unwrap_or_default();
     let zombies = r.snap.zombie_children(pid).len();
     let zombies = if zombies > 0 {
         format!(

@@ -8,15 +8,16 @@
 //! See proc(5).
 
 use super::cgroupfs::{self, Answer, Walked};
-use super::parse::{environ_keys, maps_paths, parse_stat, split_cmdline, systemd_cgroup};
+use super::parse::{environ_keys, maps_paths, parse_stat, systemd_cgroup};
 use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Recheck, Snapshot};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Below this many processes wanting their cgroup, read `/proc/PID/cgroup` one by one rather
 /// than walk the cgroup tree.
@@ -31,6 +32,8 @@ pub struct LinuxProc {
     own_mnt_ns: Option<OsString>,
     /// How many cgroups the last [`ProcSource::extras`] took from a walk of the cgroup tree.
     walked: usize,
+    /// Link targets seen in this pass, so that equal ones share one allocation.
+    targets: HashSet<Arc<OsStr>>,
 }
 
 impl Default for LinuxProc {
@@ -62,6 +65,7 @@ impl LinuxProc {
             buf: Vec::with_capacity(4096),
             own_mnt_ns,
             walked: 0,
+            targets: HashSet::new(),
         }
     }
 
@@ -160,11 +164,11 @@ impl LinuxProc {
         };
         let uid = fstat(&dir).map(|s| s.st_uid).unwrap_or(u32::MAX);
         let cmdline = match Self::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
-            Ok(()) => split_cmdline(&self.buf),
-            Err(_) => Vec::new(),
+            Ok(()) => super::Cmdline::parse(&self.buf),
+            Err(_) => super::Cmdline::default(),
         };
-        let cwd = read_link(&dir, "cwd");
-        let exe = read_link(&dir, "exe");
+        let cwd = read_link(&dir, "cwd", &mut self.targets);
+        let exe = read_link(&dir, "exe", &mut self.targets);
         ReadOutcome::Read(Box::new(Process {
             pid,
             ppid: stat.ppid,
@@ -224,9 +228,21 @@ pub(super) fn read_fd(buf: &mut Vec<u8>, fd: &OwnedFd, short_is_whole: bool) -> 
     }
 }
 
-fn read_link(dir: impl AsFd + Copy, name: &str) -> Result<Link, LinkError> {
-    let target = readlinkat(dir, name).map_err(link_error)?;
+fn read_link(
+    dir: impl AsFd + Copy,
+    name: &str,
+    targets: &mut HashSet<Arc<OsStr>>,
+) -> Result<Link, LinkError> {
+    let text = readlinkat(dir, name).map_err(link_error)?;
     let st = fstatat(dir, name, nix::fcntl::AtFlags::empty()).map_err(link_error)?;
+    let target = match targets.get(text.as_os_str()) {
+        Some(shared) => shared.clone(),
+        None => {
+            let new: Arc<OsStr> = text.into();
+            targets.insert(new.clone());
+            new
+        }
+    };
     Ok(Link {
         target,
         dev: st.st_dev,
@@ -281,6 +297,8 @@ impl ProcSource for LinuxProc {
                 ReadOutcome::Vanished => vanished += 1,
             }
         }
+        // The processes hold the targets now; the set would only keep them alive.
+        self.targets = HashSet::new();
         let mut snap = Snapshot::new(processes, clock, std::process::id() as i32, vanished);
         snap.hidden_pids = self.hides_pids();
         Ok(snap)

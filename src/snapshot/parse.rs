@@ -87,22 +87,13 @@ fn number(field: Option<&[u8]>, what: &'static str) -> Result<u64, StatError> {
         .ok_or(StatError(what))
 }
 
-/// Split `/proc/PID/cmdline` into arguments. Arguments are NUL-terminated; a process that
-/// rewrote its title (setproctitle) may leave one space-separated string, or trailing NULs.
+/// Split `/proc/PID/cmdline` into arguments (see [`super::Cmdline::parse`], which the reader
+/// uses and which keeps them in one buffer).
 pub fn split_cmdline(buf: &[u8]) -> Vec<OsString> {
-    let buf = buf.strip_suffix(b"\0").unwrap_or(buf);
-    if buf.is_empty() {
-        return Vec::new();
-    }
-    let mut args: Vec<OsString> = buf
-        .split(|&b| b == 0)
-        .map(|a| OsString::from_vec(a.to_vec()))
-        .collect();
-    // Titles padded with NULs leave empty trailing arguments: drop them.
-    while args.last().is_some_and(|a| a.is_empty()) {
-        args.pop();
-    }
-    args
+    super::Cmdline::parse(buf)
+        .iter()
+        .map(std::ffi::OsStr::to_os_string)
+        .collect()
 }
 
 /// The systemd cgroup path of a process from `/proc/PID/cgroup`: the v1 `name=systemd`
@@ -126,7 +117,7 @@ pub fn systemd_cgroup(buf: &[u8]) -> Option<&[u8]> {
 }
 
 /// What a systemd cgroup path says about the unit a process runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UnitPath {
     /// The unit as systemd names it (what `systemctl` takes), e.g. `app@srv-shop\x2dnew.service`.
     pub unit: String,

@@ -74,7 +74,7 @@ fn fx_link(
     nlink: u64,
 ) -> Result<crate::snapshot::Link, crate::snapshot::LinkError> {
     Ok(crate::snapshot::Link {
-        target: fx_os(target),
+        target: fx_os(target).into(),
         dev: 1,
         ino,
         nlink,
@@ -96,7 +96,7 @@ fn fx_proc(
         start_ticks: (started * 100.0) as u64,
         uid: 1000,
         kernel_thread: false,
-        cmdline: cmdline.iter().map(|a| a.into()).collect(),
+        cmdline: cmdline.iter().collect(),
         cwd,
         exe: fx_link(b"/usr/bin/php8.2", 99, 1),
     }
@@ -146,7 +146,7 @@ impl Fixture {
         let mut zombie = fx_proc(302, 300, Err(LinkError::Absent), after + 5.0, &["php"]);
         zombie.state = b'Z';
         zombie.exe = Err(LinkError::Absent);
-        zombie.cmdline.clear();
+        zombie.cmdline = Default::default();
         let mut denied = fx_proc(400, 1, Err(LinkError::Denied), before, &["secret"]);
         denied.uid = 1001;
         denied.exe = Err(LinkError::Denied);
