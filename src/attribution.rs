@@ -222,6 +222,9 @@ struct Ctx<'a> {
     roots: &'a [DeployRoot],
     snap: &'a Snapshot,
     identities: HashMap<(u64, u64), (usize, usize)>,
+    /// Unlisted release names already looked up on disk, per app: the 2,000 workers of a
+    /// deleted release asked the filesystem 2,000 times.
+    unlisted: std::cell::RefCell<HashMap<(usize, OsString), bool>>,
 }
 
 impl Ctx<'_> {
@@ -243,9 +246,15 @@ impl Ctx<'_> {
         if root.release(OsStr::from_bytes(name)).is_some() {
             return true;
         }
-        root.releases_dir.as_ref().is_some_and(|d| {
+        let key = (app, OsStr::from_bytes(name).to_os_string());
+        if let Some(&known) = self.unlisted.borrow().get(&key) {
+            return known;
+        }
+        let exists = root.releases_dir.as_ref().is_some_and(|d| {
             std::fs::symlink_metadata(d.join(OsStr::from_bytes(name))).is_ok_and(|m| m.is_dir())
-        })
+        });
+        self.unlisted.borrow_mut().insert(key, exists);
+        exists
     }
 
     /// Evidence from a `cwd` or `exe` link.
@@ -492,6 +501,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         roots,
         snap,
         identities,
+        unlisted: Default::default(),
     };
     let mut out = Attribution {
         // Room for every process at once: growing by doubling held the old and the new array
@@ -640,7 +650,10 @@ pub fn verify(
         if !deciding.contains(&pl.pid) {
             return true;
         }
-        match source.recheck(pl.pid, p.start_ticks) {
+        // Evidence by identity (the cwd or exe is a release directory, by device and inode)
+        // holds in any mount namespace: only paths read as text need ours.
+        let paths = pl.evidence.iter().any(|e| e.said != Said::IsRelease);
+        match source.recheck(pl.pid, p.start_ticks, paths) {
             crate::snapshot::Recheck::Same => true,
             crate::snapshot::Recheck::Gone => {
                 raced += 1;

@@ -771,3 +771,55 @@ fn a_private_mount_namespace_with_the_same_root_is_still_inspected() {
         "the worker is inspected: {doc}"
     );
 }
+
+/// A process under another root directory (a container, a chroot) in another mount namespace:
+/// its paths are not ours, so a placement that rests on a path it shows (a command-line
+/// argument) is dropped and counted; one that rests on identity (its cwd *is* a release
+/// directory, by device and inode) holds in any namespace and is reported.
+#[test]
+fn another_root_drops_path_evidence_but_keeps_identity() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: unshare -m and chroot need root");
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let jail = root.path().to_path_buf();
+    // Python is loaded before it chroots, so the new root needs no binaries.
+    const JAILED: &str = "import os, sys, time\n\
+        os.chroot(sys.argv[1])\n\
+        os.chdir(sys.argv[2])\n\
+        time.sleep(1000)\n";
+    let jailed = |inside: &str, extra: Option<&std::path::Path>| {
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "python3", "-c", JAILED])
+            .arg(&jail)
+            .arg(inside);
+        if let Some(x) = extra {
+            cmd.arg(x);
+        }
+        let child = Child::spawn(&mut cmd);
+        let want = jail.join(inside.trim_start_matches('/'));
+        let link = |name: &str| std::fs::read_link(format!("/proc/{}/{name}", child.pid())).ok();
+        poll("python3 to chroot and chdir", || {
+            (link("root") != Some("/".into()) && link("cwd").as_deref() == Some(want.as_path()))
+                .then_some(())
+        });
+        child
+    };
+    // Its cwd is release 1 itself (identity).
+    let by_identity = jailed("/releases/1", None);
+    // Its cwd is the jail's root; only its command line names release 1 (a path).
+    let by_path = jailed("/", Some(&r1.join("artisan")));
+    std::fs::write(r1.join("artisan"), "").unwrap();
+    root.release("2");
+    root.switch("2");
+    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    assert_eq!(run.code, 1, "{run}");
+    let old = findings_of(&doc, "old-release");
+    assert_eq!(old.len(), 1, "{run}");
+    assert_eq!(pids(old[0]), [i64::from(by_identity.pid())], "{run}");
+    assert!(process(&doc, by_path.pid()).is_none(), "{run}");
+    assert_eq!(doc["scan"]["other_mount_ns"], 1, "{doc}");
+}

@@ -194,7 +194,26 @@ fn supervise_name(p: &Process, program: &[u8]) -> Option<OsString> {
 
 /// The nearest supervisor ancestor of `p` (not `p` itself).
 fn nearest_supervisor(snap: &Snapshot, p: &Process) -> Option<(i32, &'static str)> {
-    let mut pid = p.ppid;
+    nearest_from(snap, p.ppid)
+}
+
+/// [`nearest_supervisor`] of every child of one parent, found once: thousands of workers
+/// share a parent, and each look up the tree parses the ancestors' command lines.
+#[derive(Default)]
+struct Nearest(HashMap<i32, Option<(i32, &'static str)>>);
+
+impl Nearest {
+    fn of(&mut self, snap: &Snapshot, p: &Process) -> Option<(i32, &'static str)> {
+        *self
+            .0
+            .entry(p.ppid)
+            .or_insert_with(|| nearest_from(snap, p.ppid))
+    }
+}
+
+/// The nearest supervisor at or above `pid`.
+fn nearest_from(snap: &Snapshot, pid: i32) -> Option<(i32, &'static str)> {
+    let mut pid = pid;
     for _ in 0..64 {
         if pid <= 1 {
             return None;
@@ -247,9 +266,13 @@ pub fn collect(
 /// Read the cgroup of the given processes, and the environment keys of those that a rule
 /// needs them for (see [`env_keys`]), then resolve.
 pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) -> Owners {
+    let mut nearest = Nearest::default();
     let wants: Vec<(i32, &[&'static str])> = pids
         .iter()
-        .filter_map(|&pid| Some((pid, env_keys(snap, snap.get(pid)?))))
+        .filter_map(|&pid| {
+            let p = snap.get(pid)?;
+            Some((pid, keys_for(nearest.of(snap, p), p)))
+        })
         .collect();
     resolve(snap, source.extras(&wants))
 }
@@ -259,6 +282,10 @@ pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) 
 /// orphan rule). Any other process's environment is not read at all: it costs a read of the
 /// process's memory and holds secrets (DESIGN.md, "Security rules").
 pub fn env_keys(snap: &Snapshot, p: &Process) -> &'static [&'static str] {
+    keys_for(nearest_supervisor(snap, p), p)
+}
+
+fn keys_for(nearest: Option<(i32, &'static str)>, p: &Process) -> &'static [&'static str] {
     const SUPERVISORD: &[&str] = &[
         "SUPERVISOR_ENABLED",
         "SUPERVISOR_PROCESS_NAME",
@@ -266,7 +293,7 @@ pub fn env_keys(snap: &Snapshot, p: &Process) -> &'static [&'static str] {
     ];
     const PM2: &[&str] = &["pm_id", "name"];
     const ORPHAN: &[&str] = &["SUPERVISOR_ENABLED"];
-    match nearest_supervisor(snap, p) {
+    match nearest {
         Some((_, "supervisord")) => SUPERVISORD,
         Some((_, "pm2")) => PM2,
         _ if p.ppid == 1 => ORPHAN,
@@ -281,10 +308,11 @@ pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
         by_pid: HashMap::with_capacity(extras.len()),
     };
     let mut seen = HashMap::new();
+    let mut nearest = Nearest::default();
     for (&pid, extra) in &extras {
         let Some(p) = snap.get(pid) else { continue };
         let unit = extra.cgroup.as_deref().and_then(unit_of_cgroup);
-        let supervisor = match nearest_supervisor(snap, p) {
+        let supervisor = match nearest.of(snap, p) {
             Some((spid, "supervisord")) => Supervisor::Supervisord {
                 pid: spid,
                 program: program_name(extra),

@@ -321,8 +321,9 @@ pub trait ProcSource {
     /// Whether `pid` lives in a mount namespace other than ours (its paths are not ours).
     fn foreign_mount_ns(&mut self, pid: i32) -> bool;
     /// The second look at a process about to decide a finding: is it still the process that
-    /// started at `start_ticks`, and are its paths ours? One open of `/proc/PID` for both.
-    fn recheck(&mut self, pid: i32, start_ticks: u64) -> Recheck;
+    /// started at `start_ticks`, and (when `paths` matter) are its paths ours? One open of
+    /// `/proc/PID` for both.
+    fn recheck(&mut self, pid: i32, start_ticks: u64, paths: bool) -> Recheck;
     /// Read the systemd cgroup of each pid, and those of the named environment keys given
     /// with it (none: the environment is not read at all).
     fn extras(&mut self, wants: &[(i32, &[&'static str])])
