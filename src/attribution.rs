@@ -24,6 +24,10 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// A release name, shared by every process and finding that names it (one allocation per
+/// release, not two per process).
+pub type Name = std::sync::Arc<OsStr>;
+
 /// How a piece of evidence was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
@@ -75,7 +79,7 @@ pub struct Evidence {
     /// The object behind the path is gone.
     pub deleted: bool,
     /// The release this evidence points at, when it can be named.
-    pub release: Option<OsString>,
+    pub release: Option<Name>,
     pub state: ReleaseState,
     /// What to say about it: see [`Evidence::detail`].
     pub said: Said,
@@ -90,8 +94,9 @@ pub enum Said {
     IsRelease,
     /// `cwd /srv/app/releases/7/web`, `command line names ...`: the path, where it lies.
     Path,
-    /// A sentence made when the evidence was found (start and switch times, a guess).
-    Sentence(Box<str>),
+    /// A sentence made when the evidence was found (start and switch times, a guess). Boxed
+    /// twice so that `Said` is two words, not three: it is in every process's evidence.
+    Sentence(Box<String>),
 }
 
 impl Evidence {
@@ -100,7 +105,7 @@ impl Evidence {
         use std::borrow::Cow;
         let path = || escape(self.path.as_deref().unwrap_or_default());
         match (&self.said, self.how) {
-            (Said::Sentence(s), _) => Cow::Borrowed(s),
+            (Said::Sentence(s), _) => Cow::Borrowed(s.as_str()),
             (Said::IsRelease, how) => Cow::Owned(format!(
                 "{} is release {}",
                 how.as_str(),
@@ -125,11 +130,11 @@ pub struct Placement {
     pub pid: i32,
     /// Index into the deploy roots.
     pub app: usize,
-    pub release: Option<OsString>,
+    pub release: Option<Name>,
     pub state: ReleaseState,
     /// All evidence, the deciding piece first. Shared with the findings that cite it (a
     /// finding about a master and 250 workers held a copy of all their evidence).
-    pub evidence: Vec<std::sync::Arc<Evidence>>,
+    pub evidence: Box<[std::sync::Arc<Evidence>]>,
     /// The configured role whose pattern matches the command line (first match wins).
     pub role: Option<String>,
 }
@@ -225,9 +230,22 @@ struct Ctx<'a> {
     /// Unlisted release names already looked up on disk, per app: the 2,000 workers of a
     /// deleted release asked the filesystem 2,000 times.
     unlisted: std::cell::RefCell<HashMap<(usize, OsString), bool>>,
+    /// Release names handed out so far (see [`Name`]).
+    names: std::cell::RefCell<std::collections::HashSet<Name>>,
 }
 
 impl Ctx<'_> {
+    /// The shared copy of a release name.
+    fn name(&self, bytes: &[u8]) -> Name {
+        let name = OsStr::from_bytes(bytes);
+        if let Some(shared) = self.names.borrow().get(name) {
+            return shared.clone();
+        }
+        let shared: Name = name.into();
+        self.names.borrow_mut().insert(shared.clone());
+        shared
+    }
+
     fn state_of(&self, app: usize, name: &[u8], gone: bool) -> ReleaseState {
         if gone {
             return ReleaseState::Deleted;
@@ -272,7 +290,7 @@ impl Ctx<'_> {
                         path: Some(link.path()),
                         deleted: false,
                         said: Said::IsRelease,
-                        release: Some(name),
+                        release: Some(self.name(name.as_bytes())),
                         state,
                     },
                 ));
@@ -305,7 +323,7 @@ impl Ctx<'_> {
                     how,
                     path: Some(path.clone()),
                     deleted: link.is_deleted(),
-                    release: Some(OsStr::from_bytes(name).to_os_string()),
+                    release: Some(self.name(name)),
                     state,
                     said: Said::Path,
                 },
@@ -360,7 +378,7 @@ impl Ctx<'_> {
                                 how: How::Script,
                                 path: Some(fullp.into()),
                                 deleted: !exists,
-                                release: Some(OsStr::from_bytes(name).to_os_string()),
+                                release: Some(self.name(name)),
                                 state,
                                 said: Said::Path,
                             },
@@ -397,7 +415,7 @@ impl Ctx<'_> {
                 how: How::ViaCurrent,
                 path: Some(path),
                 deleted: false,
-                release: Some(current.to_os_string()),
+                release: Some(self.name(current.as_bytes())),
                 state: ReleaseState::Current,
                 said: Said::Sentence(
                     format!(
@@ -457,7 +475,7 @@ impl Ctx<'_> {
             how: How::ViaCurrent,
             path: Some(path),
             deleted: false,
-            release: guess,
+            release: guess.map(|g| self.name(g.as_bytes())),
             state: ReleaseState::Old,
             said: Said::Sentence(detail.into()),
         })
@@ -502,6 +520,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         snap,
         identities,
         unlisted: Default::default(),
+        names: Default::default(),
     };
     let mut out = Attribution {
         // Room for every process at once: growing by doubling held the old and the new array
@@ -560,7 +579,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
             app,
             release: evidence[0].release.clone(),
             state: evidence[0].state,
-            evidence,
+            evidence: evidence.into_boxed_slice(),
             role: None,
         });
     }

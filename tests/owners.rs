@@ -94,7 +94,10 @@ fn many_owners_come_from_one_walk_of_the_cgroup_tree() {
 
     let mut source = LinuxProc::default();
     let wants: Vec<(i32, &[&'static str])> = workers.iter().map(|w| (w.pid(), &[][..])).collect();
-    let extras = source.extras(&wants);
+    let mut extras = std::collections::HashMap::new();
+    source.extras(&wants, &mut |pid, extra| {
+        extras.insert(pid, extra);
+    });
     assert_eq!(
         source.cgroups_walked(),
         workers.len(),

@@ -40,7 +40,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
                 kind: Kind::Missing,
                 severity: Severity::Critical,
                 app,
-                release: Some(current.to_os_string()),
+                release: Some(current.into()),
                 pids: on_current.clone(),
                 master: None,
                 owner: None,

@@ -18,7 +18,6 @@ mod zombie;
 use crate::attribution::{Attribution, Evidence, Placement, ReleaseState};
 use crate::layout::DeployRoot;
 use crate::snapshot::Snapshot;
-use std::ffi::OsString;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,7 +76,7 @@ pub struct Finding {
     pub severity: Severity,
     /// Index into the deploy roots.
     pub app: usize,
-    pub release: Option<OsString>,
+    pub release: Option<crate::attribution::Name>,
     /// The processes, master (or top of the tree) first.
     pub pids: Vec<i32>,
     /// The master, when the first process has live children.
@@ -170,7 +169,7 @@ pub fn evaluate(input: &Input) -> Vec<Finding> {
     zombie::check(input, &mut out);
     orphan::check(input, &mut out);
     unreadable::check(input, &mut out);
-    out.sort_by(|a, b| {
+    sort_in_place(&mut out, |a, b| {
         b.severity
             .cmp(&a.severity)
             .then(a.app.cmp(&b.app))
@@ -178,6 +177,28 @@ pub fn evaluate(input: &Input) -> Vec<Finding> {
             .then(a.pids.first().cmp(&b.pids.first()))
     });
     out
+}
+
+/// A stable sort that does not copy the elements: `slice::sort_by` keeps a scratch copy of
+/// half of them (a megabyte of findings at 20,000 processes, at the scan's memory peak). Sorts
+/// their positions (4 bytes each) and then moves each element once, cycle by cycle.
+fn sort_in_place<T>(v: &mut [T], cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&i, &j| cmp(&v[i], &v[j]));
+    // Now the element for position i is at order[i]. Follow each cycle once, marking every
+    // position done by pointing it at itself.
+    for start in 0..v.len() {
+        let mut cur = start;
+        while order[cur] != cur {
+            let next = order[cur];
+            order[cur] = cur;
+            if next == start {
+                break;
+            }
+            v.swap(cur, next);
+            cur = next;
+        }
+    }
 }
 
 /// The worst severity among findings.

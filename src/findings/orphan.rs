@@ -98,7 +98,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
                 pname(input.snap, p.pid)
             ),
             remedy: stop,
-            evidence: pl.evidence.clone(),
+            evidence: pl.evidence.to_vec(),
         });
     }
 }

@@ -143,7 +143,7 @@ mod tests {
             .map(|&(pid, started)| Process {
                 pid,
                 ppid: 1,
-                comm: b"w".to_vec(),
+                comm: b"w".to_vec().into(),
                 state: b'S',
                 start_ticks: (started * 100.0) as u64,
                 uid: 0,
@@ -160,7 +160,7 @@ mod tests {
                 app: 0,
                 release: None,
                 state: ReleaseState::Current,
-                evidence: vec![],
+                evidence: Default::default(),
                 role: None,
             })
             .collect();

@@ -53,7 +53,7 @@ fn proc_(pid: i32, ppid: i32, cwd: Result<Link, LinkError>, start_ticks: u64) ->
     Process {
         pid,
         ppid,
-        comm: b"worker".to_vec(),
+        comm: b"worker".to_vec().into(),
         state: b'S',
         start_ticks,
         uid: 1000,
@@ -244,4 +244,16 @@ fn unreadable_process_of_the_deploy_user_is_unknown() {
         crate::exit::ExitCode::from_worst(worst(&f)),
         crate::exit::ExitCode::Unknown
     );
+}
+
+#[test]
+fn sorting_in_place_is_stable_and_moves_everything() {
+    use proptest::prelude::*;
+    proptest!(|(v in prop::collection::vec((0u8..4, any::<u16>()), 0..64))| {
+        let mut ours = v.clone();
+        super::sort_in_place(&mut ours, |a, b| a.0.cmp(&b.0));
+        let mut std = v.clone();
+        std.sort_by_key(|a| a.0);
+        prop_assert_eq!(ours, std);
+    });
 }

@@ -50,7 +50,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             role: pl.role.clone(),
             message,
             remedy,
-            evidence: pl.evidence.clone(),
+            evidence: pl.evidence.to_vec(),
         });
     }
 }

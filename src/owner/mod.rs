@@ -150,6 +150,13 @@ impl Owners {
             .and_then(|&i| self.distinct.get(i as usize))
     }
 
+    fn with_capacity(n: usize) -> Owners {
+        Owners {
+            distinct: Vec::new(),
+            by_pid: HashMap::with_capacity(n),
+        }
+    }
+
     fn insert(&mut self, pid: i32, owner: Owner, seen: &mut HashMap<Owner, u32>) {
         let i = *seen.entry(owner).or_insert_with_key(|o| {
             self.distinct.push(o.clone());
@@ -266,15 +273,18 @@ pub fn collect(
 /// Read the cgroup of the given processes, and the environment keys of those that a rule
 /// needs them for (see [`env_keys`]), then resolve.
 pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) -> Owners {
-    let mut nearest = Nearest::default();
-    let wants: Vec<(i32, &[&'static str])> = pids
-        .iter()
-        .filter_map(|&pid| {
-            let p = snap.get(pid)?;
-            Some((pid, keys_for(nearest.of(snap, p), p)))
-        })
-        .collect();
-    resolve(snap, source.extras(&wants))
+    let mut decider = Decider::default();
+    let mut wants: Vec<(i32, &[&'static str])> = Vec::with_capacity(pids.len());
+    for &pid in pids {
+        if let Some(p) = snap.get(pid) {
+            wants.push((pid, keys_for(decider.nearest.of(snap, p), p)));
+        }
+    }
+    let mut owners = Owners::with_capacity(wants.len());
+    source.extras(&wants, &mut |pid, extra| {
+        decider.add(snap, &mut owners, pid, &extra);
+    });
+    owners
 }
 
 /// The environment keys a rule needs from `p`: the program's name below a supervisord, the
@@ -303,16 +313,28 @@ fn keys_for(nearest: Option<(i32, &'static str)>, p: &Process) -> &'static [&'st
 
 /// Decide every owner from the snapshot and the extra reads. Pure.
 pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
-    let mut owners = Owners {
-        distinct: Vec::new(),
-        by_pid: HashMap::with_capacity(extras.len()),
-    };
-    let mut seen = HashMap::new();
-    let mut nearest = Nearest::default();
-    for (&pid, extra) in &extras {
-        let Some(p) = snap.get(pid) else { continue };
+    let mut owners = Owners::with_capacity(extras.len());
+    let mut decider = Decider::default();
+    for (pid, extra) in extras {
+        decider.add(snap, &mut owners, pid, &extra);
+    }
+    owners
+}
+
+/// Decides owners one process at a time, so that a process's raw reads (environment values
+/// among them) are dropped as soon as its owner is known, and never all held at once (the
+/// reads of 20,000 processes were the peak of a scan's memory).
+#[derive(Default)]
+struct Decider {
+    seen: HashMap<Owner, u32>,
+    nearest: Nearest,
+}
+
+impl Decider {
+    fn add(&mut self, snap: &Snapshot, owners: &mut Owners, pid: i32, extra: &Extra) {
+        let Some(p) = snap.get(pid) else { return };
         let unit = extra.cgroup.as_deref().and_then(unit_of_cgroup);
-        let supervisor = match nearest.of(snap, p) {
+        let supervisor = match self.nearest.of(snap, p) {
             Some((spid, "supervisord")) => Supervisor::Supervisord {
                 pid: spid,
                 program: program_name(extra),
@@ -349,11 +371,8 @@ pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
             unit,
             supervisor_enabled: extra.env("SUPERVISOR_ENABLED").is_some(),
         };
-        owners.insert(pid, owner, &mut seen);
+        owners.insert(pid, owner, &mut self.seen);
     }
-    // The raw reads (environment values among them) go here: only the decisions are kept.
-    drop(extras);
-    owners
 }
 
 /// `GROUP:NAME`, which `supervisorctl` accepts for grouped and plain programs alike.
@@ -378,7 +397,8 @@ mod tests {
             comm: args
                 .first()
                 .map(|a| a.as_bytes().to_vec())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             state: b'S',
             start_ticks: 1,
             uid: 1000,

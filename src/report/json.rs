@@ -37,11 +37,7 @@ impl Serialize for Bytes<'_> {
     }
 }
 
-fn opt(s: &Option<std::ffi::OsString>) -> Option<Bytes<'_>> {
-    s.as_deref().map(Bytes::os)
-}
-
-fn opt_shared(s: &Option<std::sync::Arc<std::ffi::OsStr>>) -> Option<Bytes<'_>> {
+fn opt(s: &Option<std::sync::Arc<std::ffi::OsStr>>) -> Option<Bytes<'_>> {
     s.as_deref().map(Bytes::os)
 }
 
@@ -81,7 +77,7 @@ fn evidence(e: &[std::sync::Arc<Evidence>]) -> Vec<EvidenceOut<'_>> {
         .map(|e| EvidenceOut {
             pid: e.pid,
             how: e.how.as_str(),
-            path: opt_shared(&e.path),
+            path: opt(&e.path),
             deleted: e.deleted,
             detail: e.detail(),
         })

@@ -17,7 +17,6 @@
 
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
-use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -113,29 +112,39 @@ pub fn procs(buf: &[u8]) -> impl Iterator<Item = i32> + '_ {
         .filter_map(|l| std::str::from_utf8(l).ok()?.parse::<i32>().ok())
 }
 
-/// The cgroup path of the wanted pids in one hierarchy: `pid -> index into paths`.
+/// The cgroup path of the wanted pids in one hierarchy. `of[i]` is the index into `paths` of
+/// the i-th wanted pid (in the sorted list the walk was given), [`NOT_SEEN`] when the walk did
+/// not see it: 4 bytes per process, where a map from pid cost 16 and more.
 #[derive(Debug, Default)]
 pub struct Tree {
     pub paths: Vec<Vec<u8>>,
-    pub of: HashMap<i32, usize>,
+    pub of: Vec<u32>,
 }
 
+/// A wanted pid the walk did not find.
+pub const NOT_SEEN: u32 = u32::MAX;
+
 impl Tree {
-    pub fn get(&self, pid: i32) -> Option<&[u8]> {
-        self.of.get(&pid).map(|&i| self.paths[i].as_slice())
+    /// The path of the i-th wanted pid.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let at = *self.of.get(i)?;
+        self.paths.get(at as usize).map(Vec::as_slice)
     }
 }
 
-/// Walk the hierarchy mounted at `mount`, recording where each wanted pid is. `None` when the
-/// mount cannot be read or it holds more than `budget` directories.
-pub fn walk(mount: &Path, wanted: &HashSet<i32>, budget: usize, buf: &mut Vec<u8>) -> Option<Tree> {
+/// Walk the hierarchy mounted at `mount`, recording where each wanted pid (`wanted` is sorted)
+/// is. `None` when the mount cannot be read or it holds more than `budget` directories.
+pub fn walk(mount: &Path, wanted: &[i32], budget: usize, buf: &mut Vec<u8>) -> Option<Tree> {
     let top = nix::fcntl::open(
         mount,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ok()?;
-    let mut tree = Tree::default();
+    let mut tree = Tree {
+        paths: Vec::new(),
+        of: vec![NOT_SEEN; wanted.len()],
+    };
     // Paths relative to the mount, as `/proc/PID/cgroup` prints them ("/", "/system.slice").
     let mut stack: Vec<Vec<u8>> = vec![b"/".to_vec()];
     let mut visited = 0usize;
@@ -157,12 +166,12 @@ pub fn walk(mount: &Path, wanted: &HashSet<i32>, budget: usize, buf: &mut Vec<u8
         if read_file(buf, &dir, "cgroup.procs").is_ok() {
             let mut index = None;
             for pid in procs(buf) {
-                if wanted.contains(&pid) {
+                if let Ok(at) = wanted.binary_search(&pid) {
                     let i = *index.get_or_insert_with(|| {
                         tree.paths.push(path.clone());
-                        tree.paths.len() - 1
+                        u32::try_from(tree.paths.len() - 1).unwrap_or(NOT_SEEN)
                     });
-                    tree.of.insert(pid, i);
+                    tree.of[at] = i;
                 }
             }
         }
@@ -214,7 +223,7 @@ impl Walked {
     pub fn new(
         mounts: &Mounts,
         uses: (bool, bool),
-        wanted: &HashSet<i32>,
+        wanted: &[i32],
         budget: usize,
         buf: &mut Vec<u8>,
     ) -> Option<Walked> {
@@ -233,17 +242,17 @@ impl Walked {
     }
 
     /// Same rule as [`super::parse::systemd_cgroup`]: the v1 `name=systemd` path when it says
-    /// more than `/`, else the v2 path.
-    pub fn get(&self, pid: i32) -> Answer<'_> {
+    /// more than `/`, else the v2 path. `i` is the pid's place in the sorted wanted list.
+    pub fn get(&self, i: usize) -> Answer<'_> {
         if let Some(v1) = &self.v1 {
-            match v1.get(pid) {
+            match v1.get(i) {
                 None => return Answer::Unknown,
                 Some(p) if p != b"/" => return Answer::Path(Some(p)),
                 Some(_) => {}
             }
         }
         match &self.v2 {
-            Some(v2) => match v2.get(pid) {
+            Some(v2) => match v2.get(i) {
                 Some(p) => Answer::Path(Some(p)),
                 None => Answer::Unknown,
             },
@@ -316,11 +325,17 @@ mod tests {
         assert_eq!(v, vec![1, 22, 333]);
     }
 
-    fn tree(entries: &[(i32, &str)]) -> Tree {
+    /// A walked tree over wanted pids 0, 1, 2...: `Some(path)` where the walk saw it.
+    fn tree(entries: &[Option<&str>]) -> Tree {
         let mut t = Tree::default();
-        for (pid, path) in entries {
-            t.paths.push(path.as_bytes().to_vec());
-            t.of.insert(*pid, t.paths.len() - 1);
+        for e in entries {
+            match e {
+                Some(path) => {
+                    t.paths.push(path.as_bytes().to_vec());
+                    t.of.push(t.paths.len() as u32 - 1);
+                }
+                None => t.of.push(NOT_SEEN),
+            }
         }
         t
     }
@@ -328,34 +343,35 @@ mod tests {
     #[test]
     fn answers_follow_the_proc_rule() {
         let w = Walked {
-            v1: Some(tree(&[(10, "/system.slice/a.service"), (11, "/")])),
-            v2: Some(tree(&[(10, "/"), (11, "/system.slice/b.service")])),
+            v1: Some(tree(&[Some("/system.slice/a.service"), Some("/"), None])),
+            v2: Some(tree(&[Some("/"), Some("/system.slice/b.service"), None])),
         };
         assert_eq!(
-            w.get(10),
+            w.get(0),
             Answer::Path(Some(&b"/system.slice/a.service"[..]))
         );
         assert_eq!(
-            w.get(11),
+            w.get(1),
             Answer::Path(Some(&b"/system.slice/b.service"[..]))
         );
-        assert_eq!(w.get(12), Answer::Unknown);
+        assert_eq!(w.get(2), Answer::Unknown);
+        assert_eq!(w.get(3), Answer::Unknown);
         let v2_only = Walked {
             v1: None,
-            v2: Some(tree(&[(10, "/system.slice/a.service")])),
+            v2: Some(tree(&[Some("/system.slice/a.service"), None])),
         };
         assert_eq!(
-            v2_only.get(10),
+            v2_only.get(0),
             Answer::Path(Some(&b"/system.slice/a.service"[..]))
         );
-        assert_eq!(v2_only.get(11), Answer::Unknown);
+        assert_eq!(v2_only.get(1), Answer::Unknown);
         let v1_only = Walked {
-            v1: Some(tree(&[(10, "/")])),
+            v1: Some(tree(&[Some("/"), None])),
             v2: None,
         };
-        assert_eq!(v1_only.get(10), Answer::Path(None));
-        assert_eq!(v1_only.get(11), Answer::Unknown);
+        assert_eq!(v1_only.get(0), Answer::Path(None));
+        assert_eq!(v1_only.get(1), Answer::Unknown);
         let none = Walked { v1: None, v2: None };
-        assert_eq!(none.get(10), Answer::Path(None));
+        assert_eq!(none.get(0), Answer::Path(None));
     }
 }

@@ -13,7 +13,7 @@ use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Recheck, Snapsho
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -132,7 +132,7 @@ impl LinuxProc {
 
     /// One walk of the cgroup tree for the wanted pids, when it is cheaper than reading each
     /// `/proc/PID/cgroup` and gives the same answers (see [`cgroupfs`]).
-    fn walk_cgroups(&mut self, wanted: &HashSet<i32>) -> Option<Walked> {
+    fn walk_cgroups(&mut self, wanted: &[i32]) -> Option<Walked> {
         if wanted.len() < WALK_MIN {
             return None;
         }
@@ -165,7 +165,7 @@ impl LinuxProc {
             pid,
             ppid: stat.ppid,
             kernel_thread: stat.kernel_thread(),
-            comm: stat.comm,
+            comm: super::Comm::from(stat.comm.as_slice()),
             state: stat.state,
             start_ticks: stat.start_ticks,
             uid,
@@ -329,14 +329,16 @@ impl ProcSource for LinuxProc {
         }
     }
 
-    fn extras(&mut self, wants: &[(i32, &[&'static str])]) -> HashMap<i32, Extra> {
-        let wanted: HashSet<i32> = wants.iter().map(|(pid, _)| *pid).collect();
+    fn extras(&mut self, wants: &[(i32, &[&'static str])], each: &mut dyn FnMut(i32, Extra)) {
+        let mut wanted: Vec<i32> = wants.iter().map(|(pid, _)| *pid).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
         let walked = self.walk_cgroups(&wanted);
-        let mut out = HashMap::with_capacity(wants.len());
         self.walked = 0;
         for &(pid, keys) in wants {
             let mut extra = Extra::default();
-            let known = match walked.as_ref().map(|w| w.get(pid)) {
+            let at = wanted.binary_search(&pid).unwrap_or(usize::MAX);
+            let known = match walked.as_ref().map(|w| w.get(at)) {
                 Some(Answer::Path(path)) => {
                     extra.cgroup = path.map(<[u8]>::to_vec);
                     self.walked += 1;
@@ -345,11 +347,11 @@ impl ProcSource for LinuxProc {
                 Some(Answer::Unknown) | None => false,
             };
             if known && keys.is_empty() {
-                out.insert(pid, extra);
+                each(pid, extra);
                 continue;
             }
             let Ok(dir) = self.open_pid(pid) else {
-                out.insert(pid, extra);
+                each(pid, extra);
                 continue;
             };
             if !known && Self::read_at(&mut self.buf, &dir, "cgroup", Whole::InOneShortRead).is_ok()
@@ -366,9 +368,8 @@ impl ProcSource for LinuxProc {
                 self.buf.iter_mut().for_each(|b| *b = 0);
                 self.buf.clear();
             }
-            out.insert(pid, extra);
+            each(pid, extra);
         }
-        out
     }
 
     fn open_files(&mut self, pid: i32) -> Vec<OsString> {

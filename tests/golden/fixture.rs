@@ -91,7 +91,7 @@ fn fx_proc(
     crate::snapshot::Process {
         pid,
         ppid,
-        comm: cmdline[0].as_bytes().to_vec(),
+        comm: cmdline[0].as_bytes().to_vec().into(),
         state: b'S',
         start_ticks: (started * 100.0) as u64,
         uid: 1000,
