@@ -171,7 +171,7 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
             )
         })?,
         None => {
-            let mut w = std::io::BufWriter::new(&mut *out);
+            let mut w = std::io::BufWriter::with_capacity(64 * 1024, &mut *out);
             emit(&mut w)?;
             w.flush()?;
         }

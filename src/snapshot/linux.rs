@@ -218,13 +218,15 @@ fn read_link(
     targets: &mut HashSet<Arc<OsStr>>,
 ) -> Result<Link, LinkError> {
     use std::os::unix::ffi::OsStrExt;
-    let mut scratch = [0u8; 4097];
-    let n = rustix::fs::readlinkat_raw(dir, name, &mut scratch[..])
+    // Not zeroed: the kernel writes the bytes that are read back (4 KiB of memset per link
+    // showed in the profile).
+    let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 4097];
+    let (read, rest) = rustix::fs::readlinkat_raw(dir, name, &mut scratch[..])
         .map_err(|e| link_error(Errno::from_raw(e.raw_os_error())))?;
     let st = fstatat(dir, name, nix::fcntl::AtFlags::empty()).map_err(link_error)?;
     let long;
-    let text = if n < scratch.len() {
-        OsStr::from_bytes(&scratch[..n])
+    let text = if !rest.is_empty() {
+        OsStr::from_bytes(read)
     } else {
         // Longer than any path the kernel prints, but a link may say anything: read it whole.
         long = readlinkat(dir, name).map_err(link_error)?;
