@@ -93,9 +93,9 @@ fn many_owners_come_from_one_walk_of_the_cgroup_tree() {
     root.switch("2");
 
     let mut source = LinuxProc::default();
-    let wants: Vec<(i32, &[&'static str])> = workers.iter().map(|w| (w.pid(), &[][..])).collect();
+    let pids: Vec<i32> = workers.iter().map(Child::pid).collect();
     let mut extras = std::collections::HashMap::new();
-    source.extras(&wants, &mut |pid, extra| {
+    source.extras(&pids, &|_| &[], &mut |pid, extra| {
         extras.insert(pid, extra);
     });
     assert_eq!(

@@ -81,8 +81,9 @@ pub struct Finding {
     pub pids: Vec<i32>,
     /// The master, when the first process has live children.
     pub master: Option<i32>,
-    /// Who supervises the first process, for people (escaped).
-    pub owner: Option<String>,
+    /// Who supervises the first process, for people (escaped); shared by the findings of one
+    /// owner.
+    pub owner: Option<std::sync::Arc<str>>,
     /// The configured role of the first process, or of the finding (`duplicate`, `missing`).
     pub role: Option<String>,
     pub message: String,
@@ -306,9 +307,14 @@ pub(crate) fn tree_finding(
     t: &Tree,
     kind: Kind,
     severity: Severity,
-    message: String,
+    mut message: String,
 ) -> Finding {
     let pid = t.top.pid;
+    // A scan can make thousands of these (one per unsupervised worker): `format!` leaves
+    // up to twice the room its text needs, and the texts are kept until the report is out.
+    message.shrink_to_fit();
+    let mut remedy = tree_remedy(input, t);
+    remedy.shrink_to_fit();
     Finding {
         kind,
         severity,
@@ -319,14 +325,14 @@ pub(crate) fn tree_finding(
         owner: owner_label(input, pid),
         role: t.top.role.clone(),
         message,
-        remedy: tree_remedy(input, t),
+        remedy,
         evidence: tree_evidence(t),
     }
 }
 
 /// The owner label of a process, when known.
-pub(crate) fn owner_label(input: &Input, pid: i32) -> Option<String> {
-    input.owners.get(pid).map(|o| o.label())
+pub(crate) fn owner_label(input: &Input, pid: i32) -> Option<std::sync::Arc<str>> {
+    input.owners.label(pid)
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ impl History {
                 release: None,
                 pids: live,
                 master: None,
-                owner: owner.clone(),
+                owner: owner.clone().map(Into::into),
                 role: role.clone(),
                 message: format!(
                     "{what}: {count} processes ended soon after they started within {minutes} min (seen in {} scans): a crash or restart loop",

@@ -140,29 +140,46 @@ impl Owner {
 #[derive(Debug, Clone, Default)]
 pub struct Owners {
     distinct: Vec<Owner>,
-    by_pid: HashMap<i32, u32>,
+    /// `label()` of each distinct owner, made once and shared by the findings that show it.
+    labels: Vec<std::sync::Arc<str>>,
+    /// (pid, index into `distinct`), sorted by pid once filled (see [`Owners::finish`]): 8
+    /// bytes a process, where a hash map took twice that and more.
+    by_pid: Vec<(i32, u32)>,
 }
 
 impl Owners {
     pub fn get(&self, pid: i32) -> Option<&Owner> {
-        self.by_pid
-            .get(&pid)
-            .and_then(|&i| self.distinct.get(i as usize))
+        let at = self.by_pid.binary_search_by_key(&pid, |e| e.0).ok()?;
+        self.distinct.get(self.by_pid[at].1 as usize)
+    }
+
+    /// The owner's [`Owner::label`], shared.
+    pub fn label(&self, pid: i32) -> Option<std::sync::Arc<str>> {
+        let at = self.by_pid.binary_search_by_key(&pid, |e| e.0).ok()?;
+        self.labels.get(self.by_pid[at].1 as usize).cloned()
     }
 
     fn with_capacity(n: usize) -> Owners {
         Owners {
             distinct: Vec::new(),
-            by_pid: HashMap::with_capacity(n),
+            labels: Vec::new(),
+            by_pid: Vec::with_capacity(n),
         }
     }
 
     fn insert(&mut self, pid: i32, owner: Owner, seen: &mut HashMap<Owner, u32>) {
         let i = *seen.entry(owner).or_insert_with_key(|o| {
+            self.labels.push(o.label().into());
             self.distinct.push(o.clone());
             u32::try_from(self.distinct.len() - 1).unwrap_or(u32::MAX)
         });
-        self.by_pid.insert(pid, i);
+        self.by_pid.push((pid, i));
+    }
+
+    fn finish(mut self) -> Owners {
+        self.by_pid.sort_unstable_by_key(|e| e.0);
+        self.by_pid.dedup_by_key(|e| e.0);
+        self
     }
 }
 
@@ -274,17 +291,18 @@ pub fn collect(
 /// needs them for (see [`env_keys`]), then resolve.
 pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) -> Owners {
     let mut decider = Decider::default();
-    let mut wants: Vec<(i32, &[&'static str])> = Vec::with_capacity(pids.len());
-    for &pid in pids {
-        if let Some(p) = snap.get(pid) {
-            wants.push((pid, keys_for(decider.nearest.of(snap, p), p)));
+    let nearest = std::cell::RefCell::new(Nearest::default());
+    let keys = |pid: i32| -> &'static [&'static str] {
+        match snap.get(pid) {
+            Some(p) => keys_for(nearest.borrow_mut().of(snap, p), p),
+            None => &[],
         }
-    }
-    let mut owners = Owners::with_capacity(wants.len());
-    source.extras(&wants, &mut |pid, extra| {
+    };
+    let mut owners = Owners::with_capacity(pids.len());
+    source.extras(pids, &keys, &mut |pid, extra| {
         decider.add(snap, &mut owners, pid, &extra);
     });
-    owners
+    owners.finish()
 }
 
 /// The environment keys a rule needs from `p`: the program's name below a supervisord, the
@@ -318,7 +336,7 @@ pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
     for (pid, extra) in extras {
         decider.add(snap, &mut owners, pid, &extra);
     }
-    owners
+    owners.finish()
 }
 
 /// Decides owners one process at a time, so that a process's raw reads (environment values

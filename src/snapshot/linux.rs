@@ -331,13 +331,25 @@ impl ProcSource for LinuxProc {
         }
     }
 
-    fn extras(&mut self, wants: &[(i32, &[&'static str])], each: &mut dyn FnMut(i32, Extra)) {
-        let mut wanted: Vec<i32> = wants.iter().map(|(pid, _)| *pid).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let walked = self.walk_cgroups(&wanted);
+    fn extras(
+        &mut self,
+        pids: &[i32],
+        keys: &dyn Fn(i32) -> &'static [&'static str],
+        each: &mut dyn FnMut(i32, Extra),
+    ) {
+        let sorted;
+        let wanted: &[i32] = if pids.is_sorted() {
+            pids
+        } else {
+            let mut v = pids.to_vec();
+            v.sort_unstable();
+            sorted = v;
+            &sorted
+        };
+        let walked = self.walk_cgroups(wanted);
         self.walked = 0;
-        for &(pid, keys) in wants {
+        for &pid in pids {
+            let keys = keys(pid);
             let mut extra = Extra::default();
             let at = wanted.binary_search(&pid).unwrap_or(usize::MAX);
             let known = match walked.as_ref().map(|w| w.get(at)) {

@@ -388,10 +388,15 @@ pub trait ProcSource {
     /// started at `start_ticks`, and (when `paths` matter) are its paths ours? One open of
     /// `/proc/PID` for both.
     fn recheck(&mut self, pid: i32, start_ticks: u64, paths: bool) -> Recheck;
-    /// Read the systemd cgroup of each pid, and those of the named environment keys given
-    /// with it (none: the environment is not read at all), handing each to `each` as soon as
-    /// it is read.
-    fn extras(&mut self, wants: &[(i32, &[&'static str])], each: &mut dyn FnMut(i32, Extra));
+    /// Read the systemd cgroup of each pid, and the environment keys `keys` names for it
+    /// (none: the environment is not read at all), handing each to `each` as soon as it is
+    /// read.
+    fn extras(
+        &mut self,
+        pids: &[i32],
+        keys: &dyn Fn(i32) -> &'static [&'static str],
+        each: &mut dyn FnMut(i32, Extra),
+    );
     /// Targets of the open file descriptors of `pid` (`in-use` only).
     fn open_files(&mut self, pid: i32) -> Vec<OsString>;
     /// Paths of the files mapped into `pid` (`in-use` only).
