@@ -37,30 +37,20 @@ pub struct Mounts {
 /// SOURCE SUPEROPTS`; ROOT and POINT escape space, tab, newline and `\` as octal `\NNN`.
 pub fn mounts(mountinfo: &[u8]) -> Mounts {
     let mut m = Mounts::default();
-    for line in mountinfo.split(|&b| b == b'\n') {
-        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == b"-") else {
-            continue;
-        };
-        if dash < 6 {
+    for mount in super::parse::mounts(mountinfo) {
+        if mount.root != b"/" {
             continue;
         }
-        let (root, point) = (fields[3], fields[4]);
-        let (Some(fstype), Some(superopts)) = (fields.get(dash + 1), fields.get(dash + 3)) else {
-            continue;
-        };
-        if root != b"/" {
-            continue;
-        }
-        let point = PathBuf::from(OsString::from_vec(unescape_octal(point)));
-        if *fstype == b"cgroup2" {
-            m.v2.get_or_insert(point);
-        } else if *fstype == b"cgroup"
-            && superopts
+        let point = || PathBuf::from(OsString::from_vec(unescape_octal(mount.point)));
+        if mount.fstype == b"cgroup2" {
+            m.v2.get_or_insert_with(point);
+        } else if mount.fstype == b"cgroup"
+            && mount
+                .superopts
                 .split(|&b| b == b',')
                 .any(|o| o == b"name=systemd")
         {
-            m.v1.get_or_insert(point);
+            m.v1.get_or_insert_with(point);
         }
     }
     m

@@ -241,26 +241,45 @@ pub fn maps_paths(buf: &[u8]) -> Vec<&[u8]> {
 /// is mounted more than once, the last mount listed is the one on top, the one we read.
 pub fn proc_hides_pids(mountinfo: &[u8]) -> bool {
     let mut hides = false;
-    for line in mountinfo.split(|&b| b == b'\n') {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER_OPTIONS
-        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-        if fields.get(4) != Some(&&b"/proc"[..]) {
+    for m in mounts(mountinfo) {
+        if m.point != b"/proc" || m.fstype != b"proc" {
             continue;
         }
-        let Some(dash) = fields.iter().position(|f| *f == b"-") else {
-            continue;
-        };
-        if fields.get(dash + 1) != Some(&&b"proc"[..]) {
-            continue;
-        }
-        let supers = fields.get(dash + 3).copied().unwrap_or_default();
-        hides = supers.split(|&b| b == b',').any(|o| {
+        hides = m.superopts.split(|&b| b == b',').any(|o| {
             o == b"subset=pid"
                 || o.strip_prefix(b"hidepid=")
                     .is_some_and(|v| v != b"0" && v != b"off")
         });
     }
     hides
+}
+
+/// One line of `/proc/self/mountinfo`: `ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - FSTYPE
+/// SOURCE SUPEROPTS`, with ROOT and POINT still escaped (space, tab, newline and `\` as octal
+/// `\NNN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mount<'a> {
+    pub root: &'a [u8],
+    pub point: &'a [u8],
+    pub fstype: &'a [u8],
+    pub superopts: &'a [u8],
+}
+
+/// The well-formed lines of a mountinfo file (see [`Mount`]); others are skipped.
+pub fn mounts(mountinfo: &[u8]) -> impl Iterator<Item = Mount<'_>> {
+    mountinfo.split(|&b| b == b'\n').filter_map(|line| {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let dash = fields.iter().position(|f| *f == b"-")?;
+        if dash < 6 {
+            return None;
+        }
+        Some(Mount {
+            root: fields[3],
+            point: fields[4],
+            fstype: fields.get(dash + 1)?,
+            superopts: fields.get(dash + 3).copied().unwrap_or_default(),
+        })
+    })
 }
 
 #[cfg(test)]
