@@ -9,8 +9,9 @@
 //! restarting every program at once.
 //!
 //! Only the environment keys in [`crate::snapshot::ENV_KEYS`] are ever read, and `name` only
-//! below a PM2 God daemon. [`collect`] does the reads (only for processes placed in an app);
-//! [`resolve`] is pure.
+//! below a PM2 God daemon. [`collect`] does the reads (only for processes placed in an app)
+//! and decides each owner as its reads arrive; the deciding itself is pure (tested through
+//! `resolve` on hand-made reads).
 
 pub mod remedy;
 
@@ -149,14 +150,18 @@ pub struct Owners {
 
 impl Owners {
     pub fn get(&self, pid: i32) -> Option<&Owner> {
+        self.distinct.get(self.slot(pid)?)
+    }
+
+    /// Where `pid`'s owner is in `distinct` (and `labels`).
+    fn slot(&self, pid: i32) -> Option<usize> {
         let at = self.by_pid.binary_search_by_key(&pid, |e| e.0).ok()?;
-        self.distinct.get(self.by_pid[at].1 as usize)
+        Some(self.by_pid[at].1 as usize)
     }
 
     /// The owner's [`Owner::label`], shared.
     pub fn label(&self, pid: i32) -> Option<std::sync::Arc<str>> {
-        let at = self.by_pid.binary_search_by_key(&pid, |e| e.0).ok()?;
-        self.labels.get(self.by_pid[at].1 as usize).cloned()
+        self.labels.get(self.slot(pid)?).cloned()
     }
 
     fn with_capacity(n: usize) -> Owners {
@@ -329,8 +334,9 @@ fn keys_for(nearest: Option<(i32, &'static str)>, p: &Process) -> &'static [&'st
     }
 }
 
-/// Decide every owner from the snapshot and the extra reads. Pure.
-pub fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
+/// Decide every owner from the snapshot and the extra reads. Pure; the tests' way in.
+#[cfg(test)]
+fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
     let mut owners = Owners::with_capacity(extras.len());
     let mut decider = Decider::default();
     for (pid, extra) in extras {

@@ -190,7 +190,7 @@ pub fn walk(mount: &Path, wanted: &[i32], budget: usize, buf: &mut Vec<u8>) -> O
 /// Read a whole file relative to `dir` with plain `read` calls, to end of file.
 pub(super) fn read_file(buf: &mut Vec<u8>, dir: impl AsFd, name: &str) -> nix::Result<()> {
     let fd: OwnedFd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    super::linux::read_fd(buf, &fd, false)
+    super::linux::read_fd(buf, &fd, super::linux::Whole::AtEof)
 }
 
 /// The systemd cgroups of the wanted pids, as far as one walk per hierarchy can tell.

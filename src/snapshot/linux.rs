@@ -8,7 +8,7 @@
 //! See proc(5).
 
 use super::cgroupfs::{self, Answer, Walked};
-use super::parse::{environ_keys, maps_paths, parse_stat, systemd_cgroup};
+use super::parse::{environ_keys, maps_paths, parse_stat, systemd_cgroup, Stat};
 use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Recheck, Snapshot};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
@@ -98,10 +98,33 @@ impl LinuxProc {
         }
     }
 
+    /// `/proc/PID/stat` in one open (`PID/stat` relative to the open `/proc`), for looks that
+    /// need nothing else from the process (two system calls fewer than opening the directory
+    /// first).
+    fn stat_of(&mut self, pid: i32) -> Option<Stat> {
+        match &self.root_dir {
+            Some(root) => {
+                let name = format!("{pid}/stat");
+                Self::read_at(&mut self.buf, root, &name, Whole::InOneShortRead).ok()?;
+                parse_stat(&self.buf).ok()
+            }
+            None => {
+                let dir = self.open_pid(pid).ok()?;
+                self.stat_at(&dir, "stat")
+            }
+        }
+    }
+
+    /// Read and parse a `stat` file relative to `dir`.
+    fn stat_at(&mut self, dir: impl AsFd, name: &str) -> Option<Stat> {
+        Self::read_at(&mut self.buf, dir, name, Whole::InOneShortRead).ok()?;
+        parse_stat(&self.buf).ok()
+    }
+
     /// Read a whole /proc file into `buf` (see [`read_fd`]).
     fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str, file: Whole) -> nix::Result<()> {
         let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        read_fd(buf, &fd, file == Whole::InOneShortRead)
+        read_fd(buf, &fd, file)
     }
 
     /// Another mount namespace with another root directory, seen through an open `/proc/PID`.
@@ -148,12 +171,9 @@ impl LinuxProc {
     /// One process, or `None` when it vanished (or cannot be known at all).
     fn read_process(&mut self, pid: i32) -> Option<Process> {
         let dir = self.open_pid(pid).ok()?;
-        Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).ok()?;
-        let Ok(stat) = parse_stat(&self.buf) else {
-            // A stat line we cannot parse is treated like a vanished process: we cannot know
-            // anything about it, and proc(5) guarantees the format for live processes.
-            return None;
-        };
+        // A stat line we cannot parse is treated like a vanished process: we cannot know
+        // anything about it, and proc(5) guarantees the format for live processes.
+        let stat = self.stat_at(&dir, "stat")?;
         let uid = fstat(&dir).map(|s| s.st_uid).unwrap_or(u32::MAX);
         let cmdline = match Self::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
             Ok(()) => super::Cmdline::parse(&self.buf),
@@ -178,7 +198,7 @@ impl LinuxProc {
 
 /// How to know that a /proc file has been read whole.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Whole {
+pub(super) enum Whole {
     /// `stat`, `cmdline`, `cgroup`: the kernel writes all it has in one `read` when the buffer
     /// has room (a single-record seq_file, or a loop over the argument pages), so a read that
     /// leaves room is the whole file and the `read` that would return 0 is saved: one system
@@ -189,11 +209,12 @@ enum Whole {
 }
 
 /// Read a whole file into `buf` with plain `read` calls (to end of file, or to the first read
-/// that leaves room when `short_is_whole`). Not `File::read_to_end`: it asks `statx` and
+/// that leaves room for [`Whole::InOneShortRead`]). Not `File::read_to_end`: it asks `statx` and
 /// `lseek` for a size hint that /proc files never have, two wasted system calls per file.
 /// The kernel writes straight into the spare capacity (rustix's `spare_capacity`), so nothing
 /// is zeroed first (zeroing 4 KiB per file was a tenth of a scan's user time).
-pub(super) fn read_fd(buf: &mut Vec<u8>, fd: &OwnedFd, short_is_whole: bool) -> nix::Result<()> {
+pub(super) fn read_fd(buf: &mut Vec<u8>, fd: &OwnedFd, file: Whole) -> nix::Result<()> {
+    let short_is_whole = file == Whole::InOneShortRead;
     buf.clear();
     loop {
         if buf.capacity() - buf.len() < 512 {
@@ -302,35 +323,28 @@ impl ProcSource for LinuxProc {
     }
 
     fn still_zombie(&mut self, pid: i32, start_ticks: u64) -> bool {
-        let Ok(dir) = self.open_pid(pid) else {
-            return false;
-        };
-        Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).is_ok()
-            && parse_stat(&self.buf).is_ok_and(|s| s.state == b'Z' && s.start_ticks == start_ticks)
+        self.stat_of(pid)
+            .is_some_and(|s| s.state == b'Z' && s.start_ticks == start_ticks)
     }
 
     fn start_ticks(&mut self, pid: i32) -> Option<u64> {
-        let dir = self.open_pid(pid).ok()?;
-        Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).ok()?;
-        parse_stat(&self.buf).ok().map(|s| s.start_ticks)
+        self.stat_of(pid).map(|s| s.start_ticks)
     }
 
     fn recheck(&mut self, pid: i32, start_ticks: u64, paths: bool) -> Recheck {
         if !paths {
-            // Only the start time is needed: `PID/stat` in one open, not the directory and
-            // then the file (two system calls fewer for each process placed by identity).
-            if let Some(root) = &self.root_dir {
-                let name = format!("{pid}/stat");
-                let same = Self::read_at(&mut self.buf, root, &name, Whole::InOneShortRead).is_ok()
-                    && parse_stat(&self.buf).is_ok_and(|s| s.start_ticks == start_ticks);
-                return if same { Recheck::Same } else { Recheck::Gone };
-            }
+            // Only the start time is needed: no directory to keep open.
+            return match self.stat_of(pid) {
+                Some(s) if s.start_ticks == start_ticks => Recheck::Same,
+                _ => Recheck::Gone,
+            };
         }
         let Ok(dir) = self.open_pid(pid) else {
             return Recheck::Gone;
         };
-        let same = Self::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).is_ok()
-            && parse_stat(&self.buf).is_ok_and(|s| s.start_ticks == start_ticks);
+        let same = self
+            .stat_at(&dir, "stat")
+            .is_some_and(|s| s.start_ticks == start_ticks);
         if !same {
             Recheck::Gone
         } else if paths && self.foreign_at(&dir) {
