@@ -660,19 +660,34 @@ pub fn verify(
     deciding: &std::collections::HashSet<i32>,
     source: &mut dyn crate::snapshot::ProcSource,
 ) {
+    use crate::snapshot::Look;
+    let looks: Vec<Look> = attr
+        .placements
+        .iter()
+        .filter(|pl| deciding.contains(&pl.pid))
+        .filter_map(|pl| {
+            let p = snap.get(pl.pid)?;
+            Some(Look {
+                pid: pl.pid,
+                start_ticks: p.start_ticks,
+                // Evidence by identity (the cwd or exe is a release directory, by device and
+                // inode) holds in any mount namespace: only paths read as text need ours.
+                paths: pl.evidence.iter().any(|e| e.said != Said::IsRelease),
+            })
+        })
+        .collect();
+    let mut answers = source.recheck_all(&looks).into_iter();
     let mut raced = 0;
     let mut foreign = 0;
     attr.placements.retain(|pl| {
-        let Some(p) = snap.get(pl.pid) else {
+        if snap.get(pl.pid).is_none() {
             return false;
-        };
+        }
         if !deciding.contains(&pl.pid) {
             return true;
         }
-        // Evidence by identity (the cwd or exe is a release directory, by device and inode)
-        // holds in any mount namespace: only paths read as text need ours.
-        let paths = pl.evidence.iter().any(|e| e.said != Said::IsRelease);
-        match source.recheck(pl.pid, p.start_ticks, paths) {
+        // The answers come in the order of the looks, made in this order from the same test.
+        match answers.next().unwrap_or(crate::snapshot::Recheck::Gone) {
             crate::snapshot::Recheck::Same => true,
             crate::snapshot::Recheck::Gone => {
                 raced += 1;

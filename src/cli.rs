@@ -178,6 +178,30 @@ pub struct WaitArgs {
     /// [default: /etc/relwatch/config.yaml when it exists]
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// How the pass over /proc runs.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ScanArgs {
+    /// Threads that read /proc: each reads a share of the pids, so a scan of many thousands of
+    /// processes ends sooner (the CPU time stays the same). 1 reads with the main thread only
+    /// [default: the CPUs relwatch may use, at most 4; one thread below 512 processes]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+}
+
+impl ScanArgs {
+    /// The Linux reader this asks for.
+    pub fn source(&self) -> crate::snapshot::linux::LinuxProc {
+        let proc = crate::snapshot::linux::LinuxProc::default();
+        match self.jobs {
+            Some(jobs) => proc.with_jobs(usize::from(jobs)),
+            None => proc,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -215,6 +239,9 @@ pub struct WatchArgs {
     /// restart-loop: the window over which ended processes are counted
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub restart_window: Duration,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -290,6 +317,9 @@ pub struct CheckArgs {
     /// directory, renamed over it) and mode 0644, e.g. node_exporter's textfile directory
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
 }
 
 /// Parse a humantime duration ("0s", "90s", "5m", "1h 30m"), with a message that teaches.

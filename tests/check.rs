@@ -823,3 +823,101 @@ fn another_root_drops_path_evidence_but_keeps_identity() {
     assert!(process(&doc, by_path.pid()).is_none(), "{run}");
     assert_eq!(doc["scan"]["other_mount_ns"], 1, "{doc}");
 }
+
+/// Enough processes for the pass over /proc and the second look to be split between threads
+/// (each thread takes at least 256 pids): `--jobs 4` reports exactly what `--jobs 1` reports,
+/// every worker in its place, and the reader still hands back each process once, in pid order,
+/// with equal link targets sharing one allocation across the threads' shares.
+#[test]
+fn several_threads_report_what_one_thread_reports() {
+    use relwatch::snapshot::linux::LinuxProc;
+    use relwatch::snapshot::ProcSource;
+
+    let root = DeployRoot::new();
+    let gone = root.release("1");
+    root.switch("1");
+    let doomed = Child::master_with_workers(&gone, 300);
+    let old = root.release("2");
+    root.switch("2");
+    let stale = Child::master_with_workers(&old, 300);
+    root.release("3");
+    root.switch("3");
+    root.delete("1");
+    let ours: BTreeSet<i32> = [doomed.pid(), stale.pid()]
+        .into_iter()
+        .chain(doomed.children())
+        .chain(stale.children())
+        .collect();
+    assert_eq!(ours.len(), 602);
+
+    let placed = |jobs: &str| {
+        let (run, doc) = check_json([
+            root.path().as_os_str(),
+            "--grace".as_ref(),
+            "0s".as_ref(),
+            "--jobs".as_ref(),
+            jobs.as_ref(),
+        ]);
+        assert_eq!(run.code, 2, "a deleted release is CRITICAL\n{run}");
+        let kinds: BTreeSet<(String, Vec<i64>)> = array(&doc, "findings")
+            .iter()
+            .map(|f| {
+                let mut p = pids(f);
+                p.sort_unstable();
+                (f["kind"].as_str().unwrap_or("?").to_owned(), p)
+            })
+            .collect();
+        let states: BTreeSet<(i64, String)> = array(&doc, "processes")
+            .iter()
+            .map(|p| {
+                let state = p["release_state"].as_str().unwrap_or("?").to_owned();
+                (p["pid"].as_i64().unwrap_or(-1), state)
+            })
+            .collect();
+        (kinds, states)
+    };
+    let (one_kinds, one_states) = placed("1");
+    let (four_kinds, four_states) = placed("4");
+    assert_eq!(
+        one_states.len(),
+        602,
+        "every process placed: {one_states:?}"
+    );
+    let deleted = one_states.iter().filter(|(_, s)| s == "deleted").count();
+    let old_ones = one_states.iter().filter(|(_, s)| s == "old").count();
+    assert_eq!((deleted, old_ones), (301, 301), "{one_states:?}");
+    assert_eq!(
+        four_states, one_states,
+        "four threads placed the processes otherwise"
+    );
+    assert_eq!(four_kinds, one_kinds, "four threads found other findings");
+
+    let snap = LinuxProc::default().with_jobs(4).snapshot().unwrap();
+    let pids: Vec<i32> = snap.processes.iter().map(|p| p.pid).collect();
+    assert!(
+        pids.windows(2).all(|w| w[0] < w[1]),
+        "not once each in pid order"
+    );
+    // Which threads read which workers depends on the other processes on the host; with two
+    // groups of 300 in a row, the boundary between two threads' shares falls inside one of
+    // them on any host with fewer than ~900 other processes.
+    for (master, dir) in [(&doomed, &gone), (&stale, &old)] {
+        let cwds: Vec<_> = master
+            .children()
+            .into_iter()
+            .map(|w| {
+                let p = snap.get(w).unwrap_or_else(|| panic!("worker {w} not read"));
+                p.cwd
+                    .clone()
+                    .unwrap_or_else(|e| panic!("cwd of {w}: {e:?}"))
+                    .target
+            })
+            .collect();
+        assert_eq!(cwds.len(), 300);
+        assert!(
+            cwds.iter().all(|c| std::sync::Arc::ptr_eq(c, &cwds[0])),
+            "the equal cwds of the workers in {dir:?} are not one allocation"
+        );
+        assert!(path_bytes(std::path::Path::new(&cwds[0])).starts_with(&path_bytes(dir)));
+    }
+}

@@ -7,7 +7,6 @@ use crate::exit::ExitCode;
 use crate::findings::{evaluate, worst, Finding, Input, Settings};
 use crate::layout::DeployRoot;
 use crate::report::{json, text, Report};
-use crate::snapshot::linux::LinuxProc;
 use crate::snapshot::{ProcSource, Snapshot};
 use std::io::Write;
 
@@ -129,7 +128,7 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
             found.join(", ")
         );
     }
-    let mut source = LinuxProc::default();
+    let mut source = args.scan.source();
     let began = std::time::Instant::now();
     // JSON and the ps tree show every process's owner; the other outputs only those in findings.
     let all_owners = args.format == Format::Json || view == View::Tree;

@@ -192,6 +192,7 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
         discover: Vec::new(),
         color: ColorChoice::Auto,
         output: None,
+        scan: crate::cli::ScanArgs { jobs: None },
     };
     let code = super::check::run(&args, out)?;
     writeln!(

@@ -13,7 +13,6 @@ use crate::cli::WaitArgs;
 use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::findings::{Kind, Severity};
-use crate::snapshot::linux::LinuxProc;
 use crate::snapshot::ProcSource;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -55,7 +54,7 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let live = std::io::stdout().is_terminal();
     let started = Instant::now();
     let deadline = started + args.timeout;
-    let mut source = LinuxProc::default();
+    let mut source = args.scan.source();
     let mut last: Option<Vec<(i32, u64)>> = None;
     let mut drawn = false;
     loop {

@@ -25,7 +25,6 @@ use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::findings::restart_loop::History;
 use crate::findings::{Finding, Kind, Severity};
-use crate::snapshot::linux::LinuxProc;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use notify::{RecursiveMode, Watcher};
@@ -208,7 +207,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     };
 
     let mut watched: HashMap<PathBuf, (u64, u64)> = HashMap::new();
-    let mut source = LinuxProc::default();
+    let mut source = args.scan.source();
     let mut history = History::new(args.restart_limit, args.restart_window);
     let mut known: BTreeMap<Key, Severity> = BTreeMap::new();
     let mut pidfds: Vec<(i32, OwnedFd)> = Vec::new();

@@ -9,19 +9,36 @@
 
 use super::cgroupfs::{self, Answer, Walked};
 use super::parse::{environ_keys, maps_paths, parse_stat, systemd_cgroup, Stat};
-use super::{Clock, Extra, Link, LinkError, ProcSource, Process, Recheck, Snapshot};
+use super::{Clock, Extra, Link, LinkError, Look, ProcSource, Process, Recheck, Snapshot};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Below this many processes wanting their cgroup, read `/proc/PID/cgroup` one by one rather
 /// than walk the cgroup tree.
 const WALK_MIN: usize = 16;
+
+/// The fewest pids worth a thread of their own: below this, starting a thread costs more than
+/// it saves (a pid costs a few microseconds, a thread about fifty).
+const PIDS_PER_JOB: usize = 256;
+
+/// The most threads the default takes, however many CPUs the host has: the pass is system
+/// calls into procfs, and a monitoring tool should not take over a big host for its scan.
+const MAX_DEFAULT_JOBS: usize = 4;
+
+/// How many threads read /proc when nobody says: the CPUs this process may use, at most
+/// [`MAX_DEFAULT_JOBS`].
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, MAX_DEFAULT_JOBS)
+}
 
 /// Reads the live `/proc` (or another procfs mount, for tests).
 pub struct LinuxProc {
@@ -32,8 +49,8 @@ pub struct LinuxProc {
     own_mnt_ns: Option<OsString>,
     /// How many cgroups the last [`ProcSource::extras`] took from a walk of the cgroup tree.
     walked: usize,
-    /// Link targets seen in this pass, so that equal ones share one allocation.
-    targets: HashSet<Arc<OsStr>>,
+    /// How many threads the pass over /proc may use (1: the calling thread only).
+    jobs: usize,
 }
 
 impl Default for LinuxProc {
@@ -60,8 +77,15 @@ impl LinuxProc {
             buf: Vec::with_capacity(4096),
             own_mnt_ns,
             walked: 0,
-            targets: HashSet::new(),
+            jobs: default_jobs(),
         }
+    }
+
+    /// Read /proc with up to `jobs` threads (at least one: the caller's). Each takes a
+    /// contiguous run of pids, so the processes come back in pid order whatever the number.
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
     }
 
     /// Does this /proc hide other users' processes from us? Only when it is mounted with
@@ -90,67 +114,38 @@ impl LinuxProc {
         self.walked
     }
 
+    /// What readers of this /proc on any thread share.
+    fn at(&self) -> At<'_> {
+        At {
+            root: &self.root,
+            root_dir: self.root_dir.as_ref(),
+            own_mnt_ns: self.own_mnt_ns.as_deref(),
+        }
+    }
+
     fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        match &self.root_dir {
-            Some(root) => openat(root, pid.to_string().as_str(), flags, Mode::empty()),
-            None => nix::fcntl::open(&self.root.join(pid.to_string()), flags, Mode::empty()),
-        }
+        self.at().open_pid(pid)
     }
 
-    /// `/proc/PID/stat` in one open (`PID/stat` relative to the open `/proc`), for looks that
-    /// need nothing else from the process (two system calls fewer than opening the directory
-    /// first).
+    /// [`LinuxProc::at`] beside the buffer of the calling thread.
+    fn at_with_buf(&mut self) -> (At<'_>, &mut Vec<u8>) {
+        let at = At {
+            root: &self.root,
+            root_dir: self.root_dir.as_ref(),
+            own_mnt_ns: self.own_mnt_ns.as_deref(),
+        };
+        (at, &mut self.buf)
+    }
+
     fn stat_of(&mut self, pid: i32) -> Option<Stat> {
-        match &self.root_dir {
-            Some(root) => {
-                let name = format!("{pid}/stat");
-                Self::read_at(&mut self.buf, root, &name, Whole::InOneShortRead).ok()?;
-                parse_stat(&self.buf).ok()
-            }
-            None => {
-                let dir = self.open_pid(pid).ok()?;
-                self.stat_at(&dir, "stat")
-            }
-        }
-    }
-
-    /// Read and parse a `stat` file relative to `dir`.
-    fn stat_at(&mut self, dir: impl AsFd, name: &str) -> Option<Stat> {
-        Self::read_at(&mut self.buf, dir, name, Whole::InOneShortRead).ok()?;
-        parse_stat(&self.buf).ok()
+        let (at, buf) = self.at_with_buf();
+        at.stat_of(buf, pid)
     }
 
     /// Read a whole /proc file into `buf` (see [`read_fd`]).
     fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str, file: Whole) -> nix::Result<()> {
         let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
         read_fd(buf, &fd, file)
-    }
-
-    /// Another mount namespace with another root directory, seen through an open `/proc/PID`.
-    /// A systemd service with PrivateTmp= or ProtectSystem= (relwatch's own unit, or the
-    /// app's) has its own mount namespace yet sees the same paths: only a different root
-    /// directory (a container, a chroot) means its paths are not ours.
-    fn foreign_at(&self, dir: &OwnedFd) -> bool {
-        let Some(own) = &self.own_mnt_ns else {
-            return false;
-        };
-        match readlinkat(dir, "ns/mnt") {
-            Ok(theirs) if theirs.as_os_str() == own.as_os_str() => false,
-            Ok(_) => {
-                let ours = nix::sys::stat::stat(&self.root.join("self/root"))
-                    .ok()
-                    .map(|s| (s.st_dev, s.st_ino));
-                let theirs = fstatat(dir, "root", nix::fcntl::AtFlags::empty())
-                    .ok()
-                    .map(|s| (s.st_dev, s.st_ino));
-                match (ours, theirs) {
-                    (Some(ours), Some(theirs)) => ours != theirs,
-                    _ => true,
-                }
-            }
-            Err(_) => false,
-        }
     }
 
     /// One walk of the cgroup tree for the wanted pids, when it is cheaper than reading each
@@ -167,18 +162,178 @@ impl LinuxProc {
         let budget = wanted.len() * 5 / 8;
         Walked::new(&mounts, uses, wanted, budget, &mut self.buf)
     }
+}
+
+/// What every reader of one /proc shares, on whichever thread: where it is, and our own
+/// mount namespace.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    root: &'a Path,
+    /// `root` opened once: each `/proc/PID` is opened relative to it.
+    root_dir: Option<&'a OwnedFd>,
+    own_mnt_ns: Option<&'a OsStr>,
+}
+
+impl At<'_> {
+    /// `/proc/PID` as a directory, relative to the open `/proc` when there is one.
+    fn open_pid(self, pid: i32) -> nix::Result<OwnedFd> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match self.root_dir {
+            Some(dir) => openat(dir, pid.to_string().as_str(), flags, Mode::empty()),
+            None => nix::fcntl::open(&self.root.join(pid.to_string()), flags, Mode::empty()),
+        }
+    }
+
+    /// `/proc/PID/stat` in one open (`PID/stat` relative to the open `/proc`), for looks that
+    /// need nothing else from the process (two system calls fewer than opening the directory
+    /// first).
+    fn stat_of(self, buf: &mut Vec<u8>, pid: i32) -> Option<Stat> {
+        match self.root_dir {
+            Some(root) => {
+                let name = format!("{pid}/stat");
+                LinuxProc::read_at(buf, root, &name, Whole::InOneShortRead).ok()?;
+            }
+            None => {
+                let dir = self.open_pid(pid).ok()?;
+                LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).ok()?;
+            }
+        }
+        parse_stat(buf).ok()
+    }
+
+    /// Another mount namespace with another root directory, seen through an open `/proc/PID`.
+    /// A systemd service with PrivateTmp= or ProtectSystem= (relwatch's own unit, or the
+    /// app's) has its own mount namespace yet sees the same paths: only a different root
+    /// directory (a container, a chroot) means its paths are not ours.
+    fn foreign_at(self, dir: &OwnedFd) -> bool {
+        let Some(own) = self.own_mnt_ns else {
+            return false;
+        };
+        match readlinkat(dir, "ns/mnt") {
+            Ok(theirs) if theirs.as_os_str() == own => false,
+            Ok(_) => {
+                let ours = nix::sys::stat::stat(&self.root.join("self/root"))
+                    .ok()
+                    .map(|s| (s.st_dev, s.st_ino));
+                let theirs = fstatat(dir, "root", nix::fcntl::AtFlags::empty())
+                    .ok()
+                    .map(|s| (s.st_dev, s.st_ino));
+                match (ours, theirs) {
+                    (Some(ours), Some(theirs)) => ours != theirs,
+                    _ => true,
+                }
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The second look at one process (see [`ProcSource::recheck`]).
+    fn recheck(self, buf: &mut Vec<u8>, look: Look) -> Recheck {
+        if !look.paths {
+            // Only the start time is needed: no directory to keep open.
+            return match self.stat_of(buf, look.pid) {
+                Some(s) if s.start_ticks == look.start_ticks => Recheck::Same,
+                _ => Recheck::Gone,
+            };
+        }
+        let Ok(dir) = self.open_pid(look.pid) else {
+            return Recheck::Gone;
+        };
+        let same = LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).is_ok()
+            && parse_stat(buf).is_ok_and(|s| s.start_ticks == look.start_ticks);
+        if !same {
+            Recheck::Gone
+        } else if self.foreign_at(&dir) {
+            // Read through the same directory: the process whose start time we just checked.
+            Recheck::Foreign
+        } else {
+            Recheck::Same
+        }
+    }
+}
+
+/// Run `work` over `items` split into up to `jobs` contiguous runs of at least
+/// [`PIDS_PER_JOB`], each on a thread of its own but the first, which the caller's thread
+/// takes. The results come back in the order of the runs. A thread that cannot be started
+/// (a process limit) leaves its run to the caller's thread: slower, never wrong.
+fn in_runs<T: Sync, S: Send>(items: &[T], jobs: usize, work: impl Fn(&[T]) -> S + Sync) -> Vec<S> {
+    let jobs = jobs.min(items.len() / PIDS_PER_JOB).max(1);
+    if jobs == 1 {
+        return vec![work(items)];
+    }
+    let work = &work;
+    let mut runs = items.chunks(items.len().div_ceil(jobs));
+    let first = runs.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let started: Vec<_> = runs
+            .map(|run| {
+                let thread = std::thread::Builder::new()
+                    .name("relwatch-proc".into())
+                    // The deepest frame is a link read with its 4 KiB buffer.
+                    .stack_size(128 * 1024)
+                    .spawn_scoped(scope, move || work(run));
+                (run, thread)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(started.len() + 1);
+        results.push(work(first));
+        for (run, thread) in started {
+            results.push(match thread {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => work(run),
+            });
+        }
+        results
+    })
+}
+
+/// One thread's share of the pass over /proc: its own read buffer and its own set of link
+/// targets, so that threads share nothing while they read.
+struct Pass<'a> {
+    at: At<'a>,
+    buf: Vec<u8>,
+    /// Link targets seen by this pass, so that equal ones share one allocation.
+    targets: HashSet<Arc<OsStr>>,
+    processes: Vec<Process>,
+    vanished: usize,
+}
+
+impl<'a> Pass<'a> {
+    fn new(at: At<'a>, pids: usize) -> Self {
+        Pass {
+            at,
+            buf: Vec::with_capacity(4096),
+            targets: HashSet::new(),
+            processes: Vec::with_capacity(pids),
+            vanished: 0,
+        }
+    }
+
+    fn run(mut self, pids: &[i32]) -> Self {
+        for &pid in pids {
+            match self.process(pid) {
+                Some(p) => self.processes.push(p),
+                None => self.vanished += 1,
+            }
+        }
+        self
+    }
 
     /// One process, or `None` when it vanished (or cannot be known at all).
-    fn read_process(&mut self, pid: i32) -> Option<Process> {
-        let dir = self.open_pid(pid).ok()?;
+    fn process(&mut self, pid: i32) -> Option<Process> {
+        let dir = self.at.open_pid(pid).ok()?;
         // A stat line we cannot parse is treated like a vanished process: we cannot know
         // anything about it, and proc(5) guarantees the format for live processes.
-        let stat = self.stat_at(&dir, "stat")?;
+        LinuxProc::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).ok()?;
+        let stat = parse_stat(&self.buf).ok()?;
         let uid = fstat(&dir).map(|s| s.st_uid).unwrap_or(u32::MAX);
-        let cmdline = match Self::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
-            Ok(()) => super::Cmdline::parse(&self.buf),
-            Err(_) => super::Cmdline::default(),
-        };
+        let cmdline =
+            match LinuxProc::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
+                Ok(()) => super::Cmdline::parse(&self.buf),
+                Err(_) => super::Cmdline::default(),
+            };
         let cwd = read_link(&dir, c"cwd", &mut self.targets);
         let exe = read_link(&dir, c"exe", &mut self.targets);
         Some(Process {
@@ -194,6 +349,38 @@ impl LinuxProc {
             exe,
         })
     }
+
+    /// Take in the processes of a pass that read the next run of pids. Its link targets are
+    /// swapped for equal ones this pass already holds, so equal targets still share one
+    /// allocation however many threads read them.
+    fn append(&mut self, mut other: Pass<'_>) {
+        for p in &mut other.processes {
+            for link in [&mut p.cwd, &mut p.exe].into_iter().flatten() {
+                match self.targets.get(&link.target) {
+                    Some(shared) => link.target = shared.clone(),
+                    None => {
+                        self.targets.insert(link.target.clone());
+                    }
+                }
+            }
+        }
+        self.processes.append(&mut other.processes);
+        self.vanished += other.vanished;
+    }
+}
+
+/// Read every pid in `pids` (sorted) with up to `jobs` threads, in pid order.
+fn read_all(at: At<'_>, pids: &[i32], jobs: usize) -> (Vec<Process>, usize) {
+    let mut passes = in_runs(pids, jobs, |run| Pass::new(at, run.len()).run(run)).into_iter();
+    let Some(mut all) = passes.next() else {
+        return (Vec::new(), 0);
+    };
+    for pass in passes {
+        all.append(pass);
+    }
+    // The processes hold the targets now; the set would only keep them alive.
+    all.targets = HashSet::new();
+    (all.processes, all.vanished)
 }
 
 /// How to know that a /proc file has been read whole.
@@ -307,16 +494,7 @@ impl ProcSource for LinuxProc {
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
             .collect();
         pids.sort_unstable();
-        let mut processes = Vec::with_capacity(pids.len());
-        let mut vanished = 0;
-        for pid in pids {
-            match self.read_process(pid) {
-                Some(p) => processes.push(p),
-                None => vanished += 1,
-            }
-        }
-        // The processes hold the targets now; the set would only keep them alive.
-        self.targets = HashSet::new();
+        let (processes, vanished) = read_all(self.at(), &pids, self.jobs);
         let mut snap = Snapshot::new(processes, clock, std::process::id() as i32, vanished);
         snap.hidden_pids = self.hides_pids();
         Ok(snap)
@@ -332,27 +510,24 @@ impl ProcSource for LinuxProc {
     }
 
     fn recheck(&mut self, pid: i32, start_ticks: u64, paths: bool) -> Recheck {
-        if !paths {
-            // Only the start time is needed: no directory to keep open.
-            return match self.stat_of(pid) {
-                Some(s) if s.start_ticks == start_ticks => Recheck::Same,
-                _ => Recheck::Gone,
-            };
-        }
-        let Ok(dir) = self.open_pid(pid) else {
-            return Recheck::Gone;
+        let look = Look {
+            pid,
+            start_ticks,
+            paths,
         };
-        let same = self
-            .stat_at(&dir, "stat")
-            .is_some_and(|s| s.start_ticks == start_ticks);
-        if !same {
-            Recheck::Gone
-        } else if paths && self.foreign_at(&dir) {
-            // Read through the same directory: the process whose start time we just checked.
-            Recheck::Foreign
-        } else {
-            Recheck::Same
-        }
+        let (at, buf) = self.at_with_buf();
+        at.recheck(buf, look)
+    }
+
+    fn recheck_all(&mut self, looks: &[Look]) -> Vec<Recheck> {
+        let at = self.at();
+        let answers = in_runs(looks, self.jobs, |run| {
+            let mut buf = Vec::with_capacity(1024);
+            run.iter()
+                .map(|&look| at.recheck(&mut buf, look))
+                .collect::<Vec<_>>()
+        });
+        answers.into_iter().flatten().collect()
     }
 
     fn extras(
@@ -453,8 +628,103 @@ impl ProcSource for LinuxProc {
 
     fn foreign_mount_ns(&mut self, pid: i32) -> bool {
         match self.open_pid(pid) {
-            Ok(dir) => self.foreign_at(&dir),
+            Ok(dir) => self.at().foreign_at(&dir),
             Err(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_come_back_in_order_and_cover_every_item() {
+        let items: Vec<i32> = (0..1000).collect();
+        let threads = std::sync::Mutex::new(HashSet::new());
+        let runs = in_runs(&items, 3, |run| {
+            threads
+                .lock()
+                .map(|mut t| t.insert(std::thread::current().id()))
+                .ok();
+            run.to_vec()
+        });
+        assert_eq!(runs.len(), 3);
+        assert!(runs.iter().all(|r| r.len() >= PIDS_PER_JOB));
+        assert_eq!(runs.concat(), items);
+        assert_eq!(threads.lock().map(|t| t.len()).unwrap_or(0), 3);
+    }
+
+    #[test]
+    fn few_items_stay_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        for (n, jobs) in [
+            (0, 4),
+            (1, 4),
+            (2 * PIDS_PER_JOB - 1, 4),
+            (5000, 1),
+            (5000, 0),
+        ] {
+            let items: Vec<usize> = (0..n).collect();
+            let runs = in_runs(&items, jobs, |run| {
+                assert_eq!(std::thread::current().id(), caller);
+                run.len()
+            });
+            assert_eq!(runs, [n], "{n} items, {jobs} jobs");
+        }
+    }
+
+    fn process(pid: i32, cwd: &str) -> Process {
+        let link = |text: &str| Link {
+            target: Arc::from(OsStr::new(text)),
+            dev: 1,
+            ino: 2,
+            nlink: 3,
+        };
+        Process {
+            pid,
+            ppid: 1,
+            comm: super::super::Comm::from(&b"php"[..]),
+            state: b'S',
+            start_ticks: 7,
+            uid: 0,
+            kernel_thread: false,
+            cmdline: super::super::Cmdline::default(),
+            cwd: Ok(link(cwd)),
+            exe: Err(LinkError::Denied),
+        }
+    }
+
+    #[test]
+    fn shares_of_several_threads_keep_one_allocation_per_target() {
+        let at = At {
+            root: Path::new("/nonexistent"),
+            root_dir: None,
+            own_mnt_ns: None,
+        };
+        let mut first = Pass::new(at, 2);
+        let mut second = Pass::new(at, 2);
+        for (pass, pid) in [(&mut first, 10), (&mut second, 20)] {
+            let p = process(pid, "/srv/app/releases/2");
+            let Ok(cwd) = &p.cwd else { unreachable!() };
+            pass.targets.insert(cwd.target.clone());
+            pass.processes.push(p);
+        }
+        second.processes.push(process(21, "/srv/app/releases/3"));
+        second.vanished = 4;
+        first.append(second);
+        let cwds: Vec<Arc<OsStr>> = first
+            .processes
+            .iter()
+            .filter_map(|p| p.cwd.as_ref().ok().map(|l| l.target.clone()))
+            .collect();
+        assert_eq!(
+            first.processes.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [10, 20, 21]
+        );
+        assert!(Arc::ptr_eq(&cwds[0], &cwds[1]));
+        assert_eq!(&*cwds[2], OsStr::new("/srv/app/releases/3"));
+        assert_eq!(first.vanished, 4);
+        assert_eq!(first.targets.len(), 2);
     }
 }

@@ -376,6 +376,17 @@ pub enum Recheck {
     Foreign,
 }
 
+/// A process to look at again (see [`ProcSource::recheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Look {
+    pub pid: i32,
+    /// The start time the snapshot read: another one means the pid was reused.
+    pub start_ticks: u64,
+    /// Whether its paths matter (it was placed by a path read as text), so that a process
+    /// under another root directory must be told apart.
+    pub paths: bool,
+}
+
 pub trait ProcSource {
     fn snapshot(&mut self) -> std::io::Result<Snapshot>;
     /// Re-read the start time of `pid` (to detect pid reuse); `None` when it is gone.
@@ -388,6 +399,14 @@ pub trait ProcSource {
     /// started at `start_ticks`, and (when `paths` matter) are its paths ours? One open of
     /// `/proc/PID` for both.
     fn recheck(&mut self, pid: i32, start_ticks: u64, paths: bool) -> Recheck;
+    /// [`ProcSource::recheck`] for many processes, answered in the order asked. The Linux
+    /// reader looks at them on several threads.
+    fn recheck_all(&mut self, looks: &[Look]) -> Vec<Recheck> {
+        looks
+            .iter()
+            .map(|l| self.recheck(l.pid, l.start_ticks, l.paths))
+            .collect()
+    }
     /// Read the systemd cgroup of each pid, and the environment keys `keys` names for it
     /// (none: the environment is not read at all), handing each to `each` as soon as it is
     /// read.

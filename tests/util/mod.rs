@@ -309,13 +309,33 @@ pub fn children_of(ppid: i32) -> Vec<i32> {
     out
 }
 
-/// Every descendant of `pid`, deepest first.
+/// Every descendant of `pid`, deepest first, from one scan of `/proc` (a scan per child made
+/// ending a master with hundreds of workers take seconds).
 fn descendants_deepest_first(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for child in children_of(pid) {
-        out.extend(descendants_deepest_first(child));
-        out.push(child);
+    let mut children: std::collections::HashMap<i32, Vec<i32>> = Default::default();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for child in dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+            if let Some(parent) = stat_field(child, 4).and_then(|p| p.parse::<i32>().ok()) {
+                children.entry(parent).or_default().push(child);
+            }
+        }
     }
+    // `seen`: a pid reused during the scan could make the parent links loop.
+    fn walk(
+        pid: i32,
+        children: &std::collections::HashMap<i32, Vec<i32>>,
+        seen: &mut std::collections::HashSet<i32>,
+        out: &mut Vec<i32>,
+    ) {
+        for &child in children.get(&pid).map(Vec::as_slice).unwrap_or_default() {
+            if seen.insert(child) {
+                walk(child, children, seen, out);
+                out.push(child);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(pid, &children, &mut [pid].into(), &mut out);
     out
 }
 
