@@ -116,11 +116,7 @@ impl LinuxProc {
 
     /// What readers of this /proc on any thread share.
     fn at(&self) -> At<'_> {
-        At {
-            root: &self.root,
-            root_dir: self.root_dir.as_ref(),
-            own_mnt_ns: self.own_mnt_ns.as_deref(),
-        }
+        At::of(&self.root, &self.root_dir, &self.own_mnt_ns)
     }
 
     fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
@@ -129,11 +125,7 @@ impl LinuxProc {
 
     /// [`LinuxProc::at`] beside the buffer of the calling thread.
     fn at_with_buf(&mut self) -> (At<'_>, &mut Vec<u8>) {
-        let at = At {
-            root: &self.root,
-            root_dir: self.root_dir.as_ref(),
-            own_mnt_ns: self.own_mnt_ns.as_deref(),
-        };
+        let at = At::of(&self.root, &self.root_dir, &self.own_mnt_ns);
         (at, &mut self.buf)
     }
 
@@ -174,7 +166,15 @@ struct At<'a> {
     own_mnt_ns: Option<&'a OsStr>,
 }
 
-impl At<'_> {
+impl<'a> At<'a> {
+    fn of(root: &'a Path, root_dir: &'a Option<OwnedFd>, own_mnt_ns: &'a Option<OsString>) -> Self {
+        At {
+            root,
+            root_dir: root_dir.as_ref(),
+            own_mnt_ns: own_mnt_ns.as_deref(),
+        }
+    }
+
     /// `/proc/PID` as a directory, relative to the open `/proc` when there is one.
     fn open_pid(self, pid: i32) -> nix::Result<OwnedFd> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
