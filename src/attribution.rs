@@ -279,7 +279,7 @@ impl Ctx<'_> {
     fn link_evidence(&self, p: &Process, how: How, link: &Link, out: &mut Vec<(usize, Evidence)>) {
         // Identity first (cwd at a release's top directory, however it is spelled).
         if !link.is_deleted() {
-            if let Some(&(app, idx)) = self.identities.get(&(link.dev, link.ino)) {
+            if let Some(&(app, idx)) = link.identity().and_then(|id| self.identities.get(&id)) {
                 let name = self.roots[app].releases[idx].name.clone();
                 let state = self.state_of(app, name.as_bytes(), false);
                 out.push((

@@ -32,8 +32,16 @@ pub fn is_dangerous(c: char) -> bool {
 /// Escape bytes for display: valid UTF-8 stays readable, invalid bytes become `\xNN`,
 /// dangerous characters become `\n`, `\t`, `\r`, `\xNN` (below 0x80) or `\u{NNNN}`.
 pub fn escape_bytes(bytes: &[u8]) -> String {
+    // Printable ASCII but the backslash, which most paths and names are throughout, is copied
+    // as it is; the rest goes character by character.
+    let plain = bytes
+        .iter()
+        .position(|&b| !matches!(b, b' '..=b'~') || b == b'\\')
+        .unwrap_or(bytes.len());
     let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
+    // ASCII is UTF-8: the fallback is never taken.
+    out.push_str(std::str::from_utf8(&bytes[..plain]).unwrap_or_default());
+    for chunk in bytes[plain..].utf8_chunks() {
         for c in chunk.valid().chars() {
             push_char(&mut out, c);
         }
@@ -142,6 +150,37 @@ mod tests {
             escape("a\u{200b}b\u{feff}c\u{2066}"),
             "a\\u{200b}b\\u{feff}c\\u{2066}"
         );
+    }
+
+    #[test]
+    fn the_plain_prefix_is_escaped_like_the_rest() {
+        // Character by character only, as before the plain prefix was copied whole.
+        let slow = |bytes: &[u8]| {
+            let mut out = String::new();
+            for chunk in bytes.utf8_chunks() {
+                chunk.valid().chars().for_each(|c| push_char(&mut out, c));
+                for b in chunk.invalid() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            out
+        };
+        let mut samples: Vec<Vec<u8>> = vec![b"/srv/app/releases/65 (deleted)".to_vec()];
+        for tail in [
+            &b"\\"[..],
+            b"\x1b[31m",
+            b"\xff",
+            b"\n",
+            b"~\x7f",
+            "\u{202e}é".as_bytes(),
+        ] {
+            for head in [&b""[..], b"/srv/app", b" ~!"] {
+                samples.push([head, tail, head].concat());
+            }
+        }
+        for s in &samples {
+            assert_eq!(escape_bytes(s), slow(s), "{s:?}");
+        }
     }
 
     #[test]

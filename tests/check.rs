@@ -258,6 +258,57 @@ fn exe_inside_a_deleted_release() {
     );
 }
 
+/// An executable really named `worker (deleted)`, in an old release that still exists. The
+/// reader stats through `exe` only when its text ends in ` (deleted)`; the link count then says
+/// it is not deleted: old-release, never deleted-release. A plain executable is not statted.
+#[test]
+fn executable_literally_named_deleted() {
+    use relwatch::snapshot::linux::LinuxProc;
+    use relwatch::snapshot::ProcSource;
+    let root = DeployRoot::new();
+    let old = root.release("1");
+    root.switch("1");
+    let named = Child::exe_copy_named(&old, "worker (deleted)");
+    let plain = Child::exe_copy_in(&old);
+    root.release("2");
+    root.switch("2");
+
+    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    assert_eq!(run.code, 1, "the suffix alone does not mean deleted\n{run}");
+    assert!(findings_of(&doc, "deleted-release").is_empty(), "{run}");
+    let old_release = findings_of(&doc, "old-release");
+    let mut found: Vec<i64> = old_release.iter().flat_map(|f| pids(f)).collect();
+    found.sort_unstable();
+    let mut want = vec![i64::from(named.pid()), i64::from(plain.pid())];
+    want.sort_unstable();
+    assert_eq!(found, want, "{run}");
+    let exe = old_release
+        .iter()
+        .flat_map(|f| array(f, "evidence"))
+        .find(|e| e["how"] == "exe" && e["pid"].as_i64() == Some(i64::from(named.pid())))
+        .unwrap_or_else(|| panic!("no `exe` evidence: {run}"));
+    assert_eq!(exe["deleted"], false, "{exe}");
+    assert!(
+        bytestr(&exe["path"]).is_some_and(|p| p.ends_with(b"/1/worker (deleted)")),
+        "the path keeps the name whole: {exe}"
+    );
+
+    let snap = LinuxProc::default().snapshot().expect("read /proc");
+    let exe_of = |pid: i32| {
+        snap.processes
+            .iter()
+            .find(|p| p.pid == pid)
+            .and_then(|p| p.exe.clone().ok())
+            .unwrap_or_else(|| panic!("no exe link for {pid}"))
+    };
+    let named_exe = exe_of(named.pid());
+    assert!(named_exe.identity().is_some(), "statted: {named_exe:?}");
+    assert!(!named_exe.is_deleted(), "{named_exe:?}");
+    let plain_exe = exe_of(plain.pid());
+    assert_eq!(plain_exe.identity(), None, "not statted: {plain_exe:?}");
+    assert!(!plain_exe.is_deleted(), "{plain_exe:?}");
+}
+
 /// Capistrano: absolute `current`, timestamp release names, `repo/`, `shared/`,
 /// `revisions.log`. A clean deploy is OK and only real releases are listed.
 #[test]

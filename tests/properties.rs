@@ -165,7 +165,7 @@ proptest! {
         if let Ok(s) = parse_stat(&buf) {
             let open = buf.iter().position(|&b| b == b'(').unwrap();
             let close = buf.iter().rposition(|&b| b == b')').unwrap();
-            prop_assert_eq!(&s.comm[..], &buf[open + 1..close]);
+            prop_assert_eq!(s.comm, &buf[open + 1..close]);
         }
     }
 

@@ -67,7 +67,7 @@ fn under(path: &[u8], prefix: &[u8]) -> bool {
 }
 
 fn link_hit(link: &Link, t: &Target) -> bool {
-    (link.dev == t.dev && link.ino == t.ino)
+    link.identity() == Some((t.dev, t.ino))
         || under(link.target.as_bytes(), t.canonical.as_os_str().as_bytes())
 }
 

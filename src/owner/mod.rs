@@ -153,10 +153,16 @@ impl Owners {
         self.distinct.get(self.slot(pid)?)
     }
 
-    /// Where `pid`'s owner is in `distinct` (and `labels`).
-    fn slot(&self, pid: i32) -> Option<usize> {
+    /// Where `pid`'s owner is in [`Owners::distinct`] (and its labels).
+    pub fn slot(&self, pid: i32) -> Option<usize> {
         let at = self.by_pid.binary_search_by_key(&pid, |e| e.0).ok()?;
         Some(self.by_pid[at].1 as usize)
+    }
+
+    /// Every distinct owner once, each in its slot (see [`Owners::slot`]), with its
+    /// [`Owner::label`]: a renderer can prepare each owner once, not once per process.
+    pub fn distinct(&self) -> impl Iterator<Item = (&Owner, &str)> {
+        self.distinct.iter().zip(self.labels.iter().map(|l| &**l))
     }
 
     /// The owner's [`Owner::label`], shared.

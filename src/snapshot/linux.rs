@@ -2,8 +2,9 @@
 //! directory so that a pid reused mid-read cannot mix two processes' files.
 //!
 //! For every pid it reads exactly `stat`, `cmdline`, and the `cwd` and `exe` links (text via
-//! `readlinkat`, identity and link count via `fstatat` through the link). Nothing else is read
-//! for every process: reads that few processes need are done later, on demand, by pid.
+//! `readlinkat`; identity and link count via `fstatat` through the link: always for `cwd`, for
+//! `exe` only when the text ends in ` (deleted)`, see [`Identity`]). Nothing else is read for
+//! every process: reads that few processes need are done later, on demand, by pid.
 //! It never follows a path taken from a process except through the kernel's magic links.
 //! See proc(5).
 
@@ -129,7 +130,7 @@ impl LinuxProc {
         (at, &mut self.buf)
     }
 
-    fn stat_of(&mut self, pid: i32) -> Option<Stat> {
+    fn stat_of(&mut self, pid: i32) -> Option<Stat<'_>> {
         let (at, buf) = self.at_with_buf();
         at.stat_of(buf, pid)
     }
@@ -187,7 +188,7 @@ impl<'a> At<'a> {
     /// `/proc/PID/stat` in one open (`PID/stat` relative to the open `/proc`), for looks that
     /// need nothing else from the process (two system calls fewer than opening the directory
     /// first).
-    fn stat_of(self, buf: &mut Vec<u8>, pid: i32) -> Option<Stat> {
+    fn stat_of(self, buf: &mut Vec<u8>, pid: i32) -> Option<Stat<'_>> {
         match self.root_dir {
             Some(root) => {
                 let name = format!("{pid}/stat");
@@ -328,21 +329,28 @@ impl<'a> Pass<'a> {
         // anything about it, and proc(5) guarantees the format for live processes.
         LinuxProc::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).ok()?;
         let stat = parse_stat(&self.buf).ok()?;
+        let (ppid, kernel_thread, state, start_ticks) = (
+            stat.ppid,
+            stat.kernel_thread(),
+            stat.state,
+            stat.start_ticks,
+        );
+        let comm = super::Comm::from(stat.comm);
         let uid = fstat(&dir).map(|s| s.st_uid).unwrap_or(u32::MAX);
         let cmdline =
             match LinuxProc::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
                 Ok(()) => super::Cmdline::parse(&self.buf),
                 Err(_) => super::Cmdline::default(),
             };
-        let cwd = read_link(&dir, c"cwd", &mut self.targets);
-        let exe = read_link(&dir, c"exe", &mut self.targets);
+        let cwd = read_link(&dir, c"cwd", &mut self.targets, Identity::Always);
+        let exe = read_link(&dir, c"exe", &mut self.targets, Identity::WhenDeleted);
         Some(Process {
             pid,
-            ppid: stat.ppid,
-            kernel_thread: stat.kernel_thread(),
-            comm: super::Comm::from(stat.comm.as_slice()),
-            state: stat.state,
-            start_ticks: stat.start_ticks,
+            ppid,
+            kernel_thread,
+            comm,
+            state,
+            start_ticks,
             uid,
             cmdline,
             cwd,
@@ -417,13 +425,29 @@ pub(super) fn read_fd(buf: &mut Vec<u8>, fd: &OwnedFd, file: Whole) -> nix::Resu
     }
 }
 
-/// Read a magic link's text and what it leads to. The text is read into a buffer on the stack
-/// and copied only when no process before had the same (nix's `readlinkat` allocated 4 KiB
-/// per call and shrank it).
+/// When [`read_link`] stats through a link for the identity and link count of its target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// Always: `cwd`, whose identity places a process at a release's top directory however
+    /// the path is spelled (DESIGN.md).
+    Always,
+    /// Only when the text ends in ` (deleted)`: `exe`. Its identity places nothing (releases
+    /// are directories) and only its link count matters. The kernel adds the suffix exactly
+    /// when the file is unlinked (`d_unlinked` in `d_path`), so a text without it is a file
+    /// that still exists, and a text with it is confirmed by the link count, never taken on
+    /// its word (a file may be named `x (deleted)`). One `fstatat` fewer per process: through a
+    /// magic link it costs about half a `readlinkat` (docs/BENCHMARKS.md).
+    WhenDeleted,
+}
+
+/// Read a magic link's text and, as `identity` says, what it leads to. The text is read into a
+/// buffer on the stack and copied only when no process before had the same (nix's
+/// `readlinkat` allocated 4 KiB per call and shrank it).
 fn read_link(
     dir: impl AsFd + Copy,
     name: &std::ffi::CStr,
     targets: &mut HashSet<Arc<OsStr>>,
+    identity: Identity,
 ) -> Result<Link, LinkError> {
     use std::os::unix::ffi::OsStrExt;
     // Not zeroed: the kernel writes the bytes that are read back (4 KiB of memset per link
@@ -431,7 +455,6 @@ fn read_link(
     let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 4097];
     let (read, rest) = rustix::fs::readlinkat_raw(dir, name, &mut scratch[..])
         .map_err(|e| link_error(Errno::from_raw(e.raw_os_error())))?;
-    let st = fstatat(dir, name, nix::fcntl::AtFlags::empty()).map_err(link_error)?;
     let long;
     let text = if !rest.is_empty() {
         OsStr::from_bytes(read)
@@ -440,6 +463,13 @@ fn read_link(
         long = readlinkat(dir, name).map_err(link_error)?;
         long.as_os_str()
     };
+    let (dev, ino, nlink) =
+        if identity == Identity::Always || text.as_bytes().ends_with(Link::DELETED) {
+            let st = fstatat(dir, name, nix::fcntl::AtFlags::empty()).map_err(link_error)?;
+            (st.st_dev, st.st_ino, st.st_nlink)
+        } else {
+            (0, 0, 1)
+        };
     let target = match targets.get(text) {
         Some(shared) => shared.clone(),
         None => {
@@ -450,9 +480,9 @@ fn read_link(
     };
     Ok(Link {
         target,
-        dev: st.st_dev,
-        ino: st.st_ino,
-        nlink: st.st_nlink,
+        dev,
+        ino,
+        nlink,
     })
 }
 

@@ -10,7 +10,7 @@ pub mod cgroupfs;
 pub mod linux;
 pub mod parse;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 
 /// What `readlink` and `stat` said about one of a process's magic links (`cwd`, `exe`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,14 +19,25 @@ pub struct Link {
     /// Shared by every process with the same text (the workers of a release share their cwd
     /// and exe): one allocation per distinct target, not two per process.
     pub target: std::sync::Arc<std::ffi::OsStr>,
-    /// Identity of the object behind the link (`stat` through the link), if it could be taken.
+    /// Identity of the object behind the link (`stat` through the link). Both are 0 when it
+    /// was not taken (see [`Link::identity`]).
     pub dev: u64,
     pub ino: u64,
-    /// Link count of the object behind the link: 0 means it was deleted.
+    /// Link count of the object behind the link: 0 means it was deleted. The Linux reader
+    /// stats through `exe` only when its text ends in [`Link::DELETED`] (the kernel adds it
+    /// exactly when the file is unlinked); otherwise it leaves 1 here and 0 in `dev`/`ino`.
     pub nlink: u64,
 }
 
 impl Link {
+    /// What the kernel appends to the text of a link whose target was unlinked.
+    pub const DELETED: &'static [u8] = b" (deleted)";
+
+    /// `(st_dev, st_ino)` of the object behind the link, when the reader took it.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        (self.ino != 0).then_some((self.dev, self.ino))
+    }
+
     /// The object behind the link has been removed from the filesystem. Decided by the link
     /// count, never by the `" (deleted)"` suffix (a directory may be named `x (deleted)`).
     pub fn is_deleted(&self) -> bool {
@@ -37,10 +48,9 @@ impl Link {
     /// object really is deleted.
     pub fn path(&self) -> std::sync::Arc<std::ffi::OsStr> {
         use std::os::unix::ffi::OsStrExt;
-        const SUFFIX: &[u8] = b" (deleted)";
         let bytes = self.target.as_bytes();
-        if self.is_deleted() && bytes.ends_with(SUFFIX) {
-            std::ffi::OsStr::from_bytes(&bytes[..bytes.len() - SUFFIX.len()]).into()
+        if self.is_deleted() && bytes.ends_with(Self::DELETED) {
+            std::ffi::OsStr::from_bytes(&bytes[..bytes.len() - Self::DELETED.len()]).into()
         } else {
             self.target.clone()
         }
@@ -215,18 +225,18 @@ impl Process {
     }
 
     /// A name for people: the first argument's file name when there is one, else comm.
-    pub fn name(&self) -> OsString {
+    pub fn name(&self) -> &OsStr {
         use std::os::unix::ffi::OsStrExt;
         if let Some(arg0) = self.cmdline.first() {
             let b = arg0.as_bytes();
             // setproctitle-style titles ("gunicorn: master [app]") have spaces: keep them whole.
             if !b.is_empty() && !b.contains(&b' ') {
                 if let Some(name) = std::path::Path::new(arg0).file_name() {
-                    return name.to_os_string();
+                    return name;
                 }
             }
         }
-        std::ffi::OsStr::from_bytes(&self.comm).to_os_string()
+        OsStr::from_bytes(&self.comm)
     }
 
     /// Either link could not be read for lack of privilege.

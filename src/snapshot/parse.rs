@@ -8,11 +8,12 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-/// The fields of `/proc/PID/stat` that relwatch uses.
+/// The fields of `/proc/PID/stat` that relwatch uses; `comm` borrows the line read (most
+/// reads of `stat` only want the start time: nothing is copied for them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stat {
+pub struct Stat<'a> {
     pub pid: i32,
-    pub comm: Vec<u8>,
+    pub comm: &'a [u8],
     pub state: u8,
     pub ppid: i32,
     /// Kernel `PF_*` flags (field 9).
@@ -24,7 +25,7 @@ pub struct Stat {
 /// `PF_KTHREAD` from include/linux/sched.h.
 pub const PF_KTHREAD: u64 = 0x0020_0000;
 
-impl Stat {
+impl Stat<'_> {
     pub fn kernel_thread(&self) -> bool {
         self.flags & PF_KTHREAD != 0
     }
@@ -35,15 +36,9 @@ impl Stat {
 pub struct StatError(&'static str);
 
 /// Parse the contents of `/proc/PID/stat`.
-pub fn parse_stat(buf: &[u8]) -> Result<Stat, StatError> {
-    let open = buf
-        .iter()
-        .position(|&b| b == b'(')
-        .ok_or(StatError("no '(' before comm"))?;
-    let close = buf
-        .iter()
-        .rposition(|&b| b == b')')
-        .ok_or(StatError("no ')' after comm"))?;
+pub fn parse_stat(buf: &[u8]) -> Result<Stat<'_>, StatError> {
+    let open = memchr::memchr(b'(', buf).ok_or(StatError("no '(' before comm"))?;
+    let close = memchr::memrchr(b')', buf).ok_or(StatError("no ')' after comm"))?;
     if close < open {
         return Err(StatError("')' before '('"));
     }
@@ -51,12 +46,9 @@ pub fn parse_stat(buf: &[u8]) -> Result<Stat, StatError> {
         .ok()
         .and_then(|s| s.trim().parse::<i32>().ok())
         .ok_or(StatError("pid is not a number"))?;
-    let comm = buf[open + 1..close].to_vec();
-    let rest = &buf[close + 1..];
+    let comm = &buf[open + 1..close];
     // Fields 3.. separated by single spaces; field 3 is index 0 here.
-    let mut fields = rest
-        .split(|&b| b == b' ' || b == b'\n')
-        .filter(|f| !f.is_empty());
+    let mut fields = Fields(&buf[close + 1..]);
     let mut nth = |skip: usize| fields.nth(skip);
     let state = match nth(0) {
         Some([s]) => *s,
@@ -77,9 +69,29 @@ pub fn parse_stat(buf: &[u8]) -> Result<Stat, StatError> {
     })
 }
 
+/// The fields after `(comm)`: runs of bytes between spaces and newlines (empty ones skipped).
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let start = self.0.iter().position(|&b| b != b' ' && b != b'\n')?;
+        let rest = &self.0[start..];
+        let end = memchr::memchr2(b' ', b'\n', rest).unwrap_or(rest.len());
+        self.0 = &rest[end..];
+        Some(&rest[..end])
+    }
+}
+
 fn number(field: Option<&[u8]>, what: &'static str) -> Result<u64, StatError> {
     let f = field.ok_or(StatError(what))?;
-    // ppid may be 0 but is never negative; parse as i64 to be lenient, then refuse negatives.
+    // What the kernel prints: decimal digits. Up to 19 of them cannot overflow.
+    if !f.is_empty() && f.len() < 20 && f.iter().all(u8::is_ascii_digit) {
+        return Ok(f.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')));
+    }
+    // Anything else as before: ppid may be 0 but is never negative; parse as i64 to be
+    // lenient, then refuse negatives.
     std::str::from_utf8(f)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
@@ -329,6 +341,33 @@ mod tests {
         assert_eq!(s.comm, b"x\n\xff\x1b[31m");
         assert_eq!(s.state, b'Z');
         assert_eq!(s.start_ticks, 9);
+    }
+
+    #[test]
+    fn numbers_take_digits_fast_and_anything_else_as_before() {
+        for (field, want) in [
+            (&b"0"[..], Some(0)),
+            (b"007", Some(7)),
+            (b"4242", Some(4242)),
+            (b"9223372036854775807", Some(i64::MAX as u64)),
+            // Not what the kernel prints, taken as i64's parser always took it:
+            (b"+5", Some(5)),
+            (b"-0", Some(0)),
+            (b"-5", None),
+            (b"18446744073709551615", None),
+            (b"99999999999999999999", None),
+            (b"", None),
+            (b"1a", None),
+            (b"\xff", None),
+        ] {
+            assert_eq!(
+                number(Some(field), "x").ok(),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(field)
+            );
+        }
+        assert!(number(None, "x").is_err());
     }
 
     #[test]

@@ -374,7 +374,12 @@ impl Child {
     /// Copies `/bin/sleep` into `dir` and runs that copy (`DIR/sleep 1000`) with its cwd at `/`,
     /// so that only the executable is inside `dir`.
     pub fn exe_copy_in(dir: impl AsRef<Path>) -> Child {
-        let exe = dir.as_ref().join("sleep");
+        Child::exe_copy_named(dir, "sleep")
+    }
+
+    /// Like [`Child::exe_copy_in`], with the copy named `name`.
+    pub fn exe_copy_named(dir: impl AsRef<Path>, name: &str) -> Child {
+        let exe = dir.as_ref().join(name);
         fs::copy("/bin/sleep", &exe).expect("copy /bin/sleep");
         fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).expect("chmod sleep copy");
         // Another test thread may fork while our write descriptor of the copy is open, and its
