@@ -551,13 +551,24 @@ impl ProcSource for LinuxProc {
 
     fn recheck_all(&mut self, looks: &[Look]) -> Vec<Recheck> {
         let at = self.at();
-        let answers = in_runs(looks, self.jobs, |run| {
+        // A look at a process placed by a path reads its namespace too, about twice the cost,
+        // and such processes come in runs of pids (the workers one master forked). Dealt out
+        // in turn rather than cut in runs, every thread gets its share of both kinds.
+        let ways = self.jobs.max(1);
+        let dealt: Vec<(usize, Look)> = (0..ways)
+            .flat_map(|way| looks.iter().copied().enumerate().skip(way).step_by(ways))
+            .collect();
+        let mut answers: Vec<(usize, Recheck)> = in_runs(&dealt, self.jobs, |run| {
             let mut buf = Vec::with_capacity(1024);
             run.iter()
-                .map(|&look| at.recheck(&mut buf, look))
+                .map(|&(i, look)| (i, at.recheck(&mut buf, look)))
                 .collect::<Vec<_>>()
-        });
-        answers.into_iter().flatten().collect()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        answers.sort_unstable_by_key(|&(i, _)| i);
+        answers.into_iter().map(|(_, answer)| answer).collect()
     }
 
     fn extras(
@@ -701,6 +712,31 @@ mod tests {
                 run.len()
             });
             assert_eq!(runs, [n], "{n} items, {jobs} jobs");
+        }
+    }
+
+    #[test]
+    fn second_looks_on_several_threads_answer_in_the_order_asked() {
+        let mut proc_ = LinuxProc::default().with_jobs(4);
+        let me = std::process::id() as i32;
+        let Some(started) = proc_.start_ticks(me) else {
+            panic!("no start time for our own pid {me}");
+        };
+        // Above the largest pid_max Linux allows: never a process.
+        let nobody = 4_194_305;
+        let looks: Vec<Look> = (0..5 * PIDS_PER_JOB)
+            .map(|i| Look {
+                pid: if i % 3 == 0 { nobody } else { me },
+                start_ticks: if i % 5 == 0 { started + 1 } else { started },
+                paths: i % 2 == 0,
+            })
+            .collect();
+        let answers = proc_.recheck_all(&looks);
+        assert_eq!(answers.len(), looks.len());
+        for (i, (look, answer)) in looks.iter().zip(&answers).enumerate() {
+            let same = look.pid == me && look.start_ticks == started;
+            let want = if same { Recheck::Same } else { Recheck::Gone };
+            assert_eq!(*answer, want, "look {i}: {look:?}");
         }
     }
 
