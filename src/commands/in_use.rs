@@ -63,7 +63,7 @@ struct Hit {
 /// does not matter for this test.
 fn under(path: &[u8], prefix: &[u8]) -> bool {
     path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/") || rest == b" (deleted)")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/") || rest == Link::DELETED)
 }
 
 fn link_hit(link: &Link, t: &Target) -> bool {

@@ -86,7 +86,8 @@ impl<'a> Iterator for Fields<'a> {
 
 fn number(field: Option<&[u8]>, what: &'static str) -> Result<u64, StatError> {
     let f = field.ok_or(StatError(what))?;
-    // What the kernel prints: decimal digits. Up to 19 of them cannot overflow.
+    // What the kernel prints: decimal digits. Up to 19 of them cannot overflow a u64 (the
+    // i64 parse below refuses those above i64::MAX; no field relwatch reads gets there).
     if !f.is_empty() && f.len() < 20 && f.iter().all(u8::is_ascii_digit) {
         return Ok(f.iter().fold(0, |n, &d| n * 10 + u64::from(d - b'0')));
     }
