@@ -673,6 +673,7 @@ pub fn verify(
                 // Evidence by identity (the cwd or exe is a release directory, by device and
                 // inode) holds in any mount namespace: only paths read as text need ours.
                 paths: pl.evidence.iter().any(|e| e.said != Said::IsRelease),
+                dir_ino: p.dir_ino,
             })
         })
         .collect();

@@ -147,6 +147,7 @@ mod tests {
                 state: b'S',
                 start_ticks: (started * 100.0) as u64,
                 uid: 0,
+                dir_ino: 0,
                 kernel_thread: false,
                 cmdline: Default::default(),
                 cwd: Err(LinkError::Absent),

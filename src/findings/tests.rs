@@ -57,6 +57,7 @@ fn proc_(pid: i32, ppid: i32, cwd: Result<Link, LinkError>, start_ticks: u64) ->
         state: b'S',
         start_ticks,
         uid: 1000,
+        dir_ino: 0,
         kernel_thread: false,
         cmdline: ["worker"].into_iter().collect(),
         cwd,

@@ -432,6 +432,7 @@ mod tests {
             state: b'S',
             start_ticks: 1,
             uid: 1000,
+            dir_ino: 0,
             kernel_thread: false,
             cmdline: args.iter().map(OsString::from).collect(),
             cwd: Err(LinkError::Absent),

@@ -12,7 +12,7 @@ use super::cgroupfs::{self, Answer, Walked};
 use super::parse::{environ_keys, maps_paths, parse_stat, systemd_cgroup, Stat};
 use super::{Clock, Extra, Link, LinkError, Look, ProcSource, Process, Recheck, Snapshot};
 use nix::errno::Errno;
-use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -52,6 +52,9 @@ pub struct LinuxProc {
     walked: usize,
     /// How many threads the pass over /proc may use (1: the calling thread only).
     jobs: usize,
+    /// `root` is a procfs mount, whose pid directories' inode numbers tell processes apart
+    /// (see [`Look::dir_ino`]); a tree of plain files standing in for it in tests is not.
+    procfs: bool,
 }
 
 impl Default for LinuxProc {
@@ -72,6 +75,10 @@ impl LinuxProc {
             Mode::empty(),
         )
         .ok();
+        let procfs = root_dir.as_ref().is_some_and(|dir| {
+            nix::sys::statfs::fstatfs(dir)
+                .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+        });
         LinuxProc {
             root,
             root_dir,
@@ -79,6 +86,7 @@ impl LinuxProc {
             own_mnt_ns,
             walked: 0,
             jobs: default_jobs(),
+            procfs,
         }
     }
 
@@ -117,7 +125,7 @@ impl LinuxProc {
 
     /// What readers of this /proc on any thread share.
     fn at(&self) -> At<'_> {
-        At::of(&self.root, &self.root_dir, &self.own_mnt_ns)
+        At::of(self)
     }
 
     fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
@@ -126,7 +134,12 @@ impl LinuxProc {
 
     /// [`LinuxProc::at`] beside the buffer of the calling thread.
     fn at_with_buf(&mut self) -> (At<'_>, &mut Vec<u8>) {
-        let at = At::of(&self.root, &self.root_dir, &self.own_mnt_ns);
+        let at = At {
+            root: &self.root,
+            root_dir: self.root_dir.as_ref(),
+            own_mnt_ns: self.own_mnt_ns.as_deref(),
+            procfs: self.procfs,
+        };
         (at, &mut self.buf)
     }
 
@@ -165,14 +178,17 @@ struct At<'a> {
     /// `root` opened once: each `/proc/PID` is opened relative to it.
     root_dir: Option<&'a OwnedFd>,
     own_mnt_ns: Option<&'a OsStr>,
+    /// See [`LinuxProc::procfs`].
+    procfs: bool,
 }
 
 impl<'a> At<'a> {
-    fn of(root: &'a Path, root_dir: &'a Option<OwnedFd>, own_mnt_ns: &'a Option<OsString>) -> Self {
+    fn of(proc_: &'a LinuxProc) -> Self {
         At {
-            root,
-            root_dir: root_dir.as_ref(),
-            own_mnt_ns: own_mnt_ns.as_deref(),
+            root: &proc_.root,
+            root_dir: proc_.root_dir.as_ref(),
+            own_mnt_ns: proc_.own_mnt_ns.as_deref(),
+            procfs: proc_.procfs,
         }
     }
 
@@ -216,7 +232,7 @@ impl<'a> At<'a> {
                 let ours = nix::sys::stat::stat(&self.root.join("self/root"))
                     .ok()
                     .map(|s| (s.st_dev, s.st_ino));
-                let theirs = fstatat(dir, "root", nix::fcntl::AtFlags::empty())
+                let theirs = fstatat(dir, "root", AtFlags::empty())
                     .ok()
                     .map(|s| (s.st_dev, s.st_ino));
                 match (ours, theirs) {
@@ -228,10 +244,23 @@ impl<'a> At<'a> {
         }
     }
 
-    /// The second look at one process (see [`ProcSource::recheck`]).
+    /// The second look at one process (see [`ProcSource::recheck`]). The pid directory's
+    /// inode number answers "the same process?" with one `fstatat`, where reading `stat`
+    /// again costs an open, a read and a close, and the kernel's formatting of `stat` (about
+    /// four times as long on the reference machine, docs/BENCHMARKS.md); the start time
+    /// decides when the number changed or is not known.
     fn recheck(self, buf: &mut Vec<u8>, look: Look) -> Recheck {
+        let known = |st: nix::Result<nix::sys::stat::FileStat>| {
+            look.dir_ino != 0 && st.is_ok_and(|st| st.st_ino == look.dir_ino)
+        };
         if !look.paths {
-            // Only the start time is needed: no directory to keep open.
+            // No directory to keep open: only "the same process?" is asked.
+            if let Some(root) = self.root_dir.filter(|_| look.dir_ino != 0) {
+                let name = look.pid.to_string();
+                if known(fstatat(root, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)) {
+                    return Recheck::Same;
+                }
+            }
             return match self.stat_of(buf, look.pid) {
                 Some(s) if s.start_ticks == look.start_ticks => Recheck::Same,
                 _ => Recheck::Gone,
@@ -240,8 +269,9 @@ impl<'a> At<'a> {
         let Ok(dir) = self.open_pid(look.pid) else {
             return Recheck::Gone;
         };
-        let same = LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).is_ok()
-            && parse_stat(buf).is_ok_and(|s| s.start_ticks == look.start_ticks);
+        let same = known(fstat(&dir))
+            || (LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).is_ok()
+                && parse_stat(buf).is_ok_and(|s| s.start_ticks == look.start_ticks));
         if !same {
             Recheck::Gone
         } else if self.foreign_at(&dir) {
@@ -336,7 +366,10 @@ impl<'a> Pass<'a> {
             stat.start_ticks,
         );
         let comm = super::Comm::from(stat.comm);
-        let uid = fstat(&dir).map(|s| s.st_uid).unwrap_or(u32::MAX);
+        let (uid, dir_ino) = match fstat(&dir) {
+            Ok(st) => (st.st_uid, if self.at.procfs { st.st_ino } else { 0 }),
+            Err(_) => (u32::MAX, 0),
+        };
         let cmdline =
             match LinuxProc::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
                 Ok(()) => super::Cmdline::parse(&self.buf),
@@ -352,6 +385,7 @@ impl<'a> Pass<'a> {
             state,
             start_ticks,
             uid,
+            dir_ino,
             cmdline,
             cwd,
             exe,
@@ -465,7 +499,7 @@ fn read_link(
     };
     let (dev, ino, nlink) =
         if identity == Identity::Always || text.as_bytes().ends_with(Link::DELETED) {
-            let st = fstatat(dir, name, nix::fcntl::AtFlags::empty()).map_err(link_error)?;
+            let st = fstatat(dir, name, AtFlags::empty()).map_err(link_error)?;
             (st.st_dev, st.st_ino, st.st_nlink)
         } else {
             (0, 0, 1)
@@ -539,12 +573,7 @@ impl ProcSource for LinuxProc {
         self.stat_of(pid).map(|s| s.start_ticks)
     }
 
-    fn recheck(&mut self, pid: i32, start_ticks: u64, paths: bool) -> Recheck {
-        let look = Look {
-            pid,
-            start_ticks,
-            paths,
-        };
+    fn recheck(&mut self, look: Look) -> Recheck {
         let (at, buf) = self.at_with_buf();
         at.recheck(buf, look)
     }
@@ -729,6 +758,8 @@ mod tests {
                 pid: if i % 3 == 0 { nobody } else { me },
                 start_ticks: if i % 5 == 0 { started + 1 } else { started },
                 paths: i % 2 == 0,
+                // Unknown: the start time decides, so a wrong one is caught.
+                dir_ino: 0,
             })
             .collect();
         let answers = proc_.recheck_all(&looks);
@@ -738,6 +769,113 @@ mod tests {
             let want = if same { Recheck::Same } else { Recheck::Gone };
             assert_eq!(*answer, want, "look {i}: {look:?}");
         }
+    }
+
+    /// A child of a test, killed and reaped by its pid when dropped, even when an assertion
+    /// failed first.
+    struct Kid(std::process::Child);
+
+    impl Drop for Kid {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn an_unchanged_pid_directory_is_the_same_process_without_reading_stat() {
+        let mut proc_ = LinuxProc::default().with_jobs(1);
+        let mut kid = match std::process::Command::new("sleep").arg("600").spawn() {
+            Ok(child) => Kid(child),
+            Err(e) => panic!("cannot start sleep: {e}"),
+        };
+        let pid = kid.0.id() as i32;
+        let snap = match proc_.snapshot() {
+            Ok(snap) => snap,
+            Err(e) => panic!("cannot read /proc: {e}"),
+        };
+        let Some(p) = snap.get(pid).cloned() else {
+            panic!("our child {pid} is not in the snapshot");
+        };
+        assert_ne!(p.dir_ino, 0, "the inode number of /proc/{pid} is kept");
+        let look = |start_ticks, dir_ino, paths| Look {
+            pid,
+            start_ticks,
+            paths,
+            dir_ino,
+        };
+        let (ticks, ino) = (p.start_ticks, p.dir_ino);
+        for paths in [false, true] {
+            assert_eq!(proc_.recheck(look(ticks, ino, paths)), Recheck::Same);
+            // The number decides and `stat` is not read: a start time off by one goes unseen.
+            assert_eq!(proc_.recheck(look(ticks + 1, ino, paths)), Recheck::Same);
+            // Another or no number: the start time decides.
+            assert_eq!(proc_.recheck(look(ticks, ino + 1, paths)), Recheck::Same);
+            assert_eq!(
+                proc_.recheck(look(ticks + 1, ino + 1, paths)),
+                Recheck::Gone
+            );
+            assert_eq!(proc_.recheck(look(ticks + 1, 0, paths)), Recheck::Gone);
+        }
+        let _ = kid.0.kill();
+        let _ = kid.0.wait();
+        for paths in [false, true] {
+            // Exited and reaped: the number it had answers nothing.
+            assert_eq!(
+                proc_.recheck(look(ticks, ino, paths)),
+                Recheck::Gone,
+                "{paths}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tree_that_is_not_procfs_is_judged_by_start_time() {
+        let Ok(tmp) = tempfile::tempdir() else {
+            panic!("no temp dir");
+        };
+        let root = tmp.path().join("proc");
+        let dir = root.join("4242");
+        let stat = |start: u64| {
+            format!("4242 (worker) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0\n")
+        };
+        let made = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join("stat"), stat(700)))
+            .and_then(|()| std::fs::write(dir.join("cmdline"), b"worker\0"))
+            .and_then(|()| std::os::unix::fs::symlink(tmp.path(), dir.join("cwd")))
+            .and_then(|()| std::os::unix::fs::symlink("/bin/sh", dir.join("exe")));
+        if let Err(e) = made {
+            panic!("cannot build a fake /proc in {}: {e}", root.display());
+        }
+        let mut proc_ = LinuxProc::new(&root).with_jobs(1);
+        let snap = match proc_.snapshot() {
+            Ok(snap) => snap,
+            Err(e) => panic!("cannot read the fake /proc: {e}"),
+        };
+        let Some(p) = snap.get(4242) else {
+            panic!("pid 4242 was not read from {}", root.display());
+        };
+        assert_eq!((p.start_ticks, p.dir_ino), (700, 0));
+        let look = Look {
+            pid: 4242,
+            start_ticks: p.start_ticks,
+            paths: false,
+            dir_ino: p.dir_ino,
+        };
+        assert_eq!(proc_.recheck(look), Recheck::Same);
+        // The same directory with another process's start time: a plain directory keeps its
+        // inode, so only the start time can tell.
+        if let Err(e) = std::fs::write(dir.join("stat"), stat(701)) {
+            panic!("cannot rewrite the fake stat: {e}");
+        }
+        assert_eq!(proc_.recheck(look), Recheck::Gone);
+        assert_eq!(
+            proc_.recheck(Look {
+                paths: true,
+                ..look
+            }),
+            Recheck::Gone
+        );
     }
 
     fn process(pid: i32, cwd: &str) -> Process {
@@ -754,6 +892,7 @@ mod tests {
             state: b'S',
             start_ticks: 7,
             uid: 0,
+            dir_ino: 0,
             kernel_thread: false,
             cmdline: super::super::Cmdline::default(),
             cwd: Ok(link(cwd)),
@@ -767,6 +906,7 @@ mod tests {
             root: Path::new("/nonexistent"),
             root_dir: None,
             own_mnt_ns: None,
+            procfs: false,
         };
         let mut first = Pass::new(at, 2);
         let mut second = Pass::new(at, 2);

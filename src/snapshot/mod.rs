@@ -211,6 +211,9 @@ pub struct Process {
     pub start_ticks: u64,
     /// Owner of `/proc/PID` (the real uid of the process).
     pub uid: u32,
+    /// The inode number of the `/proc/PID` directory this pass read, or 0 when it is not known
+    /// (a /proc that is not procfs, as in tests). See [`Look::dir_ino`].
+    pub dir_ino: u64,
     /// A kernel thread (no exe, no cmdline of its own).
     pub kernel_thread: bool,
     /// Arguments, as bytes.
@@ -395,6 +398,13 @@ pub struct Look {
     /// Whether its paths matter (it was placed by a path read as text), so that a process
     /// under another root directory must be told apart.
     pub paths: bool,
+    /// [`Process::dir_ino`]: when `/proc/PID` still has this inode number, it is the same
+    /// process, and its start time need not be read again. procfs makes a new inode, with a
+    /// new number, whenever it looks a pid up anew, and it must once the process has exited
+    /// (a dead process's directory fails revalidation). A changed number proves nothing (the
+    /// kernel may have dropped the cached directory of a live process): the start time
+    /// decides then, as it does when the number is 0.
+    pub dir_ino: u64,
 }
 
 pub trait ProcSource {
@@ -406,16 +416,13 @@ pub trait ProcSource {
     /// Whether `pid` lives in a mount namespace other than ours (its paths are not ours).
     fn foreign_mount_ns(&mut self, pid: i32) -> bool;
     /// The second look at a process about to decide a finding: is it still the process that
-    /// started at `start_ticks`, and (when `paths` matter) are its paths ours? One open of
-    /// `/proc/PID` for both.
-    fn recheck(&mut self, pid: i32, start_ticks: u64, paths: bool) -> Recheck;
+    /// started at `look.start_ticks`, and (when its `paths` matter) are its paths ours? One
+    /// open of `/proc/PID` for both.
+    fn recheck(&mut self, look: Look) -> Recheck;
     /// [`ProcSource::recheck`] for many processes, answered in the order asked. The Linux
     /// reader looks at them on several threads.
     fn recheck_all(&mut self, looks: &[Look]) -> Vec<Recheck> {
-        looks
-            .iter()
-            .map(|l| self.recheck(l.pid, l.start_ticks, l.paths))
-            .collect()
+        looks.iter().map(|&look| self.recheck(look)).collect()
     }
     /// Read the systemd cgroup of each pid, and the environment keys `keys` names for it
     /// (none: the environment is not read at all), handing each to `each` as soon as it is

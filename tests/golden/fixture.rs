@@ -95,6 +95,7 @@ fn fx_proc(
         state: b'S',
         start_ticks: (started * 100.0) as u64,
         uid: 1000,
+        dir_ino: 0,
         kernel_thread: false,
         cmdline: cmdline.iter().collect(),
         cwd,
