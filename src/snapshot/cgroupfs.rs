@@ -14,6 +14,10 @@
 //!   processes is cheaper to read process by process);
 //! - a pid the walk did not see (it moved, it started since, it lives in another cgroup
 //!   namespace, a threaded cgroup refused its `cgroup.procs`) is read from `/proc/PID/cgroup`.
+//!
+//! A hierarchy with no cgroup below its root (no systemd: supervisord, runit or a container)
+//! has every process at its root; the walk says so without reading the root's `cgroup.procs`,
+//! which lists every process on the host.
 
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
@@ -153,21 +157,10 @@ pub fn walk(mount: &Path, wanted: &[i32], budget: usize, buf: &mut Vec<u8>) -> O
             // Removed since we listed it: its members are read one by one if wanted.
             continue;
         };
-        if read_file(buf, &dir, "cgroup.procs").is_ok() {
-            let mut index = None;
-            for pid in procs(buf) {
-                if let Ok(at) = wanted.binary_search(&pid) {
-                    let i = *index.get_or_insert_with(|| {
-                        tree.paths.push(path.clone());
-                        u32::try_from(tree.paths.len() - 1).unwrap_or(NOT_SEEN)
-                    });
-                    tree.of[at] = i;
-                }
-            }
-        }
         let Ok(mut entries) = nix::dir::Dir::from_fd(dir) else {
             continue;
         };
+        let before = stack.len();
         for e in entries.iter().flatten() {
             if e.file_type() != Some(nix::dir::Type::Directory) {
                 continue;
@@ -182,6 +175,27 @@ pub fn walk(mount: &Path, wanted: &[i32], budget: usize, buf: &mut Vec<u8>) -> O
             }
             child.extend_from_slice(name);
             stack.push(child);
+        }
+        if path == b"/" && stack.len() == before {
+            // No cgroup below the root (a host without systemd, a container): every process
+            // is at the root, as `/proc/PID/cgroup` would say. The root's `cgroup.procs` lists
+            // every process on the host, and reading it costs the kernel about a microsecond
+            // per process (6 ms for 5,000 in v1, docs/BENCHMARKS.md), to learn nothing.
+            tree.paths.push(path);
+            tree.of.iter_mut().for_each(|i| *i = 0);
+            return Some(tree);
+        }
+        if read_file(buf, &entries, "cgroup.procs").is_ok() {
+            let mut index = None;
+            for pid in procs(buf) {
+                if let Ok(at) = wanted.binary_search(&pid) {
+                    let i = *index.get_or_insert_with(|| {
+                        tree.paths.push(path.clone());
+                        u32::try_from(tree.paths.len() - 1).unwrap_or(NOT_SEEN)
+                    });
+                    tree.of[at] = i;
+                }
+            }
         }
     }
     Some(tree)
@@ -313,6 +327,68 @@ mod tests {
     fn procs_skips_what_is_not_a_pid() {
         let v: Vec<i32> = procs(b"1\n22\n\nx\n333\n").collect();
         assert_eq!(v, vec![1, 22, 333]);
+    }
+
+    /// A stand-in for a cgroup mount: `dirs` below `root`, each with a `cgroup.procs` listing
+    /// its pids (`None`: no `cgroup.procs` at all).
+    fn fake_mount(root: &Path, dirs: &[(&str, Option<&str>)]) {
+        for (dir, procs) in dirs {
+            let dir = root.join(dir);
+            let made = std::fs::create_dir_all(&dir).and_then(|()| match procs {
+                Some(procs) => std::fs::write(dir.join("cgroup.procs"), procs),
+                None => Ok(()),
+            });
+            if let Err(e) = made {
+                panic!("cannot make {}: {e}", dir.display());
+            }
+        }
+    }
+
+    fn walked(root: &Path, wanted: &[i32]) -> Vec<Option<String>> {
+        let Some(tree) = walk(root, wanted, 100, &mut Vec::new()) else {
+            panic!("no walk of {}", root.display());
+        };
+        (0..wanted.len())
+            .map(|i| tree.get(i).map(|p| String::from_utf8_lossy(p).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_hierarchy_with_nothing_below_its_root_puts_everyone_there_unread() {
+        let Ok(tmp) = tempfile::tempdir() else {
+            panic!("no temp dir");
+        };
+        // No `cgroup.procs` at all: had the walk read the root's, it would know nobody.
+        fake_mount(tmp.path(), &[(".", None)]);
+        let root = Some("/".to_string());
+        assert_eq!(
+            walked(tmp.path(), &[1, 7, 4242]),
+            [root.clone(), root.clone(), root]
+        );
+    }
+
+    #[test]
+    fn a_hierarchy_with_cgroups_below_its_root_is_read_everywhere() {
+        let Ok(tmp) = tempfile::tempdir() else {
+            panic!("no temp dir");
+        };
+        fake_mount(
+            tmp.path(),
+            &[
+                (".", Some("1\n")),
+                ("system.slice", Some("")),
+                ("system.slice/app.service", Some("7\n9\n")),
+            ],
+        );
+        assert_eq!(
+            walked(tmp.path(), &[1, 7, 4242]),
+            [
+                Some("/".to_string()),
+                Some("/system.slice/app.service".to_string()),
+                // Listed nowhere: read from /proc/PID/cgroup instead.
+                None,
+            ]
+        );
     }
 
     /// A walked tree over wanted pids 0, 1, 2...: `Some(path)` where the walk saw it.
