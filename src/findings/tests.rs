@@ -40,7 +40,7 @@ fn root(current: &[u8], releases: Vec<Release>) -> DeployRoot {
     }
 }
 
-fn link(target: &[u8], ino: u64, nlink: u64) -> Result<Link, LinkError> {
+fn link(target: &[u8], ino: u64, nlink: u32) -> Result<Link, LinkError> {
     Ok(Link {
         target: OsString::from_vec(target.to_vec()).into(),
         dev: 1,

@@ -500,7 +500,12 @@ fn read_link(
     let (dev, ino, nlink) =
         if identity == Identity::Always || text.as_bytes().ends_with(Link::DELETED) {
             let st = fstatat(dir, name, AtFlags::empty()).map_err(link_error)?;
-            (st.st_dev, st.st_ino, st.st_nlink)
+            // Both fit in 32 bits (see `Link::dev`); were one ever wider, the identity is
+            // not taken and the link counts as not deleted, as when it was not statted.
+            match (u32::try_from(st.st_dev), u32::try_from(st.st_nlink)) {
+                (Ok(dev), Ok(nlink)) => (dev, st.st_ino, nlink),
+                _ => (0, 0, 1),
+            }
         } else {
             (0, 0, 1)
         };

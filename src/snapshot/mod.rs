@@ -20,13 +20,15 @@ pub struct Link {
     /// and exe): one allocation per distinct target, not two per process.
     pub target: std::sync::Arc<std::ffi::OsStr>,
     /// Identity of the object behind the link (`stat` through the link). Both are 0 when it
-    /// was not taken (see [`Link::identity`]).
-    pub dev: u64,
+    /// was not taken (see [`Link::identity`]). The device number is 32 bits wide in the kernel
+    /// (`new_encode_dev`), as is the link count (`i_nlink`); `struct stat` widens both to 64.
+    /// Kept at the kernel's width, a process takes 16 bytes less (320 KB at 20,000).
+    pub dev: u32,
     pub ino: u64,
     /// Link count of the object behind the link: 0 means it was deleted. The Linux reader
     /// stats through `exe` only when its text ends in [`Link::DELETED`] (the kernel adds it
     /// exactly when the file is unlinked); otherwise it leaves 1 here and 0 in `dev`/`ino`.
-    pub nlink: u64,
+    pub nlink: u32,
 }
 
 impl Link {
@@ -35,7 +37,7 @@ impl Link {
 
     /// `(st_dev, st_ino)` of the object behind the link, when the reader took it.
     pub fn identity(&self) -> Option<(u64, u64)> {
-        (self.ino != 0).then_some((self.dev, self.ino))
+        (self.ino != 0).then_some((u64::from(self.dev), self.ino))
     }
 
     /// The object behind the link has been removed from the filesystem. Decided by the link

@@ -71,7 +71,7 @@ fn fx_root(
 fn fx_link(
     target: &[u8],
     ino: u64,
-    nlink: u64,
+    nlink: u32,
 ) -> Result<crate::snapshot::Link, crate::snapshot::LinkError> {
     Ok(crate::snapshot::Link {
         target: fx_os(target).into(),
