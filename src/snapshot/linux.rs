@@ -125,7 +125,7 @@ impl LinuxProc {
 
     /// What readers of this /proc on any thread share.
     fn at(&self) -> At<'_> {
-        At::of(self)
+        At::of(&self.root, &self.root_dir, &self.own_mnt_ns, self.procfs)
     }
 
     fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
@@ -134,12 +134,7 @@ impl LinuxProc {
 
     /// [`LinuxProc::at`] beside the buffer of the calling thread.
     fn at_with_buf(&mut self) -> (At<'_>, &mut Vec<u8>) {
-        let at = At {
-            root: &self.root,
-            root_dir: self.root_dir.as_ref(),
-            own_mnt_ns: self.own_mnt_ns.as_deref(),
-            procfs: self.procfs,
-        };
+        let at = At::of(&self.root, &self.root_dir, &self.own_mnt_ns, self.procfs);
         (at, &mut self.buf)
     }
 
@@ -183,12 +178,19 @@ struct At<'a> {
 }
 
 impl<'a> At<'a> {
-    fn of(proc_: &'a LinuxProc) -> Self {
+    /// From [`LinuxProc`]'s fields, not the whole reader, so that [`LinuxProc::at_with_buf`]
+    /// can lend its buffer beside it.
+    fn of(
+        root: &'a Path,
+        root_dir: &'a Option<OwnedFd>,
+        own_mnt_ns: &'a Option<OsString>,
+        procfs: bool,
+    ) -> Self {
         At {
-            root: &proc_.root,
-            root_dir: proc_.root_dir.as_ref(),
-            own_mnt_ns: proc_.own_mnt_ns.as_deref(),
-            procfs: proc_.procfs,
+            root,
+            root_dir: root_dir.as_ref(),
+            own_mnt_ns: own_mnt_ns.as_deref(),
+            procfs,
         }
     }
 
