@@ -603,7 +603,7 @@ pub fn joined_cmdline(p: &crate::snapshot::Process) -> String {
 pub fn apply_settings(
     attr: &mut Attribution,
     snap: &Snapshot,
-    settings: &crate::findings::Settings,
+    settings: &crate::settings::Settings,
 ) {
     attr.placements.retain_mut(|pl| {
         let Some(app) = settings.apps.get(pl.app) else {

@@ -20,6 +20,8 @@ pub mod findings;
 pub mod layout;
 pub mod owner;
 pub mod report;
+pub mod scan;
+pub mod settings;
 pub mod snapshot;
 
 use exit::ExitCode;
@@ -100,7 +102,7 @@ fn run_command(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             let path = file
                 .clone()
                 .unwrap_or_else(|| std::path::PathBuf::from(config::DEFAULT_PATH));
-            let cfg = commands::plan::load_config(Some(&path))?;
+            let cfg = settings::load_config(Some(&path))?;
             writeln!(
                 out,
                 "# {}: valid. The effective configuration:",

@@ -1,87 +1,11 @@
 //! `relwatch check`: one scan, one report.
 
-use crate::attribution::{attribute, verify, Attribution};
 use crate::cli::{CheckArgs, ColorChoice, Format};
 use crate::escape::escape;
 use crate::exit::ExitCode;
-use crate::findings::{evaluate, worst, Finding, Input, Settings};
-use crate::layout::DeployRoot;
-use crate::report::{json, text, Report};
-use crate::snapshot::{ProcSource, Snapshot};
+use crate::report::{json, text};
+use crate::scan::{scan, Options};
 use std::io::Write;
-
-/// One full pass: snapshot, attribution, findings.
-pub struct Scan {
-    pub snap: Snapshot,
-    pub attr: Attribution,
-    pub owners: crate::owner::Owners,
-    pub findings: Vec<Finding>,
-}
-
-impl Scan {
-    /// The report of this scan over `roots`, its exit code from the worst finding.
-    pub fn report<'a>(&'a self, roots: &'a [DeployRoot], scan_seconds: f64) -> Report<'a> {
-        Report {
-            roots,
-            snap: &self.snap,
-            attr: &self.attr,
-            owners: &self.owners,
-            findings: &self.findings,
-            exit: ExitCode::from_worst(worst(&self.findings)),
-            scan_seconds,
-        }
-    }
-}
-
-/// Scan against `roots`. When a `current` link changes during the scan, the layout is read
-/// again and the scan repeated once, so findings never mix two layouts.
-pub fn scan(
-    roots: &mut Vec<DeployRoot>,
-    source: &mut dyn ProcSource,
-    settings: &Settings,
-    all_owners: bool,
-) -> anyhow::Result<Scan> {
-    let mut retried = false;
-    loop {
-        let snap = source
-            .snapshot()
-            .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))?;
-        let mut attr = attribute(roots, &snap);
-        crate::attribution::apply_settings(&mut attr, &snap, settings);
-        // Owners read cgroup and environ: before verify, so a pid reused during those reads
-        // is caught by the start-time check.
-        let deciding = crate::attribution::deciders(&attr, &snap);
-        let owners = crate::owner::collect(&snap, &attr, &deciding, source, all_owners);
-        verify(&mut attr, &snap, &deciding, source);
-        crate::attribution::confirm_zombies(&mut attr, &snap, source);
-        let reloaded: Vec<DeployRoot> = roots
-            .iter()
-            .map(|r| r.reload().unwrap_or_else(|_| r.clone()))
-            .collect();
-        let flipped = reloaded
-            .iter()
-            .zip(roots.iter())
-            .any(|(a, b)| a.current != b.current || a.switch_time != b.switch_time);
-        if flipped && !retried {
-            retried = true;
-            *roots = reloaded;
-            continue;
-        }
-        let findings = evaluate(&Input {
-            roots,
-            snap: &snap,
-            attr: &attr,
-            owners: &owners,
-            settings,
-        });
-        return Ok(Scan {
-            snap,
-            attr,
-            owners,
-            findings,
-        });
-    }
-}
 
 /// What `check` and `ps` print: one document per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +19,11 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let super::plan::Plan {
+    let crate::settings::Plan {
         mut roots,
         settings,
         searched,
-    } = super::plan::plan(
+    } = crate::settings::plan(
         &args.roots,
         &args.discover,
         args.config.as_deref(),
@@ -132,8 +56,16 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
     let began = std::time::Instant::now();
     // JSON and the ps tree show every process's owner; the other outputs only those in findings.
     let all_owners = args.format == Format::Json || view == View::Tree;
-    let result = scan(&mut roots, &mut source, &settings, all_owners)?;
-    let report = result.report(&roots, began.elapsed().as_secs_f64());
+    let result = scan(
+        &mut roots,
+        &mut source,
+        &settings,
+        Options {
+            all_owners,
+            history: None,
+        },
+    )?;
+    let report = crate::report::Report::of(&result, &roots, began.elapsed().as_secs_f64());
     let exit = report.exit;
     let color = args.output.is_none()
         && match args.color {

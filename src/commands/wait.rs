@@ -7,12 +7,12 @@
 //! a broken current link or a duplicate singleton ends the wait at once: waiting cannot fix
 //! them.
 
-use super::check::{scan, Scan};
 use crate::attribution::ReleaseState;
 use crate::cli::WaitArgs;
 use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::findings::{Kind, Severity};
+use crate::scan::{scan, Options, Scan};
 use crate::snapshot::ProcSource;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -34,11 +34,11 @@ struct Laggard {
 
 pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     // Grace does not apply: wait is for every process, now.
-    let super::plan::Plan {
+    let crate::settings::Plan {
         mut roots,
         settings,
         ..
-    } = super::plan::plan(
+    } = crate::settings::plan(
         &args.roots,
         &args.discover,
         args.config.as_deref(),
@@ -63,7 +63,7 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             attr,
             owners,
             findings,
-        } = scan(&mut roots, &mut source, &settings, false)?;
+        } = scan(&mut roots, &mut source, &settings, Options::default())?;
         let fatal: Vec<_> = findings
             .iter()
             .filter(|f| {

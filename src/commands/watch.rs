@@ -18,13 +18,13 @@
 //! cleared, with a syslog priority prefix under the journal), and `--textfile DIR` gets
 //! `relwatch.prom` rewritten atomically after every scan.
 
-use super::check::{scan, Scan};
-use super::plan::{plan, Plan};
 use crate::cli::WatchArgs;
 use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::findings::restart_loop::History;
 use crate::findings::{Finding, Kind, Severity};
+use crate::scan::{scan, Options, Scan};
+use crate::settings::{plan, Plan};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use notify::{RecursiveMode, Watcher};
@@ -261,10 +261,15 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 }
             }
             let began = Instant::now();
-            let mut result = scan(&mut roots, &mut source, &settings, false)?;
-            history.observe(&result.snap, &result.attr);
-            let loops = history.findings(&roots, &result.attr, &result.owners);
-            result.findings.extend(loops);
+            let result = scan(
+                &mut roots,
+                &mut source,
+                &settings,
+                Options {
+                    all_owners: false,
+                    history: Some(&mut history),
+                },
+            )?;
             let Scan { snap, findings, .. } = &result;
 
             // Log what appeared, changed or cleared.
@@ -311,7 +316,8 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             known = now_known;
 
             if let Some(dir) = &args.textfile {
-                let report = result.report(&roots, began.elapsed().as_secs_f64());
+                let report =
+                    crate::report::Report::of(&result, &roots, began.elapsed().as_secs_f64());
                 let text = crate::report::textfile(&report);
                 if let Err(e) =
                     crate::report::output::write_atomic(&dir.join("relwatch.prom"), text.as_bytes())

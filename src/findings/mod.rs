@@ -17,8 +17,8 @@ mod zombie;
 
 use crate::attribution::{Attribution, Evidence, Placement, ReleaseState};
 use crate::layout::DeployRoot;
+use crate::settings::Settings;
 use crate::snapshot::Snapshot;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -92,26 +92,6 @@ pub struct Finding {
     pub evidence: Vec<std::sync::Arc<Evidence>>,
 }
 
-/// What one app expects, merged from flags, config file and defaults.
-#[derive(Debug, Clone)]
-pub struct AppSettings {
-    pub grace: Duration,
-    /// Processes whose command line matches are left out of the app.
-    pub ignore: Vec<regex::Regex>,
-    pub roles: Vec<crate::config::Role>,
-}
-
-impl AppSettings {
-    /// Zero-config: only a grace period.
-    pub fn with_grace(grace: Duration) -> Self {
-        AppSettings {
-            grace,
-            ignore: Vec::new(),
-            roles: Vec::new(),
-        }
-    }
-}
-
 impl Finding {
     /// A finding about an app as a whole (a broken link, a /proc that hides processes): no
     /// process, release, owner or evidence.
@@ -138,18 +118,6 @@ impl Finding {
     }
 }
 
-/// Settings the rules need, already validated: one entry per deploy root, same order.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub apps: Vec<AppSettings>,
-}
-
-impl Settings {
-    pub fn grace(&self, app: usize) -> Duration {
-        self.apps.get(app).map(|a| a.grace).unwrap_or_default()
-    }
-}
-
 /// Everything a rule may look at.
 pub struct Input<'a> {
     pub roots: &'a [DeployRoot],
@@ -157,6 +125,8 @@ pub struct Input<'a> {
     pub attr: &'a Attribution,
     pub owners: &'a crate::owner::Owners,
     pub settings: &'a Settings,
+    /// The agent's restart history, when an agent keeps one.
+    pub history: Option<&'a restart_loop::History>,
 }
 
 /// Run every rule. Findings come out worst first, then by app and pid.
@@ -177,6 +147,10 @@ pub fn evaluate(input: &Input) -> Vec<Finding> {
             .then(a.kind.cmp(&b.kind))
             .then(a.pids.first().cmp(&b.pids.first()))
     });
+    // Restart loops come after the rest, as the agent has always logged them.
+    if let Some(history) = input.history {
+        out.extend(history.findings(input.roots, input.attr, input.owners));
+    }
     out
 }
 

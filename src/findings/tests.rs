@@ -3,10 +3,13 @@
 use super::*;
 use crate::attribution::attribute;
 use crate::layout::{Current, Release};
+use crate::settings::AppSettings;
+use crate::settings::Settings;
 use crate::snapshot::{Clock, Link, LinkError, Process};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 const SWITCH: f64 = 1_000_000.0;
 
@@ -90,6 +93,7 @@ fn run(roots: &[DeployRoot], s: &Snapshot, grace_secs: u64) -> Vec<Finding> {
         settings: &Settings {
             apps: vec![AppSettings::with_grace(Duration::from_secs(grace_secs)); roots.len()],
         },
+        history: None,
     })
 }
 

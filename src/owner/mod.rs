@@ -192,6 +192,17 @@ impl Owners {
         self.by_pid.dedup_by_key(|e| e.0);
         self
     }
+
+    /// Owners given outright, for hand-built fixtures.
+    #[cfg(test)]
+    pub(crate) fn from_list(list: Vec<(i32, Owner)>) -> Owners {
+        let mut owners = Owners::with_capacity(list.len());
+        let mut seen = HashMap::new();
+        for (pid, owner) in list {
+            owners.insert(pid, owner, &mut seen);
+        }
+        owners.finish()
+    }
 }
 
 fn basename(arg: &OsStr) -> &[u8] {

@@ -2,6 +2,8 @@
 //! exit code comes from the worst severity. Every untrusted string goes through
 //! [`crate::escape`] in text and through [`json::Bytes`] in JSON.
 
+#[cfg(test)]
+mod golden;
 pub mod json;
 pub mod nagios;
 pub mod output;
@@ -27,7 +29,20 @@ pub struct Report<'a> {
     pub scan_seconds: f64,
 }
 
-impl Report<'_> {
+impl<'a> Report<'a> {
+    /// The report of `scan` over `roots`, its exit code from the worst finding.
+    pub fn of(scan: &'a crate::scan::Scan, roots: &'a [DeployRoot], scan_seconds: f64) -> Self {
+        Report {
+            roots,
+            snap: &scan.snap,
+            attr: &scan.attr,
+            owners: &scan.owners,
+            findings: &scan.findings,
+            exit: ExitCode::from_worst(crate::findings::worst(&scan.findings)),
+            scan_seconds,
+        }
+    }
+
     /// The one-line summary both renderers start with, without the status word.
     pub fn summary(&self) -> String {
         /// What a kind counts in the summary.

@@ -105,6 +105,21 @@ fn fx_proc(
 
 impl Fixture {
     fn new() -> Self {
+        Self::with_owners(Vec::new())
+    }
+
+    /// The fixture with these owners (pid, owner): the remedies and labels of each kind of
+    /// supervisor.
+    #[allow(dead_code)]
+    fn with_owners(owners: Vec<(i32, crate::owner::Owner)>) -> Self {
+        Self::with(owners, |_| {})
+    }
+
+    /// The fixture with these owners, after `edit` has changed its processes.
+    fn with(
+        owners: Vec<(i32, crate::owner::Owner)>,
+        edit: impl FnOnce(&mut Vec<crate::snapshot::Process>),
+    ) -> Self {
         use crate::layout::Current;
         use crate::snapshot::LinkError;
         let roots = vec![
@@ -174,6 +189,7 @@ impl Fixture {
                 &["node", "server.js"],
             ),
         ];
+        edit(&mut processes);
         processes.sort_by_key(|p| p.pid);
         let snap = crate::snapshot::Snapshot::new(
             processes,
@@ -193,16 +209,16 @@ impl Fixture {
             singleton,
         };
         let grace = std::time::Duration::ZERO;
-        let mut shop = crate::findings::AppSettings::with_grace(grace);
+        let mut shop = crate::settings::AppSettings::with_grace(grace);
         shop.roles = vec![
             role("beat|sched", "celery beat", None, Some(1), true),
             role("worker", "queue:work", Some(3), None, false),
         ];
-        let settings = crate::findings::Settings {
+        let settings = crate::settings::Settings {
             apps: vec![
                 shop,
-                crate::findings::AppSettings::with_grace(grace),
-                crate::findings::AppSettings::with_grace(grace),
+                crate::settings::AppSettings::with_grace(grace),
+                crate::settings::AppSettings::with_grace(grace),
             ],
         };
         let mut attr = crate::attribution::attribute(&roots, &snap);
@@ -214,13 +230,14 @@ impl Fixture {
             .filter(|p| p.is_zombie())
             .map(|p| p.pid)
             .collect();
-        let owners = crate::owner::Owners::default();
+        let owners = crate::owner::Owners::from_list(owners);
         let findings = crate::findings::evaluate(&crate::findings::Input {
             roots: &roots,
             snap: &snap,
             attr: &attr,
             owners: &owners,
             settings: &settings,
+            history: None,
         });
         let exit = crate::exit::ExitCode::from_worst(crate::findings::worst(&findings));
         Fixture {

@@ -1,16 +1,51 @@
-//! The plan of a run: command-line arguments, the config file and built-in defaults merged
-//! once into the deploy roots to check and each one's settings. Precedence: flags, then the
-//! file (the app's own value, then the file's global one), then defaults. Everything after
-//! this trusts the plan.
+//! Settings: command-line arguments, the config file and built-in defaults merged once, by
+//! [`plan`], into the deploy roots to check and each one's [`AppSettings`]. Precedence: flags,
+//! then the file (the app's own value, then the file's global one), then defaults. Every stage
+//! after this (placement, rules, renderers) trusts the plan and never sees argv or the file.
 
-use super::UsageError;
 use crate::config::{self, Config};
 use crate::escape::escape;
-use crate::findings::{AppSettings, Settings};
 use crate::layout::discover::{discover, DEFAULT_PLACES};
 use crate::layout::DeployRoot;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// An error that is the caller's fault (bad argument or config): exit 3 with its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What one app expects, merged from flags, config file and defaults.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    pub grace: Duration,
+    /// Processes whose command line matches are left out of the app.
+    pub ignore: Vec<regex::Regex>,
+    pub roles: Vec<crate::config::Role>,
+}
+
+impl AppSettings {
+    /// Zero-config: only a grace period.
+    pub fn with_grace(grace: Duration) -> Self {
+        AppSettings {
+            grace,
+            ignore: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+}
+
+/// Settings the rules need, already validated: one entry per deploy root, same order.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub apps: Vec<AppSettings>,
+}
+
+impl Settings {
+    pub fn grace(&self, app: usize) -> Duration {
+        self.apps.get(app).map(|a| a.grace).unwrap_or_default()
+    }
+}
 
 pub struct Plan {
     pub roots: Vec<DeployRoot>,

@@ -1,0 +1,133 @@
+//! The scan: the one pipeline every command runs, in the order the data flows.
+//!
+//! ```text
+//!  read /proc ─► place (pure) ─► second look ─► rules (pure)
+//!   Snapshot      Attribution     owners,         Findings
+//!                                 re-verify,
+//!                                 zombie confirm
+//! ```
+//!
+//! 1. **read**: one pass over `/proc` ([`ProcSource::snapshot`]).
+//! 2. **place**: each process gets at most one (app, release) and the evidence for it, then
+//!    each app's `ignore` and `roles` apply ([`crate::attribution`]). Pure.
+//! 3. **second look**: only for the processes that can decide a finding: their owners (cgroup
+//!    and the few named environment keys), a re-check that each is still the process that was
+//!    read and lives in our mount namespace, and a second look at zombies after
+//!    [`crate::attribution::ZOMBIE_CONFIRM`] (the only wait in a scan). It reads the host.
+//! 4. **rules**: one per finding kind, over everything above and the agent's restart history
+//!    ([`crate::findings::evaluate`]). Pure.
+//!
+//! When a `current` link moves during the scan, the layout is read again and the scan repeated
+//! once, so findings never mix two layouts. Commands call [`scan`] and render its [`Scan`];
+//! none of them runs a stage of its own.
+
+use crate::attribution::{self, Attribution};
+use crate::findings::restart_loop::History;
+use crate::findings::{self, Finding, Input};
+use crate::layout::DeployRoot;
+use crate::owner::{self, Owners};
+use crate::settings::Settings;
+use crate::snapshot::{ProcSource, Snapshot};
+
+/// What one scan found, stage by stage.
+pub struct Scan {
+    pub snap: Snapshot,
+    pub attr: Attribution,
+    pub owners: Owners,
+    pub findings: Vec<Finding>,
+}
+
+/// What a caller asks of a scan beyond the roots and settings.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Read the owner of every placed process (JSON and `ps` show them all), not only of those
+    /// a finding may name.
+    pub all_owners: bool,
+    /// The agent's restart history: this scan is recorded in it, and the `restart-loop` rule
+    /// runs over it.
+    pub history: Option<&'a mut History>,
+}
+
+/// Scan against `roots`, reading them again (and once more) if a `current` link moved.
+pub fn scan(
+    roots: &mut Vec<DeployRoot>,
+    source: &mut dyn ProcSource,
+    settings: &Settings,
+    options: Options,
+) -> anyhow::Result<Scan> {
+    let mut retried = false;
+    loop {
+        let snap = read(source)?;
+        let mut attr = place(roots, &snap, settings);
+        let owners = second_look(&snap, &mut attr, source, options.all_owners);
+        match layout_moved(roots) {
+            Some(reloaded) if !retried => {
+                retried = true;
+                *roots = reloaded;
+                continue;
+            }
+            _ => {}
+        }
+        let history = options.history.map(|h| {
+            h.observe(&snap, &attr);
+            &*h
+        });
+        let findings = findings::evaluate(&Input {
+            roots,
+            snap: &snap,
+            attr: &attr,
+            owners: &owners,
+            settings,
+            history,
+        });
+        return Ok(Scan {
+            snap,
+            attr,
+            owners,
+            findings,
+        });
+    }
+}
+
+/// Stage 1: one pass over `/proc`.
+pub fn read(source: &mut dyn ProcSource) -> anyhow::Result<Snapshot> {
+    source
+        .snapshot()
+        .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))
+}
+
+/// Stage 2 (pure): place each process in at most one app and release, then apply each app's
+/// `ignore` and `roles`.
+pub fn place(roots: &[DeployRoot], snap: &Snapshot, settings: &Settings) -> Attribution {
+    let mut attr = attribution::attribute(roots, snap);
+    attribution::apply_settings(&mut attr, snap, settings);
+    attr
+}
+
+/// Stage 3: the reads that only the processes which can decide a finding pay for. Owners read
+/// cgroup and environ before the re-check, so a pid reused during those reads is caught by it.
+pub fn second_look(
+    snap: &Snapshot,
+    attr: &mut Attribution,
+    source: &mut dyn ProcSource,
+    all_owners: bool,
+) -> Owners {
+    let deciding = attribution::deciders(attr, snap);
+    let owners = owner::collect(snap, attr, &deciding, source, all_owners);
+    attribution::verify(attr, snap, &deciding, source);
+    attribution::confirm_zombies(attr, snap, source);
+    owners
+}
+
+/// The roots read again, when a `current` link moved (or was replaced) since they were read.
+fn layout_moved(roots: &[DeployRoot]) -> Option<Vec<DeployRoot>> {
+    let reloaded: Vec<DeployRoot> = roots
+        .iter()
+        .map(|r| r.reload().unwrap_or_else(|_| r.clone()))
+        .collect();
+    let moved = reloaded
+        .iter()
+        .zip(roots)
+        .any(|(a, b)| a.current != b.current || a.switch_time != b.switch_time);
+    moved.then_some(reloaded)
+}
