@@ -4,7 +4,7 @@
 //! taken from another process), each with PR_SET_PDEATHSIG so nothing outlives the demo. Its
 //! processes are ended by pid and its directory removed when it ends, also on Ctrl-C.
 
-use crate::cli::{CheckArgs, ColorChoice, Format};
+use crate::cli::{CheckArgs, ColorChoice, Format, RootsArgs, ScanArgs};
 use crate::exit::ExitCode;
 use nix::sys::signal::{SigSet, Signal};
 use std::io::Write;
@@ -185,14 +185,16 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
     writeln!(out, "\n$ relwatch check {} --grace 0s\n", root.display())?;
 
     let args = CheckArgs {
-        roots: vec![root.clone()],
         format: Format::Text,
         grace: Some(std::time::Duration::ZERO),
-        config: None,
-        discover: Vec::new(),
+        roots: RootsArgs {
+            roots: vec![root.clone()],
+            config: None,
+            discover: Vec::new(),
+        },
         color: ColorChoice::Auto,
         output: None,
-        scan: crate::cli::ScanArgs { jobs: None },
+        scan: ScanArgs { jobs: None },
     };
     let code = super::check::run(&args, out)?;
     writeln!(

@@ -39,9 +39,9 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         settings,
         ..
     } = crate::settings::plan(
-        &args.roots,
-        &args.discover,
-        args.config.as_deref(),
+        &args.roots.roots,
+        &args.roots.discover,
+        args.roots.config.as_deref(),
         Some(Duration::ZERO),
     )?;
     if roots.is_empty() {
@@ -54,7 +54,7 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let live = std::io::stdout().is_terminal();
     let started = Instant::now();
     let deadline = started + args.timeout;
-    let mut source = args.scan.source();
+    let mut source = super::proc_reader(args.scan.jobs);
     let mut last: Option<Vec<(i32, u64)>> = None;
     let mut drawn = false;
     loop {

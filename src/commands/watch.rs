@@ -147,9 +147,9 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         settings,
         ..
     } = plan(
-        &args.roots,
-        &args.discover,
-        args.config.as_deref(),
+        &args.roots.roots,
+        &args.roots.discover,
+        args.roots.config.as_deref(),
         args.grace,
     )?;
     if let Some(dir) = &args.textfile {
@@ -207,7 +207,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     };
 
     let mut watched: HashMap<PathBuf, (u64, u64)> = HashMap::new();
-    let mut source = args.scan.source();
+    let mut source = super::proc_reader(args.scan.jobs);
     let mut history = History::new(args.restart_limit, args.restart_window);
     let mut known: BTreeMap<Key, Severity> = BTreeMap::new();
     let mut pidfds: Vec<(i32, OwnedFd)> = Vec::new();
