@@ -183,12 +183,27 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
         "  cleanup: rm -rf releases/1 (keeping the 2 newest), as a deploy's cleanup step does"
     )?;
     writeln!(out, "\n$ relwatch check {} --grace 0s\n", root.display())?;
+    let code = check(&root, out)?;
+    explain(master, straggler, out)?;
+    Ok(if code == ExitCode::Critical {
+        ExitCode::Ok
+    } else {
+        writeln!(
+            out,
+            "\nrelwatch demo: expected CRITICAL, got {}: please report this",
+            code.label()
+        )?;
+        ExitCode::Warning
+    })
+}
 
+/// `relwatch check ROOT --grace 0s`, the command the demo shows.
+fn check(root: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let args = CheckArgs {
         format: Format::Text,
         grace: Some(std::time::Duration::ZERO),
         roots: RootsArgs {
-            roots: vec![root.clone()],
+            roots: vec![root.to_path_buf()],
             config: None,
             discover: Vec::new(),
         },
@@ -196,7 +211,11 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
         output: None,
         scan: ScanArgs { jobs: None },
     };
-    let code = super::check::run(&args, out)?;
+    super::check::run(&args, out)
+}
+
+/// What each line of the report says, with the demo's own pids.
+fn explain(master: i32, straggler: i32, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "\nWhat it says:
@@ -215,15 +234,5 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
   - The release lines count the processes on each release; deleted ones are marked.
   - Try `relwatch ps ROOT` for the tree view, `--format json` for scripts, and `relwatch wait`
     and `relwatch in-use` in your deploy hooks (see the README)."
-    )?;
-    Ok(if code == ExitCode::Critical {
-        ExitCode::Ok
-    } else {
-        writeln!(
-            out,
-            "\nrelwatch demo: expected CRITICAL, got {}: please report this",
-            code.label()
-        )?;
-        ExitCode::Warning
-    })
+    )
 }
