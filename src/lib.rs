@@ -1,28 +1,45 @@
 //! relwatch: find processes that run an old or deleted release of a symlinked deploy.
 //!
-//! Data flows one way, and every stage but the first and the last is pure:
+//! Data flows one way. The stages that read the host say so; the others are pure:
 //!
 //! ```text
 //!  /proc ──► snapshot ──┐
-//!                       ├──► attribution ──► findings ──► report (text | json)
-//!  deploy roots ► layout┘      (evidence)      (rules)
+//!                       ├──► attribution ──► second look ──► findings ──► report
+//!  deploy roots ► layout┘    placement,      owners, re-check,  rules,       text, json, nagios,
+//!                            pure            zombie confirm:    pure         prometheus, ps, in-use
+//!                                            reads the host
+//!        settings (flags + config file + defaults, resolved once) feed placement and rules
 //! ```
 //!
-//! `commands` compose the stages; `cli` is the only place that sees argv.
+//! [`scan`] runs the stages in that order, for every command. The modules below are listed in
+//! the order data flows through them.
 
-pub mod attribution;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod escape;
-pub mod exit;
-pub mod findings;
-pub mod layout;
-pub mod owner;
-pub mod report;
-pub mod scan;
-pub mod settings;
+// one pass over /proc into plain data (reads the host)
 pub mod snapshot;
+// each deploy root on disk: its `current` link, releases and switch history
+pub mod layout;
+// the config file, read, or refused with file, line and key
+pub mod config;
+// flags, config file and defaults merged once into the roots and each one's settings
+pub mod settings;
+// each process placed in at most one (app, release), with the evidence; re-check, zombies
+pub mod attribution;
+// who started each process (unit, program, service, session), so what to restart
+pub mod owner;
+// one rule per finding kind, pure over everything above
+pub mod findings;
+// the one pipeline: read, place, second look, rules
+pub mod scan;
+// renderers that only format: text, JSON, Nagios, Prometheus, the ps tree, in-use
+pub mod report;
+// untrusted text made safe for a terminal, a log line or a monitoring line
+pub mod escape;
+// the exit code: the monitoring-plugin convention, in one type
+pub mod exit;
+// the command line: the only place that sees argv
+pub mod cli;
+// each subcommand: a thin composition of one scan and one renderer
+pub mod commands;
 
 use exit::ExitCode;
 

@@ -11,7 +11,8 @@
 //! an app: the paths asked about need not belong to any deploy root, and a process holds a path
 //! whichever release it was placed on, so placement and the rules have nothing to add.
 //!
-//! Exit codes: 0 nobody uses them, 1 some process does, 3 a bad argument.
+//! It only answers; it deletes nothing. Exit codes: 0 nobody uses them, 1 some process does, 3 a
+//! bad argument.
 
 use super::UsageError;
 use crate::cli::{InUseArgs, InUseFormat as Format};

@@ -1,12 +1,12 @@
 //! `relwatch wait`: after a switch, block until every process of the app runs the current
 //! release.
 //!
-//! Each round is one scan and its [`Verdict`]: converged, failed, timed out, or still waiting
+//! Each round is one scan and its `Verdict`: converged, failed, timed out, or still waiting
 //! for some laggards. A full scan runs about once a second; between scans only the laggards are
 //! polled, by pid *and* start time, every 50 ms, so the wait ends within a fraction of a second
 //! of the last one being replaced and a reused pid is never taken for the old process. A
 //! deleted release, a broken current link or a duplicate singleton ends the wait at once:
-//! waiting cannot fix them.
+//! waiting cannot fix them. It reports; it restarts nothing.
 
 use crate::attribution::{Attribution, ReleaseState};
 use crate::cli::WaitArgs;

@@ -1,17 +1,18 @@
 //! `relwatch watch`: the agent. It rescans when the filesystem or a process says something
 //! changed, and otherwise sleeps.
 //!
-//! - [`wake`]: what wakes it (signals, inotify on the deploy directories, a pidfd for each
+//! - `wake`: what wakes it (signals, inotify on the deploy directories, a pidfd for each
 //!   process a finding names), all into one `poll`.
-//! - [`schedule`]: when to scan (at once after a wake-up but at most once per gap, when a grace
+//! - `schedule`: when to scan (at once after a wake-up but at most once per gap, when a grace
 //!   period ends, every `--interval` for what nothing announces: zombies, duplicates, orphans,
 //!   restart loops).
-//! - [`diff`]: what to say: one log line on stderr per finding that appeared, changed or
+//! - `diff`: what to say: one log line on stderr per finding that appeared, changed or
 //!   cleared, with a syslog priority prefix under the journal.
 //!
 //! Each scan is the one pipeline ([`crate::scan::scan`]) with the agent's restart history;
 //! `--textfile DIR` gets `relwatch.prom` rewritten atomically after every scan. The layout is
-//! read again before each scan: a deploy may have switched or deleted a release since.
+//! read again before each scan: a deploy may have switched or deleted a release since. Like
+//! every command it only reports: it never restarts or ends a process.
 
 mod diff;
 mod schedule;
