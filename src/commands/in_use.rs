@@ -14,12 +14,12 @@
 //! It only answers; it deletes nothing. Exit codes: 0 nobody uses them, 1 some process does, 3 a
 //! bad argument.
 
-use super::UsageError;
 use crate::cli::{InUseArgs, InUseFormat as Format};
 use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::owner::Owners;
 use crate::report::in_use::{Holder, InUse, PathUse, Use};
+use crate::settings::UsageError;
 use crate::snapshot::{Link, ProcSource, Snapshot};
 use std::ffi::OsString;
 use std::io::Write;

@@ -17,8 +17,6 @@ use crate::settings::Plan;
 use crate::snapshot::linux::LinuxProc;
 use std::time::Duration;
 
-pub use crate::settings::UsageError;
-
 /// The /proc reader of this host, with `--jobs` threads when given.
 pub fn proc_reader(jobs: Option<u16>) -> LinuxProc {
     let proc = LinuxProc::default();

@@ -41,7 +41,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     } = super::plan(&args.roots, args.grace)?;
     if let Some(dir) = &args.textfile {
         if !dir.is_dir() {
-            return Err(super::UsageError(format!(
+            return Err(crate::settings::UsageError(format!(
                 "--textfile {}: not a directory (node_exporter's --collector.textfile.directory)",
                 escape(dir)
             ))
