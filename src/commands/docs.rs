@@ -23,7 +23,7 @@ pub fn man(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 
 /// The man page: the main page, then a section per command with its synopsis, description,
 /// options and examples (the commands' own headings become subsections).
-pub fn man_page() -> std::io::Result<Vec<u8>> {
+fn man_page() -> std::io::Result<Vec<u8>> {
     let cmd = Cli::command();
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut page)?;

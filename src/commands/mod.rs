@@ -18,7 +18,7 @@ use crate::snapshot::linux::LinuxProc;
 use std::time::Duration;
 
 /// The /proc reader of this host, with `--jobs` threads when given.
-pub fn proc_reader(jobs: Option<u16>) -> LinuxProc {
+fn proc_reader(jobs: Option<u16>) -> LinuxProc {
     let proc = LinuxProc::default();
     match jobs {
         Some(jobs) => proc.with_jobs(usize::from(jobs)),
