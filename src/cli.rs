@@ -1,5 +1,8 @@
-//! The command-line definition (clap derive). Raw arguments are validated here once and turned
-//! into plain option structs by the commands; nothing else looks at argv.
+//! The command-line definition (clap derive): what argv may hold, and the help and man text for
+//! it. It only parses: the commands turn these structs into settings and a /proc reader, and
+//! nothing else looks at argv. Every subcommand's `--help` and man section are part of the
+//! interface (packages ship the man page), so a change here keeps them byte for byte unless it
+//! means to change them.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -159,28 +162,26 @@ pub enum ConfigCommand {
     Example,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct WaitArgs {
+// What `check`, `ps`, `wait` and `watch` share: the deploy roots, the config file and where to
+// discover roots. The help below is `check`'s; `wait_words` and `watch_words` give the other
+// two their own, since every --help and man section is pinned byte for byte. (A `//` comment:
+// a doc comment here would become the `about` of each command that flattens this.)
+#[derive(Debug, Clone, clap::Args)]
+pub struct RootsArgs {
     /// Deploy roots: a directory holding a `current` link, or the `current` link itself.
     /// Without any, relwatch discovers them (see --discover).
     #[arg(value_name = "ROOT")]
     pub roots: Vec<PathBuf>,
 
-    /// Give up after this long (e.g. 30s, 2m, 1h)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
-    pub timeout: Duration,
-
-    /// Where to look for deploy roots when none is named (repeatable)
-    #[arg(long, value_name = "DIR")]
-    pub discover: Vec<PathBuf>,
-
-    /// Config file: apps and roles (a duplicate singleton ends the wait with 2)
-    /// [default: /etc/relwatch/config.yaml when it exists]
+    /// Config file: apps, roles, grace periods [default: /etc/relwatch/config.yaml when it
+    /// exists]
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    #[command(flatten)]
-    pub scan: ScanArgs,
+    /// Where to look for deploy roots when none is named (repeatable; a trailing /* means
+    /// every directory in it) [default: /var/www /srv /opt /home/* /data]
+    #[arg(long, value_name = "DIR")]
+    pub discover: Vec<PathBuf>,
 }
 
 /// How the pass over /proc runs.
@@ -193,31 +194,42 @@ pub struct ScanArgs {
     pub jobs: Option<u16>,
 }
 
-impl ScanArgs {
-    /// The Linux reader this asks for.
-    pub fn source(&self) -> crate::snapshot::linux::LinuxProc {
-        let proc = crate::snapshot::linux::LinuxProc::default();
-        match self.jobs {
-            Some(jobs) => proc.with_jobs(usize::from(jobs)),
-            None => proc,
-        }
+/// The `--discover` help of `wait` and `watch`.
+const DISCOVER_NAMED: &str = "Where to look for deploy roots when none is named (repeatable)";
+
+#[derive(Debug, clap::Args)]
+#[command(mut_args(wait_words))]
+pub struct WaitArgs {
+    /// Give up after this long (e.g. 30s, 2m, 1h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub roots: RootsArgs,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// `wait`'s help for the shared arguments, and its order: --discover before --config.
+fn wait_words(arg: clap::Arg) -> clap::Arg {
+    match arg.get_id().as_str() {
+        "discover" => arg.help(DISCOVER_NAMED).display_order(1),
+        "config" => arg
+            .help(
+                "Config file: apps and roles (a duplicate singleton ends the wait with 2) \
+                 [default: /etc/relwatch/config.yaml when it exists]",
+            )
+            .display_order(2),
+        _ => arg,
     }
 }
 
 #[derive(Debug, clap::Args)]
+#[command(mut_args(watch_words))]
 pub struct WatchArgs {
-    /// Deploy roots: a directory holding a `current` link, or the `current` link itself.
-    /// Without any, the config file's apps, else discovery.
-    #[arg(value_name = "ROOT")]
-    pub roots: Vec<PathBuf>,
-
-    /// Config file [default: /etc/relwatch/config.yaml when it exists]
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Where to look for deploy roots when none is named (repeatable)
-    #[arg(long, value_name = "DIR")]
-    pub discover: Vec<PathBuf>,
+    #[command(flatten)]
+    pub roots: RootsArgs,
 
     /// Rewrite DIR/relwatch.prom after every scan (node_exporter's textfile directory)
     #[arg(long, value_name = "DIR")]
@@ -242,6 +254,19 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     pub scan: ScanArgs,
+}
+
+/// `watch`'s help for the shared arguments.
+fn watch_words(arg: clap::Arg) -> clap::Arg {
+    match arg.get_id().as_str() {
+        "roots" => arg.help(
+            "Deploy roots: a directory holding a `current` link, or the `current` link itself. \
+             Without any, the config file's apps, else discovery",
+        ),
+        "config" => arg.help("Config file [default: /etc/relwatch/config.yaml when it exists]"),
+        "discover" => arg.help(DISCOVER_NAMED),
+        _ => arg,
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -285,11 +310,6 @@ pub enum ColorChoice {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Deploy roots: a directory holding a `current` link, or the `current` link itself.
-    /// Without any, relwatch discovers them (see --discover).
-    #[arg(value_name = "ROOT")]
-    pub roots: Vec<PathBuf>,
-
     /// Output format
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -299,15 +319,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Option<Duration>,
 
-    /// Config file: apps, roles, grace periods [default: /etc/relwatch/config.yaml when it
-    /// exists]
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Where to look for deploy roots when none is named (repeatable; a trailing /* means
-    /// every directory in it) [default: /var/www /srv /opt /home/* /data]
-    #[arg(long, value_name = "DIR")]
-    pub discover: Vec<PathBuf>,
+    #[command(flatten)]
+    pub roots: RootsArgs,
 
     /// When to color the text output
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]

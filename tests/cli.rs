@@ -76,3 +76,44 @@ fn a_closed_pipe_is_not_an_error() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn wait_and_watch_keep_their_own_words_for_the_shared_root_arguments() {
+    // check, ps, wait and watch share one definition of ROOT, --config and --discover; wait and
+    // watch reword them by argument id, so a renamed field would silently take check's words.
+    let wait = relwatch(["wait", "--help"]);
+    assert!(
+        wait.stdout
+            .contains("Config file: apps and roles (a duplicate singleton ends the wait with 2)"),
+        "{wait}"
+    );
+    let discover = wait
+        .stdout
+        .find("--discover <DIR>")
+        .expect("wait has --discover");
+    let config = wait
+        .stdout
+        .find("--config <FILE>")
+        .expect("wait has --config");
+    assert!(discover < config, "wait lists --discover first: {wait}");
+    assert!(!wait.stdout.contains("a trailing /*"), "{wait}");
+    let watch = relwatch(["watch", "--help"]);
+    assert!(
+        watch
+            .stdout
+            .contains("the config file's apps, else discovery"),
+        "{watch}"
+    );
+    assert!(
+        watch
+            .stdout
+            .contains("Config file [default: /etc/relwatch/config.yaml"),
+        "{watch}"
+    );
+    assert!(!watch.stdout.contains("a trailing /*"), "{watch}");
+    let check = relwatch(["check", "--help"]);
+    assert!(
+        check.stdout.contains("a trailing /* means every"),
+        "{check}"
+    );
+}

@@ -1,58 +1,55 @@
-//! `relwatch check`: one scan, one report.
+//! `relwatch check` and `relwatch ps`: one scan, one report. `check` is the verdict (its exit
+//! code is the worst finding's); `ps` is the same scan drawn as a tree and always exits 0.
+//!
+//! JSON and text are streamed to the writer: a scan of 20,000 processes never holds its report
+//! in memory as a string.
 
 use crate::cli::{CheckArgs, ColorChoice, Format};
 use crate::escape::escape;
 use crate::exit::ExitCode;
-use crate::report::{json, text};
+use crate::layout::DeployRoot;
+use crate::report::{json, text, Report};
 use crate::scan::{scan, Options};
+use crate::settings::Plan;
 use std::io::Write;
+use std::path::PathBuf;
 
-/// What `check` and `ps` print: one document per run.
+/// What `check` and `ps` print from the same scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
+enum View {
     Check,
     Tree,
 }
 
+/// `relwatch check`.
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     run_view(args, View::Check, out)
 }
 
-pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let crate::settings::Plan {
+/// `relwatch ps`: exits 0 whatever it shows (`check` is for alerting).
+pub fn ps(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    run_view(args, View::Tree, out)?;
+    Ok(ExitCode::Ok)
+}
+
+fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let Plan {
         mut roots,
         settings,
         searched,
-    } = crate::settings::plan(
-        &args.roots,
-        &args.discover,
-        args.config.as_deref(),
-        args.grace,
-    )?;
+    } = super::plan(&args.roots, args.grace)?;
     if roots.is_empty() {
-        let places: Vec<String> = searched.iter().flatten().map(escape).collect();
-        let msg = format!(
-            "no deploy roots found under {} (name one: relwatch check /srv/app)",
-            places.join(", ")
-        );
+        let msg = nothing_found(searched.as_deref().unwrap_or_default());
         if args.format == Format::Text && view == View::Check && args.output.is_none() {
             writeln!(out, "relwatch OK: {msg}")?;
             return Ok(ExitCode::Ok);
         }
         // Machine formats still get a whole, valid document (with no apps).
         eprintln!("relwatch: {msg}");
+    } else if let Some(places) = &searched {
+        eprintln!("relwatch: {}", discovered(&roots, places));
     }
-    if let Some(places) = searched.as_ref().filter(|_| !roots.is_empty()) {
-        let found: Vec<String> = roots.iter().map(|r| escape(&r.root)).collect();
-        eprintln!(
-            "relwatch: found {} deploy root{} under {}: {}",
-            roots.len(),
-            if roots.len() == 1 { "" } else { "s" },
-            places.iter().map(escape).collect::<Vec<_>>().join(", "),
-            found.join(", ")
-        );
-    }
-    let mut source = args.scan.source();
+    let mut source = super::proc_reader(args.scan.jobs);
     let began = std::time::Instant::now();
     // JSON and the ps tree show every process's owner; the other outputs only those in findings.
     let all_owners = args.format == Format::Json || view == View::Tree;
@@ -65,35 +62,14 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
             history: None,
         },
     )?;
-    let report = crate::report::Report::of(&result, &roots, began.elapsed().as_secs_f64());
-    let exit = report.exit;
+    let report = Report::of(&result, &roots, began.elapsed().as_secs_f64());
     let color = args.output.is_none()
         && match args.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => color_auto(),
         };
-    // JSON and text are streamed: a scan of 20,000 processes never holds its report in memory.
-    let emit = |w: &mut dyn Write| -> std::io::Result<()> {
-        match args.format {
-            Format::Json => {
-                json::write(&report, true, &mut *w).map_err(|e| match e.io_error_kind() {
-                    // keep a broken pipe a broken pipe: `check --format json | head` is clean
-                    Some(kind) => std::io::Error::from(kind),
-                    None => std::io::Error::other(e),
-                })?;
-                writeln!(w)
-            }
-            Format::Nagios => w.write_all(crate::report::nagios::render(&report).as_bytes()),
-            Format::Prometheus => {
-                w.write_all(crate::report::prometheus::render(&report).as_bytes())
-            }
-            Format::Text if view == View::Tree => {
-                w.write_all(crate::report::tree::render(&report).as_bytes())
-            }
-            Format::Text => text::write(&report, text::Style { color }, &mut *w),
-        }
-    };
+    let emit = |w: &mut dyn Write| write_report(&report, args.format, view, color, w);
     match &args.output {
         Some(path) => crate::report::output::write_atomic_with(path, emit).map_err(|e| {
             anyhow::anyhow!(
@@ -107,7 +83,54 @@ pub fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Re
             w.flush()?;
         }
     }
-    Ok(exit)
+    Ok(report.exit)
+}
+
+/// "no deploy roots found under /srv, /opt (name one: relwatch check /srv/app)"
+fn nothing_found(searched: &[PathBuf]) -> String {
+    let places: Vec<String> = searched.iter().map(escape).collect();
+    format!(
+        "no deploy roots found under {} (name one: relwatch check /srv/app)",
+        places.join(", ")
+    )
+}
+
+/// "found 2 deploy roots under /srv: /srv/shop, /srv/blog"
+fn discovered(roots: &[DeployRoot], places: &[PathBuf]) -> String {
+    let found: Vec<String> = roots.iter().map(|r| escape(&r.root)).collect();
+    format!(
+        "found {} deploy root{} under {}: {}",
+        roots.len(),
+        if roots.len() == 1 { "" } else { "s" },
+        places.iter().map(escape).collect::<Vec<_>>().join(", "),
+        found.join(", ")
+    )
+}
+
+/// The report in the format asked for.
+fn write_report(
+    report: &Report,
+    format: Format,
+    view: View,
+    color: bool,
+    w: &mut dyn Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            json::write(report, true, &mut *w).map_err(|e| match e.io_error_kind() {
+                // keep a broken pipe a broken pipe: `check --format json | head` is clean
+                Some(kind) => std::io::Error::from(kind),
+                None => std::io::Error::other(e),
+            })?;
+            writeln!(w)
+        }
+        Format::Nagios => w.write_all(crate::report::nagios::render(report).as_bytes()),
+        Format::Prometheus => w.write_all(crate::report::prometheus::render(report).as_bytes()),
+        Format::Text if view == View::Tree => {
+            w.write_all(crate::report::tree::render(report).as_bytes())
+        }
+        Format::Text => text::write(report, text::Style { color }, &mut *w),
+    }
 }
 
 /// Color when stdout is a terminal, `NO_COLOR` is unset or empty, and `TERM` is not `dumb`.

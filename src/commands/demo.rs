@@ -4,7 +4,7 @@
 //! taken from another process), each with PR_SET_PDEATHSIG so nothing outlives the demo. Its
 //! processes are ended by pid and its directory removed when it ends, also on Ctrl-C.
 
-use crate::cli::{CheckArgs, ColorChoice, Format};
+use crate::cli::{CheckArgs, ColorChoice, Format, RootsArgs, ScanArgs};
 use crate::exit::ExitCode;
 use nix::sys::signal::{SigSet, Signal};
 use std::io::Write;
@@ -183,18 +183,39 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
         "  cleanup: rm -rf releases/1 (keeping the 2 newest), as a deploy's cleanup step does"
     )?;
     writeln!(out, "\n$ relwatch check {} --grace 0s\n", root.display())?;
+    let code = check(&root, out)?;
+    explain(master, straggler, out)?;
+    Ok(if code == ExitCode::Critical {
+        ExitCode::Ok
+    } else {
+        writeln!(
+            out,
+            "\nrelwatch demo: expected CRITICAL, got {}: please report this",
+            code.label()
+        )?;
+        ExitCode::Warning
+    })
+}
 
+/// `relwatch check ROOT --grace 0s`, the command the demo shows.
+fn check(root: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let args = CheckArgs {
-        roots: vec![root.clone()],
         format: Format::Text,
         grace: Some(std::time::Duration::ZERO),
-        config: None,
-        discover: Vec::new(),
+        roots: RootsArgs {
+            roots: vec![root.to_path_buf()],
+            config: None,
+            discover: Vec::new(),
+        },
         color: ColorChoice::Auto,
         output: None,
-        scan: crate::cli::ScanArgs { jobs: None },
+        scan: ScanArgs { jobs: None },
     };
-    let code = super::check::run(&args, out)?;
+    super::check::run(&args, out)
+}
+
+/// What each line of the report says, with the demo's own pids.
+fn explain(master: i32, straggler: i32, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "\nWhat it says:
@@ -213,15 +234,5 @@ fn play(cleanup: &Arc<Mutex<Cleanup>>, out: &mut dyn Write) -> anyhow::Result<Ex
   - The release lines count the processes on each release; deleted ones are marked.
   - Try `relwatch ps ROOT` for the tree view, `--format json` for scripts, and `relwatch wait`
     and `relwatch in-use` in your deploy hooks (see the README)."
-    )?;
-    Ok(if code == ExitCode::Critical {
-        ExitCode::Ok
-    } else {
-        writeln!(
-            out,
-            "\nrelwatch demo: expected CRITICAL, got {}: please report this",
-            code.label()
-        )?;
-        ExitCode::Warning
-    })
+    )
 }

@@ -1,50 +1,33 @@
 //! `relwatch in-use PATH...`: is any process still using these release directories? What a
-//! cleanup step calls before `rm -rf`.
+//! cleanup step calls before `rm -rf`. This file finds the holders; [`crate::report::in_use`]
+//! prints them.
 //!
 //! It looks deeper than `check`: besides cwd, exe and command-line paths it reads every open
 //! file descriptor and every memory-mapped file. Those reads are paid only by the processes
 //! that could hold one: user-space processes in our mount namespace (kernel threads, zombies
 //! and containers' processes, whose paths are not ours, are skipped and counted).
 //!
-//! Exit codes: 0 nobody uses them, 1 some process does, 3 a bad argument.
+//! It reads /proc with the scan's first stage ([`crate::scan::read`]) but places no process in
+//! an app: the paths asked about need not belong to any deploy root, and a process holds a path
+//! whichever release it was placed on, so placement and the rules have nothing to add.
+//!
+//! It only answers; it deletes nothing. Exit codes: 0 nobody uses them, 1 some process does, 3 a
+//! bad argument.
 
-use super::UsageError;
 use crate::cli::{InUseArgs, InUseFormat as Format};
 use crate::escape::escape;
 use crate::exit::ExitCode;
-use crate::report::json::Bytes;
-use crate::snapshot::linux::LinuxProc;
+use crate::owner::Owners;
+use crate::report::in_use::{Holder, InUse, PathUse, Use};
+use crate::settings::UsageError;
 use crate::snapshot::{Link, ProcSource, Snapshot};
-use serde::Serialize;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-/// How a process uses a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Use {
-    Cwd,
-    Exe,
-    Script,
-    OpenFile,
-    MappedFile,
-}
-
-impl Use {
-    fn as_str(self) -> &'static str {
-        match self {
-            Use::Cwd => "cwd",
-            Use::Exe => "exe",
-            Use::Script => "script",
-            Use::OpenFile => "open file",
-            Use::MappedFile => "mapped file",
-        }
-    }
-}
-
+/// A path asked about: as given, canonical, and its identity.
 struct Target {
     given: PathBuf,
     canonical: PathBuf,
@@ -52,6 +35,7 @@ struct Target {
     ino: u64,
 }
 
+/// One use of one target by one process.
 struct Hit {
     target: usize,
     pid: i32,
@@ -72,8 +56,30 @@ fn link_hit(link: &Link, t: &Target) -> bool {
 }
 
 pub fn run(args: &InUseArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let targets = targets(&args.paths)?;
+    let mut source = super::proc_reader(None);
+    let snap = crate::scan::read(&mut source)?;
+    let (hits, skipped) = find_uses(&snap, &targets, &mut source);
+    let pids: Vec<i32> = {
+        let mut p: Vec<i32> = hits.iter().map(|h| h.pid).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    let owners = crate::owner::collect_pids(&snap, &pids, &mut source);
+    let answer = answer(&targets, &hits, &snap, &owners, skipped);
+    match args.format {
+        Format::Json => crate::report::in_use::write_json(&answer, out)?,
+        Format::Text => crate::report::in_use::write_text(&answer, out)?,
+    }
+    Ok(answer.exit)
+}
+
+/// Each path as given, canonical, with its identity; a path that does not exist is a usage
+/// error.
+fn targets(paths: &[PathBuf]) -> Result<Vec<Target>, UsageError> {
     let mut targets = Vec::new();
-    for given in &args.paths {
+    for given in paths {
         let canonical = std::fs::canonicalize(given).map_err(|e| {
             UsageError(format!(
                 "{}: {e} (give the release directories a cleanup is about to delete)",
@@ -89,130 +95,53 @@ pub fn run(args: &InUseArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             ino: meta.ino(),
         });
     }
-    let mut source = LinuxProc::default();
-    let snap = source
-        .snapshot()
-        .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))?;
-    let (hits, skipped) = find_uses(&snap, &targets, &mut source);
-    let pids: Vec<i32> = {
-        let mut p: Vec<i32> = hits.iter().map(|h| h.pid).collect();
-        p.sort_unstable();
-        p.dedup();
-        p
-    };
-    let owners = crate::owner::collect_pids(&snap, &pids, &mut source);
-    let owner_of = |pid: i32| {
-        owners
-            .get(pid)
-            .map(|o| o.label())
-            .unwrap_or_else(|| "owner unknown".into())
-    };
-    let code = if hits.is_empty() {
-        ExitCode::Ok
-    } else {
-        ExitCode::Warning
-    };
-    match args.format {
-        Format::Json => {
-            #[derive(Serialize)]
-            struct UseOut<'a> {
-                how: Use,
-                path: Bytes<'a>,
-            }
-            #[derive(Serialize)]
-            struct ProcOut<'a> {
-                pid: i32,
-                name: String,
-                owner: String,
-                uses: Vec<UseOut<'a>>,
-            }
-            #[derive(Serialize)]
-            struct PathOut<'a> {
-                path: Bytes<'a>,
-                in_use: bool,
-                processes: Vec<ProcOut<'a>>,
-            }
-            #[derive(Serialize)]
-            struct Doc<'a> {
-                version: u32,
-                in_use: bool,
-                exit_code: u8,
-                other_mount_ns: usize,
-                paths: Vec<PathOut<'a>>,
-            }
-            let paths = targets
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let mut procs: Vec<ProcOut> = Vec::new();
-                    for h in hits.iter().filter(|h| h.target == i) {
-                        let u = UseOut {
-                            how: h.how,
-                            path: Bytes::os(&h.path),
-                        };
-                        match procs.iter_mut().find(|p| p.pid == h.pid) {
-                            Some(p) => p.uses.push(u),
-                            None => procs.push(ProcOut {
-                                pid: h.pid,
-                                name: snap
-                                    .get(h.pid)
-                                    .map(|p| p.name().to_string_lossy().into_owned())
-                                    .unwrap_or_default(),
-                                owner: owner_of(h.pid),
-                                uses: vec![u],
-                            }),
-                        }
-                    }
-                    PathOut {
-                        path: Bytes::os(t.given.as_os_str()),
-                        in_use: !procs.is_empty(),
-                        processes: procs,
-                    }
-                })
-                .collect();
-            let doc = Doc {
-                version: crate::report::json::VERSION,
-                in_use: !hits.is_empty(),
-                exit_code: code.code(),
-                other_mount_ns: skipped,
-                paths,
-            };
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-        }
-        Format::Text => {
-            for (i, t) in targets.iter().enumerate() {
-                let mine: Vec<&Hit> = hits.iter().filter(|h| h.target == i).collect();
-                if mine.is_empty() {
-                    writeln!(out, "{}: not in use", escape(&t.given))?;
-                    continue;
-                }
-                let mut pids: Vec<i32> = mine.iter().map(|h| h.pid).collect();
-                pids.dedup();
-                writeln!(
-                    out,
-                    "{}: in use by {} process{}",
-                    escape(&t.given),
-                    pids.len(),
-                    if pids.len() == 1 { "" } else { "es" }
-                )?;
-                for pid in pids {
-                    let name = snap.get(pid).map(|p| escape(p.name())).unwrap_or_default();
-                    writeln!(out, "  pid {pid:<7} {name:<16} {}", owner_of(pid))?;
-                    for h in mine.iter().filter(|h| h.pid == pid) {
-                        writeln!(out, "    {:<11} {}", h.how.as_str(), escape(&h.path))?;
-                    }
+    Ok(targets)
+}
+
+/// The hits grouped for the renderer: per target, each process in the order found, with its
+/// uses in the order found.
+fn answer<'a>(
+    targets: &'a [Target],
+    hits: &'a [Hit],
+    snap: &'a Snapshot,
+    owners: &Owners,
+    skipped: usize,
+) -> InUse<'a> {
+    let paths = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let mut holders: Vec<Holder> = Vec::new();
+            for h in hits.iter().filter(|h| h.target == i) {
+                let used = (h.how, h.path.as_os_str());
+                match holders.iter_mut().find(|p| p.pid == h.pid) {
+                    Some(p) => p.uses.push(used),
+                    None => holders.push(Holder {
+                        pid: h.pid,
+                        name: snap.get(h.pid).map(|p| p.name()),
+                        owner: owners
+                            .get(h.pid)
+                            .map(|o| o.label())
+                            .unwrap_or_else(|| "owner unknown".into()),
+                        uses: vec![used],
+                    }),
                 }
             }
-            if skipped > 0 {
-                writeln!(
-                    out,
-                    "note: {skipped} process{} in other mount namespaces (containers) not inspected",
-                    if skipped == 1 { "" } else { "es" }
-                )?;
+            PathUse {
+                given: &t.given,
+                holders,
             }
-        }
+        })
+        .collect();
+    InUse {
+        paths,
+        other_mount_ns: skipped,
+        exit: if hits.is_empty() {
+            ExitCode::Ok
+        } else {
+            ExitCode::Warning
+        },
     }
-    Ok(code)
 }
 
 /// Every use of every target, in pid order, and how many processes were skipped for living in

@@ -1,19 +1,22 @@
 //! `relwatch wait`: after a switch, block until every process of the app runs the current
 //! release.
 //!
-//! A full scan runs about once a second; between scans only the laggards are polled, by pid
-//! *and* start time, every 50 ms, so the wait ends within a fraction of a second of the last
-//! one being replaced and a reused pid is never taken for the old process. A deleted release,
-//! a broken current link or a duplicate singleton ends the wait at once: waiting cannot fix
-//! them.
+//! Each round is one scan and its `Verdict`: converged, failed, timed out, or still waiting
+//! for some laggards. A full scan runs about once a second; between scans only the laggards are
+//! polled, by pid *and* start time, every 50 ms, so the wait ends within a fraction of a second
+//! of the last one being replaced and a reused pid is never taken for the old process. A
+//! deleted release, a broken current link or a duplicate singleton ends the wait at once:
+//! waiting cannot fix them. It reports; it restarts nothing.
 
-use crate::attribution::ReleaseState;
+use crate::attribution::{Attribution, ReleaseState};
 use crate::cli::WaitArgs;
 use crate::escape::escape;
 use crate::exit::ExitCode;
-use crate::findings::{Kind, Severity};
+use crate::findings::{Finding, Kind, Severity};
+use crate::layout::DeployRoot;
 use crate::scan::{scan, Options, Scan};
-use crate::snapshot::ProcSource;
+use crate::settings::Plan;
+use crate::snapshot::{ProcSource, Snapshot};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -32,18 +35,35 @@ struct Laggard {
     app: usize,
 }
 
+/// What one scan says about the wait.
+enum Verdict<'a> {
+    /// Every process runs the current release.
+    Converged { after: Duration },
+    /// Something no restart of workers will fix.
+    Failed(Vec<&'a Finding>),
+    /// Past the deadline with these still on an old release.
+    TimedOut(Vec<Laggard>),
+    /// These are still on an old release.
+    Waiting {
+        laggards: Vec<Laggard>,
+        elapsed: Duration,
+    },
+}
+
+/// When the wait began and when it gives up.
+struct Clock {
+    started: Instant,
+    timeout: Duration,
+    deadline: Instant,
+}
+
 pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     // Grace does not apply: wait is for every process, now.
-    let crate::settings::Plan {
+    let Plan {
         mut roots,
         settings,
         ..
-    } = crate::settings::plan(
-        &args.roots,
-        &args.discover,
-        args.config.as_deref(),
-        Some(Duration::ZERO),
-    )?;
+    } = super::plan(&args.roots, Some(Duration::ZERO))?;
     if roots.is_empty() {
         writeln!(
             out,
@@ -51,166 +71,273 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         )?;
         return Ok(ExitCode::Ok);
     }
-    let live = std::io::stdout().is_terminal();
     let started = Instant::now();
-    let deadline = started + args.timeout;
-    let mut source = args.scan.source();
-    let mut last: Option<Vec<(i32, u64)>> = None;
-    let mut drawn = false;
+    let clock = Clock {
+        started,
+        timeout: args.timeout,
+        deadline: started + args.timeout,
+    };
+    let mut screen = Screen::new(std::io::stdout().is_terminal());
+    let mut source = super::proc_reader(args.scan.jobs);
     loop {
-        let Scan {
-            snap,
-            attr,
-            owners,
-            findings,
-        } = scan(&mut roots, &mut source, &settings, Options::default())?;
-        let fatal: Vec<_> = findings
-            .iter()
-            .filter(|f| {
-                f.severity == Severity::Critical
-                    && matches!(
-                        f.kind,
-                        Kind::DeletedRelease | Kind::BrokenCurrent | Kind::Duplicate
-                    )
-            })
-            .collect();
-        if !fatal.is_empty() {
-            if drawn {
-                writeln!(out)?;
+        let result = scan(&mut roots, &mut source, &settings, Options::default())?;
+        let total = result.attr.placements.len();
+        let laggards = match verdict(&result, &clock) {
+            Verdict::Failed(fatal) => {
+                screen.end(out)?;
+                say_failed(&roots, &fatal, out)?;
+                return Ok(ExitCode::Critical);
             }
-            writeln!(
-                out,
-                "relwatch wait: CRITICAL, not waiting: {} problem{} that no restart of workers will fix",
-                fatal.len(),
-                if fatal.len() == 1 { "" } else { "s" }
-            )?;
-            for f in fatal {
-                writeln!(
-                    out,
-                    "  {} {}: {}",
-                    f.kind.as_str(),
-                    roots[f.app].name,
-                    f.message
-                )?;
-                writeln!(out, "    fix: {}", f.remedy)?;
+            Verdict::Converged { after } => {
+                screen.end(out)?;
+                say_converged(&roots, total, after, out)?;
+                return Ok(ExitCode::Ok);
             }
-            return Ok(ExitCode::Critical);
-        }
-        let total = attr.placements.len();
-        let mut laggards: Vec<Laggard> = attr
-            .placements
-            .iter()
-            .filter(|p| p.state == ReleaseState::Old)
-            .filter_map(|pl| {
-                let p = snap.get(pl.pid)?;
-                Some(Laggard {
-                    pid: pl.pid,
-                    start_ticks: p.start_ticks,
-                    label: pl.role.clone().unwrap_or_else(|| escape(p.name())),
-                    release: pl
-                        .release
-                        .as_ref()
-                        .map(escape)
-                        .unwrap_or_else(|| "?".into()),
-                    app: pl.app,
-                })
-            })
-            .collect();
-        laggards.sort();
-        let elapsed = started.elapsed();
-        if laggards.is_empty() {
-            if drawn {
-                writeln!(out)?;
+            Verdict::TimedOut(laggards) => {
+                screen.end(out)?;
+                say_timed_out(&result, &laggards, clock.timeout, out)?;
+                return Ok(ExitCode::Warning);
             }
-            let currents: Vec<String> = roots
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} on {}",
-                        escape(&r.name),
-                        r.current_release()
-                            .map(escape)
-                            .unwrap_or_else(|| "?".into())
-                    )
-                })
-                .collect();
-            writeln!(
-                out,
-                "relwatch wait: OK: all {total} process{} run the current release ({}), after {}",
-                if total == 1 { "" } else { "es" },
-                currents.join(", "),
-                crate::attribution::human_duration(elapsed.as_secs_f64())
-            )?;
-            return Ok(ExitCode::Ok);
-        }
-        if Instant::now() >= deadline {
-            if drawn {
-                writeln!(out)?;
+            Verdict::Waiting { laggards, elapsed } => {
+                let line = progress(&roots, &laggards, total, elapsed, clock.timeout);
+                screen.show(&line, &laggards, out)?;
+                laggards
             }
-            writeln!(
-                out,
-                "relwatch wait: WARNING: timed out after {}: {} of {total} process{} still on an old release",
-                crate::attribution::human_duration(args.timeout.as_secs_f64()),
-                laggards.len(),
-                if total == 1 { "" } else { "es" }
-            )?;
-            for l in &laggards {
-                let owner = owners
-                    .get(l.pid)
-                    .map(|o| o.label())
-                    .unwrap_or_else(|| "owner unknown".into());
-                let fix = findings
-                    .iter()
-                    .find(|f| f.kind == Kind::OldRelease && f.pids.contains(&l.pid))
-                    .map(|f| f.remedy.as_str())
-                    .unwrap_or("");
-                writeln!(
-                    out,
-                    "  pid {:<7} {:<16} release {:<10} {owner}\n    fix: {fix}",
-                    l.pid, l.label, l.release
-                )?;
-            }
-            return Ok(ExitCode::Warning);
-        }
-        let key: Vec<(i32, u64)> = laggards.iter().map(|l| (l.pid, l.start_ticks)).collect();
-        let line = progress(&roots, &laggards, total, elapsed, args.timeout);
-        if live {
-            write!(out, "\r\x1b[K{line}")?;
-            out.flush()?;
-            drawn = true;
-        } else if last.as_ref() != Some(&key) {
-            writeln!(out, "{line}")?;
-        }
-        last = Some(key);
+        };
+        let redraw = |elapsed| progress(&roots, &laggards, total, elapsed, clock.timeout);
+        poll_laggards(&mut source, &laggards, &clock, &mut screen, redraw, out)?;
+    }
+}
 
-        // Cheap polling of the laggards until one is gone, a full scan is due, or time is up.
-        let next_full = Instant::now() + FULL_SCAN;
-        let mut next_draw = Instant::now() + REDRAW;
-        loop {
-            std::thread::sleep(POLL);
-            let now = Instant::now();
-            if now >= next_full || now >= deadline {
-                break;
-            }
-            if laggards
-                .iter()
-                .any(|l| source.start_ticks(l.pid) != Some(l.start_ticks))
-            {
-                break;
-            }
-            if live && now >= next_draw {
-                let line = progress(&roots, &laggards, total, started.elapsed(), args.timeout);
-                write!(out, "\r\x1b[K{line}")?;
-                out.flush()?;
-                next_draw = now + REDRAW;
-            }
+/// Judge one scan: a problem waiting cannot fix first, then the laggards against the clock.
+fn verdict<'a>(result: &'a Scan, clock: &Clock) -> Verdict<'a> {
+    let fatal = fatal(&result.findings);
+    if !fatal.is_empty() {
+        return Verdict::Failed(fatal);
+    }
+    let laggards = laggards(&result.snap, &result.attr);
+    let elapsed = clock.started.elapsed();
+    if laggards.is_empty() {
+        Verdict::Converged { after: elapsed }
+    } else if Instant::now() >= clock.deadline {
+        Verdict::TimedOut(laggards)
+    } else {
+        Verdict::Waiting { laggards, elapsed }
+    }
+}
+
+/// The findings that end the wait at once.
+fn fatal(findings: &[Finding]) -> Vec<&Finding> {
+    findings
+        .iter()
+        .filter(|f| {
+            f.severity == Severity::Critical
+                && matches!(
+                    f.kind,
+                    Kind::DeletedRelease | Kind::BrokenCurrent | Kind::Duplicate
+                )
+        })
+        .collect()
+}
+
+/// The processes placed on an old release, in pid order.
+fn laggards(snap: &Snapshot, attr: &Attribution) -> Vec<Laggard> {
+    let mut laggards: Vec<Laggard> = attr
+        .placements
+        .iter()
+        .filter(|p| p.state == ReleaseState::Old)
+        .filter_map(|pl| {
+            let p = snap.get(pl.pid)?;
+            Some(Laggard {
+                pid: pl.pid,
+                start_ticks: p.start_ticks,
+                label: pl.role.clone().unwrap_or_else(|| escape(p.name())),
+                release: pl
+                    .release
+                    .as_ref()
+                    .map(escape)
+                    .unwrap_or_else(|| "?".into()),
+                app: pl.app,
+            })
+        })
+        .collect();
+    laggards.sort();
+    laggards
+}
+
+/// Between full scans, poll the laggards by pid and start time until one is gone, a full scan
+/// is due, or time is up; on a terminal, redraw the progress line meanwhile.
+fn poll_laggards(
+    source: &mut dyn ProcSource,
+    laggards: &[Laggard],
+    clock: &Clock,
+    screen: &mut Screen,
+    redraw: impl Fn(Duration) -> String,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let next_full = Instant::now() + FULL_SCAN;
+    let mut next_draw = Instant::now() + REDRAW;
+    loop {
+        std::thread::sleep(POLL);
+        let now = Instant::now();
+        if now >= next_full || now >= clock.deadline {
+            return Ok(());
+        }
+        if laggards
+            .iter()
+            .any(|l| source.start_ticks(l.pid) != Some(l.start_ticks))
+        {
+            return Ok(());
+        }
+        if screen.live && now >= next_draw {
+            screen.redraw(&redraw(clock.started.elapsed()), out)?;
+            next_draw = now + REDRAW;
         }
     }
 }
 
+/// The progress line: redrawn in place on a terminal, else printed when the laggards change.
+struct Screen {
+    live: bool,
+    /// A line is drawn in place: end it before the final message.
+    drawn: bool,
+    /// The laggards (pid, start time) of the last line shown.
+    last: Option<Vec<(i32, u64)>>,
+}
+
+impl Screen {
+    fn new(live: bool) -> Self {
+        Screen {
+            live,
+            drawn: false,
+            last: None,
+        }
+    }
+
+    fn show(
+        &mut self,
+        line: &str,
+        laggards: &[Laggard],
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        let key: Vec<(i32, u64)> = laggards.iter().map(|l| (l.pid, l.start_ticks)).collect();
+        if self.live {
+            self.redraw(line, out)?;
+            self.drawn = true;
+        } else if self.last.as_ref() != Some(&key) {
+            writeln!(out, "{line}")?;
+        }
+        self.last = Some(key);
+        Ok(())
+    }
+
+    fn redraw(&self, line: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        write!(out, "\r\x1b[K{line}")?;
+        out.flush()
+    }
+
+    fn end(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        if self.drawn {
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}
+
+fn say_failed(
+    roots: &[DeployRoot],
+    fatal: &[&Finding],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "relwatch wait: CRITICAL, not waiting: {} problem{} that no restart of workers will fix",
+        fatal.len(),
+        if fatal.len() == 1 { "" } else { "s" }
+    )?;
+    for f in fatal {
+        writeln!(
+            out,
+            "  {} {}: {}",
+            f.kind.as_str(),
+            roots[f.app].name,
+            f.message
+        )?;
+        writeln!(out, "    fix: {}", f.remedy)?;
+    }
+    Ok(())
+}
+
+fn say_converged(
+    roots: &[DeployRoot],
+    total: usize,
+    after: Duration,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let currents: Vec<String> = roots
+        .iter()
+        .map(|r| {
+            format!(
+                "{} on {}",
+                escape(&r.name),
+                r.current_release()
+                    .map(escape)
+                    .unwrap_or_else(|| "?".into())
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "relwatch wait: OK: all {total} process{} run the current release ({}), after {}",
+        if total == 1 { "" } else { "es" },
+        currents.join(", "),
+        crate::attribution::human_duration(after.as_secs_f64())
+    )
+}
+
+/// Each laggard with its owner and the fix its old-release finding names.
+fn say_timed_out(
+    result: &Scan,
+    laggards: &[Laggard],
+    timeout: Duration,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let Scan {
+        attr,
+        owners,
+        findings,
+        ..
+    } = result;
+    let total = attr.placements.len();
+    writeln!(
+        out,
+        "relwatch wait: WARNING: timed out after {}: {} of {total} process{} still on an old release",
+        crate::attribution::human_duration(timeout.as_secs_f64()),
+        laggards.len(),
+        if total == 1 { "" } else { "es" }
+    )?;
+    for l in laggards {
+        let owner = owners
+            .get(l.pid)
+            .map(|o| o.label())
+            .unwrap_or_else(|| "owner unknown".into());
+        let fix = findings
+            .iter()
+            .find(|f| f.kind == Kind::OldRelease && f.pids.contains(&l.pid))
+            .map(|f| f.remedy.as_str())
+            .unwrap_or("");
+        writeln!(
+            out,
+            "  pid {:<7} {:<16} release {:<10} {owner}\n    fix: {fix}",
+            l.pid, l.label, l.release
+        )?;
+    }
+    Ok(())
+}
+
 /// "waiting for 3 of 12 processes on release 64 of shop: php ×2, sleep ×1 — 14s / 2m"
 fn progress(
-    roots: &[crate::layout::DeployRoot],
+    roots: &[DeployRoot],
     laggards: &[Laggard],
     total: usize,
     elapsed: Duration,

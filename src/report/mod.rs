@@ -4,6 +4,7 @@
 
 #[cfg(test)]
 mod golden;
+pub mod in_use;
 pub mod json;
 pub mod nagios;
 pub mod output;

@@ -1,0 +1,243 @@
+//! What wakes the agent, all into one `poll` in the main thread, so between events it uses no
+//! CPU:
+//!
+//! - signals: SIGTERM, SIGINT and SIGHUP are blocked before any thread starts and taken by one
+//!   thread in `sigwait`; they end the agent cleanly.
+//! - inotify (notify) on each deploy root's directory and its releases directory,
+//!   non-recursive: `current` is replaced by rename, so the directory is watched, not the link.
+//!   A directory replaced since it was watched (new inode) is watched again. Access events are
+//!   dropped where they arrive: notify always asks inotify for `IN_OPEN`, and our own scan opens
+//!   these directories, which would wake us forever.
+//! - a pidfd for each live process a finding names: its exit clears the finding.
+//!
+//! The signal thread and notify's thread send their news on a channel and write a byte to a
+//! pipe whose read end is in the poll set. Nothing here scans; it only says what happened.
+
+use super::diff::Log;
+use crate::escape::escape;
+use crate::findings::Severity;
+use crate::layout::DeployRoot;
+use crate::scan::Scan;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use notify::{RecursiveMode, Watcher};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+enum Msg {
+    Fs(Result<notify::Event, notify::Error>),
+    Signal(Signal),
+}
+
+/// What a sleep ended with.
+pub(super) enum Wake {
+    /// A signal: stop.
+    Stop(Signal),
+    /// A directory changed or a watched process exited: scan again.
+    Rescan,
+    /// The time asked for passed.
+    Nothing,
+}
+
+/// The wake-up sources: the pipe the threads write to, their messages, the inotify watches
+/// and the pidfds.
+pub(super) struct Wakers {
+    wake_r: OwnedFd,
+    rx: mpsc::Receiver<Msg>,
+    watcher: notify::RecommendedWatcher,
+    /// Each watched directory with its (device, inode) when it was watched.
+    watched: HashMap<PathBuf, (u64, u64)>,
+    pidfds: Vec<(i32, OwnedFd)>,
+}
+
+impl Wakers {
+    /// Block the signals (before any thread starts, so only `sigwait` takes them), then start
+    /// the signal thread and the inotify watcher. Nothing is watched yet.
+    pub(super) fn start() -> anyhow::Result<Self> {
+        let mut signals = SigSet::empty();
+        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            signals.add(s);
+        }
+        signals.thread_block()?;
+
+        let (wake_r, wake_w) = nix::unistd::pipe()?;
+        nix::fcntl::fcntl(
+            &wake_r,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )?;
+        let wake_w = Arc::new(wake_w);
+        let (tx, rx) = mpsc::channel::<Msg>();
+        {
+            let tx = tx.clone();
+            let w = wake_w.clone();
+            std::thread::Builder::new()
+                .name("relwatch-signals".into())
+                .spawn(move || {
+                    if let Ok(sig) = signals.wait() {
+                        let _ = tx.send(Msg::Signal(sig));
+                        wake(&w);
+                    }
+                })?;
+        }
+        let watcher =
+            notify::recommended_watcher(move |res: Result<notify::Event, notify::Error>| {
+                if let Ok(ev) = &res {
+                    if matches!(ev.kind, notify::EventKind::Access(_)) {
+                        return;
+                    }
+                }
+                let _ = tx.send(Msg::Fs(res));
+                wake(&wake_w);
+            })
+            .map_err(|e| watch_error(e, Path::new("/")))?;
+        Ok(Wakers {
+            wake_r,
+            rx,
+            watcher,
+            watched: HashMap::new(),
+            pidfds: Vec::new(),
+        })
+    }
+
+    /// (Re)watch each root's directories: new ones, and ones replaced since (new inode).
+    pub(super) fn watch_dirs(&mut self, roots: &[DeployRoot]) -> anyhow::Result<()> {
+        for dir in watch_dirs(roots) {
+            let id = identity(&dir);
+            if id.is_some() && self.watched.get(&dir) != id.as_ref() {
+                let _ = self.watcher.unwatch(&dir);
+                self.watcher
+                    .watch(&dir, RecursiveMode::NonRecursive)
+                    .map_err(|e| watch_error(e, &dir))?;
+                if let Some(id) = id {
+                    self.watched.insert(dir, id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hold a pidfd for each live process the scan's findings name, and only for those.
+    pub(super) fn watch_pids(&mut self, scan: &Scan) {
+        let Scan { snap, findings, .. } = scan;
+        let wanted: Vec<i32> = {
+            let mut p: Vec<i32> = findings
+                .iter()
+                .flat_map(|f| f.pids.iter().copied())
+                .filter(|pid| snap.get(*pid).is_some_and(|p| !p.is_zombie()))
+                .collect();
+            p.sort_unstable();
+            p.dedup();
+            p
+        };
+        self.pidfds
+            .retain(|(pid, _)| wanted.binary_search(pid).is_ok());
+        for pid in wanted {
+            if self.pidfds.iter().any(|(p, _)| *p == pid) {
+                continue;
+            }
+            let Some(rpid) = rustix::process::Pid::from_raw(pid) else {
+                continue;
+            };
+            if let Ok(fd) = rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty())
+            {
+                self.pidfds.push((pid, fd));
+            }
+        }
+    }
+
+    /// Sleep until something happens or `wait` passes. A lost or failed inotify event forgets
+    /// every watch, so the next scan watches everything again.
+    pub(super) fn sleep(&mut self, wait: Duration, log: &Log) -> anyhow::Result<Wake> {
+        let mut rescan = self.poll(wait)?;
+        let mut buf = [0u8; 64];
+        while matches!(nix::unistd::read(&self.wake_r, &mut buf), Ok(n) if n > 0) {}
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Signal(sig) => return Ok(Wake::Stop(sig)),
+                Msg::Fs(Ok(ev)) => {
+                    if ev.need_rescan() {
+                        // The kernel's queue overflowed: events were lost.
+                        self.watched.clear();
+                    }
+                    rescan = true;
+                }
+                Msg::Fs(Err(e)) => {
+                    // An overflowed queue or a vanished directory: look at everything again.
+                    log.line(Some(Severity::Warning), &format!("watch: {e}; rescanning"));
+                    self.watched.clear();
+                    rescan = true;
+                }
+            }
+        }
+        Ok(if rescan { Wake::Rescan } else { Wake::Nothing })
+    }
+
+    /// One `poll` over the pipe and the pidfds; true when a watched process exited.
+    fn poll(&self, wait: Duration) -> anyhow::Result<bool> {
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(self.pidfds.len() + 1);
+        fds.push(PollFd::new(self.wake_r.as_fd(), PollFlags::POLLIN));
+        for (_, fd) in &self.pidfds {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+        }
+        match nix::poll::poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(fds
+            .iter()
+            .skip(1)
+            .any(|f| f.revents().is_some_and(|r| !r.is_empty())))
+    }
+}
+
+fn wake(w: &Arc<OwnedFd>) {
+    let _ = nix::unistd::write(w.as_fd(), &[1u8]);
+}
+
+/// The directories to watch: each root's directory (holding `current`) and releases directory.
+fn watch_dirs(roots: &[DeployRoot]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for r in roots {
+        let candidates = [
+            r.link.parent().map(Path::to_path_buf),
+            r.releases_dir.clone(),
+        ];
+        for d in candidates.into_iter().flatten() {
+            if !dirs.contains(&d) {
+                dirs.push(d);
+            }
+        }
+    }
+    dirs
+}
+
+fn identity(p: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// An error that names the sysctl to raise when inotify runs out of watches or instances.
+fn watch_error(e: notify::Error, dir: &Path) -> anyhow::Error {
+    if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+        return anyhow::anyhow!(
+            "out of inotify watches while watching {}: raise the limit, e.g. `sysctl -w fs.inotify.max_user_watches=524288` (and persist it in /etc/sysctl.d/)",
+            escape(dir)
+        );
+    }
+    if let notify::ErrorKind::Io(io) = &e.kind {
+        if io.raw_os_error() == Some(nix::errno::Errno::EMFILE as i32) {
+            return anyhow::anyhow!(
+                "out of inotify instances: raise `sysctl -w fs.inotify.max_user_instances=1024`"
+            );
+        }
+    }
+    anyhow::anyhow!("cannot watch {}: {e}", escape(dir))
+}
