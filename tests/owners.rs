@@ -70,7 +70,7 @@ fn systemd_service_on_the_v1_name_systemd_hierarchy() {
 #[test]
 fn many_owners_come_from_one_walk_of_the_cgroup_tree() {
     use relwatch::snapshot::linux::LinuxProc;
-    use relwatch::snapshot::parse::systemd_cgroup;
+    use relwatch::snapshot::parse::cgroup::systemd_cgroup;
     use relwatch::snapshot::ProcSource;
     let _lock = cgroup_lock();
     let unit = format!("{}.service", unique("walk"));

@@ -14,14 +14,15 @@
 //! `resolve` on hand-made reads).
 
 pub mod remedy;
+pub mod unit;
 
 use crate::attribution::Attribution;
 use crate::escape::escape;
-use crate::snapshot::parse::{unit_of_cgroup, UnitPath};
 use crate::snapshot::{Extra, ProcSource, Process, Snapshot};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use unit::{unit_of_cgroup, UnitPath};
 
 /// The process supervisor nearest to a process.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

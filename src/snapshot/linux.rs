@@ -8,8 +8,14 @@
 //! It never follows a path taken from a process except through the kernel's magic links.
 //! See proc(5).
 
-use super::cgroupfs::{self, Answer, Walked};
-use super::parse::{environ_keys, maps_paths, parse_stat, systemd_cgroup, Stat};
+use super::cgroupfs::{Answer, Walked};
+use super::parse::cgroup::{hierarchies, systemd_cgroup};
+use super::parse::environ::environ_keys;
+use super::parse::maps::maps_paths;
+use super::parse::mountinfo::{cgroup_mounts, proc_hides_pids};
+use super::parse::stat::{parse_stat, Stat};
+use super::parse::status::{effective_caps, CAP_SYS_PTRACE};
+use super::read::{read_at, ReadUntil};
 use super::{Clock, Extra, Link, LinkError, Look, ProcSource, Process, Recheck, Snapshot};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
@@ -106,15 +112,10 @@ impl LinuxProc {
         }
         let ptrace = std::fs::read_to_string(self.root.join("self/status"))
             .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("CapEff:"))
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
-            .is_some_and(|caps| caps & (1 << 19) != 0);
+            .and_then(|status| effective_caps(&status))
+            .is_some_and(|caps| caps & CAP_SYS_PTRACE != 0);
         !ptrace
-            && std::fs::read(self.root.join("self/mountinfo"))
-                .is_ok_and(|m| super::parse::proc_hides_pids(&m))
+            && std::fs::read(self.root.join("self/mountinfo")).is_ok_and(|m| proc_hides_pids(&m))
     }
 
     /// How many cgroups the last [`ProcSource::extras`] call took from one walk of the cgroup
@@ -143,22 +144,17 @@ impl LinuxProc {
         at.stat_of(buf, pid)
     }
 
-    /// Read a whole /proc file into `buf` (see [`read_fd`]).
-    fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str, file: Whole) -> nix::Result<()> {
-        let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        read_fd(buf, &fd, file)
-    }
-
     /// One walk of the cgroup tree for the wanted pids, when it is cheaper than reading each
-    /// `/proc/PID/cgroup` and gives the same answers (see [`cgroupfs`]).
+    /// `/proc/PID/cgroup` and gives the same answers (see [`super::cgroupfs`]).
     fn walk_cgroups(&mut self, wanted: &[i32]) -> Option<Walked> {
         if wanted.len() < WALK_MIN {
             return None;
         }
-        cgroupfs::read_file(&mut self.buf, self.root_dir.as_ref()?, "self/cgroup").ok()?;
-        let uses = cgroupfs::hierarchies(&self.buf);
-        cgroupfs::read_file(&mut self.buf, self.root_dir.as_ref()?, "self/mountinfo").ok()?;
-        let mounts = cgroupfs::mounts(&self.buf);
+        let root = self.root_dir.as_ref()?;
+        read_at(&mut self.buf, root, "self/cgroup", ReadUntil::Eof).ok()?;
+        let uses = hierarchies(&self.buf);
+        read_at(&mut self.buf, root, "self/mountinfo", ReadUntil::Eof).ok()?;
+        let mounts = cgroup_mounts(&self.buf);
         // A directory costs about 8 system calls, a process's own cgroup file about 5.
         let budget = wanted.len() * 5 / 8;
         Walked::new(&mounts, uses, wanted, budget, &mut self.buf)
@@ -210,11 +206,11 @@ impl<'a> At<'a> {
         match self.root_dir {
             Some(root) => {
                 let name = format!("{pid}/stat");
-                LinuxProc::read_at(buf, root, &name, Whole::InOneShortRead).ok()?;
+                read_at(buf, root, &name, ReadUntil::ShortRead).ok()?;
             }
             None => {
                 let dir = self.open_pid(pid).ok()?;
-                LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).ok()?;
+                read_at(buf, &dir, "stat", ReadUntil::ShortRead).ok()?;
             }
         }
         parse_stat(buf).ok()
@@ -272,7 +268,7 @@ impl<'a> At<'a> {
             return Recheck::Gone;
         };
         let same = known(fstat(&dir))
-            || (LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).is_ok()
+            || (read_at(buf, &dir, "stat", ReadUntil::ShortRead).is_ok()
                 && parse_stat(buf).is_ok_and(|s| s.start_ticks == look.start_ticks));
         if !same {
             Recheck::Gone
@@ -359,7 +355,7 @@ impl<'a> Pass<'a> {
         let dir = self.at.open_pid(pid).ok()?;
         // A stat line we cannot parse is treated like a vanished process: we cannot know
         // anything about it, and proc(5) guarantees the format for live processes.
-        LinuxProc::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).ok()?;
+        read_at(&mut self.buf, &dir, "stat", ReadUntil::ShortRead).ok()?;
         let stat = parse_stat(&self.buf).ok()?;
         let (ppid, kernel_thread, state, start_ticks) = (
             stat.ppid,
@@ -372,11 +368,10 @@ impl<'a> Pass<'a> {
             Ok(st) => (st.st_uid, if self.at.procfs { st.st_ino } else { 0 }),
             Err(_) => (u32::MAX, 0),
         };
-        let cmdline =
-            match LinuxProc::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
-                Ok(()) => super::Cmdline::parse(&self.buf),
-                Err(_) => super::Cmdline::default(),
-            };
+        let cmdline = match read_at(&mut self.buf, &dir, "cmdline", ReadUntil::ShortRead) {
+            Ok(()) => super::Cmdline::parse(&self.buf),
+            Err(_) => super::Cmdline::default(),
+        };
         let cwd = read_link(&dir, c"cwd", &mut self.targets, Identity::Always);
         let exe = read_link(&dir, c"exe", &mut self.targets, Identity::WhenDeleted);
         Some(Process {
@@ -427,45 +422,11 @@ fn read_all(at: At<'_>, pids: &[i32], jobs: usize) -> (Vec<Process>, usize) {
     (all.processes, all.vanished)
 }
 
-/// How to know that a /proc file has been read whole.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Whole {
-    /// `stat`, `cmdline`, `cgroup`: the kernel writes all it has in one `read` when the buffer
-    /// has room (a single-record seq_file, or a loop over the argument pages), so a read that
-    /// leaves room is the whole file and the `read` that would return 0 is saved: one system
-    /// call per file per process on the hot path.
-    InOneShortRead,
-    /// Anything else: read until `read` returns 0.
-    AtEof,
-}
-
-/// Read a whole file into `buf` with plain `read` calls (to end of file, or to the first read
-/// that leaves room for [`Whole::InOneShortRead`]). Not `File::read_to_end`: it asks `statx` and
-/// `lseek` for a size hint that /proc files never have, two wasted system calls per file.
-/// The kernel writes straight into the spare capacity (rustix's `spare_capacity`), so nothing
-/// is zeroed first (zeroing 4 KiB per file was a tenth of a scan's user time).
-pub(super) fn read_fd(buf: &mut Vec<u8>, fd: &OwnedFd, file: Whole) -> nix::Result<()> {
-    let short_is_whole = file == Whole::InOneShortRead;
-    buf.clear();
-    loop {
-        if buf.capacity() - buf.len() < 512 {
-            buf.reserve(4096);
-        }
-        let spare = buf.capacity() - buf.len();
-        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
-            Ok(0) => return Ok(()),
-            Ok(n) if short_is_whole && n < spare => return Ok(()),
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Errno::from_raw(e.raw_os_error())),
-        }
-    }
-}
-
 /// When [`read_link`] stats through a link for the identity and link count of its target.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Identity {
     /// Always: `cwd`, whose identity places a process at a release's top directory however
-    /// the path is spelled (DESIGN.md).
+    /// the path is spelled (the attribution stage relies on it).
     Always,
     /// Only when the text ends in ` (deleted)`: `exe`. Its identity places nothing (releases
     /// are directories) and only its link count matters. The kernel adds the suffix exactly
@@ -644,12 +605,11 @@ impl ProcSource for LinuxProc {
                 each(pid, extra);
                 continue;
             };
-            if !known && Self::read_at(&mut self.buf, &dir, "cgroup", Whole::InOneShortRead).is_ok()
-            {
+            if !known && read_at(&mut self.buf, &dir, "cgroup", ReadUntil::ShortRead).is_ok() {
                 extra.cgroup = systemd_cgroup(&self.buf).map(<[u8]>::to_vec);
             }
             if !keys.is_empty() {
-                match Self::read_at(&mut self.buf, &dir, "environ", Whole::AtEof) {
+                match read_at(&mut self.buf, &dir, "environ", ReadUntil::Eof) {
                     Ok(()) => extra.env = environ_keys(&self.buf, keys),
                     Err(Errno::EACCES | Errno::EPERM) => extra.env_denied = true,
                     Err(_) => {}
@@ -693,7 +653,7 @@ impl ProcSource for LinuxProc {
         let Ok(dir) = self.open_pid(pid) else {
             return Vec::new();
         };
-        if Self::read_at(&mut self.buf, &dir, "maps", Whole::AtEof).is_err() {
+        if read_at(&mut self.buf, &dir, "maps", ReadUntil::Eof).is_err() {
             return Vec::new();
         }
         use std::os::unix::ffi::OsStrExt;

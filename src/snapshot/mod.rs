@@ -1,14 +1,19 @@
-//! Snapshot: one pass over `/proc`, turned into plain data.
+//! Snapshot: one pass over `/proc`, turned into plain data, and the later reads about single
+//! processes.
 //!
-//! This module owns the process model that every later stage reads. It must never decide
-//! anything about releases: it records what the kernel said (link text, identity, link count)
-//! and leaves the judging to `attribution` and `findings`. The Linux reader lives in
-//! [`linux`]; the pure parsers of `/proc` files live in [`parse`] so they can be tested on
-//! strings. Rules are tested on hand-built [`Snapshot`]s through the [`ProcSource`] trait.
+//! It owns the process model every later stage reads, and must never decide anything about
+//! releases or owners: it records what the kernel said (link text, identity, link count, the
+//! raw cgroup path) and leaves the judging to `attribution`, `owner` and `findings`. The
+//! shape, procfs-style: [`parse`] holds one pure parser per `/proc` file, tested on bytes;
+//! [`linux`] is the reader (the only IO, through [`ProcSource`]), with [`cgroupfs`] walking
+//! the cgroup tree for it and `read` reading a whole file for both.
 
 pub mod cgroupfs;
 pub mod linux;
 pub mod parse;
+mod read;
+
+pub use parse::cmdline::Cmdline;
 
 use std::ffi::{OsStr, OsString};
 
@@ -119,74 +124,6 @@ impl Eq for Comm {}
 impl std::fmt::Debug for Comm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", String::from_utf8_lossy(self))
-    }
-}
-
-/// A process's arguments in one buffer, each followed by a NUL, as the kernel keeps them: one
-/// allocation per process where a `Vec<OsString>` made one per argument (a tenth of a scan's
-/// memory). Read with [`Cmdline::iter`]; made by [`Cmdline::parse`] or from strings.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Cmdline(Box<[u8]>);
-
-impl Cmdline {
-    /// Split `/proc/PID/cmdline`. Arguments are NUL-terminated; a process that rewrote its
-    /// title (setproctitle) may leave one space-separated string, or trailing NULs, which
-    /// would read as empty trailing arguments: they are dropped.
-    pub fn parse(buf: &[u8]) -> Cmdline {
-        let end = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        if end == 0 {
-            return Cmdline::default();
-        }
-        let mut v = Vec::with_capacity(end + 1);
-        v.extend_from_slice(&buf[..end]);
-        v.push(0);
-        Cmdline(v.into_boxed_slice())
-    }
-
-    /// The arguments, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &std::ffi::OsStr> + Clone {
-        use std::os::unix::ffi::OsStrExt;
-        self.0
-            .strip_suffix(b"\0")
-            .into_iter()
-            .flat_map(|b| b.split(|&c| c == 0))
-            .map(std::ffi::OsStr::from_bytes)
-    }
-
-    pub fn first(&self) -> Option<&std::ffi::OsStr> {
-        self.iter().next()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.iter().filter(|&&b| b == 0).count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Cmdline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl<S: AsRef<std::ffi::OsStr>> FromIterator<S> for Cmdline {
-    fn from_iter<I: IntoIterator<Item = S>>(args: I) -> Self {
-        use std::os::unix::ffi::OsStrExt;
-        let mut v = Vec::new();
-        for a in args {
-            v.extend_from_slice(a.as_ref().as_bytes());
-            v.push(0);
-        }
-        Cmdline(v.into_boxed_slice())
-    }
-}
-
-impl From<Vec<OsString>> for Cmdline {
-    fn from(args: Vec<OsString>) -> Self {
-        args.into_iter().collect()
     }
 }
 
@@ -352,7 +289,7 @@ impl Snapshot {
 /// environment keys a rule names (never any other value: environments hold secrets).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extra {
-    /// The systemd cgroup path (see [`parse::systemd_cgroup`]), when it could be read.
+    /// The systemd cgroup path (see [`parse::cgroup::systemd_cgroup`]), when it could be read.
     pub cgroup: Option<Vec<u8>>,
     /// Named environment keys and their values.
     pub env: Vec<(&'static str, OsString)>,
@@ -439,52 +376,6 @@ pub trait ProcSource {
     fn open_files(&mut self, pid: i32) -> Vec<OsString>;
     /// Paths of the files mapped into `pid` (`in-use` only).
     fn mapped_files(&mut self, pid: i32) -> Vec<OsString>;
-}
-
-#[cfg(test)]
-mod cmdline_tests {
-    use super::Cmdline;
-    use std::ffi::OsStr;
-
-    fn args(c: &Cmdline) -> Vec<&OsStr> {
-        c.iter().collect()
-    }
-
-    #[test]
-    fn one_buffer_keeps_every_argument() {
-        let c = Cmdline::parse(b"php\0artisan\0\0queue:work\0");
-        assert_eq!(args(&c), ["php", "artisan", "", "queue:work"]);
-        assert_eq!(c.len(), 4);
-        assert_eq!(c.first(), Some(OsStr::new("php")));
-        assert_eq!(format!("{c:?}"), r#"["php", "artisan", "", "queue:work"]"#);
-    }
-
-    #[test]
-    fn titles_and_padding() {
-        let c = Cmdline::parse(b"gunicorn: master [app]\0\0\0\0");
-        assert_eq!(args(&c), ["gunicorn: master [app]"]);
-        assert_eq!(args(&Cmdline::parse(b"no-nul")), ["no-nul"]);
-        for empty in [&b""[..], b"\0", b"\0\0\0"] {
-            let c = Cmdline::parse(empty);
-            assert!(
-                c.is_empty() && c.iter().count() == 0 && c.first().is_none(),
-                "{empty:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn built_from_strings_it_can_hold_an_empty_argument() {
-        let c: Cmdline = ["", "x"].into_iter().collect();
-        assert_eq!(args(&c), ["", "x"]);
-        let one_empty: Cmdline = [""].into_iter().collect();
-        assert_eq!(args(&one_empty), [""]);
-        assert!(!one_empty.is_empty());
-        assert_eq!(
-            Cmdline::from(vec!["a".into(), "b".into()]),
-            ["a", "b"].into_iter().collect()
-        );
-    }
 }
 
 #[cfg(test)]
