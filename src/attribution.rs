@@ -660,14 +660,14 @@ pub fn verify(
     deciding: &std::collections::HashSet<i32>,
     source: &mut dyn crate::snapshot::ProcSource,
 ) {
-    use crate::snapshot::Look;
-    let looks: Vec<Look> = attr
+    use crate::snapshot::{ProcessSeen, SeenAgain};
+    let seen: Vec<ProcessSeen> = attr
         .placements
         .iter()
         .filter(|pl| deciding.contains(&pl.pid))
         .filter_map(|pl| {
             let p = snap.get(pl.pid)?;
-            Some(Look {
+            Some(ProcessSeen {
                 pid: pl.pid,
                 start_ticks: p.start_ticks,
                 // Evidence by identity (the cwd or exe is a release directory, by device and
@@ -677,7 +677,7 @@ pub fn verify(
             })
         })
         .collect();
-    let mut answers = source.recheck_all(&looks).into_iter();
+    let mut answers = source.look_again_all(&seen).into_iter();
     let mut raced = 0;
     let mut foreign = 0;
     attr.placements.retain(|pl| {
@@ -687,14 +687,15 @@ pub fn verify(
         if !deciding.contains(&pl.pid) {
             return true;
         }
-        // The answers come in the order of the looks, made in this order from the same test.
-        match answers.next().unwrap_or(crate::snapshot::Recheck::Gone) {
-            crate::snapshot::Recheck::Same => true,
-            crate::snapshot::Recheck::Gone => {
+        // The answers come in the order of `seen`, made in this order from the same test. A
+        // look that could not be made counts as gone, as before; issue 17 acts on it.
+        match answers.next().unwrap_or(Ok(SeenAgain::Gone)) {
+            Ok(SeenAgain::Same) => true,
+            Ok(SeenAgain::Gone) | Err(_) => {
                 raced += 1;
                 false
             }
-            crate::snapshot::Recheck::Foreign => {
+            Ok(SeenAgain::Foreign) => {
                 foreign += 1;
                 false
             }
@@ -728,7 +729,12 @@ pub fn confirm_zombies(
     std::thread::sleep(ZOMBIE_CONFIRM);
     attr.lasting_zombies = candidates
         .into_iter()
-        .filter(|&(pid, ticks)| source.still_zombie(pid, ticks))
+        // A zombie we cannot read again is not lasting, as before; issue 17 acts on it.
+        .filter(|&(pid, ticks)| {
+            source
+                .stat(pid)
+                .is_ok_and(|s| s.state == b'Z' && s.start_ticks == ticks)
+        })
         .map(|(pid, _)| pid)
         .collect();
 }
