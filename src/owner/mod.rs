@@ -287,7 +287,7 @@ fn nearest_from(snap: &Snapshot, pid: i32) -> Option<(i32, &'static str)> {
 
 /// Read the cgroup and the named environment keys of the placed processes: all of them when
 /// `all` (JSON and `ps` show every owner), else only those that can decide a finding (see
-/// [`crate::attribution::deciders`]) and the parents of those (the master of a tree).
+/// [`crate::attribution::second_look_pids`]) and the parents of those (the master of a tree).
 pub fn collect(
     snap: &Snapshot,
     attr: &Attribution,
