@@ -11,9 +11,9 @@
 //! Only the environment keys in [`crate::snapshot::ENV_KEYS`] are ever read, and `name` only
 //! below a PM2 God daemon. The shape: [`collect`] asks the snapshot's reader for the raw
 //! cgroup path and those keys ([`crate::snapshot::CgroupAndEnv`], only for processes placed
-//! in an app) and decides each owner as its reads arrive; [`unit`] reads systemd's naming in
-//! the cgroup path; [`remedy`] says what to run. The deciding itself is pure (tested through
-//! `resolve` on hand-made reads).
+//! in an app) and decides each owner as its reads arrive; [`unit`](mod@unit) reads systemd's
+//! naming in the cgroup path; [`remedy`] says what to run. The deciding itself is pure
+//! (tested through `resolve` on hand-made reads).
 
 pub mod remedy;
 pub mod unit;

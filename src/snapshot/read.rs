@@ -1,8 +1,9 @@
 //! Reading a whole `/proc` file into a reused buffer: the one primitive both readers (the
 //! pass over `/proc` in [`super::linux`] and the cgroup walk in [`super::cgroupfs`]) share.
 //!
-//! It never allocates per file and never asks for a size: /proc files have none. The
-//! non-obvious fact it relies on is in [`ReadUntil::ShortRead`].
+//! It must never ask for a size (/proc files have none) nor allocate per file: the caller's
+//! buffer is reused, grown only when a file is larger than any before. The non-obvious fact it
+//! relies on is in [`ReadUntil::ShortRead`].
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
