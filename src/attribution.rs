@@ -82,20 +82,20 @@ pub struct Evidence {
     pub release: Option<Name>,
     pub state: ReleaseState,
     /// What to say about it: see [`Evidence::detail`].
-    pub said: Said,
+    pub wording: Wording,
 }
 
 /// How [`Evidence::detail`] puts the evidence into words. Sentences that only repeat the
 /// evidence's own fields are made when they are shown, not for every process placed (a scan of
 /// 20,000 processes placed 20,000 sentences that a text report then never printed).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Said {
+pub enum Wording {
     /// `cwd is release 7`: the link leads to a release's top directory (by identity).
     IsRelease,
     /// `cwd /srv/app/releases/7/web`, `command line names ...`: the path, where it lies.
     Path,
     /// A sentence made when the evidence was found (start and switch times, a guess). Boxed
-    /// twice so that `Said` is two words, not three: it is in every process's evidence.
+    /// twice so that `Wording` is two words, not three: it is in every process's evidence.
     Sentence(Box<String>),
 }
 
@@ -104,22 +104,22 @@ impl Evidence {
     pub fn detail(&self) -> std::borrow::Cow<'_, str> {
         use std::borrow::Cow;
         let path = || escape(self.path.as_deref().unwrap_or_default());
-        match (&self.said, self.how) {
-            (Said::Sentence(s), _) => Cow::Borrowed(s.as_str()),
-            (Said::IsRelease, how) => Cow::Owned(format!(
+        match (&self.wording, self.how) {
+            (Wording::Sentence(s), _) => Cow::Borrowed(s.as_str()),
+            (Wording::IsRelease, how) => Cow::Owned(format!(
                 "{} is release {}",
                 how.as_str(),
                 escape(self.release.as_deref().unwrap_or_default())
             )),
-            (Said::Path, How::Script) if self.deleted => Cow::Owned(format!(
+            (Wording::Path, How::Script) if self.deleted => Cow::Owned(format!(
                 "command line names {}, in a release that no longer exists",
                 path()
             )),
-            (Said::Path, How::Script) => Cow::Owned(format!("command line names {}", path())),
-            (Said::Path, how) if self.deleted => {
+            (Wording::Path, How::Script) => Cow::Owned(format!("command line names {}", path())),
+            (Wording::Path, how) if self.deleted => {
                 Cow::Owned(format!("{} {} (deleted)", how.as_str(), path()))
             }
-            (Said::Path, how) => Cow::Owned(format!("{} {}", how.as_str(), path())),
+            (Wording::Path, how) => Cow::Owned(format!("{} {}", how.as_str(), path())),
         }
     }
 }
@@ -223,7 +223,9 @@ fn clean(path: &[u8]) -> Vec<u8> {
     out
 }
 
-struct Ctx<'a> {
+/// Places processes: the deploy roots, their release directories by identity, and what is
+/// looked up once and shared by every process placed.
+struct Placer<'a> {
     roots: &'a [DeployRoot],
     snap: &'a Snapshot,
     identities: HashMap<(u64, u64), (usize, usize)>,
@@ -234,7 +236,7 @@ struct Ctx<'a> {
     names: std::cell::RefCell<std::collections::HashSet<Name>>,
 }
 
-impl Ctx<'_> {
+impl Placer<'_> {
     /// The shared copy of a release name.
     fn name(&self, bytes: &[u8]) -> Name {
         let name = OsStr::from_bytes(bytes);
@@ -289,7 +291,7 @@ impl Ctx<'_> {
                         how,
                         path: Some(link.path()),
                         deleted: false,
-                        said: Said::IsRelease,
+                        wording: Wording::IsRelease,
                         release: Some(self.name(name.as_bytes())),
                         state,
                     },
@@ -325,7 +327,7 @@ impl Ctx<'_> {
                     deleted: link.is_deleted(),
                     release: Some(self.name(name)),
                     state,
-                    said: Said::Path,
+                    wording: Wording::Path,
                 },
             ));
             return;
@@ -380,7 +382,7 @@ impl Ctx<'_> {
                                 deleted: !exists,
                                 release: Some(self.name(name)),
                                 state,
-                                said: Said::Path,
+                                wording: Wording::Path,
                             },
                         ));
                         break;
@@ -417,7 +419,7 @@ impl Ctx<'_> {
                 deleted: false,
                 release: Some(self.name(current.as_bytes())),
                 state: ReleaseState::Current,
-                said: Said::Sentence(
+                wording: Wording::Sentence(
                     format!(
                         "started {} after the switch to {}, through {}",
                         human_duration(start - switch),
@@ -453,7 +455,7 @@ impl Ctx<'_> {
                 deleted: false,
                 release: None,
                 state: ReleaseState::Deleted,
-                said: Said::Sentence(format!(
+                wording: Wording::Sentence(format!(
                     "{before}; every existing release was created after it started, so the release it loaded has been deleted"
                 ).into()),
             });
@@ -477,7 +479,7 @@ impl Ctx<'_> {
             deleted: false,
             release: guess.map(|g| self.name(g.as_bytes())),
             state: ReleaseState::Old,
-            said: Said::Sentence(detail.into()),
+            wording: Wording::Sentence(detail.into()),
         })
     }
 
@@ -515,7 +517,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
             identities.entry((r.dev, r.ino)).or_insert((a, i));
         }
     }
-    let ctx = Ctx {
+    let placer = Placer {
         roots,
         snap,
         identities,
@@ -542,7 +544,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
             continue;
         }
         if p.denied() {
-            match ctx.may_belong(p) {
+            match placer.may_belong(p) {
                 Some(app) => out.unreadable.push((p.pid, app)),
                 None => out.unreadable_elsewhere += 1,
             }
@@ -550,13 +552,13 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         }
         found.clear();
         if let Ok(cwd) = &p.cwd {
-            ctx.link_evidence(p, How::Cwd, cwd, &mut found);
+            placer.link_evidence(p, How::Cwd, cwd, &mut found);
         }
         let cwd_placed = !found.is_empty();
         if let Ok(exe) = &p.exe {
-            ctx.link_evidence(p, How::Exe, exe, &mut found);
+            placer.link_evidence(p, How::Exe, exe, &mut found);
         }
-        ctx.cmdline_evidence(p, cwd_placed, &mut found);
+        placer.cmdline_evidence(p, cwd_placed, &mut found);
         if found.is_empty() {
             continue;
         }
@@ -628,11 +630,12 @@ pub fn apply_settings(
     });
 }
 
-/// The placed processes that can decide a finding. A process on the current release decides
-/// one only when it has a role (duplicate, missing), hangs directly under PID 1 (orphan) or has
-/// zombie children. Only these pay for the second look at their start time and mount
-/// namespace, and for the owner reads: a healthy worker on the current release costs the floor.
-pub fn deciders(attr: &Attribution, snap: &Snapshot) -> std::collections::HashSet<i32> {
+/// The placed processes worth a second look: those that can decide a finding. A process on
+/// the current release decides one only when it has a role (duplicate, missing), hangs
+/// directly under PID 1 (orphan) or has zombie children. Only these pay for the second look at
+/// their start time and mount namespace, and for the owner reads: a healthy worker on the
+/// current release costs the floor.
+pub fn second_look_pids(attr: &Attribution, snap: &Snapshot) -> std::collections::HashSet<i32> {
     let zombie_parents: std::collections::HashSet<i32> = snap
         .processes
         .iter()
@@ -653,31 +656,32 @@ pub fn deciders(attr: &Attribution, snap: &Snapshot) -> std::collections::HashSe
 
 /// Drop placements that cannot be trusted: the pid was reused or the process exited since it
 /// was read (start time changed), or it lives in another mount namespace where paths mean
-/// other things. Only the placements in `deciding` (see [`deciders`]) pay for these reads.
+/// other things. Only the placements in `deciding` (see [`second_look_pids`]) pay for these
+/// reads.
 pub fn verify(
     attr: &mut Attribution,
     snap: &Snapshot,
     deciding: &std::collections::HashSet<i32>,
     source: &mut dyn crate::snapshot::ProcSource,
 ) {
-    use crate::snapshot::Look;
-    let looks: Vec<Look> = attr
+    use crate::snapshot::{ProcessSeen, SeenAgain};
+    let seen: Vec<ProcessSeen> = attr
         .placements
         .iter()
         .filter(|pl| deciding.contains(&pl.pid))
         .filter_map(|pl| {
             let p = snap.get(pl.pid)?;
-            Some(Look {
+            Some(ProcessSeen {
                 pid: pl.pid,
                 start_ticks: p.start_ticks,
                 // Evidence by identity (the cwd or exe is a release directory, by device and
                 // inode) holds in any mount namespace: only paths read as text need ours.
-                paths: pl.evidence.iter().any(|e| e.said != Said::IsRelease),
+                paths: pl.evidence.iter().any(|e| e.wording != Wording::IsRelease),
                 dir_ino: p.dir_ino,
             })
         })
         .collect();
-    let mut answers = source.recheck_all(&looks).into_iter();
+    let mut answers = source.look_again_all(&seen).into_iter();
     let mut raced = 0;
     let mut foreign = 0;
     attr.placements.retain(|pl| {
@@ -687,14 +691,15 @@ pub fn verify(
         if !deciding.contains(&pl.pid) {
             return true;
         }
-        // The answers come in the order of the looks, made in this order from the same test.
-        match answers.next().unwrap_or(crate::snapshot::Recheck::Gone) {
-            crate::snapshot::Recheck::Same => true,
-            crate::snapshot::Recheck::Gone => {
+        // The answers come in the order of `seen`, made in this order from the same test. A
+        // look that could not be made counts as gone, as before; issue 17 acts on it.
+        match answers.next().unwrap_or(Ok(SeenAgain::Gone)) {
+            Ok(SeenAgain::Same) => true,
+            Ok(SeenAgain::Gone) | Err(_) => {
                 raced += 1;
                 false
             }
-            crate::snapshot::Recheck::Foreign => {
+            Ok(SeenAgain::Foreign) => {
                 foreign += 1;
                 false
             }
@@ -728,7 +733,12 @@ pub fn confirm_zombies(
     std::thread::sleep(ZOMBIE_CONFIRM);
     attr.lasting_zombies = candidates
         .into_iter()
-        .filter(|&(pid, ticks)| source.still_zombie(pid, ticks))
+        // A zombie we cannot read again is not lasting, as before; issue 17 acts on it.
+        .filter(|&(pid, ticks)| {
+            source
+                .stat(pid)
+                .is_ok_and(|s| s.state == b'Z' && s.start_ticks == ticks)
+        })
         .map(|(pid, _)| pid)
         .collect();
 }

@@ -85,38 +85,111 @@ pub fn escape_cmdline(args: &[std::ffi::OsString]) -> String {
     out
 }
 
-/// Reverse [`escape_bytes`]. Returns `None` on text that `escape_bytes` cannot produce.
-pub fn unescape(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            continue;
-        }
-        match chars.next()? {
-            '\\' => out.push(b'\\'),
-            'n' => out.push(b'\n'),
-            't' => out.push(b'\t'),
-            'r' => out.push(b'\r'),
-            'x' => {
-                let hex: String = chars.by_ref().take(2).collect();
-                out.push(u8::from_str_radix(&hex, 16).ok()?);
+/// The backslash escapes relwatch reads back, each where it is written. One decoder
+/// ([`unescape_with`]) serves them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escapes {
+    /// What [`escape_bytes`] writes: `\\`, `\n`, `\t`, `\r`, `\xNN`, `\u{N..}`.
+    Relwatch,
+    /// systemd unit names: `\xNN`, exactly two hex digits (`systemd-escape`).
+    Systemd,
+    /// `/proc/PID/mountinfo` paths: `\NNN`, three octal digits (space, tab, newline, `\`).
+    Octal,
+}
+
+impl Escapes {
+    /// Decode the escape that starts right after a backslash: push what it stands for onto
+    /// `out` and say how many bytes of `after` it used, or `None` when the backslash starts
+    /// no escape of this kind (then nothing is pushed).
+    fn decode(self, after: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+        let hex = |digits: &[u8]| {
+            std::str::from_utf8(digits)
+                .ok()
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+        };
+        match (self, after.first()?) {
+            (Escapes::Relwatch, b'\\') => out.push(b'\\'),
+            (Escapes::Relwatch, b'n') => out.push(b'\n'),
+            (Escapes::Relwatch, b't') => out.push(b'\t'),
+            (Escapes::Relwatch, b'r') => out.push(b'\r'),
+            (Escapes::Relwatch, b'x') => {
+                // Up to two digits: at the very end, one is taken.
+                let digits = after.get(1..3).unwrap_or(&after[1..]);
+                out.push(u8::try_from(hex(digits)?).ok()?);
+                return Some(1 + digits.len());
             }
-            'u' => {
-                if chars.next()? != '{' {
+            (Escapes::Relwatch, b'u') => {
+                let body = after[1..].strip_prefix(b"{")?;
+                // To the closing brace, or to the end when there is none.
+                let (digits, used) = match memchr::memchr(b'}', body) {
+                    Some(close) => (&body[..close], close + 1),
+                    None => (body, body.len()),
+                };
+                let c = char::from_u32(hex(digits)?)?;
+                out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+                return Some(2 + used);
+            }
+            (Escapes::Systemd, b'x') => {
+                out.push(u8::try_from(hex(after.get(1..3)?)?).ok()?);
+                return Some(3);
+            }
+            (Escapes::Octal, _) => {
+                let digits = after.get(..3)?;
+                if !digits.iter().all(|c| (b'0'..=b'7').contains(c)) {
                     return None;
                 }
-                let hex: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                let c = char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?;
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(value).ok()?);
+                return Some(3);
             }
             _ => return None,
         }
+        Some(1)
     }
-    Some(out)
+}
+
+/// Undo `escapes` in `s`. A backslash that starts no escape is kept as it is; the flag says
+/// whether every backslash started one.
+fn unescape_with(s: &[u8], escapes: Escapes) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s;
+    let mut all_known = true;
+    while let Some(at) = memchr::memchr(b'\\', rest) {
+        out.extend_from_slice(&rest[..at]);
+        let after = &rest[at + 1..];
+        match escapes.decode(after, &mut out) {
+            Some(used) => rest = &after[used..],
+            None => {
+                all_known = false;
+                out.push(b'\\');
+                rest = after;
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+    (out, all_known)
+}
+
+/// Reverse [`escape_bytes`]. Returns `None` on text that `escape_bytes` cannot produce.
+pub fn unescape(s: &str) -> Option<Vec<u8>> {
+    match unescape_with(s.as_bytes(), Escapes::Relwatch) {
+        (bytes, true) => Some(bytes),
+        (_, false) => None,
+    }
+}
+
+/// Decode systemd's `\xNN` escapes in a unit name (`systemd-escape --unescape`); a backslash
+/// that starts no such escape is kept.
+pub fn unescape_systemd(name: &[u8]) -> Vec<u8> {
+    unescape_with(name, Escapes::Systemd).0
+}
+
+/// Undo the `\NNN` octal escapes of a path in `/proc/PID/mountinfo`; a backslash that starts
+/// no such escape is kept.
+pub fn unescape_octal(path: &[u8]) -> Vec<u8> {
+    unescape_with(path, Escapes::Octal).0
 }
 
 #[cfg(test)]
@@ -212,5 +285,37 @@ mod tests {
         let e = escape_bytes(&all);
         assert!(!e.chars().any(is_dangerous));
         assert_eq!(unescape(&e).unwrap(), all);
+    }
+
+    #[test]
+    fn systemd_and_octal_escapes_decode_and_bad_ones_are_kept() {
+        let systemd: [(&[u8], &[u8]); 4] = [
+            (br"a\x2db", b"a-b"),
+            (br"a\xzz\x", br"a\xzz\x"),
+            (br"\x2", br"\x2"),
+            (br"\n\\", br"\n\\"),
+        ];
+        for (escaped, raw) in systemd {
+            assert_eq!(unescape_systemd(escaped), raw, "{escaped:?}");
+        }
+        let octal: [(&[u8], &[u8]); 4] = [
+            (br"/mnt/my\040cgroups", b"/mnt/my cgroups"),
+            (br"a\0", br"a\0"),
+            (br"\777x", br"\777x"),
+            (br"\134", br"\"),
+        ];
+        for (escaped, raw) in octal {
+            assert_eq!(unescape_octal(escaped), raw, "{escaped:?}");
+        }
+    }
+
+    #[test]
+    fn relwatch_escapes_refuse_what_escape_bytes_never_writes() {
+        for bad in ["\\", "\\q", "\\xzz", "\\u41", "\\u{110000}", "\\u{zz}"] {
+            assert_eq!(unescape(bad), None, "{bad:?}");
+        }
+        // Lenient where the reverse always was: one digit at the end, no closing brace.
+        assert_eq!(unescape("\\xa").as_deref(), Some(&b"\n"[..]));
+        assert_eq!(unescape("\\u{41").as_deref(), Some(&b"A"[..]));
     }
 }

@@ -112,7 +112,7 @@ pub fn second_look(
     source: &mut dyn ProcSource,
     all_owners: bool,
 ) -> Owners {
-    let deciding = attribution::deciders(attr, snap);
+    let deciding = attribution::second_look_pids(attr, snap);
     let owners = owner::collect(snap, attr, &deciding, source, all_owners);
     attribution::verify(attr, snap, &deciding, source);
     attribution::confirm_zombies(attr, snap, source);

@@ -70,7 +70,7 @@ fn systemd_service_on_the_v1_name_systemd_hierarchy() {
 #[test]
 fn many_owners_come_from_one_walk_of_the_cgroup_tree() {
     use relwatch::snapshot::linux::LinuxProc;
-    use relwatch::snapshot::parse::systemd_cgroup;
+    use relwatch::snapshot::parse::cgroup::systemd_cgroup;
     use relwatch::snapshot::ProcSource;
     let _lock = cgroup_lock();
     let unit = format!("{}.service", unique("walk"));
@@ -94,9 +94,9 @@ fn many_owners_come_from_one_walk_of_the_cgroup_tree() {
 
     let mut source = LinuxProc::default();
     let pids: Vec<i32> = workers.iter().map(Child::pid).collect();
-    let mut extras = std::collections::HashMap::new();
-    source.extras(&pids, &|_| &[], &mut |pid, extra| {
-        extras.insert(pid, extra);
+    let mut reads = std::collections::HashMap::new();
+    source.cgroup_and_env(&pids, &|_| &[], &mut |pid, read| {
+        reads.insert(pid, read);
     });
     assert_eq!(
         source.cgroups_walked(),
@@ -106,8 +106,8 @@ fn many_owners_come_from_one_walk_of_the_cgroup_tree() {
     for w in &workers {
         let own = std::fs::read(format!("/proc/{}/cgroup", w.pid())).unwrap();
         assert_eq!(
-            extras[&w.pid()].cgroup.as_deref(),
-            systemd_cgroup(&own),
+            reads[&w.pid()].cgroup.as_ref().map(Option::as_deref),
+            Ok(systemd_cgroup(&own)),
             "pid {}: the walk and /proc/PID/cgroup disagree",
             w.pid()
         );

@@ -11,11 +11,15 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
-use relwatch::escape::{escape, escape_bytes, escape_cmdline, is_dangerous, unescape};
-use relwatch::snapshot::parse::{
-    environ_keys, maps_paths, parse_stat, split_cmdline, systemd_cgroup, unescape_unit,
-    unit_of_cgroup,
+use relwatch::escape::{
+    escape, escape_bytes, escape_cmdline, is_dangerous, unescape, unescape_systemd,
 };
+use relwatch::owner::unit::unit_of_cgroup;
+use relwatch::snapshot::parse::cgroup::systemd_cgroup;
+use relwatch::snapshot::parse::cmdline::split_cmdline;
+use relwatch::snapshot::parse::environ::environ_keys;
+use relwatch::snapshot::parse::maps::maps_paths;
+use relwatch::snapshot::parse::stat::parse_stat;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -339,7 +343,7 @@ proptest! {
             let _ = u.display();
             let _ = u.is_session();
         }
-        let _ = unescape_unit(&buf);
+        let _ = unescape_systemd(&buf);
     }
 
     /// A well-formed cgroup file: the v1 `name=systemd` line wins when it says more than `/`,
@@ -396,13 +400,13 @@ proptest! {
     /// and undoes `systemd-escape` of any byte.
     #[test]
     fn unit_unescape_is_sane(name in hostile_bytes(128), raw in hostile_bytes(32)) {
-        let out = unescape_unit(&name);
+        let out = unescape_systemd(&name);
         prop_assert!(out.len() <= name.len());
         if !name.contains(&b'\\') {
             prop_assert_eq!(&out, &name);
         }
         let escaped: Vec<u8> = raw.iter().flat_map(|b| format!("\\x{b:02x}").into_bytes()).collect();
-        prop_assert_eq!(unescape_unit(&escaped), raw);
+        prop_assert_eq!(unescape_systemd(&escaped), raw);
     }
 }
 

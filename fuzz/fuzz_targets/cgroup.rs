@@ -1,9 +1,11 @@
 //! `/proc/PID/cgroup` and unit names: `systemd_cgroup` returns one line's path, and
-//! `unit_of_cgroup` / `unescape_unit` never panic on it or on the raw input.
+//! `unit_of_cgroup` / `unescape_systemd` never panic on it or on the raw input.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relwatch::snapshot::parse::{systemd_cgroup, unescape_unit, unit_of_cgroup};
+use relwatch::escape::unescape_systemd;
+use relwatch::owner::unit::unit_of_cgroup;
+use relwatch::snapshot::parse::cgroup::systemd_cgroup;
 
 fn check_unit(path: &[u8]) {
     if let Some(u) = unit_of_cgroup(path) {
@@ -23,6 +25,6 @@ fuzz_target!(|data: &[u8]| {
         check_unit(path);
     }
     check_unit(data);
-    let out = unescape_unit(data);
+    let out = unescape_systemd(data);
     assert!(out.len() <= data.len());
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relwatch::snapshot::parse::split_cmdline;
+use relwatch::snapshot::parse::cmdline::split_cmdline;
 use std::os::unix::ffi::OsStrExt;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relwatch::snapshot::parse::environ_keys;
+use relwatch::snapshot::parse::environ::environ_keys;
 use relwatch::snapshot::ENV_KEYS;
 use std::os::unix::ffi::OsStrExt;
 

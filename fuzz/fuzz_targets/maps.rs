@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relwatch::snapshot::parse::maps_paths;
+use relwatch::snapshot::parse::maps::maps_paths;
 
 fuzz_target!(|data: &[u8]| {
     let lo = data.as_ptr() as usize;

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use relwatch::snapshot::parse::parse_stat;
+use relwatch::snapshot::parse::stat::parse_stat;
 
 fuzz_target!(|data: &[u8]| {
     // 1. The raw input as a stat file.

@@ -157,7 +157,8 @@ fn find_uses(
         if p.pid == snap.own_pid || p.kernel_thread || p.is_zombie() {
             continue;
         }
-        if source.foreign_mount_ns(p.pid) {
+        // Unreadable counts as ours, as before; issue 17 acts on the difference.
+        if source.foreign_mount_ns(p.pid).unwrap_or(false) {
             skipped += 1;
             continue;
         }
@@ -188,8 +189,9 @@ fn find_uses(
                 }
             }
         }
-        let fds = source.open_files(p.pid);
-        let maps = source.mapped_files(p.pid);
+        // Unreadable reads as none, as before; issue 17 acts on the difference.
+        let fds = source.open_files(p.pid).unwrap_or_default();
+        let maps = source.mapped_files(p.pid).unwrap_or_default();
         for (i, t) in targets.iter().enumerate() {
             let prefix = t.canonical.as_os_str().as_bytes();
             for f in fds.iter().filter(|f| under(f.as_bytes(), prefix)) {
@@ -215,7 +217,10 @@ fn find_uses(
             }
         }
         // A use seen only once the process was gone (pid reused) is dropped.
-        if hits.len() > before && source.start_ticks(p.pid) != Some(p.start_ticks) {
+        // Unreadable counts as gone, as before; issue 17 acts on the difference.
+        if hits.len() > before
+            && source.stat(p.pid).ok().map(|s| s.start_ticks) != Some(p.start_ticks)
+        {
             hits.truncate(before);
         }
     }

@@ -185,7 +185,8 @@ fn poll_laggards(
         }
         if laggards
             .iter()
-            .any(|l| source.start_ticks(l.pid) != Some(l.start_ticks))
+            // Unreadable counts as gone, as before; issue 17 acts on the difference.
+            .any(|l| source.stat(l.pid).ok().map(|s| s.start_ticks) != Some(l.start_ticks))
         {
             return Ok(());
         }

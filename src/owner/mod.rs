@@ -9,19 +9,22 @@
 //! restarting every program at once.
 //!
 //! Only the environment keys in [`crate::snapshot::ENV_KEYS`] are ever read, and `name` only
-//! below a PM2 God daemon. [`collect`] does the reads (only for processes placed in an app)
-//! and decides each owner as its reads arrive; the deciding itself is pure (tested through
-//! `resolve` on hand-made reads).
+//! below a PM2 God daemon. The shape: [`collect`] asks the snapshot's reader for the raw
+//! cgroup path and those keys ([`crate::snapshot::CgroupAndEnv`], only for processes placed
+//! in an app) and decides each owner as its reads arrive; [`unit`](mod@unit) reads systemd's
+//! naming in the cgroup path; [`remedy`] says what to run. The deciding itself is pure
+//! (tested through `resolve` on hand-made reads).
 
 pub mod remedy;
+pub mod unit;
 
 use crate::attribution::Attribution;
 use crate::escape::escape;
-use crate::snapshot::parse::{unit_of_cgroup, UnitPath};
-use crate::snapshot::{Extra, ProcSource, Process, Snapshot};
+use crate::snapshot::{CgroupAndEnv, ProcSource, Process, Snapshot};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use unit::{unit_of_cgroup, UnitPath};
 
 /// The process supervisor nearest to a process.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -284,7 +287,7 @@ fn nearest_from(snap: &Snapshot, pid: i32) -> Option<(i32, &'static str)> {
 
 /// Read the cgroup and the named environment keys of the placed processes: all of them when
 /// `all` (JSON and `ps` show every owner), else only those that can decide a finding (see
-/// [`crate::attribution::deciders`]) and the parents of those (the master of a tree).
+/// [`crate::attribution::second_look_pids`]) and the parents of those (the master of a tree).
 pub fn collect(
     snap: &Snapshot,
     attr: &Attribution,
@@ -321,8 +324,8 @@ pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) 
         }
     };
     let mut owners = Owners::with_capacity(pids.len());
-    source.extras(pids, &keys, &mut |pid, extra| {
-        decider.add(snap, &mut owners, pid, &extra);
+    source.cgroup_and_env(pids, &keys, &mut |pid, reads| {
+        decider.add(snap, &mut owners, pid, &reads);
     });
     owners.finish()
 }
@@ -330,7 +333,7 @@ pub fn collect_pids(snap: &Snapshot, pids: &[i32], source: &mut dyn ProcSource) 
 /// The environment keys a rule needs from `p`: the program's name below a supervisord, the
 /// app's name and id below a PM2 God daemon, and `SUPERVISOR_ENABLED` directly under PID 1 (the
 /// orphan rule). Any other process's environment is not read at all: it costs a read of the
-/// process's memory and holds secrets (DESIGN.md, "Security rules").
+/// process's memory and holds secrets (docs/SECURITY.md).
 pub fn env_keys(snap: &Snapshot, p: &Process) -> &'static [&'static str] {
     keys_for(nearest_supervisor(snap, p), p)
 }
@@ -353,11 +356,11 @@ fn keys_for(nearest: Option<(i32, &'static str)>, p: &Process) -> &'static [&'st
 
 /// Decide every owner from the snapshot and the extra reads. Pure; the tests' way in.
 #[cfg(test)]
-fn resolve(snap: &Snapshot, extras: HashMap<i32, Extra>) -> Owners {
-    let mut owners = Owners::with_capacity(extras.len());
+fn resolve(snap: &Snapshot, reads: HashMap<i32, CgroupAndEnv>) -> Owners {
+    let mut owners = Owners::with_capacity(reads.len());
     let mut decider = Decider::default();
-    for (pid, extra) in extras {
-        decider.add(snap, &mut owners, pid, &extra);
+    for (pid, reads) in reads {
+        decider.add(snap, &mut owners, pid, &reads);
     }
     owners.finish()
 }
@@ -372,18 +375,22 @@ struct Decider {
 }
 
 impl Decider {
-    fn add(&mut self, snap: &Snapshot, owners: &mut Owners, pid: i32, extra: &Extra) {
+    fn add(&mut self, snap: &Snapshot, owners: &mut Owners, pid: i32, reads: &CgroupAndEnv) {
         let Some(p) = snap.get(pid) else { return };
-        let unit = extra.cgroup.as_deref().and_then(unit_of_cgroup);
+        // What could not be read decides as if nothing was there, as before; issue 17 acts on
+        // the difference.
+        let cgroup = reads.cgroup.as_ref().ok().and_then(Option::as_deref);
+        let env = Env(reads.env.as_deref().unwrap_or_default());
+        let unit = cgroup.and_then(unit_of_cgroup);
         let supervisor = match self.nearest.of(snap, p) {
             Some((spid, "supervisord")) => Supervisor::Supervisord {
                 pid: spid,
-                program: program_name(extra),
+                program: program_name(env),
             },
             Some((god, "pm2")) => Supervisor::Pm2 {
                 god,
-                name: extra.env("name").map(OsStr::to_os_string),
-                id: extra.env("pm_id").map(OsStr::to_os_string),
+                name: env.get("name").map(OsStr::to_os_string),
+                id: env.get("pm_id").map(OsStr::to_os_string),
             },
             Some((spid, kind)) => {
                 let a = snap.get(spid);
@@ -410,17 +417,30 @@ impl Decider {
         let owner = Owner {
             supervisor,
             unit,
-            supervisor_enabled: extra.env("SUPERVISOR_ENABLED").is_some(),
+            supervisor_enabled: env.get("SUPERVISOR_ENABLED").is_some(),
         };
         owners.insert(pid, owner, &mut self.seen);
     }
 }
 
+/// The named environment keys read from one process.
+#[derive(Clone, Copy)]
+struct Env<'a>(&'a [(&'static str, OsString)]);
+
+impl<'a> Env<'a> {
+    fn get(self, key: &str) -> Option<&'a OsStr> {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_os_str())
+    }
+}
+
 /// `GROUP:NAME`, which `supervisorctl` accepts for grouped and plain programs alike.
-fn program_name(extra: &Extra) -> Option<String> {
-    let name = extra.env("SUPERVISOR_PROCESS_NAME")?;
+fn program_name(env: Env) -> Option<String> {
+    let name = env.get("SUPERVISOR_PROCESS_NAME")?;
     let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
-    match extra.env("SUPERVISOR_GROUP_NAME") {
+    match env.get("SUPERVISOR_GROUP_NAME") {
         Some(g) => Some(format!("{}:{name}", String::from_utf8_lossy(g.as_bytes()))),
         None => Some(name),
     }
@@ -465,15 +485,14 @@ mod tests {
         )
     }
 
-    fn extra(cgroup: &str, env: &[(&'static str, &str)]) -> Extra {
-        Extra {
-            cgroup: Some(cgroup.as_bytes().to_vec()),
-            env: env.iter().map(|(k, v)| (*k, OsString::from(v))).collect(),
-            env_denied: false,
+    fn extra(cgroup: &str, env: &[(&'static str, &str)]) -> CgroupAndEnv {
+        CgroupAndEnv {
+            cgroup: Ok(Some(cgroup.as_bytes().to_vec())),
+            env: Ok(env.iter().map(|(k, v)| (*k, OsString::from(v))).collect()),
         }
     }
 
-    fn owner_of(s: &Snapshot, pid: i32, e: Extra) -> Owner {
+    fn owner_of(s: &Snapshot, pid: i32, e: CgroupAndEnv) -> Owner {
         resolve(s, HashMap::from([(pid, e)]))
             .get(pid)
             .unwrap()
@@ -563,10 +582,10 @@ mod tests {
             p(40, 1, &["s6-supervise", "api"]),
             p(41, 40, &["node", "server.js"]),
         ]);
-        let o = owner_of(&s, 32, Extra::default());
+        let o = owner_of(&s, 32, CgroupAndEnv::default());
         assert_eq!(o.kind(), "runit");
         assert_eq!(o.name().as_deref(), Some("queue"));
-        let o = owner_of(&s, 41, Extra::default());
+        let o = owner_of(&s, 41, CgroupAndEnv::default());
         assert_eq!(o.kind(), "s6");
         assert_eq!(o.name().as_deref(), Some("api"));
     }

@@ -4,8 +4,8 @@
 //! report::golden` and the diff.
 
 use super::{json, text, tree};
+use crate::owner::unit::UnitPath;
 use crate::owner::{Owner, Supervisor};
-use crate::snapshot::parse::UnitPath;
 
 include!("../../tests/golden/fixture.rs");
 

@@ -5,7 +5,7 @@
 //! host holds far fewer directories than processes, and each directory's `cgroup.procs` lists
 //! its members: one walk answers every pid at once (what `systemd-cgls` does).
 //!
-//! The walk must give exactly what [`super::parse::systemd_cgroup`] gives for the same
+//! The walk must give exactly what [`super::parse::cgroup::systemd_cgroup`] gives for the same
 //! process, so it is used only when that is certain:
 //! - every hierarchy that decides it (the v1 `name=systemd` line and the v2 `0::` line of our
 //!   own `/proc/self/cgroup`) is mounted where we can see it, at the hierarchy's root (mount
@@ -19,86 +19,12 @@
 //! has every process at its root; the walk says so without reading the root's `cgroup.procs`,
 //! which lists every process on the host.
 
+use super::parse::mountinfo::CgroupMounts;
+use super::read::{read_at, ReadUntil};
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::Mode;
-use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
-
-/// Where the hierarchies that name systemd units are mounted (at their root).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mounts {
-    /// The v1 `name=systemd` hierarchy.
-    pub v1: Option<PathBuf>,
-    /// The v2 (unified) hierarchy.
-    pub v2: Option<PathBuf>,
-}
-
-/// Find the `name=systemd` and `cgroup2` mounts in `/proc/self/mountinfo` whose mount root is
-/// `/` (a bind mount of a subtree would print other paths than `/proc/PID/cgroup`). The first
-/// such mount of each wins. Lines are `ID PARENT MAJ:MIN ROOT POINT OPTS [TAGS...] - FSTYPE
-/// SOURCE SUPEROPTS`; ROOT and POINT escape space, tab, newline and `\` as octal `\NNN`.
-pub fn mounts(mountinfo: &[u8]) -> Mounts {
-    let mut m = Mounts::default();
-    for mount in super::parse::mounts(mountinfo) {
-        if mount.root != b"/" {
-            continue;
-        }
-        let point = || PathBuf::from(OsString::from_vec(unescape_octal(mount.point)));
-        if mount.fstype == b"cgroup2" {
-            m.v2.get_or_insert_with(point);
-        } else if mount.fstype == b"cgroup"
-            && mount
-                .superopts
-                .split(|&b| b == b',')
-                .any(|o| o == b"name=systemd")
-        {
-            m.v1.get_or_insert_with(point);
-        }
-    }
-    m
-}
-
-/// Undo mountinfo's `\NNN` escapes.
-fn unescape_octal(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'\\'
-            && i + 3 < s.len()
-            && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = s[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
-            if let Ok(b) = u8::try_from(v) {
-                out.push(b);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
-}
-
-/// Which hierarchies decide a process's systemd cgroup on this host, from our own
-/// `/proc/self/cgroup`: (the v1 `name=systemd` line is there, the v2 `0::` line is there).
-pub fn hierarchies(self_cgroup: &[u8]) -> (bool, bool) {
-    let mut v1 = false;
-    let mut v2 = false;
-    for line in self_cgroup.split(|&b| b == b'\n') {
-        let mut parts = line.splitn(3, |&b| b == b':');
-        let (Some(id), Some(ctrl), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        v1 |= ctrl == b"name=systemd";
-        v2 |= id == b"0" && ctrl.is_empty();
-    }
-    (v1, v2)
-}
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// The pids in a `cgroup.procs` file (one decimal pid per line; anything else is skipped).
 pub fn procs(buf: &[u8]) -> impl Iterator<Item = i32> + '_ {
@@ -185,7 +111,7 @@ pub fn walk(mount: &Path, wanted: &[i32], budget: usize, buf: &mut Vec<u8>) -> O
             tree.of.iter_mut().for_each(|i| *i = 0);
             return Some(tree);
         }
-        if read_file(buf, &entries, "cgroup.procs").is_ok() {
+        if read_at(buf, &entries, "cgroup.procs", ReadUntil::Eof).is_ok() {
             let mut index = None;
             for pid in procs(buf) {
                 if let Ok(at) = wanted.binary_search(&pid) {
@@ -201,19 +127,13 @@ pub fn walk(mount: &Path, wanted: &[i32], budget: usize, buf: &mut Vec<u8>) -> O
     Some(tree)
 }
 
-/// Read a whole file relative to `dir` with plain `read` calls, to end of file.
-pub(super) fn read_file(buf: &mut Vec<u8>, dir: impl AsFd, name: &str) -> nix::Result<()> {
-    let fd: OwnedFd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    super::linux::read_fd(buf, &fd, super::linux::Whole::AtEof)
-}
-
 /// The systemd cgroups of the wanted pids, as far as one walk per hierarchy can tell.
 pub struct Walked {
     v1: Option<Tree>,
     v2: Option<Tree>,
 }
 
-/// What the walk says about one pid: its systemd cgroup as [`super::parse::systemd_cgroup`]
+/// What the walk says about one pid: its systemd cgroup as [`super::parse::cgroup::systemd_cgroup`]
 /// would read it, or that it does not know (read `/proc/PID/cgroup`).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer<'a> {
@@ -225,7 +145,7 @@ impl Walked {
     /// Walk what decides the systemd cgroup on this host, or `None` when that cannot give the
     /// same answers as `/proc/PID/cgroup` (see the module docs).
     pub fn new(
-        mounts: &Mounts,
+        mounts: &CgroupMounts,
         uses: (bool, bool),
         wanted: &[i32],
         budget: usize,
@@ -245,7 +165,7 @@ impl Walked {
         Some(Walked { v1, v2 })
     }
 
-    /// Same rule as [`super::parse::systemd_cgroup`]: the v1 `name=systemd` path when it says
+    /// Same rule as [`super::parse::cgroup::systemd_cgroup`]: the v1 `name=systemd` path when it says
     /// more than `/`, else the v2 path. `i` is the pid's place in the sorted wanted list.
     pub fn get(&self, i: usize) -> Answer<'_> {
         if let Some(v1) = &self.v1 {
@@ -269,59 +189,6 @@ impl Walked {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // From a Debian 12 host with systemd in hybrid mode, and from this test machine.
-    const HYBRID: &[u8] = b"\
-25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
-31 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
-32 31 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
-33 31 0:28 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
-36 31 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpu,cpuacct
-";
-
-    #[test]
-    fn hybrid_host_mounts() {
-        let m = mounts(HYBRID);
-        assert_eq!(m.v1.as_deref(), Some(Path::new("/sys/fs/cgroup/systemd")));
-        assert_eq!(m.v2.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
-    }
-
-    #[test]
-    fn a_subtree_bind_mount_is_not_used_and_escapes_are_undone() {
-        let info = b"\
-40 31 0:37 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-41 31 0:37 / /mnt/my\\040cgroups rw shared:1 master:2 - cgroup2 none rw
-";
-        let m = mounts(info);
-        assert_eq!(m.v2.as_deref(), Some(Path::new("/mnt/my cgroups")));
-        assert_eq!(m.v1, None);
-    }
-
-    #[test]
-    fn garbage_mountinfo_gives_nothing() {
-        assert_eq!(mounts(b""), Mounts::default());
-        assert_eq!(
-            mounts(b"- - - -\n1 2 3\n\xff\xfe - cgroup2"),
-            Mounts::default()
-        );
-        assert_eq!(unescape_octal(b"a\\0"), b"a\\0");
-        assert_eq!(unescape_octal(b"\\777x"), b"\\777x");
-        assert_eq!(unescape_octal(b"\\134"), b"\\");
-    }
-
-    #[test]
-    fn which_hierarchies_decide() {
-        assert_eq!(
-            hierarchies(b"0::/user.slice/user-1000.slice/session-2.scope\n"),
-            (false, true)
-        );
-        assert_eq!(
-            hierarchies(b"9:name=systemd:/\n8:pids:/\n0::/\n"),
-            (true, true)
-        );
-        assert_eq!(hierarchies(b"1:name=systemd:/init.scope\n"), (true, false));
-        assert_eq!(hierarchies(b""), (false, false));
-    }
 
     #[test]
     fn procs_skips_what_is_not_a_pid() {

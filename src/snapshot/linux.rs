@@ -4,13 +4,22 @@
 //! For every pid it reads exactly `stat`, `cmdline`, and the `cwd` and `exe` links (text via
 //! `readlinkat`; identity and link count via `fstatat` through the link: always for `cwd`, for
 //! `exe` only when the text ends in ` (deleted)`, see [`Identity`]). Nothing else is read for
-//! every process: reads that few processes need are done later, on demand, by pid.
-//! It never follows a path taken from a process except through the kernel's magic links.
-//! See proc(5).
+//! every process: reads that few processes need are done later, on demand, by pid, and say
+//! why they failed ([`ReadError`]). It parses nothing itself (see [`super::parse`]) and never
+//! follows a path taken from a process except through the kernel's magic links. See proc(5).
 
-use super::cgroupfs::{self, Answer, Walked};
-use super::parse::{environ_keys, maps_paths, parse_stat, systemd_cgroup, Stat};
-use super::{Clock, Extra, Link, LinkError, Look, ProcSource, Process, Recheck, Snapshot};
+use super::cgroupfs::{Answer, Walked};
+use super::parse::cgroup::{hierarchies, systemd_cgroup};
+use super::parse::environ::environ_keys;
+use super::parse::maps::maps_paths;
+use super::parse::mountinfo::{cgroup_mounts, proc_hides_pids};
+use super::parse::stat::{parse_stat, Stat};
+use super::parse::status::{effective_caps, CAP_SYS_PTRACE};
+use super::read::{read_at, ReadUntil};
+use super::{
+    CgroupAndEnv, Clock, Cmdline, Comm, Link, LinkError, PidStat, ProcSource, Process, ProcessSeen,
+    ReadError, SeenAgain, Snapshot,
+};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode};
@@ -48,12 +57,14 @@ pub struct LinuxProc {
     root_dir: Option<OwnedFd>,
     buf: Vec<u8>,
     own_mnt_ns: Option<OsString>,
-    /// How many cgroups the last [`ProcSource::extras`] took from a walk of the cgroup tree.
+    /// How many cgroups the last [`ProcSource::cgroup_and_env`] took from a walk of the cgroup
+    /// tree.
     walked: usize,
     /// How many threads the pass over /proc may use (1: the calling thread only).
     jobs: usize,
     /// `root` is a procfs mount, whose pid directories' inode numbers tell processes apart
-    /// (see [`Look::dir_ino`]); a tree of plain files standing in for it in tests is not.
+    /// (see [`ProcessSeen::dir_ino`]); a tree of plain files standing in for it in tests is
+    /// not.
     procfs: bool,
 }
 
@@ -106,69 +117,93 @@ impl LinuxProc {
         }
         let ptrace = std::fs::read_to_string(self.root.join("self/status"))
             .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("CapEff:"))
-                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            })
-            .is_some_and(|caps| caps & (1 << 19) != 0);
+            .and_then(|status| effective_caps(&status))
+            .is_some_and(|caps| caps & CAP_SYS_PTRACE != 0);
         !ptrace
-            && std::fs::read(self.root.join("self/mountinfo"))
-                .is_ok_and(|m| super::parse::proc_hides_pids(&m))
+            && std::fs::read(self.root.join("self/mountinfo")).is_ok_and(|m| proc_hides_pids(&m))
     }
 
-    /// How many cgroups the last [`ProcSource::extras`] call took from one walk of the cgroup
-    /// tree instead of `/proc/PID/cgroup` (for tests).
+    /// How many cgroups the last [`ProcSource::cgroup_and_env`] call took from one walk of the
+    /// cgroup tree instead of `/proc/PID/cgroup` (for tests).
     pub fn cgroups_walked(&self) -> usize {
         self.walked
     }
 
     /// What readers of this /proc on any thread share.
-    fn at(&self) -> At<'_> {
-        At::of(&self.root, &self.root_dir, &self.own_mnt_ns, self.procfs)
+    fn proc_root(&self) -> ProcRoot<'_> {
+        ProcRoot::of(&self.root, &self.root_dir, &self.own_mnt_ns, self.procfs)
     }
 
     fn open_pid(&self, pid: i32) -> nix::Result<OwnedFd> {
-        self.at().open_pid(pid)
+        self.proc_root().open_pid(pid)
     }
 
-    /// [`LinuxProc::at`] beside the buffer of the calling thread.
-    fn at_with_buf(&mut self) -> (At<'_>, &mut Vec<u8>) {
-        let at = At::of(&self.root, &self.root_dir, &self.own_mnt_ns, self.procfs);
-        (at, &mut self.buf)
-    }
-
-    fn stat_of(&mut self, pid: i32) -> Option<Stat<'_>> {
-        let (at, buf) = self.at_with_buf();
-        at.stat_of(buf, pid)
-    }
-
-    /// Read a whole /proc file into `buf` (see [`read_fd`]).
-    fn read_at(buf: &mut Vec<u8>, dir: impl AsFd, name: &str, file: Whole) -> nix::Result<()> {
-        let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-        read_fd(buf, &fd, file)
+    /// [`LinuxProc::proc_root`] beside the buffer of the calling thread.
+    fn proc_root_and_buf(&mut self) -> (ProcRoot<'_>, &mut Vec<u8>) {
+        let root = ProcRoot::of(&self.root, &self.root_dir, &self.own_mnt_ns, self.procfs);
+        (root, &mut self.buf)
     }
 
     /// One walk of the cgroup tree for the wanted pids, when it is cheaper than reading each
-    /// `/proc/PID/cgroup` and gives the same answers (see [`cgroupfs`]).
+    /// `/proc/PID/cgroup` and gives the same answers (see [`super::cgroupfs`]).
     fn walk_cgroups(&mut self, wanted: &[i32]) -> Option<Walked> {
         if wanted.len() < WALK_MIN {
             return None;
         }
-        cgroupfs::read_file(&mut self.buf, self.root_dir.as_ref()?, "self/cgroup").ok()?;
-        let uses = cgroupfs::hierarchies(&self.buf);
-        cgroupfs::read_file(&mut self.buf, self.root_dir.as_ref()?, "self/mountinfo").ok()?;
-        let mounts = cgroupfs::mounts(&self.buf);
+        let root = self.root_dir.as_ref()?;
+        read_at(&mut self.buf, root, "self/cgroup", ReadUntil::Eof).ok()?;
+        let uses = hierarchies(&self.buf);
+        read_at(&mut self.buf, root, "self/mountinfo", ReadUntil::Eof).ok()?;
+        let mounts = cgroup_mounts(&self.buf);
         // A directory costs about 8 system calls, a process's own cgroup file about 5.
         let budget = wanted.len() * 5 / 8;
         Walked::new(&mounts, uses, wanted, budget, &mut self.buf)
     }
+
+    /// The cgroup (unless the walk already knew it: `walked`) and the environment keys `keys`
+    /// of one process, read through one open of `/proc/PID`.
+    fn read_cgroup_and_env(
+        &mut self,
+        pid: i32,
+        walked: Option<Option<Vec<u8>>>,
+        keys: &[&'static str],
+    ) -> CgroupAndEnv {
+        if walked.is_some() && keys.is_empty() {
+            // Nothing left to read: `/proc/PID` is not even opened.
+            return CgroupAndEnv {
+                cgroup: Ok(walked.flatten()),
+                env: Ok(Vec::new()),
+            };
+        }
+        let dir = self.open_pid(pid).map_err(ReadError::from);
+        let cgroup = match (walked, &dir) {
+            (Some(cgroup), _) => Ok(cgroup),
+            (None, Err(e)) => Err(*e),
+            (None, Ok(dir)) => read_at(&mut self.buf, dir, "cgroup", ReadUntil::ShortRead)
+                .map(|()| systemd_cgroup(&self.buf).map(<[u8]>::to_vec))
+                .map_err(ReadError::from),
+        };
+        let env = match (keys, &dir) {
+            ([], _) => Ok(Vec::new()),
+            (_, Err(e)) => Err(*e),
+            (_, Ok(dir)) => {
+                let env = read_at(&mut self.buf, dir, "environ", ReadUntil::Eof)
+                    .map(|()| environ_keys(&self.buf, keys))
+                    .map_err(ReadError::from);
+                // The buffer held every value of the environment: do not keep it around.
+                self.buf.iter_mut().for_each(|b| *b = 0);
+                self.buf.clear();
+                env
+            }
+        };
+        CgroupAndEnv { cgroup, env }
+    }
 }
 
-/// What every reader of one /proc shares, on whichever thread: where it is, and our own
-/// mount namespace.
+/// An open `/proc` and what every reader of it shares, on whichever thread: where it is, and
+/// our own mount namespace.
 #[derive(Clone, Copy)]
-struct At<'a> {
+struct ProcRoot<'a> {
     root: &'a Path,
     /// `root` opened once: each `/proc/PID` is opened relative to it.
     root_dir: Option<&'a OwnedFd>,
@@ -177,16 +212,16 @@ struct At<'a> {
     procfs: bool,
 }
 
-impl<'a> At<'a> {
-    /// From [`LinuxProc`]'s fields, not the whole reader, so that [`LinuxProc::at_with_buf`]
-    /// can lend its buffer beside it.
+impl<'a> ProcRoot<'a> {
+    /// From [`LinuxProc`]'s fields, not the whole reader, so that
+    /// [`LinuxProc::proc_root_and_buf`] can lend its buffer beside it.
     fn of(
         root: &'a Path,
         root_dir: &'a Option<OwnedFd>,
         own_mnt_ns: &'a Option<OsString>,
         procfs: bool,
     ) -> Self {
-        At {
+        ProcRoot {
             root,
             root_dir: root_dir.as_ref(),
             own_mnt_ns: own_mnt_ns.as_deref(),
@@ -206,137 +241,155 @@ impl<'a> At<'a> {
     /// `/proc/PID/stat` in one open (`PID/stat` relative to the open `/proc`), for looks that
     /// need nothing else from the process (two system calls fewer than opening the directory
     /// first).
-    fn stat_of(self, buf: &mut Vec<u8>, pid: i32) -> Option<Stat<'_>> {
+    fn stat_of(self, buf: &mut Vec<u8>, pid: i32) -> Result<Stat<'_>, ReadError> {
         match self.root_dir {
             Some(root) => {
                 let name = format!("{pid}/stat");
-                LinuxProc::read_at(buf, root, &name, Whole::InOneShortRead).ok()?;
+                read_at(buf, root, &name, ReadUntil::ShortRead)?;
             }
             None => {
-                let dir = self.open_pid(pid).ok()?;
-                LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).ok()?;
+                let dir = self.open_pid(pid)?;
+                read_at(buf, &dir, "stat", ReadUntil::ShortRead)?;
             }
         }
-        parse_stat(buf).ok()
+        parse_stat(buf).map_err(|_| ReadError::Malformed)
     }
 
     /// Another mount namespace with another root directory, seen through an open `/proc/PID`.
     /// A systemd service with PrivateTmp= or ProtectSystem= (relwatch's own unit, or the
     /// app's) has its own mount namespace yet sees the same paths: only a different root
-    /// directory (a container, a chroot) means its paths are not ours.
-    fn foreign_at(self, dir: &OwnedFd) -> bool {
+    /// directory (a container, a chroot) means its paths are not ours. An error only when
+    /// its namespace cannot be read (another user's process, without privilege).
+    fn foreign_at(self, dir: &OwnedFd) -> Result<bool, ReadError> {
         let Some(own) = self.own_mnt_ns else {
-            return false;
+            return Ok(false);
         };
-        match readlinkat(dir, "ns/mnt") {
-            Ok(theirs) if theirs.as_os_str() == own => false,
-            Ok(_) => {
-                let ours = nix::sys::stat::stat(&self.root.join("self/root"))
-                    .ok()
-                    .map(|s| (s.st_dev, s.st_ino));
-                let theirs = fstatat(dir, "root", AtFlags::empty())
-                    .ok()
-                    .map(|s| (s.st_dev, s.st_ino));
-                match (ours, theirs) {
-                    (Some(ours), Some(theirs)) => ours != theirs,
-                    _ => true,
-                }
-            }
-            Err(_) => false,
+        let theirs = readlinkat(dir, "ns/mnt")?;
+        if theirs.as_os_str() == own {
+            return Ok(false);
+        }
+        let ours = nix::sys::stat::stat(&self.root.join("self/root"))
+            .ok()
+            .map(|s| (s.st_dev, s.st_ino));
+        let theirs = fstatat(dir, "root", AtFlags::empty())
+            .ok()
+            .map(|s| (s.st_dev, s.st_ino));
+        Ok(match (ours, theirs) {
+            (Some(ours), Some(theirs)) => ours != theirs,
+            // Another namespace whose root cannot be compared with ours: not ours.
+            _ => true,
+        })
+    }
+
+    /// The second look at one process (see [`ProcSource::look_again`]): a process that is
+    /// gone is an answer, not an error.
+    fn look_again(self, buf: &mut Vec<u8>, seen: ProcessSeen) -> Result<SeenAgain, ReadError> {
+        match self.look_again_or_gone(buf, seen) {
+            Err(ReadError::Gone) => Ok(SeenAgain::Gone),
+            answer => answer,
         }
     }
 
-    /// The second look at one process (see [`ProcSource::recheck`]). The pid directory's
-    /// inode number answers "the same process?" with one `fstatat`, where reading `stat`
-    /// again costs an open, a read and a close, and the kernel's formatting of `stat` (about
-    /// four times as long on the reference machine, docs/BENCHMARKS.md); the start time
-    /// decides when the number changed or is not known.
-    fn recheck(self, buf: &mut Vec<u8>, look: Look) -> Recheck {
+    /// The pid directory's inode number answers "the same process?" with one `fstatat`, where
+    /// reading `stat` again costs an open, a read and a close, and the kernel's formatting of
+    /// `stat` (about four times as long on the reference machine, docs/BENCHMARKS.md); the
+    /// start time decides when the number changed or is not known.
+    fn look_again_or_gone(
+        self,
+        buf: &mut Vec<u8>,
+        seen: ProcessSeen,
+    ) -> Result<SeenAgain, ReadError> {
         let known = |st: nix::Result<nix::sys::stat::FileStat>| {
-            look.dir_ino != 0 && st.is_ok_and(|st| st.st_ino == look.dir_ino)
+            seen.dir_ino != 0 && st.is_ok_and(|st| st.st_ino == seen.dir_ino)
         };
-        if !look.paths {
+        if !seen.paths {
             // No directory to keep open: only "the same process?" is asked.
-            if let Some(root) = self.root_dir.filter(|_| look.dir_ino != 0) {
-                let name = look.pid.to_string();
+            if let Some(root) = self.root_dir.filter(|_| seen.dir_ino != 0) {
+                let name = seen.pid.to_string();
                 if known(fstatat(root, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW)) {
-                    return Recheck::Same;
+                    return Ok(SeenAgain::Same);
                 }
             }
-            return match self.stat_of(buf, look.pid) {
-                Some(s) if s.start_ticks == look.start_ticks => Recheck::Same,
-                _ => Recheck::Gone,
-            };
+            let stat = self.stat_of(buf, seen.pid)?;
+            return Ok(if stat.start_ticks == seen.start_ticks {
+                SeenAgain::Same
+            } else {
+                SeenAgain::Gone
+            });
         }
-        let Ok(dir) = self.open_pid(look.pid) else {
-            return Recheck::Gone;
-        };
-        let same = known(fstat(&dir))
-            || (LinuxProc::read_at(buf, &dir, "stat", Whole::InOneShortRead).is_ok()
-                && parse_stat(buf).is_ok_and(|s| s.start_ticks == look.start_ticks));
-        if !same {
-            Recheck::Gone
-        } else if self.foreign_at(&dir) {
-            // Read through the same directory: the process whose start time we just checked.
-            Recheck::Foreign
-        } else {
-            Recheck::Same
+        let dir = self.open_pid(seen.pid)?;
+        if !known(fstat(&dir)) {
+            read_at(buf, &dir, "stat", ReadUntil::ShortRead)?;
+            let stat = parse_stat(buf).map_err(|_| ReadError::Malformed)?;
+            if stat.start_ticks != seen.start_ticks {
+                return Ok(SeenAgain::Gone);
+            }
         }
+        // Read through the same directory: the process whose start time we just checked. A
+        // namespace we may not read counts as ours, as it always has; issue 17 acts on it.
+        Ok(match self.foreign_at(&dir) {
+            Ok(true) => SeenAgain::Foreign,
+            Ok(false) | Err(_) => SeenAgain::Same,
+        })
     }
 }
 
-/// Run `work` over `items` split into up to `jobs` contiguous runs of at least
+/// Run `work` over `items` split into up to `jobs` contiguous chunks of at least
 /// [`PIDS_PER_JOB`], each on a thread of its own but the first, which the caller's thread
-/// takes. The results come back in the order of the runs. A thread that cannot be started
-/// (a process limit) leaves its run to the caller's thread: slower, never wrong.
-fn in_runs<T: Sync, S: Send>(items: &[T], jobs: usize, work: impl Fn(&[T]) -> S + Sync) -> Vec<S> {
+/// takes. The results come back in the order of the chunks. A thread that cannot be started
+/// (a process limit) leaves its chunk to the caller's thread: slower, never wrong.
+fn split_over_threads<T: Sync, S: Send>(
+    items: &[T],
+    jobs: usize,
+    work: impl Fn(&[T]) -> S + Sync,
+) -> Vec<S> {
     let jobs = jobs.min(items.len() / PIDS_PER_JOB).max(1);
     if jobs == 1 {
         return vec![work(items)];
     }
     let work = &work;
-    let mut runs = items.chunks(items.len().div_ceil(jobs));
-    let first = runs.next().unwrap_or_default();
+    let mut chunks = items.chunks(items.len().div_ceil(jobs));
+    let first = chunks.next().unwrap_or_default();
     std::thread::scope(|scope| {
-        let started: Vec<_> = runs
-            .map(|run| {
+        let started: Vec<_> = chunks
+            .map(|chunk| {
                 let thread = std::thread::Builder::new()
                     .name("relwatch-proc".into())
                     // The deepest frame is a link read with its 4 KiB buffer.
                     .stack_size(128 * 1024)
-                    .spawn_scoped(scope, move || work(run));
-                (run, thread)
+                    .spawn_scoped(scope, move || work(chunk));
+                (chunk, thread)
             })
             .collect();
         let mut results = Vec::with_capacity(started.len() + 1);
         results.push(work(first));
-        for (run, thread) in started {
+        for (chunk, thread) in started {
             results.push(match thread {
                 Ok(handle) => handle
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => work(run),
+                Err(_) => work(chunk),
             });
         }
         results
     })
 }
 
-/// One thread's share of the pass over /proc: its own read buffer and its own set of link
-/// targets, so that threads share nothing while they read.
-struct Pass<'a> {
-    at: At<'a>,
+/// Reads one chunk of the pids on one thread (see [`split_over_threads`]): its own read buffer
+/// and its own set of link targets, so that threads share nothing while they read.
+struct ChunkReader<'a> {
+    proc_root: ProcRoot<'a>,
     buf: Vec<u8>,
-    /// Link targets seen by this pass, so that equal ones share one allocation.
+    /// Link targets seen by this reader, so that equal ones share one allocation.
     targets: HashSet<Arc<OsStr>>,
     processes: Vec<Process>,
     vanished: usize,
 }
 
-impl<'a> Pass<'a> {
-    fn new(at: At<'a>, pids: usize) -> Self {
-        Pass {
-            at,
+impl<'a> ChunkReader<'a> {
+    fn new(proc_root: ProcRoot<'a>, pids: usize) -> Self {
+        ChunkReader {
+            proc_root,
             buf: Vec::with_capacity(4096),
             targets: HashSet::new(),
             processes: Vec::with_capacity(pids),
@@ -356,10 +409,10 @@ impl<'a> Pass<'a> {
 
     /// One process, or `None` when it vanished (or cannot be known at all).
     fn process(&mut self, pid: i32) -> Option<Process> {
-        let dir = self.at.open_pid(pid).ok()?;
+        let dir = self.proc_root.open_pid(pid).ok()?;
         // A stat line we cannot parse is treated like a vanished process: we cannot know
         // anything about it, and proc(5) guarantees the format for live processes.
-        LinuxProc::read_at(&mut self.buf, &dir, "stat", Whole::InOneShortRead).ok()?;
+        read_at(&mut self.buf, &dir, "stat", ReadUntil::ShortRead).ok()?;
         let stat = parse_stat(&self.buf).ok()?;
         let (ppid, kernel_thread, state, start_ticks) = (
             stat.ppid,
@@ -367,16 +420,16 @@ impl<'a> Pass<'a> {
             stat.state,
             stat.start_ticks,
         );
-        let comm = super::Comm::from(stat.comm);
+        let comm = Comm::from(stat.comm);
         let (uid, dir_ino) = match fstat(&dir) {
-            Ok(st) => (st.st_uid, if self.at.procfs { st.st_ino } else { 0 }),
+            Ok(st) => (st.st_uid, if self.proc_root.procfs { st.st_ino } else { 0 }),
             Err(_) => (u32::MAX, 0),
         };
-        let cmdline =
-            match LinuxProc::read_at(&mut self.buf, &dir, "cmdline", Whole::InOneShortRead) {
-                Ok(()) => super::Cmdline::parse(&self.buf),
-                Err(_) => super::Cmdline::default(),
-            };
+        // Unreadable arguments read as none, as they always have (a kernel thread has none).
+        let cmdline = match read_at(&mut self.buf, &dir, "cmdline", ReadUntil::ShortRead) {
+            Ok(()) => Cmdline::parse(&self.buf),
+            Err(_) => Cmdline::default(),
+        };
         let cwd = read_link(&dir, c"cwd", &mut self.targets, Identity::Always);
         let exe = read_link(&dir, c"exe", &mut self.targets, Identity::WhenDeleted);
         Some(Process {
@@ -394,10 +447,10 @@ impl<'a> Pass<'a> {
         })
     }
 
-    /// Take in the processes of a pass that read the next run of pids. Its link targets are
-    /// swapped for equal ones this pass already holds, so equal targets still share one
+    /// Take in the processes of a reader that read the next chunk of pids. Its link targets
+    /// are swapped for equal ones this reader already holds, so equal targets still share one
     /// allocation however many threads read them.
-    fn append(&mut self, mut other: Pass<'_>) {
+    fn append(&mut self, mut other: ChunkReader<'_>) {
         for p in &mut other.processes {
             for link in [&mut p.cwd, &mut p.exe].into_iter().flatten() {
                 match self.targets.get(&link.target) {
@@ -414,58 +467,27 @@ impl<'a> Pass<'a> {
 }
 
 /// Read every pid in `pids` (sorted) with up to `jobs` threads, in pid order.
-fn read_all(at: At<'_>, pids: &[i32], jobs: usize) -> (Vec<Process>, usize) {
-    let mut passes = in_runs(pids, jobs, |run| Pass::new(at, run.len()).run(run)).into_iter();
-    let Some(mut all) = passes.next() else {
+fn read_all(proc_root: ProcRoot<'_>, pids: &[i32], jobs: usize) -> (Vec<Process>, usize) {
+    let mut readers = split_over_threads(pids, jobs, |chunk| {
+        ChunkReader::new(proc_root, chunk.len()).run(chunk)
+    })
+    .into_iter();
+    let Some(mut all) = readers.next() else {
         return (Vec::new(), 0);
     };
-    for pass in passes {
-        all.append(pass);
+    for reader in readers {
+        all.append(reader);
     }
     // The processes hold the targets now; the set would only keep them alive.
     all.targets = HashSet::new();
     (all.processes, all.vanished)
 }
 
-/// How to know that a /proc file has been read whole.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Whole {
-    /// `stat`, `cmdline`, `cgroup`: the kernel writes all it has in one `read` when the buffer
-    /// has room (a single-record seq_file, or a loop over the argument pages), so a read that
-    /// leaves room is the whole file and the `read` that would return 0 is saved: one system
-    /// call per file per process on the hot path.
-    InOneShortRead,
-    /// Anything else: read until `read` returns 0.
-    AtEof,
-}
-
-/// Read a whole file into `buf` with plain `read` calls (to end of file, or to the first read
-/// that leaves room for [`Whole::InOneShortRead`]). Not `File::read_to_end`: it asks `statx` and
-/// `lseek` for a size hint that /proc files never have, two wasted system calls per file.
-/// The kernel writes straight into the spare capacity (rustix's `spare_capacity`), so nothing
-/// is zeroed first (zeroing 4 KiB per file was a tenth of a scan's user time).
-pub(super) fn read_fd(buf: &mut Vec<u8>, fd: &OwnedFd, file: Whole) -> nix::Result<()> {
-    let short_is_whole = file == Whole::InOneShortRead;
-    buf.clear();
-    loop {
-        if buf.capacity() - buf.len() < 512 {
-            buf.reserve(4096);
-        }
-        let spare = buf.capacity() - buf.len();
-        match rustix::io::read(fd, rustix::buffer::spare_capacity(buf)) {
-            Ok(0) => return Ok(()),
-            Ok(n) if short_is_whole && n < spare => return Ok(()),
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(Errno::from_raw(e.raw_os_error())),
-        }
-    }
-}
-
 /// When [`read_link`] stats through a link for the identity and link count of its target.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Identity {
     /// Always: `cwd`, whose identity places a process at a release's top directory however
-    /// the path is spelled (DESIGN.md).
+    /// the path is spelled (the attribution stage relies on it).
     Always,
     /// Only when the text ends in ` (deleted)`: `exe`. Its identity places nothing (releases
     /// are directories) and only its link count matters. The kernel adds the suffix exactly
@@ -565,53 +587,55 @@ impl ProcSource for LinuxProc {
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
             .collect();
         pids.sort_unstable();
-        let (processes, vanished) = read_all(self.at(), &pids, self.jobs);
+        let (processes, vanished) = read_all(self.proc_root(), &pids, self.jobs);
         let mut snap = Snapshot::new(processes, clock, std::process::id() as i32, vanished);
         snap.hidden_pids = self.hides_pids();
         Ok(snap)
     }
 
-    fn still_zombie(&mut self, pid: i32, start_ticks: u64) -> bool {
-        self.stat_of(pid)
-            .is_some_and(|s| s.state == b'Z' && s.start_ticks == start_ticks)
+    fn stat(&mut self, pid: i32) -> Result<PidStat, ReadError> {
+        let (proc_root, buf) = self.proc_root_and_buf();
+        let stat = proc_root.stat_of(buf, pid)?;
+        Ok(PidStat {
+            state: stat.state,
+            start_ticks: stat.start_ticks,
+        })
     }
 
-    fn start_ticks(&mut self, pid: i32) -> Option<u64> {
-        self.stat_of(pid).map(|s| s.start_ticks)
+    fn look_again(&mut self, seen: ProcessSeen) -> Result<SeenAgain, ReadError> {
+        let (proc_root, buf) = self.proc_root_and_buf();
+        proc_root.look_again(buf, seen)
     }
 
-    fn recheck(&mut self, look: Look) -> Recheck {
-        let (at, buf) = self.at_with_buf();
-        at.recheck(buf, look)
-    }
-
-    fn recheck_all(&mut self, looks: &[Look]) -> Vec<Recheck> {
-        let at = self.at();
+    fn look_again_all(&mut self, seen: &[ProcessSeen]) -> Vec<Result<SeenAgain, ReadError>> {
+        let proc_root = self.proc_root();
         // A look at a process placed by a path reads its namespace too, about twice the cost,
         // and such processes come in runs of pids (the workers one master forked). Dealt out
-        // in turn rather than cut in runs, every thread gets its share of both kinds.
+        // in turn rather than cut in chunks, every thread gets its share of both kinds.
         let ways = self.jobs.max(1);
-        let dealt: Vec<(usize, Look)> = (0..ways)
-            .flat_map(|way| looks.iter().copied().enumerate().skip(way).step_by(ways))
+        let dealt: Vec<(usize, ProcessSeen)> = (0..ways)
+            .flat_map(|way| seen.iter().copied().enumerate().skip(way).step_by(ways))
             .collect();
-        let mut answers: Vec<(usize, Recheck)> = in_runs(&dealt, self.jobs, |run| {
-            let mut buf = Vec::with_capacity(1024);
-            run.iter()
-                .map(|&(i, look)| (i, at.recheck(&mut buf, look)))
-                .collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+        let mut answers: Vec<(usize, Result<SeenAgain, ReadError>)> =
+            split_over_threads(&dealt, self.jobs, |chunk| {
+                let mut buf = Vec::with_capacity(1024);
+                chunk
+                    .iter()
+                    .map(|&(i, seen)| (i, proc_root.look_again(&mut buf, seen)))
+                    .collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect();
         answers.sort_unstable_by_key(|&(i, _)| i);
         answers.into_iter().map(|(_, answer)| answer).collect()
     }
 
-    fn extras(
+    fn cgroup_and_env(
         &mut self,
         pids: &[i32],
         keys: &dyn Fn(i32) -> &'static [&'static str],
-        each: &mut dyn FnMut(i32, Extra),
+        each: &mut dyn FnMut(i32, CgroupAndEnv),
     ) {
         let sorted;
         let wanted: &[i32] = if pids.is_sorted() {
@@ -622,92 +646,57 @@ impl ProcSource for LinuxProc {
             sorted = v;
             &sorted
         };
-        let walked = self.walk_cgroups(wanted);
+        let walk = self.walk_cgroups(wanted);
         self.walked = 0;
         for &pid in pids {
-            let keys = keys(pid);
-            let mut extra = Extra::default();
             let at = wanted.binary_search(&pid).unwrap_or(usize::MAX);
-            let known = match walked.as_ref().map(|w| w.get(at)) {
+            let walked = match walk.as_ref().map(|w| w.get(at)) {
                 Some(Answer::Path(path)) => {
-                    extra.cgroup = path.map(<[u8]>::to_vec);
                     self.walked += 1;
-                    true
+                    Some(path.map(<[u8]>::to_vec))
                 }
-                Some(Answer::Unknown) | None => false,
+                Some(Answer::Unknown) | None => None,
             };
-            if known && keys.is_empty() {
-                each(pid, extra);
-                continue;
-            }
-            let Ok(dir) = self.open_pid(pid) else {
-                each(pid, extra);
-                continue;
-            };
-            if !known && Self::read_at(&mut self.buf, &dir, "cgroup", Whole::InOneShortRead).is_ok()
-            {
-                extra.cgroup = systemd_cgroup(&self.buf).map(<[u8]>::to_vec);
-            }
-            if !keys.is_empty() {
-                match Self::read_at(&mut self.buf, &dir, "environ", Whole::AtEof) {
-                    Ok(()) => extra.env = environ_keys(&self.buf, keys),
-                    Err(Errno::EACCES | Errno::EPERM) => extra.env_denied = true,
-                    Err(_) => {}
-                }
-                // The buffer held every value of the environment: do not keep it around.
-                self.buf.iter_mut().for_each(|b| *b = 0);
-                self.buf.clear();
-            }
-            each(pid, extra);
+            let reads = self.read_cgroup_and_env(pid, walked, keys(pid));
+            each(pid, reads);
         }
     }
 
-    fn open_files(&mut self, pid: i32) -> Vec<OsString> {
-        let Ok(dir) = self.open_pid(pid) else {
-            return Vec::new();
-        };
-        let Ok(fd_dir) = openat(
+    fn open_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError> {
+        let dir = self.open_pid(pid)?;
+        let fd_dir = openat(
             &dir,
             "fd",
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
-        ) else {
-            return Vec::new();
-        };
-        let Ok(mut entries) = nix::dir::Dir::from_fd(fd_dir) else {
-            return Vec::new();
-        };
+        )?;
+        let mut entries = nix::dir::Dir::from_fd(fd_dir)?;
         let names: Vec<std::ffi::CString> = entries
             .iter()
             .flatten()
             .map(|e| e.file_name().to_owned())
             .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
             .collect();
-        names
+        // A descriptor closed since the listing is simply not there.
+        Ok(names
             .iter()
             .filter_map(|n| readlinkat(&entries, n.as_c_str()).ok())
-            .collect()
+            .collect())
     }
 
-    fn mapped_files(&mut self, pid: i32) -> Vec<OsString> {
-        let Ok(dir) = self.open_pid(pid) else {
-            return Vec::new();
-        };
-        if Self::read_at(&mut self.buf, &dir, "maps", Whole::AtEof).is_err() {
-            return Vec::new();
-        }
+    fn mapped_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError> {
+        let dir = self.open_pid(pid)?;
+        read_at(&mut self.buf, &dir, "maps", ReadUntil::Eof)?;
         use std::os::unix::ffi::OsStrExt;
-        maps_paths(&self.buf)
+        Ok(maps_paths(&self.buf)
             .into_iter()
             .map(|p| std::ffi::OsStr::from_bytes(p).to_os_string())
-            .collect()
+            .collect())
     }
 
-    fn foreign_mount_ns(&mut self, pid: i32) -> bool {
-        match self.open_pid(pid) {
-            Ok(dir) => self.at().foreign_at(&dir),
-            Err(_) => false,
-        }
+    fn foreign_mount_ns(&mut self, pid: i32) -> Result<bool, ReadError> {
+        let dir = self.open_pid(pid)?;
+        self.proc_root().foreign_at(&dir)
     }
 }
 
@@ -719,7 +708,7 @@ mod tests {
     fn runs_come_back_in_order_and_cover_every_item() {
         let items: Vec<i32> = (0..1000).collect();
         let threads = std::sync::Mutex::new(HashSet::new());
-        let runs = in_runs(&items, 3, |run| {
+        let runs = split_over_threads(&items, 3, |run| {
             threads
                 .lock()
                 .map(|mut t| t.insert(std::thread::current().id()))
@@ -743,7 +732,7 @@ mod tests {
             (5000, 0),
         ] {
             let items: Vec<usize> = (0..n).collect();
-            let runs = in_runs(&items, jobs, |run| {
+            let runs = split_over_threads(&items, jobs, |run| {
                 assert_eq!(std::thread::current().id(), caller);
                 run.len()
             });
@@ -755,13 +744,13 @@ mod tests {
     fn second_looks_on_several_threads_answer_in_the_order_asked() {
         let mut proc_ = LinuxProc::default().with_jobs(4);
         let me = std::process::id() as i32;
-        let Some(started) = proc_.start_ticks(me) else {
+        let Ok(started) = proc_.stat(me).map(|s| s.start_ticks) else {
             panic!("no start time for our own pid {me}");
         };
         // Above the largest pid_max Linux allows: never a process.
         let nobody = 4_194_305;
-        let looks: Vec<Look> = (0..5 * PIDS_PER_JOB)
-            .map(|i| Look {
+        let looks: Vec<ProcessSeen> = (0..5 * PIDS_PER_JOB)
+            .map(|i| ProcessSeen {
                 pid: if i % 3 == 0 { nobody } else { me },
                 start_ticks: if i % 5 == 0 { started + 1 } else { started },
                 paths: i % 2 == 0,
@@ -769,11 +758,15 @@ mod tests {
                 dir_ino: 0,
             })
             .collect();
-        let answers = proc_.recheck_all(&looks);
+        let answers = proc_.look_again_all(&looks);
         assert_eq!(answers.len(), looks.len());
         for (i, (look, answer)) in looks.iter().zip(&answers).enumerate() {
             let same = look.pid == me && look.start_ticks == started;
-            let want = if same { Recheck::Same } else { Recheck::Gone };
+            let want = if same {
+                Ok(SeenAgain::Same)
+            } else {
+                Ok(SeenAgain::Gone)
+            };
             assert_eq!(*answer, want, "look {i}: {look:?}");
         }
     }
@@ -805,7 +798,7 @@ mod tests {
             panic!("our child {pid} is not in the snapshot");
         };
         assert_ne!(p.dir_ino, 0, "the inode number of /proc/{pid} is kept");
-        let look = |start_ticks, dir_ino, paths| Look {
+        let look = |start_ticks, dir_ino, paths| ProcessSeen {
             pid,
             start_ticks,
             paths,
@@ -813,24 +806,36 @@ mod tests {
         };
         let (ticks, ino) = (p.start_ticks, p.dir_ino);
         for paths in [false, true] {
-            assert_eq!(proc_.recheck(look(ticks, ino, paths)), Recheck::Same);
-            // The number decides and `stat` is not read: a start time off by one goes unseen.
-            assert_eq!(proc_.recheck(look(ticks + 1, ino, paths)), Recheck::Same);
-            // Another or no number: the start time decides.
-            assert_eq!(proc_.recheck(look(ticks, ino + 1, paths)), Recheck::Same);
             assert_eq!(
-                proc_.recheck(look(ticks + 1, ino + 1, paths)),
-                Recheck::Gone
+                proc_.look_again(look(ticks, ino, paths)),
+                Ok(SeenAgain::Same)
             );
-            assert_eq!(proc_.recheck(look(ticks + 1, 0, paths)), Recheck::Gone);
+            // The number decides and `stat` is not read: a start time off by one goes unseen.
+            assert_eq!(
+                proc_.look_again(look(ticks + 1, ino, paths)),
+                Ok(SeenAgain::Same)
+            );
+            // Another or no number: the start time decides.
+            assert_eq!(
+                proc_.look_again(look(ticks, ino + 1, paths)),
+                Ok(SeenAgain::Same)
+            );
+            assert_eq!(
+                proc_.look_again(look(ticks + 1, ino + 1, paths)),
+                Ok(SeenAgain::Gone)
+            );
+            assert_eq!(
+                proc_.look_again(look(ticks + 1, 0, paths)),
+                Ok(SeenAgain::Gone)
+            );
         }
         let _ = kid.0.kill();
         let _ = kid.0.wait();
         for paths in [false, true] {
             // Exited and reaped: the number it had answers nothing.
             assert_eq!(
-                proc_.recheck(look(ticks, ino, paths)),
-                Recheck::Gone,
+                proc_.look_again(look(ticks, ino, paths)),
+                Ok(SeenAgain::Gone),
                 "{paths}"
             );
         }
@@ -863,25 +868,25 @@ mod tests {
             panic!("pid 4242 was not read from {}", root.display());
         };
         assert_eq!((p.start_ticks, p.dir_ino), (700, 0));
-        let look = Look {
+        let look = ProcessSeen {
             pid: 4242,
             start_ticks: p.start_ticks,
             paths: false,
             dir_ino: p.dir_ino,
         };
-        assert_eq!(proc_.recheck(look), Recheck::Same);
+        assert_eq!(proc_.look_again(look), Ok(SeenAgain::Same));
         // The same directory with another process's start time: a plain directory keeps its
         // inode, so only the start time can tell.
         if let Err(e) = std::fs::write(dir.join("stat"), stat(701)) {
             panic!("cannot rewrite the fake stat: {e}");
         }
-        assert_eq!(proc_.recheck(look), Recheck::Gone);
+        assert_eq!(proc_.look_again(look), Ok(SeenAgain::Gone));
         assert_eq!(
-            proc_.recheck(Look {
+            proc_.look_again(ProcessSeen {
                 paths: true,
                 ..look
             }),
-            Recheck::Gone
+            Ok(SeenAgain::Gone)
         );
     }
 
@@ -895,13 +900,13 @@ mod tests {
         Process {
             pid,
             ppid: 1,
-            comm: super::super::Comm::from(&b"php"[..]),
+            comm: Comm::from(&b"php"[..]),
             state: b'S',
             start_ticks: 7,
             uid: 0,
             dir_ino: 0,
             kernel_thread: false,
-            cmdline: super::super::Cmdline::default(),
+            cmdline: Cmdline::default(),
             cwd: Ok(link(cwd)),
             exe: Err(LinkError::Denied),
         }
@@ -909,19 +914,19 @@ mod tests {
 
     #[test]
     fn shares_of_several_threads_keep_one_allocation_per_target() {
-        let at = At {
+        let proc_root = ProcRoot {
             root: Path::new("/nonexistent"),
             root_dir: None,
             own_mnt_ns: None,
             procfs: false,
         };
-        let mut first = Pass::new(at, 2);
-        let mut second = Pass::new(at, 2);
-        for (pass, pid) in [(&mut first, 10), (&mut second, 20)] {
+        let mut first = ChunkReader::new(proc_root, 2);
+        let mut second = ChunkReader::new(proc_root, 2);
+        for (reader, pid) in [(&mut first, 10), (&mut second, 20)] {
             let p = process(pid, "/srv/app/releases/2");
             let Ok(cwd) = &p.cwd else { unreachable!() };
-            pass.targets.insert(cwd.target.clone());
-            pass.processes.push(p);
+            reader.targets.insert(cwd.target.clone());
+            reader.processes.push(p);
         }
         second.processes.push(process(21, "/srv/app/releases/3"));
         second.vanished = 4;

@@ -1,14 +1,20 @@
-//! Snapshot: one pass over `/proc`, turned into plain data.
+//! Snapshot: one pass over `/proc`, turned into plain data, and the later reads about single
+//! processes.
 //!
-//! This module owns the process model that every later stage reads. It must never decide
-//! anything about releases: it records what the kernel said (link text, identity, link count)
-//! and leaves the judging to `attribution` and `findings`. The Linux reader lives in
-//! [`linux`]; the pure parsers of `/proc` files live in [`parse`] so they can be tested on
-//! strings. Rules are tested on hand-built [`Snapshot`]s through the [`ProcSource`] trait.
+//! It owns the process model every later stage reads, and must never decide anything about
+//! releases or owners: it records what the kernel said (link text, identity, link count, the
+//! raw cgroup path) and leaves the judging to `attribution`, `owner` and `findings`. The
+//! shape, procfs-style: [`parse`] holds one pure parser per `/proc` file, tested on bytes;
+//! [`linux`] is the reader (the only IO, through [`ProcSource`]), with [`cgroupfs`] walking
+//! the cgroup tree for it and `read` reading a whole file for both. Every read about one
+//! process returns a [`ReadError`] that tells *denied* from *gone*.
 
 pub mod cgroupfs;
 pub mod linux;
 pub mod parse;
+mod read;
+
+pub use parse::cmdline::Cmdline;
 
 use std::ffi::{OsStr, OsString};
 
@@ -122,74 +128,6 @@ impl std::fmt::Debug for Comm {
     }
 }
 
-/// A process's arguments in one buffer, each followed by a NUL, as the kernel keeps them: one
-/// allocation per process where a `Vec<OsString>` made one per argument (a tenth of a scan's
-/// memory). Read with [`Cmdline::iter`]; made by [`Cmdline::parse`] or from strings.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Cmdline(Box<[u8]>);
-
-impl Cmdline {
-    /// Split `/proc/PID/cmdline`. Arguments are NUL-terminated; a process that rewrote its
-    /// title (setproctitle) may leave one space-separated string, or trailing NULs, which
-    /// would read as empty trailing arguments: they are dropped.
-    pub fn parse(buf: &[u8]) -> Cmdline {
-        let end = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        if end == 0 {
-            return Cmdline::default();
-        }
-        let mut v = Vec::with_capacity(end + 1);
-        v.extend_from_slice(&buf[..end]);
-        v.push(0);
-        Cmdline(v.into_boxed_slice())
-    }
-
-    /// The arguments, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &std::ffi::OsStr> + Clone {
-        use std::os::unix::ffi::OsStrExt;
-        self.0
-            .strip_suffix(b"\0")
-            .into_iter()
-            .flat_map(|b| b.split(|&c| c == 0))
-            .map(std::ffi::OsStr::from_bytes)
-    }
-
-    pub fn first(&self) -> Option<&std::ffi::OsStr> {
-        self.iter().next()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.iter().filter(|&&b| b == 0).count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for Cmdline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl<S: AsRef<std::ffi::OsStr>> FromIterator<S> for Cmdline {
-    fn from_iter<I: IntoIterator<Item = S>>(args: I) -> Self {
-        use std::os::unix::ffi::OsStrExt;
-        let mut v = Vec::new();
-        for a in args {
-            v.extend_from_slice(a.as_ref().as_bytes());
-            v.push(0);
-        }
-        Cmdline(v.into_boxed_slice())
-    }
-}
-
-impl From<Vec<OsString>> for Cmdline {
-    fn from(args: Vec<OsString>) -> Self {
-        args.into_iter().collect()
-    }
-}
-
 /// Why a link could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkError {
@@ -214,7 +152,7 @@ pub struct Process {
     /// Owner of `/proc/PID` (the real uid of the process).
     pub uid: u32,
     /// The inode number of the `/proc/PID` directory this pass read, or 0 when it is not known
-    /// (a /proc that is not procfs, as in tests). See [`Look::dir_ino`].
+    /// (a /proc that is not procfs, as in tests). See [`ProcessSeen::dir_ino`].
     pub dir_ino: u64,
     /// A kernel thread (no exe, no cmdline of its own).
     pub kernel_thread: bool,
@@ -348,24 +286,66 @@ impl Snapshot {
     }
 }
 
-/// What is read only for processes placed in an app: the systemd cgroup path and the few
-/// environment keys a rule names (never any other value: environments hold secrets).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extra {
-    /// The systemd cgroup path (see [`parse::systemd_cgroup`]), when it could be read.
-    pub cgroup: Option<Vec<u8>>,
-    /// Named environment keys and their values.
-    pub env: Vec<(&'static str, OsString)>,
-    /// The environment could not be read (permission).
-    pub env_denied: bool,
+/// Why a read of `/proc` failed. "Could not look" ([`ReadError::Denied`]) is never folded
+/// into "nothing there" ([`ReadError::Gone`]) here: a caller that answers "not in use" or "no
+/// owner" must know which it was, and folds them itself, where it can say why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// Permission denied (`EACCES`, `EPERM`): we lack root or `CAP_SYS_PTRACE`.
+    #[error("permission denied")]
+    Denied,
+    /// The process is gone (`ENOENT`, `ESRCH`): it exited, or its pid was never there.
+    #[error("no such process")]
+    Gone,
+    /// The kernel gave a file that does not parse (proc(5) promises the format of a live
+    /// process's files).
+    #[error("malformed /proc file")]
+    Malformed,
+    /// Any other error, as the kernel reported it.
+    #[error("{0}")]
+    Other(nix::errno::Errno),
 }
 
-impl Extra {
-    pub fn env(&self, key: &str) -> Option<&std::ffi::OsStr> {
-        self.env
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_os_str())
+impl From<nix::errno::Errno> for ReadError {
+    fn from(e: nix::errno::Errno) -> Self {
+        use nix::errno::Errno;
+        match e {
+            Errno::EACCES | Errno::EPERM => ReadError::Denied,
+            Errno::ENOENT | Errno::ESRCH => ReadError::Gone,
+            e => ReadError::Other(e),
+        }
+    }
+}
+
+/// What a second read of `/proc/PID/stat` says (see [`ProcSource::stat`]): enough to tell
+/// the same process (its start time) and a zombie (its state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidStat {
+    /// One-letter state (`R`, `S`, `Z`, ...).
+    pub state: u8,
+    /// Start time in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+/// What is read only for processes placed in an app: the systemd cgroup path and the few
+/// environment keys a rule names (never any other value: environments hold secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupAndEnv {
+    /// The raw systemd cgroup path (see [`parse::cgroup::systemd_cgroup`]), `None` when the
+    /// process is in no systemd hierarchy; read by `owner`, which knows systemd's naming.
+    pub cgroup: Result<Option<Vec<u8>>, ReadError>,
+    /// Named environment keys and their values; empty when none was asked for (then the
+    /// environment is not read at all).
+    pub env: Result<Vec<(&'static str, OsString)>, ReadError>,
+}
+
+impl Default for CgroupAndEnv {
+    /// Read, and nothing found.
+    fn default() -> Self {
+        CgroupAndEnv {
+            cgroup: Ok(None),
+            env: Ok(Vec::new()),
+        }
     }
 }
 
@@ -379,21 +359,10 @@ pub const ENV_KEYS: &[&str] = &[
     "name",
 ];
 
-/// A source of snapshots: the Linux reader in production, hand-built data in tests.
-/// What a second look at a process found (see [`ProcSource::recheck`]).
+/// A process as the snapshot saw it, to be looked at again before it decides a finding (see
+/// [`ProcSource::look_again`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recheck {
-    /// The same process, in our mount namespace or one with our root.
-    Same,
-    /// It exited, or its pid now belongs to another process.
-    Gone,
-    /// It lives under another root directory (a container, a chroot): its paths are not ours.
-    Foreign,
-}
-
-/// A process to look at again (see [`ProcSource::recheck`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Look {
+pub struct ProcessSeen {
     pub pid: i32,
     /// The start time the snapshot read: another one means the pid was reused.
     pub start_ticks: u64,
@@ -409,82 +378,48 @@ pub struct Look {
     pub dir_ino: u64,
 }
 
+/// What a second look at a [`ProcessSeen`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenAgain {
+    /// The same process, in our mount namespace or one with our root.
+    Same,
+    /// It exited, or its pid now belongs to another process.
+    Gone,
+    /// It lives under another root directory (a container, a chroot): its paths are not ours.
+    Foreign,
+}
+
+/// A source of snapshots and of the later reads about single processes: the Linux reader in
+/// production. Every read about one process says why it failed ([`ReadError`]).
 pub trait ProcSource {
     fn snapshot(&mut self) -> std::io::Result<Snapshot>;
-    /// Re-read the start time of `pid` (to detect pid reuse); `None` when it is gone.
-    fn start_ticks(&mut self, pid: i32) -> Option<u64>;
-    /// Is `pid` still the zombie that started at `start_ticks`?
-    fn still_zombie(&mut self, pid: i32, start_ticks: u64) -> bool;
-    /// Whether `pid` lives in a mount namespace other than ours (its paths are not ours).
-    fn foreign_mount_ns(&mut self, pid: i32) -> bool;
-    /// The second look at a process about to decide a finding: is it still the process that
-    /// started at `look.start_ticks`, and (when its `paths` matter) are its paths ours? One
-    /// open of `/proc/PID` for both.
-    fn recheck(&mut self, look: Look) -> Recheck;
-    /// [`ProcSource::recheck`] for many processes, answered in the order asked. The Linux
+    /// Read `/proc/PID/stat` again: is it the same process (start time), still a zombie?
+    fn stat(&mut self, pid: i32) -> Result<PidStat, ReadError>;
+    /// Whether `pid` lives under another root directory than ours (its paths are not ours).
+    fn foreign_mount_ns(&mut self, pid: i32) -> Result<bool, ReadError>;
+    /// The second look at a process about to decide a finding: is it still the process the
+    /// snapshot saw, and (when its `paths` matter) are its paths ours? One open of
+    /// `/proc/PID` for both. A process that exited is an answer ([`SeenAgain::Gone`]), not
+    /// an error.
+    fn look_again(&mut self, seen: ProcessSeen) -> Result<SeenAgain, ReadError>;
+    /// [`ProcSource::look_again`] for many processes, answered in the order asked. The Linux
     /// reader looks at them on several threads.
-    fn recheck_all(&mut self, looks: &[Look]) -> Vec<Recheck> {
-        looks.iter().map(|&look| self.recheck(look)).collect()
+    fn look_again_all(&mut self, seen: &[ProcessSeen]) -> Vec<Result<SeenAgain, ReadError>> {
+        seen.iter().map(|&s| self.look_again(s)).collect()
     }
     /// Read the systemd cgroup of each pid, and the environment keys `keys` names for it
     /// (none: the environment is not read at all), handing each to `each` as soon as it is
     /// read.
-    fn extras(
+    fn cgroup_and_env(
         &mut self,
         pids: &[i32],
         keys: &dyn Fn(i32) -> &'static [&'static str],
-        each: &mut dyn FnMut(i32, Extra),
+        each: &mut dyn FnMut(i32, CgroupAndEnv),
     );
     /// Targets of the open file descriptors of `pid` (`in-use` only).
-    fn open_files(&mut self, pid: i32) -> Vec<OsString>;
+    fn open_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError>;
     /// Paths of the files mapped into `pid` (`in-use` only).
-    fn mapped_files(&mut self, pid: i32) -> Vec<OsString>;
-}
-
-#[cfg(test)]
-mod cmdline_tests {
-    use super::Cmdline;
-    use std::ffi::OsStr;
-
-    fn args(c: &Cmdline) -> Vec<&OsStr> {
-        c.iter().collect()
-    }
-
-    #[test]
-    fn one_buffer_keeps_every_argument() {
-        let c = Cmdline::parse(b"php\0artisan\0\0queue:work\0");
-        assert_eq!(args(&c), ["php", "artisan", "", "queue:work"]);
-        assert_eq!(c.len(), 4);
-        assert_eq!(c.first(), Some(OsStr::new("php")));
-        assert_eq!(format!("{c:?}"), r#"["php", "artisan", "", "queue:work"]"#);
-    }
-
-    #[test]
-    fn titles_and_padding() {
-        let c = Cmdline::parse(b"gunicorn: master [app]\0\0\0\0");
-        assert_eq!(args(&c), ["gunicorn: master [app]"]);
-        assert_eq!(args(&Cmdline::parse(b"no-nul")), ["no-nul"]);
-        for empty in [&b""[..], b"\0", b"\0\0\0"] {
-            let c = Cmdline::parse(empty);
-            assert!(
-                c.is_empty() && c.iter().count() == 0 && c.first().is_none(),
-                "{empty:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn built_from_strings_it_can_hold_an_empty_argument() {
-        let c: Cmdline = ["", "x"].into_iter().collect();
-        assert_eq!(args(&c), ["", "x"]);
-        let one_empty: Cmdline = [""].into_iter().collect();
-        assert_eq!(args(&one_empty), [""]);
-        assert!(!one_empty.is_empty());
-        assert_eq!(
-            Cmdline::from(vec!["a".into(), "b".into()]),
-            ["a", "b"].into_iter().collect()
-        );
-    }
+    fn mapped_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError>;
 }
 
 #[cfg(test)]

@@ -1,0 +1,55 @@
+//! `/proc/PID/maps`: the memory mappings of a process, one per line.
+//!
+//! The non-obvious fact: the path is the sixth field and runs to the end of the line, so it
+//! may hold spaces, and the kernel appends ` (deleted)` to a file that was unlinked.
+
+/// The file paths in `/proc/PID/maps`, each run of one file once. Anonymous mappings and
+/// pseudo-paths (`[heap]`, `[stack]`, `[vdso]`) are skipped.
+pub fn maps_paths(buf: &[u8]) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = Vec::new();
+    for line in buf.split(|&b| b == b'\n') {
+        // address perms offset dev inode, then spaces, then the path
+        let mut rest = line;
+        let mut ok = true;
+        for _ in 0..5 {
+            match rest.iter().position(|&b| b == b' ') {
+                Some(i) => rest = &rest[i + 1..],
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let path = rest.trim_ascii_start();
+        if path.first() == Some(&b'/') && out.last() != Some(&path) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines() {
+        let maps = b"55d0c8a00000-55d0c8a02000 r--p 00000000 fd:01 1311 /srv/app/releases/65/bin/worker\n\
+55d0c8a02000-55d0c8a06000 r-xp 00002000 fd:01 1311 /srv/app/releases/65/bin/worker\n\
+7f0000000000-7f0000001000 r--s 00000000 fd:01 99 /srv/app/releases/7 (deleted)/vendor/my lib.so (deleted)\n\
+7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]\n\
+7f1000000000-7f1000001000 rw-p 00000000 00:00 0 \n\
+garbage\n";
+        assert_eq!(
+            maps_paths(maps),
+            [
+                &b"/srv/app/releases/65/bin/worker"[..],
+                b"/srv/app/releases/7 (deleted)/vendor/my lib.so (deleted)"
+            ]
+        );
+        assert!(maps_paths(b"").is_empty());
+    }
+}
