@@ -23,6 +23,8 @@ pub mod report;
 pub mod scan;
 pub mod settings;
 pub mod snapshot;
+#[cfg(test)]
+mod testkit;
 
 use exit::ExitCode;
 

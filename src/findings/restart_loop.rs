@@ -135,24 +135,14 @@ impl History {
 mod tests {
     use super::*;
     use crate::attribution::{Placement, ReleaseState};
-    use crate::snapshot::{Clock, LinkError, Process};
+    use crate::snapshot::LinkError;
+    use crate::testkit::{process, root, snapshot};
 
+    /// A scan at `at` of these (pid, start time) processes, each placed in app 0.
     fn scan(at: f64, procs: &[(i32, f64)]) -> (Snapshot, Attribution) {
         let processes = procs
             .iter()
-            .map(|&(pid, started)| Process {
-                pid,
-                ppid: 1,
-                comm: b"w".to_vec().into(),
-                state: b'S',
-                start_ticks: (started * 100.0) as u64,
-                uid: 0,
-                dir_ino: 0,
-                kernel_thread: false,
-                cmdline: Default::default(),
-                cwd: Err(LinkError::Absent),
-                exe: Err(LinkError::Absent),
-            })
+            .map(|&(pid, started)| process(pid, 1, Err(LinkError::Absent), started, &["w"]))
             .collect();
         let placements = procs
             .iter()
@@ -165,40 +155,20 @@ mod tests {
                 role: None,
             })
             .collect();
-        (
-            Snapshot::new(
-                processes,
-                Clock {
-                    ticks_per_second: 100,
-                    boot_epoch: 0.0,
-                    now: at,
-                },
-                0,
-                0,
-            ),
-            Attribution {
-                placements,
-                ..Default::default()
-            },
-        )
+        let attr = Attribution {
+            placements,
+            ..Default::default()
+        };
+        (snapshot(processes, at), attr)
     }
 
     fn roots() -> Vec<crate::layout::DeployRoot> {
-        let tmp = std::env::temp_dir();
-        vec![crate::layout::DeployRoot {
-            name: "app".into(),
-            root: tmp.clone(),
-            link: tmp.join("current"),
-            releases_dir: None,
-            current: crate::layout::Current::Missing,
-            switch_time: None,
-            releases: vec![],
-            truncated: false,
-            owner_uid: None,
-            releases_spellings: vec![],
-            link_spellings: vec![],
-            releases_rel: None,
-        }]
+        vec![root(
+            "app",
+            b"/srv/app",
+            crate::layout::Current::Missing,
+            &[],
+        )]
     }
 
     fn loops(h: &History, attr: &Attribution) -> usize {

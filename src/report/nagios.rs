@@ -230,7 +230,8 @@ pub fn render(r: &Report) -> String {
 mod tests {
     use super::*;
 
-    include!("../../tests/golden/fixture.rs");
+    use crate::owner::Supervisor;
+    use crate::testkit::{bless_or_compare, owner, Fixture};
 
     const GOLDEN: &str = include_str!("../../tests/golden/nagios.txt");
 
@@ -319,12 +320,35 @@ mod tests {
             crate::escape::unescape(&untrusted("65|x\n")).unwrap(),
             b"65|x\n"
         );
-        let mut fx = Fixture::new();
-        fx.findings[0].message = "line one\nRELWATCH OK - fake | ok=1".into();
-        fx.findings[0].remedy = "a\r\nb|c".into();
+        // A process without a command line whose comm holds a newline and a bar, supervised as a program named with CR LF.
+        let fx = Fixture::with(
+            vec![(
+                100,
+                owner(
+                    Supervisor::Supervisord {
+                        pid: 1,
+                        program: Some("a\r\nb|c".into()),
+                    },
+                    None,
+                ),
+            )],
+            |procs| {
+                for p in procs.iter_mut().filter(|p| p.pid == 100) {
+                    p.cmdline = Default::default();
+                    p.comm = b"line one\nRELWATCH OK - fake | ok=1".to_vec().into();
+                }
+            },
+        );
         let out = render(&fx.report());
         assert_eq!(out.lines().count(), fx.findings.len() + fx.roots.len() + 1);
         assert_eq!(out.matches('|').count(), 1, "{out}");
-        assert!(out.contains("line one\\nRELWATCH OK - fake \\x7c ok=1; fix: a\\r\\nb\\x7cc"));
+        assert!(
+            out.contains("(line one\\nRELWATCH OK - fake \\x7c ok=1) pointing"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fix: supervisorctl restart 'a\\r\\nb\\x7cc'"),
+            "{out}"
+        );
     }
 }

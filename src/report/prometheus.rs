@@ -285,10 +285,65 @@ pub fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    include!("../../tests/golden/fixture.rs");
+    use crate::testkit::{bless_or_compare, Fixture};
 
     const GOLDEN: &str = include_str!("../../tests/golden/prometheus.prom");
+
+    fn name_ok(s: &str) -> bool {
+        let mut c = s.chars();
+        matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+    }
+
+    fn label_name_ok(s: &str) -> bool {
+        let mut c = s.chars();
+        matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && !s.starts_with("__")
+    }
+
+    fn float_ok(s: &str) -> bool {
+        matches!(s, "NaN" | "+Inf" | "-Inf") || s.parse::<f64>().is_ok_and(|v| v.is_finite())
+    }
+
+    /// Parse `{a="x",b="y"}` (without braces); returns the label names.
+    fn labels(mut s: &str) -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
+        while !s.is_empty() {
+            let eq = s.find('=').ok_or("label without =")?;
+            let name = &s[..eq];
+            if !label_name_ok(name) {
+                return Err(format!("bad label name {name:?}"));
+            }
+            if names.iter().any(|n| n == name) {
+                return Err(format!("label {name} twice"));
+            }
+            names.push(name.to_string());
+            s = s[eq + 1..]
+                .strip_prefix('"')
+                .ok_or("label value not quoted")?;
+            let mut chars = s.char_indices();
+            let end = loop {
+                match chars.next() {
+                    None => return Err("unterminated label value".into()),
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, '\\' | '"' | 'n')) => {}
+                        other => return Err(format!("bad escape {other:?}")),
+                    },
+                    Some((_, '\n')) => return Err("raw newline in label value".into()),
+                    Some((i, '"')) => break i,
+                    Some(_) => {}
+                }
+            };
+            s = &s[end + 1..];
+            if let Some(rest) = s.strip_prefix(',') {
+                s = rest;
+            } else if !s.is_empty() {
+                return Err(format!("junk after label value: {s:?}"));
+            }
+        }
+        Ok(names)
+    }
 
     /// A small validator for the exposition format, version 0.0.4: every line is a comment,
     /// a HELP or TYPE line, or `name{labels} value` with a valid name, label names, properly
@@ -296,58 +351,6 @@ mod tests {
     /// before its samples, and its samples contiguous; no sample twice.
     fn validate(text: &str) -> Result<usize, String> {
         use std::collections::HashSet;
-        fn name_ok(s: &str) -> bool {
-            let mut c = s.chars();
-            matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
-                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
-        }
-        fn label_name_ok(s: &str) -> bool {
-            let mut c = s.chars();
-            matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-                && !s.starts_with("__")
-        }
-        fn float_ok(s: &str) -> bool {
-            matches!(s, "NaN" | "+Inf" | "-Inf") || s.parse::<f64>().is_ok_and(|v| v.is_finite())
-        }
-        /// Parse `{a="x",b="y"}` (without braces); returns the label names.
-        fn labels(mut s: &str) -> Result<Vec<String>, String> {
-            let mut names = Vec::new();
-            while !s.is_empty() {
-                let eq = s.find('=').ok_or("label without =")?;
-                let name = &s[..eq];
-                if !label_name_ok(name) {
-                    return Err(format!("bad label name {name:?}"));
-                }
-                if names.iter().any(|n| n == name) {
-                    return Err(format!("label {name} twice"));
-                }
-                names.push(name.to_string());
-                s = s[eq + 1..]
-                    .strip_prefix('"')
-                    .ok_or("label value not quoted")?;
-                let mut chars = s.char_indices();
-                let end = loop {
-                    match chars.next() {
-                        None => return Err("unterminated label value".into()),
-                        Some((_, '\\')) => match chars.next() {
-                            Some((_, '\\' | '"' | 'n')) => {}
-                            other => return Err(format!("bad escape {other:?}")),
-                        },
-                        Some((_, '\n')) => return Err("raw newline in label value".into()),
-                        Some((i, '"')) => break i,
-                        Some(_) => {}
-                    }
-                };
-                s = &s[end + 1..];
-                if let Some(rest) = s.strip_prefix(',') {
-                    s = rest;
-                } else if !s.is_empty() {
-                    return Err(format!("junk after label value: {s:?}"));
-                }
-            }
-            Ok(names)
-        }
         let mut seen_families: HashSet<String> = HashSet::new();
         let mut current: Option<String> = None;
         let mut typed: HashSet<String> = HashSet::new();
