@@ -66,13 +66,7 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         } = scan(&mut roots, &mut source, &settings, Options::default())?;
         let fatal: Vec<_> = findings
             .iter()
-            .filter(|f| {
-                f.severity == Severity::Critical
-                    && matches!(
-                        f.kind,
-                        Kind::DeletedRelease | Kind::BrokenCurrent | Kind::Duplicate
-                    )
-            })
+            .filter(|f| f.severity == Severity::Critical && f.kind.about().ends_wait)
             .collect();
         if !fatal.is_empty() {
             if drawn {

@@ -58,7 +58,7 @@ fn key(roots: &[crate::layout::DeployRoot], f: &Finding) -> Key {
         f.pids
             .first()
             .copied()
-            .filter(|_| f.kind != Kind::Duplicate && f.kind != Kind::Missing),
+            .filter(|_| f.kind.about().keyed_by_pid),
     )
 }
 
@@ -281,7 +281,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                         Some(f.severity),
                         &format!(
                             "appeared {} {} | fix: {}",
-                            f.severity.as_str().to_uppercase(),
+                            crate::report::words::severity(f.severity).upper,
                             describe(&roots, f),
                             f.remedy
                         ),
@@ -290,7 +290,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                         Some(f.severity),
                         &format!(
                             "now {} {}",
-                            f.severity.as_str().to_uppercase(),
+                            crate::report::words::severity(f.severity).upper,
                             describe(&roots, f)
                         ),
                     ),

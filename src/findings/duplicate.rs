@@ -9,7 +9,7 @@ use super::{Finding, Input, Kind, Severity};
 use crate::attribution::{Placement, ReleaseState};
 use crate::escape::escape;
 use crate::owner::Supervisor;
-use crate::report::text::format_time;
+use crate::report::words::format_time;
 
 /// Instances of `role` in `app`, oldest first.
 pub(super) fn instances<'a>(input: &'a Input, app: usize, role: &str) -> Vec<&'a Placement> {

@@ -2,12 +2,14 @@
 //! attribution, settings). Rules never print and never read the filesystem; printers in
 //! `report` only format what rules decided.
 //!
-//! Kinds and severities are a contract (DESIGN.md, "Finding kinds"): they appear in JSON,
-//! metrics and docs, so they are spelled once, in [`Kind::as_str`].
+//! Everything done differently by kind (names, summary words, perfdata, series, `wait`,
+//! `watch`) is one row per kind in `kind.rs`. Kind names and severities are a contract (JSON,
+//! metrics, alert rules and docs/JSON.md), spelled once there.
 
 mod broken_current;
 mod deleted_release;
 mod duplicate;
+mod kind;
 mod missing;
 mod old_release;
 mod orphan;
@@ -15,60 +17,12 @@ pub mod restart_loop;
 mod unreadable;
 mod zombie;
 
+pub use kind::{About, Count, Kind, Perfdata, Severity};
+
 use crate::attribution::{Attribution, Evidence, Placement, ReleaseState};
 use crate::layout::DeployRoot;
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    // Declaration order is report order within one severity: a broken link first.
-    BrokenCurrent,
-    DeletedRelease,
-    Duplicate,
-    Missing,
-    OldRelease,
-    Zombie,
-    Orphan,
-    RestartLoop,
-    Unreadable,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::DeletedRelease => "deleted-release",
-            Kind::OldRelease => "old-release",
-            Kind::BrokenCurrent => "broken-current",
-            Kind::Duplicate => "duplicate",
-            Kind::Missing => "missing",
-            Kind::Zombie => "zombie",
-            Kind::Orphan => "orphan",
-            Kind::RestartLoop => "restart-loop",
-            Kind::Unreadable => "unreadable",
-        }
-    }
-}
-
-/// Ordered by how much it decides the exit code: a critical finding outranks an unknown one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    Info,
-    Warning,
-    Unknown,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Unknown => "unknown",
-            Severity::Critical => "critical",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {

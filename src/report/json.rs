@@ -2,7 +2,7 @@
 //! with `deny_unknown_fields` in `tests/`. Paths and arguments are bytes: valid UTF-8 is a
 //! JSON string, anything else is `{"bytes": "<base64>"}`, so nothing is lost or mangled.
 
-use super::Report;
+use super::{words, Report};
 use crate::attribution::Evidence;
 use base64::Engine;
 use serde::ser::{SerializeMap, Serializer};
@@ -200,14 +200,9 @@ pub fn write(r: &Report, pretty: bool, w: impl std::io::Write) -> serde_json::Re
     let processes = Processes(r, &owners);
     let doc = Doc {
         version: VERSION,
-        status: match r.exit {
-            crate::exit::ExitCode::Ok => "ok",
-            crate::exit::ExitCode::Warning => "warning",
-            crate::exit::ExitCode::Critical => "critical",
-            crate::exit::ExitCode::Unknown => "unknown",
-        },
+        status: r.exit.name(),
         exit_code: r.exit.code(),
-        summary: r.summary(),
+        summary: words::summary(r),
         scanned_at: r.snap.clock.now,
         scan: Scan {
             processes: r.snap.processes.len(),
@@ -354,7 +349,7 @@ impl Serialize for Findings<'_> {
         let r = self.0;
         s.collect_seq(r.findings.iter().map(|f| FindingOut {
             kind: f.kind.as_str(),
-            severity: f.severity.as_str(),
+            severity: words::severity(f.severity).name,
             app: &r.roots[f.app].name,
             release: opt(&f.release),
             pids: &f.pids,
