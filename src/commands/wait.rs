@@ -84,9 +84,13 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                     "  {} {}: {}",
                     f.kind.as_str(),
                     roots[f.app].name,
-                    f.message
+                    crate::report::words::message(f, &roots[f.app])
                 )?;
-                writeln!(out, "    fix: {}", f.remedy)?;
+                writeln!(
+                    out,
+                    "    fix: {}",
+                    crate::report::words::remedy(f, &roots[f.app])
+                )?;
             }
             return Ok(ExitCode::Critical);
         }
@@ -156,8 +160,8 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 let fix = findings
                     .iter()
                     .find(|f| f.kind == Kind::OldRelease && f.pids.contains(&l.pid))
-                    .map(|f| f.remedy.as_str())
-                    .unwrap_or("");
+                    .map(|f| crate::report::words::remedy(f, &roots[f.app]).to_string())
+                    .unwrap_or_default();
                 writeln!(
                     out,
                     "  pid {:<7} {:<16} release {:<10} {owner}\n    fix: {fix}",

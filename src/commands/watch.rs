@@ -96,7 +96,10 @@ fn describe(roots: &[crate::layout::DeployRoot], f: &Finding) -> String {
         "{} app={}{release}{role}: {}",
         f.kind.as_str(),
         escape(roots.get(f.app).map(|r| r.name.as_str()).unwrap_or("?")),
-        f.message
+        roots
+            .get(f.app)
+            .map(|root| crate::report::words::message(f, root).to_string())
+            .unwrap_or_default()
     )
 }
 
@@ -283,7 +286,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                             "appeared {} {} | fix: {}",
                             crate::report::words::severity(f.severity).upper,
                             describe(&roots, f),
-                            f.remedy
+                            crate::report::words::remedy(f, &roots[f.app])
                         ),
                     ),
                     Some(s) if *s != f.severity => log.line(

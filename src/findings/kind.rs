@@ -2,11 +2,14 @@
 //! does differently by kind: its name, the severities it takes, how the summary line and the
 //! Nagios perfdata count and name it, which Prometheus series are always written, whether it
 //! ends a `wait`, how `watch` tells one finding from the next. Renderers and commands read the
-//! row and never list kinds themselves: a new kind is a rule file and a row here.
+//! row and never list kinds themselves: a new kind is a rule file, a row here, and the facts
+//! its rule hands over (a [`Detail`]) with their words in `report::words`.
 //!
 //! Names, labels and series are a contract (JSON, metrics, alert rules, docs): each is spelled
 //! once, here. The summary and the perfdata list kinds in orders older than this table, so each
 //! row carries its place in them.
+
+use super::Detail;
 
 /// What a finding is about. Declaration order is report order within one severity: a broken
 /// link first.
@@ -249,6 +252,23 @@ impl About {
             .filter(|f| f.kind == self.kind)
             .map(|f| self.count.of(&f.pids))
             .sum()
+    }
+}
+
+impl Detail {
+    /// The kind of finding these facts make.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Detail::BrokenCurrent => Kind::BrokenCurrent,
+            Detail::DeletedRelease { .. } => Kind::DeletedRelease,
+            Detail::OldRelease { .. } => Kind::OldRelease,
+            Detail::Duplicate { .. } => Kind::Duplicate,
+            Detail::Missing { .. } => Kind::Missing,
+            Detail::Zombie { .. } => Kind::Zombie,
+            Detail::Orphan { .. } => Kind::Orphan,
+            Detail::RestartLoop { .. } => Kind::RestartLoop,
+            Detail::Unreadable { .. } => Kind::Unreadable,
+        }
     }
 }
 

@@ -10,9 +10,8 @@
 //! in a row do not trip it; a worker that dies every few seconds does, once a few scans saw it.
 //! Detection depends on scans: a loop faster than the scan interval is seen once per scan.
 
-use super::{Finding, Kind, Severity};
+use super::{Detail, Finding, Remedy, Severity};
 use crate::attribution::Attribution;
-use crate::escape::escape;
 use crate::owner::Owners;
 use crate::snapshot::Snapshot;
 use std::collections::{HashMap, VecDeque};
@@ -100,30 +99,16 @@ impl History {
                 .filter(|pl| pl.app == *app && pl.role == *role)
                 .map(|pl| pl.pid)
                 .collect();
-            let owner = live.iter().find_map(|p| owners.get(*p)).map(|o| o.label());
-            let what = match role {
-                Some(r) => format!("role {}", escape(r)),
-                None => format!("app {}", escape(&roots[*app].name)),
+            let detail = Detail::RestartLoop {
+                ended: count,
+                window_secs: self.window,
+                scans: scans.len(),
             };
-            let minutes = (self.window / 60.0).round();
             out.push(Finding {
-                kind: Kind::RestartLoop,
-                severity: Severity::Warning,
-                app: *app,
-                release: None,
+                owner: live.iter().find_map(|p| owners.label(*p)),
                 pids: live,
-                master: None,
-                owner: owner.clone().map(Into::into),
                 role: role.clone(),
-                message: format!(
-                    "{what}: {count} processes ended soon after they started within {minutes} min (seen in {} scans): a crash or restart loop",
-                    scans.len()
-                ),
-                remedy: match owner {
-                    Some(o) => format!("find out why they exit: read the logs of {o} (journalctl, supervisorctl tail, the app's log)"),
-                    None => "find out why they exit: read the app's log".to_string(),
-                },
-                evidence: Vec::new(),
+                ..Finding::new(Severity::Warning, *app, detail, Remedy::ReadLogs)
             });
         }
         out.sort_by(|a, b| a.app.cmp(&b.app).then(a.role.cmp(&b.role)));

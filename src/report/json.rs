@@ -94,9 +94,18 @@ struct FindingOut<'a> {
     master: Option<i32>,
     owner: Option<&'a str>,
     role: Option<&'a str>,
-    message: &'a str,
-    remedy: &'a str,
+    message: Text<words::Message<'a>>,
+    remedy: Text<words::Fix<'a>>,
     evidence: Vec<EvidenceOut<'a>>,
+}
+
+/// Words serialized as a JSON string, written as they are made.
+struct Text<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Text<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 #[derive(Serialize)]
@@ -356,8 +365,8 @@ impl Serialize for Findings<'_> {
             master: f.master,
             owner: f.owner.as_deref(),
             role: f.role.as_deref(),
-            message: &f.message,
-            remedy: &f.remedy,
+            message: Text(words::message(f, &r.roots[f.app])),
+            remedy: Text(words::remedy(f, &r.roots[f.app])),
             evidence: evidence(&f.evidence),
         }))
     }

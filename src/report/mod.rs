@@ -1,6 +1,10 @@
-//! Report: renderers that only format (text, JSON, the `ps` tree, Nagios, Prometheus). Everything they print was decided by the rules; the
-//! exit code comes from the worst severity. Every untrusted string goes through
-//! [`crate::escape`] in text and through [`json::Bytes`] in JSON.
+//! Report: renderers that only lay out (text, JSON, the `ps` tree, Nagios, Prometheus). The
+//! rules decided everything they print; [`words`] phrases it (sentences, remedies, severities,
+//! durations, times, plurals, the summary and app header), the same for every renderer, and
+//! the per-kind counts and series come from the kind table in `findings`. The exit code comes
+//! from the worst severity. Untrusted strings are escaped by `words` (or [`crate::escape`])
+//! for people and written losslessly by [`json::Bytes`] in JSON. Text and JSON are written
+//! a piece at a time, never held whole.
 
 #[cfg(test)]
 mod golden;

@@ -134,12 +134,15 @@ fn finding(out: &mut String, r: &Report, f: &Finding) {
             let _ = write!(head, " and {} more", f.pids.len() - MAX_PIDS);
         }
     }
-    // Message and remedy are escaped by the rules already; `line` keeps them on one line.
+    // Message and remedy come escaped from `words`; `line` keeps them on one line.
+    let Some(root) = r.roots.get(f.app) else {
+        return;
+    };
     let _ = writeln!(
         out,
         "{head}: {}; fix: {}",
-        line(&f.message),
-        line(&f.remedy)
+        line(&words::message(f, root).to_string()),
+        line(&words::remedy(f, root).to_string())
     );
 }
 

@@ -86,13 +86,14 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
         .map(|r| format!("  role {}", escape(r)))
         .unwrap_or_default();
     let severity = words::severity(f.severity);
+    let root = &r.roots[f.app];
     let _ = writeln!(
         out,
         "  {} {}{release}{role}",
         words::paint(style.color, severity.color, severity.text),
         f.kind.as_str()
     );
-    let _ = writeln!(out, "    {}", f.message);
+    let _ = writeln!(out, "    {}", words::message(f, root));
     if let Some(owner) = &f.owner {
         let _ = writeln!(out, "    owner: {owner}");
     }
@@ -120,5 +121,5 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
             escape(p.name())
         );
     }
-    let _ = writeln!(out, "    fix: {}", f.remedy);
+    let _ = writeln!(out, "    fix: {}", words::remedy(f, root));
 }
