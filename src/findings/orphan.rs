@@ -11,7 +11,7 @@
 //! supervisor in its own right.
 
 use super::{owner_label, proc_of, Detail, Finding, Input, Lost, Remedy, Severity};
-use crate::owner::Supervisor;
+use crate::owner::{Owner, Supervisor};
 use std::collections::HashMap;
 
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
@@ -40,31 +40,10 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         if p.ppid != 1 || p.is_zombie() {
             continue;
         }
+        let Some(lost) = lost(o, p.pid, &main_of) else {
+            continue;
+        };
         let service = o.unit.as_ref().filter(|u| u.is_service());
-        let lost =
-            if o.supervisor_enabled && !matches!(o.supervisor, Supervisor::Supervisord { .. }) {
-                Lost::SupervisordGone
-            } else if let Some(u) = o.unit.as_ref().filter(|u| u.is_session()) {
-                Lost::ByHand {
-                    session: u.display().into(),
-                }
-            } else if o
-                .unit
-                .as_ref()
-                .is_none_or(|u| !u.is_service() && !u.unit.ends_with(".scope"))
-            {
-                Lost::NoService
-            } else if let Some((u, (_, main))) = service
-                .and_then(|u| Some((u, main_of.get(u.unit.as_str())?)))
-                .filter(|(_, (_, main))| *main != p.pid)
-            {
-                Lost::LeftOver {
-                    service: u.display().into(),
-                    main: *main,
-                }
-            } else {
-                continue;
-            };
         let remedy = Remedy::EndOrphan {
             pid: p.pid,
             service: service.map(|u| u.display().into()),
@@ -85,5 +64,31 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
                 remedy,
             )
         });
+    }
+}
+
+/// How a process directly under PID 1 lost its supervisor, if it did. `main_of` holds each
+/// service's main process.
+fn lost(o: &Owner, pid: i32, main_of: &HashMap<&str, (u64, i32)>) -> Option<Lost> {
+    if o.supervisor_enabled && !matches!(o.supervisor, Supervisor::Supervisord { .. }) {
+        return Some(Lost::SupervisordGone);
+    }
+    let Some(unit) = &o.unit else {
+        return Some(Lost::NoService);
+    };
+    if unit.is_session() {
+        Some(Lost::ByHand {
+            session: unit.display().into(),
+        })
+    } else if !unit.is_service() && !unit.unit.ends_with(".scope") {
+        Some(Lost::NoService)
+    } else {
+        let &(_, main) = main_of
+            .get(unit.unit.as_str())
+            .filter(|_| unit.is_service())?;
+        (main != pid).then(|| Lost::LeftOver {
+            service: unit.display().into(),
+            main,
+        })
     }
 }

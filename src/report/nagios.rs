@@ -17,7 +17,7 @@
 //! - Then one line per finding and one per app (the long output). `|` appears nowhere but as
 //!   the perfdata separator: Telegraf rejects a first line with two, and takes the first
 //!   long-output line holding one for more perfdata. Every untrusted string goes through
-//!   [`crate::escape::escape`], and every line through [`line`], which turns `|` into
+//!   [`crate::escape::escape`], and every line through [`line()`], which turns `|` into
 //!   `\x7c` (the same reversible convention) and any control character left into its escape,
 //!   so a newline inside a message can never start a line of its own.
 
