@@ -35,6 +35,16 @@ impl ExitCode {
         }
     }
 
+    /// The status in JSON: the label in lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitCode::Ok => "ok",
+            ExitCode::Warning => "warning",
+            ExitCode::Critical => "critical",
+            ExitCode::Unknown => "unknown",
+        }
+    }
+
     pub fn code(self) -> u8 {
         self as u8
     }

@@ -40,6 +40,8 @@ pub mod exit;
 pub mod cli;
 // each subcommand: a thin composition of one scan and one renderer
 pub mod commands;
+#[cfg(test)]
+mod testkit;
 
 use exit::ExitCode;
 

@@ -14,6 +14,7 @@ use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::findings::{Finding, Kind, Severity};
 use crate::layout::DeployRoot;
+use crate::report::words;
 use crate::scan::{scan, Options, Scan};
 use crate::settings::Plan;
 use crate::snapshot::{ProcSource, Snapshot};
@@ -95,7 +96,7 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             }
             Verdict::TimedOut(laggards) => {
                 screen.end(out)?;
-                say_timed_out(&result, &laggards, clock.timeout, out)?;
+                say_timed_out(&roots, &result, &laggards, clock.timeout, out)?;
                 return Ok(ExitCode::Warning);
             }
             Verdict::Waiting { laggards, elapsed } => {
@@ -130,13 +131,7 @@ fn verdict<'a>(result: &'a Scan, clock: &Clock) -> Verdict<'a> {
 fn fatal(findings: &[Finding]) -> Vec<&Finding> {
     findings
         .iter()
-        .filter(|f| {
-            f.severity == Severity::Critical
-                && matches!(
-                    f.kind,
-                    Kind::DeletedRelease | Kind::BrokenCurrent | Kind::Duplicate
-                )
-        })
+        .filter(|f| f.severity == Severity::Critical && f.kind.about().ends_wait)
         .collect()
 }
 
@@ -262,9 +257,9 @@ fn say_failed(
             "  {} {}: {}",
             f.kind.as_str(),
             roots[f.app].name,
-            f.message
+            words::message(f, &roots[f.app])
         )?;
-        writeln!(out, "    fix: {}", f.remedy)?;
+        writeln!(out, "    fix: {}", words::remedy(f, &roots[f.app]))?;
     }
     Ok(())
 }
@@ -298,6 +293,7 @@ fn say_converged(
 
 /// Each laggard with its owner and the fix its old-release finding names.
 fn say_timed_out(
+    roots: &[DeployRoot],
     result: &Scan,
     laggards: &[Laggard],
     timeout: Duration,
@@ -325,8 +321,8 @@ fn say_timed_out(
         let fix = findings
             .iter()
             .find(|f| f.kind == Kind::OldRelease && f.pids.contains(&l.pid))
-            .map(|f| f.remedy.as_str())
-            .unwrap_or("");
+            .map(|f| words::remedy(f, &roots[f.app]).to_string())
+            .unwrap_or_default();
         writeln!(
             out,
             "  pid {:<7} {:<16} release {:<10} {owner}\n    fix: {fix}",

@@ -1,54 +1,48 @@
 //! `broken-current` (critical): the `current` link is missing, dangling, not a link, or points
 //! outside the releases. Every new process started through it fails or runs the wrong code.
+//! How it is broken is the app's [`Current`]; the rule adds the fix: point it at the newest
+//! release, atomically.
 
-use super::{Finding, Input, Kind, Severity};
-use crate::escape::escape;
+use super::{Detail, Finding, Input, Remedy, Severity};
 use crate::layout::Current;
+use crate::owner::remedy::{Arg, Command};
+use std::path::Path;
 
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
     for (app, root) in input.roots.iter().enumerate() {
-        let link = escape(&root.link);
-        let message = match &root.current {
-            Current::Ok { .. } => continue,
-            Current::Missing => format!("{link} does not exist"),
-            Current::NotALink => format!("{link} is not a symlink"),
-            Current::Dangling { target } => {
-                format!("{link} -> {} points at nothing", escape(target))
-            }
-            Current::NotADirectory { target } => {
-                format!("{link} -> {} is not a directory", escape(target))
-            }
-            Current::OutsideReleases { target } => format!(
-                "{link} -> {} points outside the releases directory {}",
-                escape(target),
-                root.releases_dir
-                    .as_ref()
-                    .map(escape)
-                    .unwrap_or_else(|| "?".into())
-            ),
-        };
-        let newest = root
-            .releases
-            .iter()
-            .max_by(|a, b| {
-                a.created
-                    .unwrap_or(0.0)
-                    .total_cmp(&b.created.unwrap_or(0.0))
-                    .then(a.name.cmp(&b.name))
-            })
-            .map(|r| escape(&r.path));
+        if let Current::Ok { .. } = root.current {
+            continue;
+        }
+        let newest = root.releases.iter().max_by(|a, b| {
+            a.created
+                .unwrap_or(0.0)
+                .total_cmp(&b.created.unwrap_or(0.0))
+                .then(a.name.cmp(&b.name))
+        });
         let remedy = match newest {
-            Some(path) => format!(
-                "point it at a release atomically, e.g. the newest: ln -sfn {path} {link}.new && mv -T {link}.new {link}"
-            ),
-            None => "no release exists: deploy again".to_string(),
+            Some(release) => Remedy::FixLink(Box::new(relink(&release.path, &root.link))),
+            None => Remedy::DeployAgain,
         };
-        out.push(Finding::about_app(
-            Kind::BrokenCurrent,
+        out.push(Finding::new(
             Severity::Critical,
             app,
-            message,
+            Detail::BrokenCurrent,
             remedy,
         ));
     }
+}
+
+/// `ln -sfn RELEASE LINK.new`, then `mv -T LINK.new LINK`: a rename replaces the link in one
+/// step, so no process ever finds it missing.
+fn relink(release: &Path, link: &Path) -> [Command; 2] {
+    let mut new = link.as_os_str().to_owned();
+    new.push(".new");
+    let path = |p: &Path| Arg::Path(p.into());
+    [
+        Command::new(
+            "ln",
+            [Arg::Word("-sfn"), path(release), path(Path::new(&new))],
+        ),
+        Command::new("mv", [Arg::Word("-T"), path(Path::new(&new)), path(link)]),
+    ]
 }

@@ -5,11 +5,10 @@
 //! An instance is a process matching the role whose parent does not match it too, so a master
 //! and the workers it forks with the same command line count once.
 
-use super::{Finding, Input, Kind, Severity};
+use super::{Allowed, Detail, Finding, Input, Instance, Remedy, Severity};
 use crate::attribution::{Placement, ReleaseState};
-use crate::escape::escape;
+use crate::owner::remedy::{Arg, Command};
 use crate::owner::Supervisor;
-use crate::report::text::format_time;
 
 /// Instances of `role` in `app`, oldest first.
 pub(super) fn instances<'a>(input: &'a Input, app: usize, role: &str) -> Vec<&'a Placement> {
@@ -35,21 +34,17 @@ pub(super) fn instances<'a>(input: &'a Input, app: usize, role: &str) -> Vec<&'a
     out
 }
 
-fn stop(input: &Input, pl: &Placement) -> String {
+/// What stops one extra instance: its supervisor, when it has its own name for it.
+fn stop(input: &Input, pl: &Placement) -> Command {
+    let name = |n: &str| Arg::QuotedName(n.into());
     match input.owners.get(pl.pid).map(|o| &o.supervisor) {
         Some(Supervisor::Supervisord {
             program: Some(p), ..
-        }) => format!(
-            "supervisorctl stop {}",
-            crate::owner::remedy::shell_quote(p)
-        ),
+        }) => Command::new("supervisorctl", [Arg::Word("stop"), name(p)]),
         Some(Supervisor::Systemd { unit }) if unit.user.is_none() => {
-            format!(
-                "systemctl stop {}",
-                crate::owner::remedy::shell_quote(&unit.unit)
-            )
+            Command::new("systemctl", [Arg::Word("stop"), name(&unit.unit)])
         }
-        _ => format!("kill -TERM {}", pl.pid),
+        _ => Command::kill(pl.pid),
     }
 }
 
@@ -62,30 +57,22 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
                 continue;
             }
             let clock = &input.snap.clock;
-            let described: Vec<String> = found
+            let instances = found
                 .iter()
-                .map(|pl| {
-                    let started = input
+                .map(|pl| Instance {
+                    pid: pl.pid,
+                    release: pl.release.clone(),
+                    state: pl.state,
+                    started: input
                         .snap
                         .get(pl.pid)
-                        .map(|p| format_time(clock.start_time(p.start_ticks)))
-                        .unwrap_or_default();
-                    let release = pl
-                        .release
-                        .as_ref()
-                        .map(escape)
-                        .unwrap_or_else(|| "?".into());
-                    format!(
-                        "pid {} on release {release} ({}) started {started}",
-                        pl.pid,
-                        pl.state.as_str()
-                    )
+                        .map(|p| clock.start_time(p.start_ticks)),
                 })
                 .collect();
-            let what = if role.singleton {
-                "singleton".to_string()
+            let allowed = if role.singleton {
+                Allowed::Singleton
             } else {
-                format!("at most {max} allowed")
+                Allowed::AtMost(max)
             };
             // Keep the newest instances on the current release; stop the rest.
             let mut keep: Vec<i32> = found
@@ -98,39 +85,27 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             if keep.is_empty() {
                 keep = found.iter().rev().take(max).map(|pl| pl.pid).collect();
             }
-            let stops: Vec<String> = found
+            let stops = found
                 .iter()
                 .filter(|pl| !keep.contains(&pl.pid))
                 .map(|pl| stop(input, pl))
                 .collect();
             out.push(Finding {
-                kind: Kind::Duplicate,
-                severity: Severity::Critical,
-                app,
-                release: None,
                 pids: found.iter().map(|pl| pl.pid).collect(),
-                master: None,
-                owner: None,
                 role: Some(role.name.clone()),
-                message: format!(
-                    "{} instances of role {} ({what}), oldest first: {}",
-                    found.len(),
-                    escape(&role.name),
-                    described.join("; ")
-                ),
-                remedy: format!(
-                    "stop the extra instance{} and keep pid {}: {}",
-                    if stops.len() == 1 { "" } else { "s" },
-                    keep.iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    stops.join(" && ")
-                ),
                 evidence: found
                     .iter()
                     .filter_map(|pl| pl.evidence.first().cloned())
                     .collect(),
+                ..Finding::new(
+                    Severity::Critical,
+                    app,
+                    Detail::Duplicate { allowed, instances },
+                    Remedy::StopExtras {
+                        keep: keep.into(),
+                        stops,
+                    },
+                )
             });
         }
     }

@@ -2,9 +2,8 @@
 //! incident: a queue that silently stopped, because nothing checked that its workers run.
 
 use super::duplicate::instances;
-use super::{Finding, Input, Kind, Severity};
+use super::{Detail, Finding, Input, Remedy, Severity};
 use crate::attribution::ReleaseState;
-use crate::escape::escape;
 
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
     for (app, settings) in input.settings.apps.iter().enumerate() {
@@ -25,41 +24,19 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             if on_current.len() >= min {
                 continue;
             }
-            let elsewhere = all.len() - on_current.len();
-            let also = if elsewhere > 0 {
-                format!(", and {elsewhere} on other releases")
-            } else {
-                String::new()
+            let detail = Detail::Missing {
+                min,
+                elsewhere: all.len() - on_current.len(),
             };
-            let managed = all
-                .iter()
-                .find_map(|pl| input.owners.get(pl.pid))
-                .map(|o| format!(" (its instances are managed by {})", o.label()))
-                .unwrap_or_default();
+            let remedy = Remedy::StartMore {
+                count: min - on_current.len(),
+                managed_by: all.iter().find_map(|pl| input.owners.label(pl.pid)),
+            };
             out.push(Finding {
-                kind: Kind::Missing,
-                severity: Severity::Critical,
-                app,
                 release: Some(current.into()),
-                pids: on_current.clone(),
-                master: None,
-                owner: None,
+                pids: on_current,
                 role: Some(role.name.clone()),
-                message: format!(
-                    "role {} has {} instance{} on current release {}, at least {min} expected{also}",
-                    escape(&role.name),
-                    on_current.len(),
-                    if on_current.len() == 1 { "" } else { "s" },
-                    escape(current)
-                ),
-                remedy: format!(
-                    "start {} more {} worker{} from {}{managed}",
-                    min - on_current.len(),
-                    escape(&role.name),
-                    if min - on_current.len() == 1 { "" } else { "s" },
-                    escape(&root.link)
-                ),
-                evidence: Vec::new(),
+                ..Finding::new(Severity::Critical, app, detail, remedy)
             });
         }
     }

@@ -1,13 +1,18 @@
-//! Findings: one rule per finding kind, each a pure function of (layout, snapshot,
-//! attribution, settings). Rules never print and never read the filesystem; printers in
-//! `report` only format what rules decided.
+//! Findings: one rule per finding kind (a file each), each a pure function of (layout,
+//! snapshot, attribution, owners, settings). A rule decides; it never writes a sentence, a
+//! shell command or an escape. It hands over facts ([`Finding`]: a [`Detail`] per kind and a
+//! [`Remedy`] whose commands are data), and `report::words` phrases them for every output.
 //!
-//! Kinds and severities are a contract (DESIGN.md, "Finding kinds"): they appear in JSON,
-//! metrics and docs, so they are spelled once, in [`Kind::as_str`].
+//! Everything done differently by kind (names, summary words, perfdata, series, `wait`,
+//! `watch`) is one row per kind in `kind.rs`: a new kind is a rule file, a row, a [`Detail`]
+//! and its words. Kind names and severities are a contract (JSON, metrics, alert rules and
+//! docs/JSON.md), spelled once there.
 
 mod broken_current;
 mod deleted_release;
 mod duplicate;
+mod finding;
+mod kind;
 mod missing;
 mod old_release;
 mod orphan;
@@ -15,108 +20,13 @@ pub mod restart_loop;
 mod unreadable;
 mod zombie;
 
+pub use finding::{Allowed, Detail, Finding, Instance, Lost, Proc, Remedy, Switched};
+pub use kind::{About, Count, Kind, Perfdata, Severity};
+
 use crate::attribution::{Attribution, Evidence, Placement, ReleaseState};
 use crate::layout::DeployRoot;
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    // Declaration order is report order within one severity: a broken link first.
-    BrokenCurrent,
-    DeletedRelease,
-    Duplicate,
-    Missing,
-    OldRelease,
-    Zombie,
-    Orphan,
-    RestartLoop,
-    Unreadable,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::DeletedRelease => "deleted-release",
-            Kind::OldRelease => "old-release",
-            Kind::BrokenCurrent => "broken-current",
-            Kind::Duplicate => "duplicate",
-            Kind::Missing => "missing",
-            Kind::Zombie => "zombie",
-            Kind::Orphan => "orphan",
-            Kind::RestartLoop => "restart-loop",
-            Kind::Unreadable => "unreadable",
-        }
-    }
-}
-
-/// Ordered by how much it decides the exit code: a critical finding outranks an unknown one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    Info,
-    Warning,
-    Unknown,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Unknown => "unknown",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    pub kind: Kind,
-    pub severity: Severity,
-    /// Index into the deploy roots.
-    pub app: usize,
-    pub release: Option<crate::attribution::Name>,
-    /// The processes, master (or top of the tree) first.
-    pub pids: Vec<i32>,
-    /// The master, when the first process has live children.
-    pub master: Option<i32>,
-    /// Who supervises the first process, for people (escaped); shared by the findings of one
-    /// owner.
-    pub owner: Option<std::sync::Arc<str>>,
-    /// The configured role of the first process, or of the finding (`duplicate`, `missing`).
-    pub role: Option<String>,
-    pub message: String,
-    pub remedy: String,
-    /// The evidence of its processes, shared with their placements.
-    pub evidence: Vec<std::sync::Arc<Evidence>>,
-}
-
-impl Finding {
-    /// A finding about an app as a whole (a broken link, a /proc that hides processes): no
-    /// process, release, owner or evidence.
-    pub fn about_app(
-        kind: Kind,
-        severity: Severity,
-        app: usize,
-        message: String,
-        remedy: String,
-    ) -> Finding {
-        Finding {
-            kind,
-            severity,
-            app,
-            release: None,
-            pids: Vec::new(),
-            master: None,
-            owner: None,
-            role: None,
-            message,
-            remedy,
-            evidence: Vec::new(),
-        }
-    }
-}
 
 /// Everything a rule may look at.
 pub struct Input<'a> {
@@ -237,16 +147,17 @@ pub(crate) fn trees<'a>(
     trees
 }
 
-/// Name of a process for messages, escaped.
-pub(crate) fn pname(snap: &Snapshot, pid: i32) -> String {
-    snap.get(pid)
-        .map(|p| crate::escape::escape(p.name()))
-        .unwrap_or_else(|| "?".to_string())
+/// A process for a finding to name: its pid and name.
+pub(crate) fn proc_of(snap: &Snapshot, pid: i32) -> Proc {
+    Proc {
+        pid,
+        name: snap.get(pid).map(|p| p.name().into()),
+    }
 }
 
 /// Live children of a pid.
-pub(crate) fn live_children(snap: &Snapshot, pid: i32) -> usize {
-    snap.child_count(pid)
+pub(crate) fn live_children(snap: &Snapshot, pid: i32) -> u32 {
+    u32::try_from(snap.child_count(pid)).unwrap_or(u32::MAX)
 }
 
 /// Evidence of a tree, top first.
@@ -263,44 +174,28 @@ pub(crate) fn tree_pids(t: &Tree) -> Vec<i32> {
         .collect()
 }
 
-/// The remedy for a tree: restart its top once, through whatever owns it.
-pub(crate) fn tree_remedy(input: &Input, t: &Tree) -> String {
-    crate::owner::remedy::for_tree(
-        input.snap,
-        input.owners,
-        input.attr,
-        &input.roots[t.top.app],
-        t.top.pid,
-    )
+/// What fixes a tree: restart its top once, through whatever owns it.
+pub(crate) fn tree_fix(input: &Input, t: &Tree) -> crate::owner::remedy::TreeFix {
+    crate::owner::remedy::for_tree(input.snap, input.owners, input.attr, t.top.pid)
 }
 
 /// The finding for a whole tree: its pids master first, its evidence, its owner, its role and
 /// the one remedy that restarts its top.
-pub(crate) fn tree_finding(
-    input: &Input,
-    t: &Tree,
-    kind: Kind,
-    severity: Severity,
-    mut message: String,
-) -> Finding {
+pub(crate) fn tree_finding(input: &Input, t: &Tree, severity: Severity, detail: Detail) -> Finding {
     let pid = t.top.pid;
-    // A scan can make thousands of these (one per unsupervised worker): `format!` leaves
-    // up to twice the room its text needs, and the texts are kept until the report is out.
-    message.shrink_to_fit();
-    let mut remedy = tree_remedy(input, t);
-    remedy.shrink_to_fit();
     Finding {
-        kind,
-        severity,
-        app: t.top.app,
         release: t.top.release.clone(),
         pids: tree_pids(t),
         master: (live_children(input.snap, pid) > 0).then_some(pid),
         owner: owner_label(input, pid),
         role: t.top.role.clone(),
-        message,
-        remedy,
         evidence: tree_evidence(t),
+        ..Finding::new(
+            severity,
+            t.top.app,
+            detail,
+            Remedy::Restart(tree_fix(input, t)),
+        )
     }
 }
 

@@ -10,9 +10,8 @@
 //! PID 1 is the only reaper considered: a subreaper (`systemd --user`, a container init) is a
 //! supervisor in its own right.
 
-use super::{owner_label, pname, Finding, Input, Kind, Severity};
-use crate::escape::escape;
-use crate::owner::Supervisor;
+use super::{owner_label, proc_of, Detail, Finding, Input, Lost, Remedy, Severity};
+use crate::owner::{Owner, Supervisor};
 use std::collections::HashMap;
 
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
@@ -41,64 +40,55 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         if p.ppid != 1 || p.is_zombie() {
             continue;
         }
-        let reason = if o.supervisor_enabled
-            && !matches!(o.supervisor, Supervisor::Supervisord { .. })
-        {
-            "it carries SUPERVISOR_ENABLED but no supervisord is above it: its supervisord died or was restarted without it".to_string()
-        } else if let Some(u) = o.unit.as_ref().filter(|u| u.is_session()) {
-            format!(
-                "its parent is PID 1 and it sits in login session {}: started by hand and left behind",
-                escape(u.display())
-            )
-        } else if o
-            .unit
-            .as_ref()
-            .is_none_or(|u| !u.is_service() && !u.unit.ends_with(".scope"))
-        {
-            "its parent is PID 1 and it runs in no service: started by hand and left behind"
-                .to_string()
-        } else if let Some((_, main)) = o
-            .unit
-            .as_ref()
-            .filter(|u| u.is_service())
-            .and_then(|u| main_of.get(u.unit.as_str()))
-            .filter(|(_, main)| *main != p.pid)
-        {
-            format!(
-                "an older left-over in {} next to its newer main process {main}",
-                escape(o.unit.as_ref().map(|u| u.display()).unwrap_or_default())
-            )
-        } else {
+        let Some(lost) = lost(o, p.pid, &main_of) else {
             continue;
         };
-        let stop = match o.unit.as_ref().filter(|u| u.is_service()) {
-            Some(u) => format!(
-                "kill -TERM {} (it is not the main process of {}; restarting the unit with KillMode=control-group also ends it)",
-                p.pid,
-                escape(u.display())
-            ),
-            None => format!(
-                "kill -TERM {}; if it should run, start it again under a supervisor from {}",
-                p.pid,
-                escape(&input.roots[pl.app].link)
-            ),
+        let service = o.unit.as_ref().filter(|u| u.is_service());
+        let remedy = Remedy::EndOrphan {
+            pid: p.pid,
+            service: service.map(|u| u.display().into()),
         };
         out.push(Finding {
-            kind: Kind::Orphan,
-            severity: Severity::Warning,
-            app: pl.app,
             release: pl.release.clone(),
             pids: vec![p.pid],
-            master: None,
             owner: owner_label(input, p.pid),
             role: pl.role.clone(),
-            message: format!(
-                "pid {} ({}) lost its supervisor: {reason}",
-                p.pid,
-                pname(input.snap, p.pid)
-            ),
-            remedy: stop,
             evidence: pl.evidence.to_vec(),
+            ..Finding::new(
+                Severity::Warning,
+                pl.app,
+                Detail::Orphan {
+                    process: proc_of(input.snap, p.pid),
+                    lost,
+                },
+                remedy,
+            )
         });
+    }
+}
+
+/// How a process directly under PID 1 lost its supervisor, if it did. `main_of` holds each
+/// service's main process.
+fn lost(o: &Owner, pid: i32, main_of: &HashMap<&str, (u64, i32)>) -> Option<Lost> {
+    if o.supervisor_enabled && !matches!(o.supervisor, Supervisor::Supervisord { .. }) {
+        return Some(Lost::SupervisordGone);
+    }
+    let Some(unit) = &o.unit else {
+        return Some(Lost::NoService);
+    };
+    if unit.is_session() {
+        Some(Lost::ByHand {
+            session: unit.display().into(),
+        })
+    } else if !unit.is_service() && !unit.unit.ends_with(".scope") {
+        Some(Lost::NoService)
+    } else {
+        let &(_, main) = main_of
+            .get(unit.unit.as_str())
+            .filter(|_| unit.is_service())?;
+        (main != pid).then(|| Lost::LeftOver {
+            service: unit.display().into(),
+            main,
+        })
     }
 }

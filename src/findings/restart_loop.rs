@@ -10,9 +10,8 @@
 //! in a row do not trip it; a worker that dies every few seconds does, once a few scans saw it.
 //! Detection depends on scans: a loop faster than the scan interval is seen once per scan.
 
-use super::{Finding, Kind, Severity};
+use super::{Detail, Finding, Remedy, Severity};
 use crate::attribution::Attribution;
-use crate::escape::escape;
 use crate::owner::Owners;
 use crate::snapshot::Snapshot;
 use std::collections::{HashMap, VecDeque};
@@ -100,30 +99,16 @@ impl History {
                 .filter(|pl| pl.app == *app && pl.role == *role)
                 .map(|pl| pl.pid)
                 .collect();
-            let owner = live.iter().find_map(|p| owners.get(*p)).map(|o| o.label());
-            let what = match role {
-                Some(r) => format!("role {}", escape(r)),
-                None => format!("app {}", escape(&roots[*app].name)),
+            let detail = Detail::RestartLoop {
+                ended: count,
+                window_secs: self.window,
+                scans: scans.len(),
             };
-            let minutes = (self.window / 60.0).round();
             out.push(Finding {
-                kind: Kind::RestartLoop,
-                severity: Severity::Warning,
-                app: *app,
-                release: None,
+                owner: live.iter().find_map(|p| owners.label(*p)),
                 pids: live,
-                master: None,
-                owner: owner.clone().map(Into::into),
                 role: role.clone(),
-                message: format!(
-                    "{what}: {count} processes ended soon after they started within {minutes} min (seen in {} scans): a crash or restart loop",
-                    scans.len()
-                ),
-                remedy: match owner {
-                    Some(o) => format!("find out why they exit: read the logs of {o} (journalctl, supervisorctl tail, the app's log)"),
-                    None => "find out why they exit: read the app's log".to_string(),
-                },
-                evidence: Vec::new(),
+                ..Finding::new(Severity::Warning, *app, detail, Remedy::ReadLogs)
             });
         }
         out.sort_by(|a, b| a.app.cmp(&b.app).then(a.role.cmp(&b.role)));
@@ -135,24 +120,14 @@ impl History {
 mod tests {
     use super::*;
     use crate::attribution::{Placement, ReleaseState};
-    use crate::snapshot::{Clock, LinkError, Process};
+    use crate::snapshot::LinkError;
+    use crate::testkit::{process, root, snapshot};
 
+    /// A scan at `at` of these (pid, start time) processes, each placed in app 0.
     fn scan(at: f64, procs: &[(i32, f64)]) -> (Snapshot, Attribution) {
         let processes = procs
             .iter()
-            .map(|&(pid, started)| Process {
-                pid,
-                ppid: 1,
-                comm: b"w".to_vec().into(),
-                state: b'S',
-                start_ticks: (started * 100.0) as u64,
-                uid: 0,
-                dir_ino: 0,
-                kernel_thread: false,
-                cmdline: Default::default(),
-                cwd: Err(LinkError::Absent),
-                exe: Err(LinkError::Absent),
-            })
+            .map(|&(pid, started)| process(pid, 1, Err(LinkError::Absent), started, &["w"]))
             .collect();
         let placements = procs
             .iter()
@@ -165,40 +140,20 @@ mod tests {
                 role: None,
             })
             .collect();
-        (
-            Snapshot::new(
-                processes,
-                Clock {
-                    ticks_per_second: 100,
-                    boot_epoch: 0.0,
-                    now: at,
-                },
-                0,
-                0,
-            ),
-            Attribution {
-                placements,
-                ..Default::default()
-            },
-        )
+        let attr = Attribution {
+            placements,
+            ..Default::default()
+        };
+        (snapshot(processes, at), attr)
     }
 
     fn roots() -> Vec<crate::layout::DeployRoot> {
-        let tmp = std::env::temp_dir();
-        vec![crate::layout::DeployRoot {
-            name: "app".into(),
-            root: tmp.clone(),
-            link: tmp.join("current"),
-            releases_dir: None,
-            current: crate::layout::Current::Missing,
-            switch_time: None,
-            releases: vec![],
-            truncated: false,
-            owner_uid: None,
-            releases_spellings: vec![],
-            link_spellings: vec![],
-            releases_rel: None,
-        }]
+        vec![root(
+            "app",
+            b"/srv/app",
+            crate::layout::Current::Missing,
+            &[],
+        )]
     }
 
     fn loops(h: &History, attr: &Attribution) -> usize {

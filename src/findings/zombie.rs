@@ -1,10 +1,10 @@
 //! `zombie` (warning): defunct children that an app process does not reap. One finding per
 //! parent. Only zombies that were still zombies when looked at again count
-//! ([`crate::attribution::confirm_zombies`]): a parent that reaps at once is not reported. A zombie's exit time is not in /proc, so the age given is since the oldest zombie
+//! ([`crate::attribution::confirm_zombies`]): a parent that reaps at once is not reported.
+//! A zombie's exit time is not in /proc, so the age given is since the oldest zombie
 //! *started*: an upper bound on how long it has waited.
 
-use super::{owner_label, pname, Finding, Input, Kind, Severity, Tree};
-use crate::attribution::human_duration;
+use super::{owner_label, proc_of, tree_fix, Detail, Finding, Input, Remedy, Severity, Tree};
 use std::collections::BTreeMap;
 
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
@@ -24,33 +24,26 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             .filter_map(|z| input.snap.get(*z))
             .map(|z| clock.start_time(z.start_ticks))
             .fold(f64::INFINITY, f64::min);
-        let n = zombies.len();
         let tree = Tree {
             top: pl,
             members: Vec::new(),
         };
-        let message = format!(
-            "pid {parent} ({}) does not reap its children: {n} zombie{}, the oldest started {} ago",
-            pname(input.snap, parent),
-            if n == 1 { "" } else { "s" },
-            human_duration(clock.now - oldest)
-        );
-        let remedy = format!(
-            "restarting pid {parent} clears its zombies: {}",
-            super::tree_remedy(input, &tree)
-        );
+        let detail = Detail::Zombie {
+            parent: proc_of(input.snap, parent),
+            oldest_started_ago: clock.now - oldest,
+        };
+        let remedy = Remedy::ClearZombies {
+            parent,
+            fix: tree_fix(input, &tree),
+        };
         out.push(Finding {
-            kind: Kind::Zombie,
-            severity: Severity::Warning,
-            app: pl.app,
             release: pl.release.clone(),
             pids: std::iter::once(parent).chain(zombies).collect(),
             master: Some(parent),
             owner: owner_label(input, parent),
             role: pl.role.clone(),
-            message,
-            remedy,
             evidence: pl.evidence.to_vec(),
+            ..Finding::new(Severity::Warning, pl.app, detail, remedy)
         });
     }
 }

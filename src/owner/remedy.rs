@@ -1,58 +1,153 @@
-//! Remedies: the exact command that fixes a finding, picked by owner and by the process's role
-//! in its tree. Always a restart (never a reload: a reload keeps a master's cwd), and once per
-//! master, never once per worker.
+//! What restarts a process, by its owner, as data: a [`Command`] (program, arguments, whom it
+//! runs as), or the fact that nothing would restart it. Always a restart (never a reload: a
+//! reload keeps a master's cwd), and once per master, never once per worker.
 //!
-//! Names in a remedy come from process data (program names, unit names), so each is
-//! shell-quoted and then escaped: an operator may paste the line into a root shell.
+//! Nothing here is text for people: `report::words` quotes and escapes each argument and
+//! phrases the rest. The one read made here is the user name of a user service's uid
+//! (`systemctl --user -M NAME@` needs it; without it the command is given to run as the uid).
 
 use super::{is_pm2_god, is_supervisord, Owners, Supervisor};
 use crate::attribution::{Attribution, ReleaseState};
-use crate::escape::escape;
-use crate::layout::DeployRoot;
 use crate::snapshot::Snapshot;
+use std::path::Path;
 
-/// Quote for a POSIX shell, only when needed.
-pub fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+/// Whom a command runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsWhom {
+    /// The operator who reads the report, root for most commands.
+    Root,
+    Uid(u32),
+}
+
+/// One command line: data, quoted and escaped only when phrased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub as_whom: AsWhom,
+    pub program: &'static str,
+    pub args: Box<[Arg]>,
+}
+
+/// One argument of a [`Command`], by where it comes from and so how it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    /// A fixed word: `restart`, `-TERM`.
+    Word(&'static str),
+    Pid(i32),
+    /// A name from process data (program, unit, service directory): shell-quoted, then escaped
+    /// when it holds a character that must not reach a terminal.
+    Name(Box<str>),
+    /// A name shell-quoted and not escaped, as `duplicate`'s stop commands have always been
+    /// written (a later change writes every argument one way).
+    QuotedName(Box<str>),
+    /// `NAME@`, a user's service manager for `systemctl -M`: the name as [`Arg::Name`].
+    UserManager(Box<str>),
+    /// A path, escaped and not quoted, as the link fix has always been written.
+    Path(Box<Path>),
+}
+
+impl Command {
+    pub fn new(program: &'static str, args: impl Into<Box<[Arg]>>) -> Command {
+        Command {
+            as_whom: AsWhom::Root,
+            program,
+            args: args.into(),
+        }
+    }
+
+    /// `kill -TERM PID`
+    pub fn kill(pid: i32) -> Command {
+        Command::new("kill", [Arg::Word("-TERM"), Arg::Pid(pid)])
+    }
+
+    /// `supervisorctl reread`, `supervisorctl update`: supervisord takes changed programs.
+    pub fn supervisord_update() -> [Command; 2] {
+        ["reread", "update"].map(|verb| Command::new("supervisorctl", [Arg::Word(verb)]))
+    }
+
+    /// `pm2 kill`, `pm2 resurrect`: a new God daemon, from the directory it is run in.
+    pub fn pm2_resurrect(as_whom: AsWhom) -> [Command; 2] {
+        ["kill", "resurrect"].map(|verb| Command {
+            as_whom,
+            ..Command::new("pm2", [Arg::Word(verb)])
+        })
     }
 }
 
-/// Shell-quoted, and escaped only when the name holds a character that must not reach a
-/// terminal: the usual remedy stays exactly pasteable (`'app@x\x2dy.service'` keeps its one
-/// backslash), a hostile one becomes visibly escaped and will not run as given.
-fn q(s: &str) -> String {
-    let quoted = shell_quote(s);
-    if quoted.chars().any(crate::escape::is_dangerous) {
-        escape(quoted)
-    } else {
-        quoted
-    }
+/// What restarts one process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restart {
+    /// Its supervisor, with this command.
+    Command(Command),
+    /// A supervisord whose program name for it could not be read.
+    SupervisordUnnamed,
+    /// A PM2 God daemon whose app name for it could not be read.
+    Pm2Unnamed,
+    /// Nothing would restart it: end it, then start it again from the app's link.
+    KillAndStart { pid: i32, because: Unsupervised },
+}
+
+/// Why nothing would restart a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsupervised {
+    /// Its owner could not be read.
+    OwnerUnread,
+    /// It was started by hand in this login session (the unit as systemd shows it).
+    ByHand {
+        session: Box<str>,
+    },
+    NoSupervisor,
+}
+
+/// What fixes a tree whose top runs from the wrong release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TreeFix {
+    /// The top is not in the snapshot any more.
+    Vanished { pid: i32 },
+    /// The top is supervisord: its programs without `directory=` inherit its cwd.
+    SupervisordItself { pid: i32, restart: Restart },
+    /// The top is a PM2 God daemon, which keeps every app's cwd.
+    Pm2GodItself { pid: i32, uid: u32 },
+    /// Restart the top; `stale` when its supervisor runs from an old or deleted release too.
+    Restart {
+        restart: Restart,
+        stale: Option<StaleSupervisor>,
+    },
+}
+
+/// A supervisord or PM2 God daemon above the top, itself on an old or deleted release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaleSupervisor {
+    pub pid: i32,
+    pub pm2: bool,
+    pub state: ReleaseState,
 }
 
 /// What restarts `pid` itself, by its owner.
-fn restart(snap: &Snapshot, owners: &Owners, root: &DeployRoot, pid: i32) -> String {
-    let link = escape(&root.link);
+fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
+    let name = |s: &str| Arg::Name(s.into());
+    let command = |program, args: Vec<Arg>| Restart::Command(Command::new(program, args));
     let Some(owner) = owners.get(pid) else {
-        return format!(
-            "kill -TERM {pid}, then start it again from {link} (its supervisor could not be read)"
-        );
+        return Restart::KillAndStart {
+            pid,
+            because: Unsupervised::OwnerUnread,
+        };
     };
     match &owner.supervisor {
-        Supervisor::Supervisord { program: Some(p), .. } => format!("supervisorctl restart {}", q(p)),
-        Supervisor::Supervisord { program: None, .. } => {
-            "supervisorctl restart <program> (its program name could not be read: see supervisorctl status)".to_string()
-        }
-        Supervisor::Pm2 { name, id, .. } => match name.as_ref().or(id.as_ref()) {
-            Some(n) => format!("pm2 restart {}", q(&n.to_string_lossy())),
-            None => "pm2 restart <app> (see pm2 list)".to_string(),
+        Supervisor::Supervisord {
+            program: Some(p), ..
+        } => command("supervisorctl", vec![Arg::Word("restart"), name(p)]),
+        Supervisor::Supervisord { program: None, .. } => Restart::SupervisordUnnamed,
+        Supervisor::Pm2 { name: n, id, .. } => match n.as_ref().or(id.as_ref()) {
+            Some(n) => command(
+                "pm2",
+                vec![Arg::Word("restart"), name(&n.to_string_lossy())],
+            ),
+            None => Restart::Pm2Unnamed,
         },
-        Supervisor::Runit { service, .. } => format!("sv restart {}", q(&service.to_string_lossy())),
+        Supervisor::Runit { service, .. } => command(
+            "sv",
+            vec![Arg::Word("restart"), name(&service.to_string_lossy())],
+        ),
         Supervisor::S6 { pid: spid, service } => {
             // s6-supervise runs in its service directory.
             let dir = snap
@@ -60,90 +155,81 @@ fn restart(snap: &Snapshot, owners: &Owners, root: &DeployRoot, pid: i32) -> Str
                 .and_then(|s| s.cwd.as_ref().ok())
                 .map(|l| l.path().to_string_lossy().into_owned())
                 .unwrap_or_else(|| format!("/run/service/{}", service.to_string_lossy()));
-            format!("s6-svc -r {}", q(&dir))
+            command("s6-svc", vec![Arg::Word("-r"), name(&dir)])
         }
-        Supervisor::Systemd { unit } => match unit.user {
-            Some(uid) => match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-                Ok(Some(u)) => format!(
-                    "systemctl --user -M {}@ restart {}",
-                    q(&u.name),
-                    q(&unit.unit)
-                ),
-                _ => format!("as uid {uid}: systemctl --user restart {}", q(&unit.unit)),
+        Supervisor::Systemd { unit } => Restart::Command(systemctl_restart(&unit.unit, unit.user)),
+        Supervisor::Session { unit } => Restart::KillAndStart {
+            pid,
+            because: Unsupervised::ByHand {
+                session: unit.display().into(),
             },
-            None => format!("systemctl restart {}", q(&unit.unit)),
         },
-        Supervisor::Session { unit } => format!(
-            "kill -TERM {pid}, then start it again from {link}: nothing will restart it (it was started by hand in {})",
-            escape(unit.display())
-        ),
-        Supervisor::None => format!(
-            "kill -TERM {pid}, then start it again from {link}: nothing will restart it (no supervisor found)"
-        ),
+        Supervisor::None => Restart::KillAndStart {
+            pid,
+            because: Unsupervised::NoSupervisor,
+        },
     }
 }
 
-/// The remedy for a tree whose top is `pid` (a master when `master`).
-pub fn for_tree(
-    snap: &Snapshot,
-    owners: &Owners,
-    attr: &Attribution,
-    root: &DeployRoot,
-    pid: i32,
-) -> String {
-    let link = escape(&root.link);
+/// `systemctl restart UNIT`; for a user service, through the user's manager when the uid has
+/// a name, else to be run as the uid.
+fn systemctl_restart(unit: &str, user: Option<u32>) -> Command {
+    let unit = Arg::Name(unit.into());
+    let Some(uid) = user else {
+        return Command::new("systemctl", [Arg::Word("restart"), unit]);
+    };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => Command::new(
+            "systemctl",
+            [
+                Arg::Word("--user"),
+                Arg::Word("-M"),
+                Arg::UserManager(u.name.into()),
+                Arg::Word("restart"),
+                unit,
+            ],
+        ),
+        _ => Command {
+            as_whom: AsWhom::Uid(uid),
+            ..Command::new(
+                "systemctl",
+                [Arg::Word("--user"), Arg::Word("restart"), unit],
+            )
+        },
+    }
+}
+
+/// What fixes the tree whose top is `pid`.
+pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) -> TreeFix {
     let Some(p) = snap.get(pid) else {
-        return format!("restart pid {pid}");
+        return TreeFix::Vanished { pid };
     };
     if is_supervisord(p) {
-        return format!(
-            "supervisord (pid {pid}) itself runs from this release, and every program it starts without directory= inherits it: set directory={link} in its programs, restart supervisord ({}), then supervisorctl reread && supervisorctl update",
-            restart(snap, owners, root, pid)
-        );
+        return TreeFix::SupervisordItself {
+            pid,
+            restart: restart(snap, owners, pid),
+        };
     }
     if is_pm2_god(p) {
-        return format!(
-            "the PM2 God daemon (pid {pid}) itself runs from this release and keeps every app's cwd: pm2 kill && pm2 resurrect, as uid {}, from {link}",
-            p.uid
-        );
+        return TreeFix::Pm2GodItself { pid, uid: p.uid };
     }
-    let mut fix = restart(snap, owners, root, pid);
     // A supervisor on an old or deleted release hands its directory to what it restarts.
-    if let Some(owner) = owners.get(pid) {
-        if let (
-            Supervisor::Supervisord { pid: spid, .. } | Supervisor::Pm2 { god: spid, .. },
-            Some(sp),
-        ) = (
-            &owner.supervisor,
-            owner.supervisor_pid().and_then(|s| attr.get(s)),
-        ) {
-            if matches!(sp.state, ReleaseState::Deleted | ReleaseState::Old) {
-                let also = if matches!(owner.supervisor, Supervisor::Pm2 { .. }) {
-                    format!("; the PM2 God daemon (pid {spid}) runs from a {} release too, so restarted apps keep it: pm2 kill && pm2 resurrect", sp.state.as_str())
-                } else {
-                    format!("; supervisord (pid {spid}) runs from a {} release too, and programs without directory= inherit its cwd: set directory={link}, restart supervisord, then supervisorctl reread && supervisorctl update", sp.state.as_str())
-                };
-                fix.push_str(&also);
-            }
-        }
-    }
-    fix
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("queue:queue_00"), "queue:queue_00");
-        assert_eq!(shell_quote("shop-queue.service"), "shop-queue.service");
-        assert_eq!(
-            shell_quote(r"app@srv-shop\x2dnew.service"),
-            r"'app@srv-shop\x2dnew.service'"
-        );
-        assert_eq!(shell_quote("a'; rm -rf / #"), r"'a'\''; rm -rf / #'");
-        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
-        assert_eq!(shell_quote(""), "''");
+    let stale = owners.get(pid).and_then(|owner| {
+        let pm2 = match owner.supervisor {
+            Supervisor::Supervisord { .. } => false,
+            Supervisor::Pm2 { .. } => true,
+            _ => return None,
+        };
+        let spid = owner.supervisor_pid()?;
+        let state = attr.get(spid)?.state;
+        matches!(state, ReleaseState::Deleted | ReleaseState::Old).then_some(StaleSupervisor {
+            pid: spid,
+            pm2,
+            state,
+        })
+    });
+    TreeFix::Restart {
+        restart: restart(snap, owners, pid),
+        stale,
     }
 }

@@ -1,31 +1,11 @@
-//! Golden outputs of every renderer on the hostile fixture (tests/golden/fixture.rs), and the
-//! remedy each kind of owner gets. They hold the bytes users and scripts see: a change that
+//! Golden outputs of every renderer on the hostile fixture ([`crate::testkit::Fixture`]), and
+//! the remedy each kind of owner gets. They hold the bytes users and scripts see: a change that
 //! alters them is a change of behaviour, to be reviewed with `RELWATCH_BLESS=1 cargo test
 //! report::golden` and the diff.
 
 use super::{json, text, tree};
-use crate::owner::unit::UnitPath;
 use crate::owner::{Owner, Supervisor};
-
-include!("../../tests/golden/fixture.rs");
-
-fn owner(supervisor: Supervisor, unit: Option<&str>) -> Owner {
-    Owner {
-        supervisor,
-        unit: unit.map(|u| UnitPath {
-            unit: u.into(),
-            user: None,
-        }),
-        supervisor_enabled: false,
-    }
-}
-
-fn unit(name: &str, user: Option<u32>) -> UnitPath {
-    UnitPath {
-        unit: name.into(),
-        user,
-    }
-}
+use crate::testkit::{bless_or_compare, owner, retitle, system_unit as unit, Fixture};
 
 /// Every renderer on one fixture, each under a heading.
 fn all_outputs(fx: &Fixture) -> String {
@@ -54,11 +34,23 @@ fn text_json_and_ps_with_hostile_names() {
     );
 }
 
-/// The owners of the fixture's master (100), its old worker (200) and its current worker (300),
-/// one line of findings each way: message, owner and remedy, as the JSON gives them.
-#[test]
-fn remedies_by_owner() {
-    let variants: Vec<(&str, Vec<(i32, Owner)>)> = vec![
+/// Owners of the fixture's master (100), its old workers (200, 201) and its current worker
+/// (300), each set under a title: first the process supervisors.
+fn supervisor_owners() -> Vec<(&'static str, Vec<(i32, Owner)>)> {
+    let supervisord = |program: Option<&str>| Supervisor::Supervisord {
+        pid: 1,
+        program: program.map(Into::into),
+    };
+    let pm2 = |name: Option<&str>, id: Option<&str>| Supervisor::Pm2 {
+        god: 1,
+        name: name.map(Into::into),
+        id: id.map(Into::into),
+    };
+    let s6 = |pid, service: &str| Supervisor::S6 {
+        pid,
+        service: service.into(),
+    };
+    vec![
         ("no owner read", vec![]),
         (
             "supervisord program",
@@ -66,50 +58,18 @@ fn remedies_by_owner() {
                 (
                     100,
                     owner(
-                        Supervisor::Supervisord {
-                            pid: 1,
-                            program: Some("queue:queue_00".into()),
-                        },
+                        supervisord(Some("queue:queue_00")),
                         Some("supervisor.service"),
                     ),
                 ),
-                (
-                    200,
-                    owner(
-                        Supervisor::Supervisord {
-                            pid: 1,
-                            program: None,
-                        },
-                        None,
-                    ),
-                ),
+                (200, owner(supervisord(None), None)),
             ],
         ),
         (
             "pm2",
             vec![
-                (
-                    100,
-                    owner(
-                        Supervisor::Pm2 {
-                            god: 1,
-                            name: Some("api; rm -rf /".into()),
-                            id: Some("0".into()),
-                        },
-                        None,
-                    ),
-                ),
-                (
-                    200,
-                    owner(
-                        Supervisor::Pm2 {
-                            god: 1,
-                            name: None,
-                            id: None,
-                        },
-                        None,
-                    ),
-                ),
+                (100, owner(pm2(Some("api; rm -rf /"), Some("0")), None)),
+                (200, owner(pm2(None, None), None)),
             ],
         ),
         (
@@ -125,58 +85,26 @@ fn remedies_by_owner() {
                         None,
                     ),
                 ),
-                (
-                    200,
-                    owner(
-                        Supervisor::S6 {
-                            pid: 1,
-                            service: "worker".into(),
-                        },
-                        None,
-                    ),
-                ),
-                (
-                    201,
-                    owner(
-                        Supervisor::S6 {
-                            pid: 4242,
-                            service: "beat x".into(),
-                        },
-                        None,
-                    ),
-                ),
+                (200, owner(s6(1, "worker"), None)),
+                (201, owner(s6(4242, "beat x"), None)),
             ],
         ),
+    ]
+}
+
+/// Owners as [`supervisor_owners`], then systemd units, sessions and none.
+fn systemd_owners() -> Vec<(&'static str, Vec<(i32, Owner)>)> {
+    let systemd = |name, user| Supervisor::Systemd {
+        unit: unit(name, user),
+    };
+    let sub = r"app@srv-shop\x2dnew.service";
+    vec![
         (
             "systemd",
             vec![
-                (
-                    100,
-                    owner(
-                        Supervisor::Systemd {
-                            unit: unit(r"app@srv-shop\x2dnew.service", None),
-                        },
-                        Some(r"app@srv-shop\x2dnew.service"),
-                    ),
-                ),
-                (
-                    200,
-                    owner(
-                        Supervisor::Systemd {
-                            unit: unit("worker.service", Some(0)),
-                        },
-                        None,
-                    ),
-                ),
-                (
-                    201,
-                    owner(
-                        Supervisor::Systemd {
-                            unit: unit("beat.service", Some(4_242_424)),
-                        },
-                        None,
-                    ),
-                ),
+                (100, owner(systemd(sub, None), Some(sub))),
+                (200, owner(systemd("worker.service", Some(0)), None)),
+                (201, owner(systemd("beat.service", Some(4_242_424)), None)),
             ],
         ),
         (
@@ -200,21 +128,11 @@ fn remedies_by_owner() {
             vec![
                 (
                     100,
-                    owner(
-                        Supervisor::Systemd {
-                            unit: unit("queue.service", None),
-                        },
-                        Some("queue.service"),
-                    ),
+                    owner(systemd("queue.service", None), Some("queue.service")),
                 ),
                 (
                     300,
-                    owner(
-                        Supervisor::Systemd {
-                            unit: unit("queue.service", None),
-                        },
-                        Some("queue.service"),
-                    ),
+                    owner(systemd("queue.service", None), Some("queue.service")),
                 ),
                 (
                     200,
@@ -225,33 +143,33 @@ fn remedies_by_owner() {
                 ),
             ],
         ),
-    ];
+    ]
+}
+
+/// One line of findings for each set of owners: message, owner and remedy, as the JSON gives
+/// them.
+#[test]
+fn remedies_by_owner() {
     let mut out = String::new();
-    for (name, owners) in variants {
+    for (name, owners) in supervisor_owners().into_iter().chain(systemd_owners()) {
         out.push_str(&format!("== {name}\n"));
-        let fx = Fixture::with_owners(owners);
-        out.push_str(&findings_lines(&fx));
+        out.push_str(&findings_lines(&Fixture::with_owners(owners)));
     }
     // A supervisor on an old release hands its directory to what it restarts; supervisord
     // and the PM2 God daemon themselves on an old or deleted release.
-    let on_old = |pid: i32, title: &str| {
-        let title = title.to_string();
-        move |procs: &mut Vec<crate::snapshot::Process>| {
-            if let Some(p) = procs.iter_mut().find(|p| p.pid == pid) {
-                p.cmdline = [title.as_str()].into_iter().collect();
-            }
-        }
-    };
-    let below = |sup: Supervisor| vec![(100, owner(sup, None))];
+    let supervisord = "/usr/bin/supervisord";
+    let god = "PM2 v5.3.0: God Daemon (/home/u/.pm2)";
+    let below = |supervisor| vec![(100, owner(supervisor, None))];
+    let program = Some("queue".to_string());
     for (name, fx) in [
         (
             "supervisord on an old release above the master",
             Fixture::with(
                 below(Supervisor::Supervisord {
                     pid: 200,
-                    program: Some("queue".into()),
+                    program: program.clone(),
                 }),
-                on_old(200, "/usr/bin/supervisord"),
+                retitle(200, supervisord),
             ),
         ),
         (
@@ -259,19 +177,19 @@ fn remedies_by_owner() {
             Fixture::with(
                 below(Supervisor::Pm2 {
                     god: 200,
-                    name: Some("queue".into()),
+                    name: program.map(Into::into),
                     id: None,
                 }),
-                on_old(200, "PM2 v5.3.0: God Daemon (/home/u/.pm2)"),
+                retitle(200, god),
             ),
         ),
         (
             "supervisord itself on a deleted release",
-            Fixture::with(vec![], on_old(100, "/usr/bin/supervisord")),
+            Fixture::with(vec![], retitle(100, supervisord)),
         ),
         (
             "the pm2 God daemon itself on a deleted release",
-            Fixture::with(vec![], on_old(100, "PM2 v5.3.0: God Daemon (/home/u/.pm2)")),
+            Fixture::with(vec![], retitle(100, god)),
         ),
     ] {
         out.push_str(&format!("== {name}\n"));

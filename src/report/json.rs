@@ -2,7 +2,7 @@
 //! with `deny_unknown_fields` in `tests/`. Paths and arguments are bytes: valid UTF-8 is a
 //! JSON string, anything else is `{"bytes": "<base64>"}`, so nothing is lost or mangled.
 
-use super::Report;
+use super::{words, Report};
 use crate::attribution::Evidence;
 use base64::Engine;
 use serde::ser::{SerializeMap, Serializer};
@@ -94,9 +94,18 @@ struct FindingOut<'a> {
     master: Option<i32>,
     owner: Option<&'a str>,
     role: Option<&'a str>,
-    message: &'a str,
-    remedy: &'a str,
+    message: Text<words::Message<'a>>,
+    remedy: Text<words::Fix<'a>>,
     evidence: Vec<EvidenceOut<'a>>,
+}
+
+/// Words serialized as a JSON string, written as they are made.
+struct Text<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Text<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 #[derive(Serialize)]
@@ -200,14 +209,9 @@ pub fn write(r: &Report, pretty: bool, w: impl std::io::Write) -> serde_json::Re
     let processes = Processes(r, &owners);
     let doc = Doc {
         version: VERSION,
-        status: match r.exit {
-            crate::exit::ExitCode::Ok => "ok",
-            crate::exit::ExitCode::Warning => "warning",
-            crate::exit::ExitCode::Critical => "critical",
-            crate::exit::ExitCode::Unknown => "unknown",
-        },
+        status: r.exit.name(),
         exit_code: r.exit.code(),
-        summary: r.summary(),
+        summary: words::summary(r),
         scanned_at: r.snap.clock.now,
         scan: Scan {
             processes: r.snap.processes.len(),
@@ -354,15 +358,15 @@ impl Serialize for Findings<'_> {
         let r = self.0;
         s.collect_seq(r.findings.iter().map(|f| FindingOut {
             kind: f.kind.as_str(),
-            severity: f.severity.as_str(),
+            severity: words::severity(f.severity).name,
             app: &r.roots[f.app].name,
             release: opt(&f.release),
             pids: &f.pids,
             master: f.master,
             owner: f.owner.as_deref(),
             role: f.role.as_deref(),
-            message: &f.message,
-            remedy: &f.remedy,
+            message: Text(words::message(f, &r.roots[f.app])),
+            remedy: Text(words::remedy(f, &r.roots[f.app])),
             evidence: evidence(&f.evidence),
         }))
     }

@@ -1,6 +1,10 @@
-//! Report: renderers that only format (text, JSON, the `ps` tree, Nagios, Prometheus). Everything they print was decided by the rules; the
-//! exit code comes from the worst severity. Every untrusted string goes through
-//! [`crate::escape`] in text and through [`json::Bytes`] in JSON.
+//! Report: renderers that only lay out (text, JSON, the `ps` tree, Nagios, Prometheus). The
+//! rules decided everything they print; [`words`] phrases it (sentences, remedies, severities,
+//! durations, times, plurals, the summary and app header), the same for every renderer, and
+//! the per-kind counts and series come from the kind table in `findings`. The exit code comes
+//! from the worst severity. Untrusted strings are escaped by `words` (or [`crate::escape`])
+//! for people and written losslessly by [`json::Bytes`] in JSON. Text and JSON are written
+//! a piece at a time, never held whole.
 
 #[cfg(test)]
 mod golden;
@@ -11,10 +15,11 @@ pub mod output;
 pub mod prometheus;
 pub mod text;
 pub mod tree;
+pub mod words;
 
 use crate::attribution::Attribution;
 use crate::exit::ExitCode;
-use crate::findings::{Finding, Kind};
+use crate::findings::Finding;
 use crate::layout::DeployRoot;
 use crate::snapshot::Snapshot;
 
@@ -41,98 +46,6 @@ impl<'a> Report<'a> {
             findings: &scan.findings,
             exit: ExitCode::from_worst(crate::findings::worst(&scan.findings)),
             scan_seconds,
-        }
-    }
-
-    /// The one-line summary both renderers start with, without the status word.
-    pub fn summary(&self) -> String {
-        /// What a kind counts in the summary.
-        enum By {
-            /// one per finding (a link, a role, a loop)
-            Finding,
-            /// the processes a finding names (a finding without pids counts once)
-            Process,
-            /// the processes a finding names but its first (a zombie finding names the parent)
-            Child,
-        }
-        const PARTS: &[(Kind, By, &str, &str)] = &[
-            (
-                Kind::BrokenCurrent,
-                By::Finding,
-                "broken current link",
-                "broken current links",
-            ),
-            (
-                Kind::Duplicate,
-                By::Finding,
-                "role with more instances than allowed (duplicate)",
-                "roles with more instances than allowed (duplicate)",
-            ),
-            (
-                Kind::Missing,
-                By::Finding,
-                "role with too few instances on the current release (missing)",
-                "roles with too few instances on the current release (missing)",
-            ),
-            (
-                Kind::DeletedRelease,
-                By::Process,
-                "process on a deleted release",
-                "processes on deleted releases",
-            ),
-            (
-                Kind::OldRelease,
-                By::Process,
-                "process on an old release",
-                "processes on old releases",
-            ),
-            (Kind::Zombie, By::Child, "zombie", "zombies"),
-            (Kind::Orphan, By::Process, "orphan", "orphans"),
-            (
-                Kind::RestartLoop,
-                By::Finding,
-                "restart loop",
-                "restart loops",
-            ),
-            (
-                Kind::Unreadable,
-                By::Process,
-                "process that could not be inspected",
-                "processes that could not be inspected",
-            ),
-        ];
-        let plural = |n: usize, one: &str, many: &str| {
-            if n == 1 {
-                format!("1 {one}")
-            } else {
-                format!("{n} {many}")
-            }
-        };
-        let mut parts = Vec::new();
-        for (kind, by, one, many) in PARTS {
-            let n: usize = self
-                .findings
-                .iter()
-                .filter(|f| f.kind == *kind)
-                .map(|f| match by {
-                    By::Finding => 1,
-                    By::Process => f.pids.len().max(1),
-                    By::Child => f.pids.len().saturating_sub(1),
-                })
-                .sum();
-            if n > 0 {
-                parts.push(plural(n, one, many));
-            }
-        }
-        let scope = format!(
-            "{}, {} scanned",
-            plural(self.roots.len(), "app", "apps"),
-            plural(self.snap.processes.len(), "process", "processes")
-        );
-        if parts.is_empty() {
-            format!("every process runs the current release ({scope})")
-        } else {
-            format!("{} ({scope})", parts.join(", "))
         }
     }
 }

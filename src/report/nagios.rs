@@ -17,14 +17,14 @@
 //! - Then one line per finding and one per app (the long output). `|` appears nowhere but as
 //!   the perfdata separator: Telegraf rejects a first line with two, and takes the first
 //!   long-output line holding one for more perfdata. Every untrusted string goes through
-//!   [`crate::escape::escape`], and every line through [`line`], which turns `|` into
+//!   [`crate::escape::escape`], and every line through [`line()`], which turns `|` into
 //!   `\x7c` (the same reversible convention) and any control character left into its escape,
 //!   so a newline inside a message can never start a line of its own.
 
-use super::{releases_of, Report};
+use super::{releases_of, words, Report};
 use crate::attribution::ReleaseState;
 use crate::escape::{escape, is_dangerous};
-use crate::findings::{Finding, Kind, Severity};
+use crate::findings::{Finding, Kind};
 use std::fmt::Write;
 
 /// Make already-escaped text safe for one line of plugin output: `|` becomes `\x7c`, and a
@@ -71,44 +71,26 @@ impl Perf {
     }
 }
 
-/// Processes named by findings of `kind` (at least one per finding), as the summary counts.
-fn processes_of(r: &Report, kind: Kind) -> usize {
-    r.findings
-        .iter()
-        .filter(|f| f.kind == kind)
-        .map(|f| f.pids.len().max(1))
-        .sum()
-}
-
-fn findings_of(r: &Report, kind: Kind) -> usize {
-    r.findings.iter().filter(|f| f.kind == kind).count()
-}
-
 fn perfdata(r: &Report) -> Vec<Perf> {
-    // A zombie finding names the parent first, then its zombies.
-    let zombies: usize = r
-        .findings
-        .iter()
-        .filter(|f| f.kind == Kind::Zombie)
-        .map(|f| f.pids.len().saturating_sub(1))
-        .sum();
     let scan = if r.scan_seconds.is_finite() {
         format!("{:.3}", r.scan_seconds.max(0.0))
     } else {
         "0".to_string()
     };
-    vec![
-        // Critical as soon as there is one: the range 0..0.
-        Perf::count("deleted", processes_of(r, Kind::DeletedRelease), "", "0"),
-        // A warning only after the grace period, so no fixed threshold.
-        Perf::count("old", processes_of(r, Kind::OldRelease), "", ""),
-        Perf::count("broken", findings_of(r, Kind::BrokenCurrent), "", "0"),
-        Perf::count("duplicate", findings_of(r, Kind::Duplicate), "", "0"),
-        Perf::count("missing", findings_of(r, Kind::Missing), "", "0"),
-        Perf::count("zombies", zombies, "0", ""),
-        Perf::count("orphans", processes_of(r, Kind::Orphan), "0", ""),
-        // UNKNOWN has no threshold field.
-        Perf::count("unreadable", processes_of(r, Kind::Unreadable), "", ""),
+    let kinds = Kind::ordered_by(|a| a.perfdata.as_ref().map(|p| p.place));
+    let mut perf: Vec<Perf> = kinds
+        .into_iter()
+        .filter_map(|about| {
+            let p = about.perfdata.as_ref()?;
+            Some(Perf::count(
+                p.label,
+                about.tally(r.findings),
+                p.warn,
+                p.crit,
+            ))
+        })
+        .collect();
+    perf.extend([
         Perf::count("processes", r.attr.placements.len(), "", ""),
         Perf::count("scanned", r.snap.processes.len(), "", ""),
         Perf::count("apps", r.roots.len(), "", ""),
@@ -119,16 +101,8 @@ fn perfdata(r: &Report) -> Vec<Perf> {
             warn: "",
             crit: "",
         },
-    ]
-}
-
-fn severity_word(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "CRITICAL",
-        Severity::Warning => "WARNING",
-        Severity::Unknown => "UNKNOWN",
-        Severity::Info => "INFO",
-    }
+    ]);
+    perf
 }
 
 /// Pids shown on a finding line, at most this many.
@@ -142,7 +116,7 @@ fn finding(out: &mut String, r: &Report, f: &Finding) {
         .unwrap_or_else(|| "?".into());
     let mut head = format!(
         "{} {}: app {app}",
-        severity_word(f.severity),
+        words::severity(f.severity).upper,
         f.kind.as_str()
     );
     if let Some(rel) = &f.release {
@@ -160,21 +134,21 @@ fn finding(out: &mut String, r: &Report, f: &Finding) {
             let _ = write!(head, " and {} more", f.pids.len() - MAX_PIDS);
         }
     }
-    // Message and remedy are escaped by the rules already; `line` keeps them on one line.
+    // Message and remedy come escaped from `words`; `line` keeps them on one line.
+    let Some(root) = r.roots.get(f.app) else {
+        return;
+    };
     let _ = writeln!(
         out,
         "{head}: {}; fix: {}",
-        line(&f.message),
-        line(&f.remedy)
+        line(&words::message(f, root).to_string()),
+        line(&words::remedy(f, root).to_string())
     );
 }
 
 fn app_line(out: &mut String, r: &Report, app: usize) {
     let root = &r.roots[app];
-    let current = match root.current_release() {
-        Some(c) => format!("current release {}", untrusted(c)),
-        None => format!("current link {}", root.current.state_name()),
-    };
+    let current = line(&words::current(root, "current release"));
     let (mut on, mut counts) = (0, [0usize; 4]);
     for row in releases_of(r, app) {
         let i = match row.state {
@@ -194,10 +168,10 @@ fn app_line(out: &mut String, r: &Report, app: usize) {
     }
     let _ = writeln!(
         out,
-        "app {} ({}): {current}, {on} process{}{}{}",
+        "app {} ({}): {current}, {}{}{}",
         untrusted(&root.name),
         untrusted(&root.root),
-        if on == 1 { "" } else { "es" },
+        words::count(on, "process", "processes"),
         if parts.is_empty() { "" } else { ": " },
         parts.join(", ")
     );
@@ -214,7 +188,7 @@ pub fn render(r: &Report) -> String {
         out,
         "RELWATCH {} - {} | {}",
         r.exit.label(),
-        line(&r.summary()),
+        line(&words::summary(r)),
         perf.join(" ")
     );
     for f in r.findings {
@@ -230,7 +204,8 @@ pub fn render(r: &Report) -> String {
 mod tests {
     use super::*;
 
-    include!("../../tests/golden/fixture.rs");
+    use crate::owner::Supervisor;
+    use crate::testkit::{bless_or_compare, owner, Fixture};
 
     const GOLDEN: &str = include_str!("../../tests/golden/nagios.txt");
 
@@ -319,12 +294,35 @@ mod tests {
             crate::escape::unescape(&untrusted("65|x\n")).unwrap(),
             b"65|x\n"
         );
-        let mut fx = Fixture::new();
-        fx.findings[0].message = "line one\nRELWATCH OK - fake | ok=1".into();
-        fx.findings[0].remedy = "a\r\nb|c".into();
+        // A process without a command line whose comm holds a newline and a bar, supervised as a program named with CR LF.
+        let fx = Fixture::with(
+            vec![(
+                100,
+                owner(
+                    Supervisor::Supervisord {
+                        pid: 1,
+                        program: Some("a\r\nb|c".into()),
+                    },
+                    None,
+                ),
+            )],
+            |procs| {
+                for p in procs.iter_mut().filter(|p| p.pid == 100) {
+                    p.cmdline = Default::default();
+                    p.comm = b"line one\nRELWATCH OK - fake | ok=1".to_vec().into();
+                }
+            },
+        );
         let out = render(&fx.report());
         assert_eq!(out.lines().count(), fx.findings.len() + fx.roots.len() + 1);
         assert_eq!(out.matches('|').count(), 1, "{out}");
-        assert!(out.contains("line one\\nRELWATCH OK - fake \\x7c ok=1; fix: a\\r\\nb\\x7cc"));
+        assert!(
+            out.contains("(line one\\nRELWATCH OK - fake \\x7c ok=1) pointing"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fix: supervisorctl restart 'a\\r\\nb\\x7cc'"),
+            "{out}"
+        );
     }
 }

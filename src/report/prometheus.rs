@@ -14,26 +14,12 @@
 //! - Each app gets a sample for every main kind, 0 when it has no such finding, so rules can
 //!   test `== 0` and a resolved alert clears instead of going stale.
 
-use super::Report;
+use super::{words, Report};
 use crate::attribution::ReleaseState;
 use crate::escape::escape;
-use crate::findings::{Kind, Severity};
+use crate::findings::Kind;
 use std::collections::HashMap;
 use std::fmt::Write;
-
-/// The (kind, severity) pairs every app always reports, 0 when absent. Other pairs appear
-/// when a finding has them.
-const MAIN: &[(Kind, Severity)] = &[
-    (Kind::BrokenCurrent, Severity::Critical),
-    (Kind::DeletedRelease, Severity::Critical),
-    (Kind::Duplicate, Severity::Critical),
-    (Kind::Missing, Severity::Critical),
-    (Kind::OldRelease, Severity::Warning),
-    (Kind::OldRelease, Severity::Info),
-    (Kind::Zombie, Severity::Warning),
-    (Kind::Orphan, Severity::Warning),
-    (Kind::Unreadable, Severity::Unknown),
-];
 
 const STATES: &[ReleaseState] = &[
     ReleaseState::Current,
@@ -43,7 +29,7 @@ const STATES: &[ReleaseState] = &[
 ];
 
 /// Escape a label value for the exposition format: backslash, double quote and line feed.
-pub fn label_value(s: &str) -> String {
+fn label_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -137,112 +123,118 @@ impl Family {
 
 /// Render the report as a Prometheus textfile.
 pub fn render(r: &Report) -> String {
-    let mut exit = Family::new(
-        "relwatch_exit_code",
-        "Exit code of the last scan: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-    );
-    exit.set(&[], f64::from(r.exit.code()), Merge::KeepFirst);
-
-    let mut last = Family::new(
-        "relwatch_last_scan_timestamp_seconds",
-        "When the last scan started, seconds since the Unix epoch.",
-    );
-    last.set(&[], r.snap.clock.now, Merge::KeepFirst);
-
-    let mut duration = Family::new(
-        "relwatch_scan_duration_seconds",
-        "How long the last scan took.",
-    );
-    duration.set(&[], r.scan_seconds, Merge::KeepFirst);
-
-    let mut scanned = Family::new(
-        "relwatch_scanned_processes",
-        "Processes read in the last scan.",
-    );
-    scanned.set(&[], r.snap.processes.len() as f64, Merge::KeepFirst);
-
-    let mut unreadable = Family::new(
-        "relwatch_unreadable_processes",
-        "Processes whose cwd or exe could not be read (permission denied), whatever app they belong to.",
-    );
-    unreadable.set(
-        &[],
-        (r.attr.unreadable.len() + r.attr.unreadable_elsewhere) as f64,
-        Merge::KeepFirst,
-    );
-
     let apps: Vec<(String, String)> = r
         .roots
         .iter()
         .map(|root| (untrusted(&root.name), untrusted(&root.root)))
         .collect();
+    let (info, switched) = links(r, &apps);
+    let mut out = String::new();
+    for family in scan(r)
+        .iter()
+        .chain([findings(r, &apps), processes(r, &apps), info, switched].iter())
+    {
+        family.render(&mut out);
+    }
+    out
+}
 
-    let mut findings = Family::new(
+/// The families about the scan as a whole.
+fn scan(r: &Report) -> [Family; 5] {
+    let one = |name, help, v: f64| {
+        let mut family = Family::new(name, help);
+        family.set(&[], v, Merge::KeepFirst);
+        family
+    };
+    [
+        one(
+            "relwatch_exit_code",
+            "Exit code of the last scan: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+            f64::from(r.exit.code()),
+        ),
+        one(
+            "relwatch_last_scan_timestamp_seconds",
+            "When the last scan started, seconds since the Unix epoch.",
+            r.snap.clock.now,
+        ),
+        one(
+            "relwatch_scan_duration_seconds",
+            "How long the last scan took.",
+            r.scan_seconds,
+        ),
+        one(
+            "relwatch_scanned_processes",
+            "Processes read in the last scan.",
+            r.snap.processes.len() as f64,
+        ),
+        one(
+            "relwatch_unreadable_processes",
+            "Processes whose cwd or exe could not be read (permission denied), whatever app they belong to.",
+            (r.attr.unreadable.len() + r.attr.unreadable_elsewhere) as f64,
+        ),
+    ]
+}
+
+/// Findings by app, kind and severity: every kind's usual severities at 0 for every app (an
+/// alert on them clears rather than going stale), then one for each finding.
+fn findings(r: &Report, apps: &[(String, String)]) -> Family {
+    let mut family = Family::new(
         "relwatch_findings",
         "Findings of the last scan by app, deploy root, kind and severity.",
     );
-    for (app, root) in &apps {
-        for (kind, sev) in MAIN {
-            findings.set(
-                &[
-                    ("app", app),
-                    ("root", root),
-                    ("kind", kind.as_str()),
-                    ("severity", sev.as_str()),
-                ],
-                0.0,
-                Merge::Add,
-            );
+    let mut add = |(app, root): &(String, String), kind: Kind, severity, v| {
+        let labels = [
+            ("app", app.as_str()),
+            ("root", root.as_str()),
+            ("kind", kind.as_str()),
+            ("severity", words::severity(severity).name),
+        ];
+        family.set(&labels, v, Merge::Add);
+    };
+    for app in apps {
+        for about in Kind::table().iter().filter(|a| a.always_in_series) {
+            for &severity in about.severities {
+                add(app, about.kind, severity, 0.0);
+            }
         }
     }
     for f in r.findings {
-        let Some((app, root)) = apps.get(f.app) else {
-            continue;
-        };
-        findings.set(
-            &[
-                ("app", app),
-                ("root", root),
-                ("kind", f.kind.as_str()),
-                ("severity", f.severity.as_str()),
-            ],
-            1.0,
-            Merge::Add,
-        );
+        if let Some(app) = apps.get(f.app) {
+            add(app, f.kind, f.severity, 1.0);
+        }
     }
+    family
+}
 
-    let mut processes = Family::new(
+/// Processes placed in each app by release state, every state at 0 for every app.
+fn processes(r: &Report, apps: &[(String, String)]) -> Family {
+    let mut family = Family::new(
         "relwatch_processes",
         "Processes placed in each app, by where they stand relative to current.",
     );
-    for (app, root) in &apps {
-        for state in STATES {
-            processes.set(
-                &[
-                    ("app", app),
-                    ("root", root),
-                    ("release_state", state.as_str()),
-                ],
-                0.0,
-                Merge::Add,
-            );
+    let mut add = |(app, root): &(String, String), state: ReleaseState, v| {
+        let labels = [
+            ("app", app.as_str()),
+            ("root", root.as_str()),
+            ("release_state", state.as_str()),
+        ];
+        family.set(&labels, v, Merge::Add);
+    };
+    for app in apps {
+        for &state in STATES {
+            add(app, state, 0.0);
         }
     }
     for pl in &r.attr.placements {
-        let Some((app, root)) = apps.get(pl.app) else {
-            continue;
-        };
-        processes.set(
-            &[
-                ("app", app),
-                ("root", root),
-                ("release_state", pl.state.as_str()),
-            ],
-            1.0,
-            Merge::Add,
-        );
+        if let Some(app) = apps.get(pl.app) {
+            add(app, pl.state, 1.0);
+        }
     }
+    family
+}
 
+/// Where each app's link points, and when it was switched.
+fn links(r: &Report, apps: &[(String, String)]) -> (Family, Family) {
     let mut info = Family::new(
         "relwatch_current_release_info",
         "The release current points at (always 1; absent while the current link is broken).",
@@ -251,7 +243,7 @@ pub fn render(r: &Report) -> String {
         "relwatch_switch_timestamp_seconds",
         "When current was last switched (ctime of the link), seconds since the Unix epoch.",
     );
-    for (root, (app, path)) in r.roots.iter().zip(&apps) {
+    for (root, (app, path)) in r.roots.iter().zip(apps) {
         if let Some(release) = root.current_release() {
             let release = untrusted(release);
             info.set(
@@ -264,31 +256,71 @@ pub fn render(r: &Report) -> String {
             switched.set(&[("app", app), ("root", path)], t, Merge::KeepFirst);
         }
     }
-
-    let mut out = String::new();
-    for family in [
-        &exit,
-        &last,
-        &duration,
-        &scanned,
-        &unreadable,
-        &findings,
-        &processes,
-        &info,
-        &switched,
-    ] {
-        family.render(&mut out);
-    }
-    out
+    (info, switched)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    include!("../../tests/golden/fixture.rs");
+    use crate::testkit::{bless_or_compare, Fixture};
 
     const GOLDEN: &str = include_str!("../../tests/golden/prometheus.prom");
+
+    fn name_ok(s: &str) -> bool {
+        let mut c = s.chars();
+        matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+    }
+
+    fn label_name_ok(s: &str) -> bool {
+        let mut c = s.chars();
+        matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+            && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && !s.starts_with("__")
+    }
+
+    fn float_ok(s: &str) -> bool {
+        matches!(s, "NaN" | "+Inf" | "-Inf") || s.parse::<f64>().is_ok_and(|v| v.is_finite())
+    }
+
+    /// Parse `{a="x",b="y"}` (without braces); returns the label names.
+    fn labels(mut s: &str) -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
+        while !s.is_empty() {
+            let eq = s.find('=').ok_or("label without =")?;
+            let name = &s[..eq];
+            if !label_name_ok(name) {
+                return Err(format!("bad label name {name:?}"));
+            }
+            if names.iter().any(|n| n == name) {
+                return Err(format!("label {name} twice"));
+            }
+            names.push(name.to_string());
+            s = s[eq + 1..]
+                .strip_prefix('"')
+                .ok_or("label value not quoted")?;
+            let mut chars = s.char_indices();
+            let end = loop {
+                match chars.next() {
+                    None => return Err("unterminated label value".into()),
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, '\\' | '"' | 'n')) => {}
+                        other => return Err(format!("bad escape {other:?}")),
+                    },
+                    Some((_, '\n')) => return Err("raw newline in label value".into()),
+                    Some((i, '"')) => break i,
+                    Some(_) => {}
+                }
+            };
+            s = &s[end + 1..];
+            if let Some(rest) = s.strip_prefix(',') {
+                s = rest;
+            } else if !s.is_empty() {
+                return Err(format!("junk after label value: {s:?}"));
+            }
+        }
+        Ok(names)
+    }
 
     /// A small validator for the exposition format, version 0.0.4: every line is a comment,
     /// a HELP or TYPE line, or `name{labels} value` with a valid name, label names, properly
@@ -296,58 +328,6 @@ mod tests {
     /// before its samples, and its samples contiguous; no sample twice.
     fn validate(text: &str) -> Result<usize, String> {
         use std::collections::HashSet;
-        fn name_ok(s: &str) -> bool {
-            let mut c = s.chars();
-            matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
-                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
-        }
-        fn label_name_ok(s: &str) -> bool {
-            let mut c = s.chars();
-            matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
-                && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-                && !s.starts_with("__")
-        }
-        fn float_ok(s: &str) -> bool {
-            matches!(s, "NaN" | "+Inf" | "-Inf") || s.parse::<f64>().is_ok_and(|v| v.is_finite())
-        }
-        /// Parse `{a="x",b="y"}` (without braces); returns the label names.
-        fn labels(mut s: &str) -> Result<Vec<String>, String> {
-            let mut names = Vec::new();
-            while !s.is_empty() {
-                let eq = s.find('=').ok_or("label without =")?;
-                let name = &s[..eq];
-                if !label_name_ok(name) {
-                    return Err(format!("bad label name {name:?}"));
-                }
-                if names.iter().any(|n| n == name) {
-                    return Err(format!("label {name} twice"));
-                }
-                names.push(name.to_string());
-                s = s[eq + 1..]
-                    .strip_prefix('"')
-                    .ok_or("label value not quoted")?;
-                let mut chars = s.char_indices();
-                let end = loop {
-                    match chars.next() {
-                        None => return Err("unterminated label value".into()),
-                        Some((_, '\\')) => match chars.next() {
-                            Some((_, '\\' | '"' | 'n')) => {}
-                            other => return Err(format!("bad escape {other:?}")),
-                        },
-                        Some((_, '\n')) => return Err("raw newline in label value".into()),
-                        Some((i, '"')) => break i,
-                        Some(_) => {}
-                    }
-                };
-                s = &s[end + 1..];
-                if let Some(rest) = s.strip_prefix(',') {
-                    s = rest;
-                } else if !s.is_empty() {
-                    return Err(format!("junk after label value: {s:?}"));
-                }
-            }
-            Ok(names)
-        }
         let mut seen_families: HashSet<String> = HashSet::new();
         let mut current: Option<String> = None;
         let mut typed: HashSet<String> = HashSet::new();

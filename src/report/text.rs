@@ -3,39 +3,15 @@
 //! then the releases with their process counts. Color only when asked for by the caller
 //! (a terminal without `NO_COLOR`); every untrusted string is escaped.
 
-use super::{releases_of, Report};
-use crate::attribution::{human_duration, ReleaseState};
+use super::{releases_of, words, Report};
+use crate::attribution::ReleaseState;
 use crate::escape::escape;
-use crate::findings::{Finding, Severity};
+use crate::findings::Finding;
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,
-}
-
-impl Style {
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-
-    fn severity(&self, s: Severity) -> String {
-        let (code, label) = match s {
-            Severity::Critical => ("1;31", "CRITICAL"),
-            Severity::Warning => ("1;33", "WARNING"),
-            Severity::Unknown => ("1;35", "UNKNOWN"),
-            Severity::Info => ("36", "info"),
-        };
-        self.paint(code, label)
-    }
-
-    fn bold(&self, text: &str) -> String {
-        self.paint("1", text)
-    }
 }
 
 /// The whole report as one string (tests, small outputs).
@@ -53,28 +29,15 @@ pub fn write(r: &Report, style: Style, w: &mut dyn std::io::Write) -> std::io::R
     let _ = writeln!(
         out,
         "relwatch {}: {}",
-        style.bold(r.exit.label()),
-        r.summary()
+        words::bold(style.color, r.exit.label()),
+        words::summary(r)
     );
     for (app, root) in r.roots.iter().enumerate() {
         out.push('\n');
-        let current = match root.current_release() {
-            Some(c) => format!("current {}", escape(c)),
-            None => format!("current link {}", root.current.state_name()),
-        };
-        let switched = match root.switch_time {
-            Some(t) => format!(
-                ", switched {} ({} ago)",
-                format_time(t),
-                human_duration(r.snap.clock.now - t)
-            ),
-            None => String::new(),
-        };
         let _ = writeln!(
             out,
-            "{}  {}  {current}{switched}",
-            style.bold(&escape(&root.name)),
-            escape(&root.root),
+            "{}",
+            words::app_header(root, Some(r.snap.clock.now), style.color)
         );
         for f in r.findings.iter().filter(|f| f.app == app) {
             w.write_all(out.as_bytes())?;
@@ -93,9 +56,9 @@ pub fn write(r: &Report, style: Style, w: &mut dyn std::io::Write) -> std::io::R
             let n = row.pids.len();
             let _ = writeln!(
                 out,
-                "  release {}{label}: {n} process{}",
+                "  release {}{label}: {}",
                 escape(row.name),
-                if n == 1 { "" } else { "es" }
+                words::count(n, "process", "processes")
             );
         }
         if root.truncated {
@@ -122,13 +85,15 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
         .as_ref()
         .map(|r| format!("  role {}", escape(r)))
         .unwrap_or_default();
+    let severity = words::severity(f.severity);
+    let root = &r.roots[f.app];
     let _ = writeln!(
         out,
         "  {} {}{release}{role}",
-        style.severity(f.severity),
+        words::paint(style.color, severity.color, severity.text),
         f.kind.as_str()
     );
-    let _ = writeln!(out, "    {}", f.message);
+    let _ = writeln!(out, "    {}", words::message(f, root));
     if let Some(owner) = &f.owner {
         let _ = writeln!(out, "    owner: {owner}");
     }
@@ -156,14 +121,5 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
             escape(p.name())
         );
     }
-    let _ = writeln!(out, "    fix: {}", f.remedy);
-}
-
-/// `2026-11-21 12:00:03 UTC`
-pub fn format_time(epoch: f64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(epoch.max(0.0));
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replace('T', " ")
-        .replace('Z', " UTC")
+    let _ = writeln!(out, "    fix: {}", words::remedy(f, root));
 }

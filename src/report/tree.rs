@@ -2,8 +2,8 @@
 //! its workers), with state, age and what placed each process there. What an operator reads
 //! over SSH before deciding what to restart.
 
-use super::{releases_of, Report};
-use crate::attribution::{human_duration, ReleaseState};
+use super::{releases_of, words, Report};
+use crate::attribution::ReleaseState;
 use crate::escape::escape;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
@@ -14,16 +14,7 @@ pub fn render(r: &Report) -> String {
         if app > 0 {
             out.push('\n');
         }
-        let current = match root.current_release() {
-            Some(c) => format!("current {}", escape(c)),
-            None => format!("current link {}", root.current.state_name()),
-        };
-        let _ = writeln!(
-            out,
-            "{}  {}  {current}",
-            escape(&root.name),
-            escape(&root.root)
-        );
+        let _ = writeln!(out, "{}", words::app_header(root, None, false));
         let mut rows = releases_of(r, app);
         // current first, then old, then deleted
         rows.sort_by_key(|row| match row.state {
@@ -82,7 +73,7 @@ fn branch(
         return;
     }
     let Some(p) = r.snap.get(pid) else { return };
-    let age = human_duration(r.snap.clock.now - r.snap.clock.start_time(p.start_ticks));
+    let age = words::human_duration(r.snap.clock.now - r.snap.clock.start_time(p.start_ticks));
     let why = r
         .attr
         .get(pid)
@@ -91,10 +82,7 @@ fn branch(
         .unwrap_or_default();
     let zombies = r.snap.zombie_children(pid).len();
     let zombies = if zombies > 0 {
-        format!(
-            "  [{zombies} zombie{}]",
-            if zombies == 1 { "" } else { "s" }
-        )
+        format!("  [{}]", words::count(zombies, "zombie", "zombies"))
     } else {
         String::new()
     };

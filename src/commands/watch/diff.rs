@@ -10,6 +10,7 @@
 use crate::escape::{escape, escape_bytes};
 use crate::findings::{Finding, Kind, Severity};
 use crate::layout::DeployRoot;
+use crate::report::words;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -36,7 +37,7 @@ impl FindingKey {
                 .pids
                 .first()
                 .copied()
-                .filter(|_| f.kind != Kind::Duplicate && f.kind != Kind::Missing),
+                .filter(|_| f.kind.about().keyed_by_pid),
         }
     }
 }
@@ -56,16 +57,16 @@ impl Known {
                     Some(f.severity),
                     &format!(
                         "appeared {} {} | fix: {}",
-                        f.severity.as_str().to_uppercase(),
+                        words::severity(f.severity).upper,
                         describe(roots, f),
-                        f.remedy
+                        words::remedy(f, &roots[f.app])
                     ),
                 ),
                 Some(s) if *s != f.severity => log.line(
                     Some(f.severity),
                     &format!(
                         "now {} {}",
-                        f.severity.as_str().to_uppercase(),
+                        words::severity(f.severity).upper,
                         describe(roots, f)
                     ),
                 ),
@@ -96,7 +97,10 @@ fn describe(roots: &[DeployRoot], f: &Finding) -> String {
         "{} app={}{release}{role}: {}",
         f.kind.as_str(),
         escape(roots.get(f.app).map(|r| r.name.as_str()).unwrap_or("?")),
-        f.message
+        roots
+            .get(f.app)
+            .map(|root| words::message(f, root).to_string())
+            .unwrap_or_default()
     )
 }
 

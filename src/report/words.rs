@@ -1,0 +1,571 @@
+//! Words: every sentence relwatch says about a finding and the small words around them
+//! (severities, durations, times, plurals, commands, the app header, the summary line), made
+//! here and nowhere else. Rules hand over facts ([`Detail`], [`Remedy`]); renderers and
+//! commands lay out what this module writes, so a finding reads the same in text, JSON,
+//! Nagios and the agent's log.
+//!
+//! Every untrusted string (a name of an app, release, process, role or unit; a path) is
+//! escaped here with [`escape`], and each argument of a command is shell-quoted first: an
+//! operator may paste a remedy into a root shell. Owner labels come escaped already.
+
+use super::Report;
+use crate::escape::escape;
+use crate::findings::{
+    Allowed, Detail, Finding, Instance, Kind, Lost, Proc, Remedy, Severity, Switched,
+};
+use crate::layout::{Current, DeployRoot};
+use crate::owner::remedy::{Arg, AsWhom, Command, Restart, TreeFix, Unsupervised};
+use std::fmt::{self, Display, Formatter, Write};
+
+pub use crate::attribution::human_duration;
+
+/// `one` for 1, `many` for any other number: `plural(n, "", "s")`.
+pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// "1 app", "3 apps".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", plural(n, one, many))
+}
+
+/// `2026-11-21 12:00:03 UTC`
+pub fn format_time(epoch: f64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(epoch.max(0.0));
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+/// How a severity is written.
+pub struct SeverityWords {
+    /// In JSON and metric labels.
+    pub name: &'static str,
+    /// In Nagios lines and the agent's log.
+    pub upper: &'static str,
+    /// In the text report: information is not shouted.
+    pub text: &'static str,
+    /// The SGR color of `text` on a terminal.
+    pub color: &'static str,
+}
+
+pub fn severity(s: Severity) -> &'static SeverityWords {
+    const fn words(
+        name: &'static str,
+        upper: &'static str,
+        text: &'static str,
+        color: &'static str,
+    ) -> SeverityWords {
+        SeverityWords {
+            name,
+            upper,
+            text,
+            color,
+        }
+    }
+    // In the order of `Severity`.
+    static WORDS: [SeverityWords; 4] = [
+        words("info", "INFO", "info", "36"),
+        words("warning", "WARNING", "WARNING", "1;33"),
+        words("unknown", "UNKNOWN", "UNKNOWN", "1;35"),
+        words("critical", "CRITICAL", "CRITICAL", "1;31"),
+    ];
+    &WORDS[s as usize]
+}
+
+/// `text` in SGR color `code` when `color`, else as it is.
+pub fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// `text` in bold when `color`.
+pub fn bold(color: bool, text: &str) -> String {
+    paint(color, "1", text)
+}
+
+/// The one-line summary every report starts with, without the status word.
+pub fn summary(r: &Report) -> String {
+    let parts: Vec<String> = Kind::ordered_by(|a| Some(a.summary_place))
+        .into_iter()
+        .map(|about| (about, about.tally(r.findings)))
+        .filter(|&(_, n)| n > 0)
+        .map(|(about, n)| count(n, about.one, about.many))
+        .collect();
+    let scope = format!(
+        "{}, {} scanned",
+        count(r.roots.len(), "app", "apps"),
+        count(r.snap.processes.len(), "process", "processes")
+    );
+    if parts.is_empty() {
+        format!("every process runs the current release ({scope})")
+    } else {
+        format!("{} ({scope})", parts.join(", "))
+    }
+}
+
+/// Where the app's link points: `"{noun} 67"`, or `current link dangling` when broken.
+pub fn current(root: &DeployRoot, noun: &str) -> String {
+    match root.current_release() {
+        Some(c) => format!("{noun} {}", escape(c)),
+        None => format!("current link {}", root.current.state_name()),
+    }
+}
+
+/// `shop  /srv/shop  current 67`, with `, switched <time> (<age> ago)` when `now` is given and
+/// the switch time known, and the name in bold when `color`.
+pub fn app_header(root: &DeployRoot, now: Option<f64>, color: bool) -> String {
+    let mut out = format!(
+        "{}  {}  {}",
+        bold(color, &escape(&root.name)),
+        escape(&root.root),
+        current(root, "current")
+    );
+    if let (Some(now), Some(t)) = (now, root.switch_time) {
+        let _ = write!(
+            out,
+            ", switched {} ({} ago)",
+            format_time(t),
+            human_duration(now - t)
+        );
+    }
+    out
+}
+
+/// A finding's sentence: what is wrong, with the names and numbers that show it.
+pub struct Message<'a> {
+    f: &'a Finding,
+    root: &'a DeployRoot,
+}
+
+/// The finding of app `root`, in words.
+pub fn message<'a>(f: &'a Finding, root: &'a DeployRoot) -> Message<'a> {
+    Message { f, root }
+}
+
+impl Display for Message<'_> {
+    fn fmt(&self, w: &mut Formatter) -> fmt::Result {
+        let (f, root) = (self.f, self.root);
+        match &f.detail {
+            Detail::BrokenCurrent => broken_link(w, root),
+            Detail::DeletedRelease { top, workers } => deleted_release(w, f, top, *workers),
+            Detail::OldRelease {
+                top,
+                workers,
+                switched,
+            } => old_release(w, f, root, top, *workers, switched),
+            Detail::Duplicate { allowed, instances } => duplicate(w, f, allowed, instances),
+            Detail::Missing { min, elsewhere } => {
+                let n = f.pids.len();
+                write!(
+                    w,
+                    "role {} has {n} instance{} on current release {}, at least {min} expected",
+                    role(f),
+                    plural(n, "", "s"),
+                    f.release.as_ref().map(escape).unwrap_or_default()
+                )?;
+                match elsewhere {
+                    0 => Ok(()),
+                    n => write!(w, ", and {n} on other releases"),
+                }
+            }
+            Detail::Zombie {
+                parent,
+                oldest_started_ago,
+            } => {
+                let n = f.pids.len().saturating_sub(1);
+                write!(
+                    w,
+                    "pid {} ({}) does not reap its children: {n} zombie{}, the oldest started {} ago",
+                    parent.pid,
+                    name(parent),
+                    plural(n, "", "s"),
+                    human_duration(*oldest_started_ago)
+                )
+            }
+            Detail::Orphan { process, lost } => orphan(w, process, lost),
+            Detail::RestartLoop {
+                ended,
+                window_secs,
+                scans,
+            } => {
+                match &f.role {
+                    Some(r) => write!(w, "role {}", escape(r))?,
+                    None => write!(w, "app {}", escape(&root.name))?,
+                }
+                write!(
+                    w,
+                    ": {ended} processes ended soon after they started within {} min (seen in {scans} scans): a crash or restart loop",
+                    (window_secs / 60.0).round()
+                )
+            }
+            Detail::Unreadable { hidepid } => unreadable(w, f, *hidepid),
+        }
+    }
+}
+
+fn deleted_release(w: &mut Formatter, f: &Finding, top: &Proc, workers: u32) -> fmt::Result {
+    let release = match &f.release {
+        Some(r) => format!("deleted release {}", escape(r)),
+        None => "a deleted release".to_string(),
+    };
+    match workers {
+        0 => write!(w, "pid {} ({}) runs from {release}", top.pid, name(top)),
+        n => write!(
+            w,
+            "master pid {} ({}) pointing at a deleted directory: runs from {release}, {n} worker{}",
+            top.pid,
+            name(top),
+            plural(n as usize, "", "s")
+        ),
+    }
+}
+
+fn duplicate(
+    w: &mut Formatter,
+    f: &Finding,
+    allowed: &Allowed,
+    instances: &[Instance],
+) -> fmt::Result {
+    let allowed = match allowed {
+        Allowed::Singleton => "singleton".to_string(),
+        Allowed::AtMost(max) => format!("at most {max} allowed"),
+    };
+    write!(
+        w,
+        "{} instances of role {} ({allowed}), oldest first: ",
+        instances.len(),
+        role(f)
+    )?;
+    for (i, one) in instances.iter().enumerate() {
+        write!(
+            w,
+            "{}pid {} on release {} ({}) started {}",
+            if i == 0 { "" } else { "; " },
+            one.pid,
+            one.release
+                .as_ref()
+                .map(escape)
+                .unwrap_or_else(|| "?".into()),
+            one.state.as_str(),
+            one.started.map(format_time).unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+fn orphan(w: &mut Formatter, process: &Proc, lost: &Lost) -> fmt::Result {
+    write!(
+        w,
+        "pid {} ({}) lost its supervisor: ",
+        process.pid,
+        name(process)
+    )?;
+    match lost {
+        Lost::SupervisordGone => w.write_str("it carries SUPERVISOR_ENABLED but no supervisord is above it: its supervisord died or was restarted without it"),
+        Lost::ByHand { session } => write!(w, "its parent is PID 1 and it sits in login session {}: started by hand and left behind", escape(&**session)),
+        Lost::NoService => w.write_str("its parent is PID 1 and it runs in no service: started by hand and left behind"),
+        Lost::LeftOver { service, main } => write!(w, "an older left-over in {} next to its newer main process {main}", escape(&**service)),
+    }
+}
+
+fn unreadable(w: &mut Formatter, f: &Finding, hidepid: bool) -> fmt::Result {
+    if hidepid {
+        return w.write_str("/proc is mounted with hidepid= (or subset=pid): other users' processes are not even listed, so any of them may run an old or deleted release");
+    }
+    let n = f.pids.len();
+    write!(
+        w,
+        "{n} process{} that may belong to this app could not be inspected (permission denied): pid ",
+        plural(n, "", "es")
+    )?;
+    list(w, f.pids.iter().take(10))?;
+    w.write_str(if n > 10 { ", ..." } else { "" })
+}
+
+/// Items separated by commas.
+fn list<T: Display>(w: &mut Formatter, items: impl Iterator<Item = T>) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        write!(w, "{}{item}", if i == 0 { "" } else { ", " })?;
+    }
+    Ok(())
+}
+
+/// A process's name, escaped (`?` when it was gone).
+fn name(p: &Proc) -> String {
+    p.name.as_deref().map(escape).unwrap_or_else(|| "?".into())
+}
+
+/// The finding's role, escaped.
+fn role(f: &Finding) -> String {
+    f.role.as_deref().map(escape).unwrap_or_default()
+}
+
+fn broken_link(w: &mut Formatter, root: &DeployRoot) -> fmt::Result {
+    let link = escape(&root.link);
+    match &root.current {
+        Current::Ok { release } => write!(w, "{link} -> {}", escape(release)),
+        Current::Missing => write!(w, "{link} does not exist"),
+        Current::NotALink => write!(w, "{link} is not a symlink"),
+        Current::Dangling { target } => write!(w, "{link} -> {} points at nothing", escape(target)),
+        Current::NotADirectory { target } => {
+            write!(w, "{link} -> {} is not a directory", escape(target))
+        }
+        Current::OutsideReleases { target } => write!(
+            w,
+            "{link} -> {} points outside the releases directory {}",
+            escape(target),
+            root.releases_dir
+                .as_ref()
+                .map(escape)
+                .unwrap_or_else(|| "?".into())
+        ),
+    }
+}
+
+fn old_release(
+    w: &mut Formatter,
+    f: &Finding,
+    root: &DeployRoot,
+    top: &Proc,
+    workers: u32,
+    switched: &Option<Switched>,
+) -> fmt::Result {
+    match workers {
+        0 => write!(w, "pid {} ({})", top.pid, name(top))?,
+        n => write!(
+            w,
+            "master pid {} ({}) with {n} worker{}",
+            top.pid,
+            name(top),
+            plural(n as usize, "", "s")
+        )?,
+    }
+    match &f.release {
+        Some(r) => write!(w, " runs old release {}", escape(r))?,
+        None => w.write_str(" runs the release that was current before the switch")?,
+    }
+    write!(
+        w,
+        ", not current {} (",
+        root.current_release()
+            .map(escape)
+            .unwrap_or_else(|| "?".into())
+    )?;
+    match switched {
+        Some(Switched {
+            ago,
+            within_grace: Some(grace),
+        }) => write!(
+            w,
+            "switched {} ago, within the {} grace period",
+            human_duration(*ago),
+            human_duration(*grace)
+        )?,
+        Some(Switched { ago, .. }) => write!(w, "switched {} ago", human_duration(*ago))?,
+        None => {}
+    }
+    w.write_str(")")
+}
+
+/// A finding's remedy: the commands that fix it, with what an operator must know to run them.
+pub struct Fix<'a> {
+    f: &'a Finding,
+    root: &'a DeployRoot,
+}
+
+/// The remedy of a finding of app `root`, in words.
+pub fn remedy<'a>(f: &'a Finding, root: &'a DeployRoot) -> Fix<'a> {
+    Fix { f, root }
+}
+
+impl Display for Fix<'_> {
+    fn fmt(&self, w: &mut Formatter) -> fmt::Result {
+        let link = escape(&self.root.link);
+        match &self.f.remedy {
+            Remedy::Restart(fix) => tree_fix(w, fix, &link),
+            Remedy::ClearZombies { parent, fix } => {
+                write!(w, "restarting pid {parent} clears its zombies: ")?;
+                tree_fix(w, fix, &link)
+            }
+            Remedy::StopExtras { keep, stops } => {
+                write!(
+                    w,
+                    "stop the extra instance{} and keep pid ",
+                    plural(stops.len(), "", "s")
+                )?;
+                list(w, keep.iter())?;
+                w.write_str(": ")?;
+                commands(w, stops)
+            }
+            Remedy::StartMore { count, managed_by } => {
+                write!(
+                    w,
+                    "start {count} more {} worker{} from {link}",
+                    role(self.f),
+                    plural(*count, "", "s")
+                )?;
+                match managed_by {
+                    Some(owner) => write!(w, " (its instances are managed by {owner})"),
+                    None => Ok(()),
+                }
+            }
+            Remedy::FixLink(relink) => {
+                w.write_str("point it at a release atomically, e.g. the newest: ")?;
+                commands(w, &relink[..])
+            }
+            Remedy::DeployAgain => w.write_str("no release exists: deploy again"),
+            Remedy::EndOrphan { pid, service } => {
+                command(w, &Command::kill(*pid))?;
+                match service {
+                    Some(unit) => write!(w, " (it is not the main process of {}; restarting the unit with KillMode=control-group also ends it)", escape(&**unit)),
+                    None => write!(w, "; if it should run, start it again under a supervisor from {link}"),
+                }
+            }
+            Remedy::RunAsRoot => w.write_str(
+                "run relwatch as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
+            ),
+            Remedy::ReadLogs => match &self.f.owner {
+                Some(owner) => write!(w, "find out why they exit: read the logs of {owner} (journalctl, supervisorctl tail, the app's log)"),
+                None => w.write_str("find out why they exit: read the app's log"),
+            },
+        }
+    }
+}
+
+/// What fixes a tree; `link` is the app's link, escaped.
+fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
+    match fix {
+        TreeFix::Vanished { pid } => write!(w, "restart pid {pid}"),
+        TreeFix::SupervisordItself { pid, restart: r } => {
+            write!(w, "supervisord (pid {pid}) itself runs from this release, and every program it starts without directory= inherits it: set directory={link} in its programs, restart supervisord (")?;
+            restart(w, r, link)?;
+            w.write_str("), then ")?;
+            commands(w, &Command::supervisord_update())
+        }
+        TreeFix::Pm2GodItself { pid, uid } => {
+            write!(w, "the PM2 God daemon (pid {pid}) itself runs from this release and keeps every app's cwd: ")?;
+            commands(w, &Command::pm2_resurrect(AsWhom::Uid(*uid)))?;
+            write!(w, ", as uid {uid}, from {link}")
+        }
+        TreeFix::Restart { restart: r, stale } => {
+            restart(w, r, link)?;
+            let Some(s) = stale else { return Ok(()) };
+            let state = s.state.as_str();
+            if s.pm2 {
+                write!(w, "; the PM2 God daemon (pid {}) runs from a {state} release too, so restarted apps keep it: ", s.pid)?;
+                commands(w, &Command::pm2_resurrect(AsWhom::Root))
+            } else {
+                write!(w, "; supervisord (pid {}) runs from a {state} release too, and programs without directory= inherit its cwd: set directory={link}, restart supervisord, then ", s.pid)?;
+                commands(w, &Command::supervisord_update())
+            }
+        }
+    }
+}
+
+/// What restarts one process; `link` is the app's link, escaped.
+fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
+    match r {
+        Restart::Command(c) => {
+            if let AsWhom::Uid(uid) = c.as_whom {
+                write!(w, "as uid {uid}: ")?;
+            }
+            command(w, c)
+        }
+        Restart::SupervisordUnnamed => w.write_str("supervisorctl restart <program> (its program name could not be read: see supervisorctl status)"),
+        Restart::Pm2Unnamed => w.write_str("pm2 restart <app> (see pm2 list)"),
+        Restart::KillAndStart { pid, because } => {
+            command(w, &Command::kill(*pid))?;
+            write!(w, ", then start it again from {link}")?;
+            match because {
+                Unsupervised::OwnerUnread => w.write_str(" (its supervisor could not be read)"),
+                Unsupervised::ByHand { session } => write!(
+                    w,
+                    ": nothing will restart it (it was started by hand in {})",
+                    escape(&**session)
+                ),
+                Unsupervised::NoSupervisor => {
+                    w.write_str(": nothing will restart it (no supervisor found)")
+                }
+            }
+        }
+    }
+}
+
+/// Commands run one after the other, each only when the one before succeeded.
+fn commands(w: &mut Formatter, list: &[Command]) -> fmt::Result {
+    for (i, c) in list.iter().enumerate() {
+        if i > 0 {
+            w.write_str(" && ")?;
+        }
+        command(w, c)?;
+    }
+    Ok(())
+}
+
+/// One command line: the program, then each argument as its kind is written.
+fn command(w: &mut Formatter, c: &Command) -> fmt::Result {
+    w.write_str(c.program)?;
+    for arg in c.args.iter() {
+        w.write_char(' ')?;
+        match arg {
+            Arg::Word(word) => w.write_str(word)?,
+            Arg::Pid(pid) => write!(w, "{pid}")?,
+            Arg::Name(name) => w.write_str(&quoted_for_terminal(name))?,
+            Arg::QuotedName(name) => w.write_str(&shell_quote(name))?,
+            Arg::UserManager(user) => write!(w, "{}@", quoted_for_terminal(user))?,
+            Arg::Path(path) => w.write_str(&escape(&**path))?,
+        }
+    }
+    Ok(())
+}
+
+/// Quote for a POSIX shell, only when needed.
+fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Shell-quoted, and escaped only when the name holds a character that must not reach a
+/// terminal: the usual remedy stays exactly pasteable (`'app@x\x2dy.service'` keeps its one
+/// backslash), a hostile one becomes visibly escaped and will not run as given.
+fn quoted_for_terminal(s: &str) -> String {
+    let quoted = shell_quote(s);
+    if quoted.chars().any(crate::escape::is_dangerous) {
+        escape(quoted)
+    } else {
+        quoted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("queue:queue_00"), "queue:queue_00");
+        assert_eq!(shell_quote("shop-queue.service"), "shop-queue.service");
+        assert_eq!(
+            shell_quote(r"app@srv-shop\x2dnew.service"),
+            r"'app@srv-shop\x2dnew.service'"
+        );
+        assert_eq!(shell_quote("a'; rm -rf / #"), r"'a'\''; rm -rf / #'");
+        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
