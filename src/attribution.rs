@@ -16,7 +16,6 @@
 //! only reads are the snapshot and the layout, plus `lstat` of a release path a command line
 //! names that the layout did not list (a rare case).
 
-use crate::escape::escape;
 use crate::layout::{DeployRoot, NOT_RELEASES};
 use crate::snapshot::{Link, Process, Snapshot};
 use std::collections::HashMap;
@@ -81,47 +80,47 @@ pub struct Evidence {
     /// The release this evidence points at, when it can be named.
     pub release: Option<Name>,
     pub state: ReleaseState,
-    /// What to say about it: see [`Evidence::detail`].
+    /// What to say about it (`report::words::evidence` says it).
     pub wording: Wording,
 }
 
-/// How [`Evidence::detail`] puts the evidence into words. Sentences that only repeat the
-/// evidence's own fields are made when they are shown, not for every process placed (a scan of
-/// 20,000 processes placed 20,000 sentences that a text report then never printed).
+/// How the evidence is put into words (`report::words::evidence`). Sentences that only repeat
+/// the evidence's own fields are made when they are shown, not for every process placed (a scan
+/// of 20,000 processes placed 20,000 sentences that a text report then never printed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Wording {
     /// `cwd is release 7`: the link leads to a release's top directory (by identity).
     IsRelease,
     /// `cwd /srv/app/releases/7/web`, `command line names ...`: the path, where it lies.
     Path,
-    /// A sentence made when the evidence was found (start and switch times, a guess). Boxed
-    /// twice so that `Wording` is two words, not three: it is in every process's evidence.
-    Sentence(Box<String>),
+    /// A path through `current` that says nothing of the release: the start time against the
+    /// switch decided. Boxed so that `Wording` stays two words: it is in every process's
+    /// evidence.
+    Started(Box<Started>),
 }
 
-impl Evidence {
-    /// One sentence for people, untrusted parts escaped.
-    pub fn detail(&self) -> std::borrow::Cow<'_, str> {
-        use std::borrow::Cow;
-        let path = || escape(self.path.as_deref().unwrap_or_default());
-        match (&self.wording, self.how) {
-            (Wording::Sentence(s), _) => Cow::Borrowed(s.as_str()),
-            (Wording::IsRelease, how) => Cow::Owned(format!(
-                "{} is release {}",
-                how.as_str(),
-                escape(self.release.as_deref().unwrap_or_default())
-            )),
-            (Wording::Path, How::Script) if self.deleted => Cow::Owned(format!(
-                "command line names {}, in a release that no longer exists",
-                path()
-            )),
-            (Wording::Path, How::Script) => Cow::Owned(format!("command line names {}", path())),
-            (Wording::Path, how) if self.deleted => {
-                Cow::Owned(format!("{} {} (deleted)", how.as_str(), path()))
-            }
-            (Wording::Path, how) => Cow::Owned(format!("{} {}", how.as_str(), path())),
-        }
-    }
+/// When a process that names a path through `current` started, against the switch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    /// Seconds between the start and the switch (never negative).
+    pub secs: f64,
+    /// It started after the switch (so it runs the current release).
+    pub after: bool,
+    /// The release `current` points at.
+    pub current: Name,
+    /// What the release birth times say about a process that started before the switch.
+    pub loaded: Loaded,
+}
+
+/// Which release a process that started before the switch loaded, by the releases' birth times.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    /// Nothing can be said (or it started after the switch).
+    Unknown,
+    /// Every existing release was created after it started: the one it loaded is gone.
+    Deleted,
+    /// Probably this one: the newest created before it started.
+    Probably(Name),
 }
 
 /// One process placed in one app.
@@ -409,33 +408,27 @@ impl Placer<'_> {
         let switch = root.switch_time?;
         let clock = &self.snap.clock;
         let start = clock.start_time(p.start_ticks);
-        let path: std::sync::Arc<OsStr> = OsStr::from_bytes(full).into();
-        // Start time is known to one clock tick: only "before" when the whole tick is.
-        if start + clock.tick() > switch {
-            return Some(Evidence {
-                pid: p.pid,
-                how: How::ViaCurrent,
-                path: Some(path),
-                deleted: false,
-                release: Some(self.name(current.as_bytes())),
-                state: ReleaseState::Current,
-                wording: Wording::Sentence(
-                    format!(
-                        "started {} after the switch to {}, through {}",
-                        human_duration(start - switch),
-                        escape(current),
-                        escape(OsStr::from_bytes(full))
-                    )
-                    .into(),
-                ),
-            });
+        let evidence = |state, release, started: Started| Evidence {
+            pid: p.pid,
+            how: How::ViaCurrent,
+            path: Some(OsStr::from_bytes(full).into()),
+            // The path through current exists, whatever became of the release it resolved to.
+            deleted: false,
+            release,
+            state,
+            wording: Wording::Started(Box::new(started)),
+        };
+        let mut started = Started {
+            secs: (start - switch).abs(),
+            // Start time is known to one clock tick: only "before" when the whole tick is.
+            after: start + clock.tick() > switch,
+            current: self.name(current.as_bytes()),
+            loaded: Loaded::Unknown,
+        };
+        if started.after {
+            let release = Some(started.current.clone());
+            return Some(evidence(ReleaseState::Current, release, started));
         }
-        let before = format!(
-            "started {} before the switch to {}, through {}",
-            human_duration(switch - start),
-            escape(current),
-            escape(OsStr::from_bytes(full))
-        );
         // Which release was current then? Only birth times can tell. A process that started
         // before every existing release was created loaded one that is gone.
         let known: Vec<_> = root
@@ -447,40 +440,18 @@ impl Placer<'_> {
         // Birth times are exact, start times only to the tick: a release born in the same tick
         // as the process may have been born just before it.
         if all_known && known.iter().all(|(c, _)| *c > start + clock.tick()) {
-            return Some(Evidence {
-                pid: p.pid,
-                how: How::ViaCurrent,
-                path: Some(path),
-                // The path through current exists; the release it resolved to does not.
-                deleted: false,
-                release: None,
-                state: ReleaseState::Deleted,
-                wording: Wording::Sentence(format!(
-                    "{before}; every existing release was created after it started, so the release it loaded has been deleted"
-                ).into()),
-            });
+            started.loaded = Loaded::Deleted;
+            return Some(evidence(ReleaseState::Deleted, None, started));
         }
         let guess = known
             .iter()
             .filter(|(c, r)| *c <= start && r.name != current)
             .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, r)| r.name.clone());
-        let detail = match &guess {
-            Some(g) => format!(
-                "{before}; probably release {} (the newest created before it started)",
-                escape(g)
-            ),
-            None => before,
-        };
-        Some(Evidence {
-            pid: p.pid,
-            how: How::ViaCurrent,
-            path: Some(path),
-            deleted: false,
-            release: guess.map(|g| self.name(g.as_bytes())),
-            state: ReleaseState::Old,
-            wording: Wording::Sentence(detail.into()),
-        })
+            .map(|(_, r)| self.name(r.name.as_bytes()));
+        if let Some(g) = &guess {
+            started.loaded = Loaded::Probably(g.clone());
+        }
+        Some(evidence(ReleaseState::Old, guess, started))
     }
 
     /// May this unreadable process belong to an app? Its command line names a root, or it
@@ -743,27 +714,6 @@ pub fn confirm_zombies(
         .collect();
 }
 
-/// "3h 2m", "45s", "2d 4h": the two largest units, for people.
-pub fn human_duration(secs: f64) -> String {
-    let s = secs.max(0.0).round() as u64;
-    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
-    let mut parts = Vec::new();
-    let mut rest = s;
-    for (name, size) in units {
-        if rest >= size || (parts.is_empty() && size == 1) {
-            parts.push(format!("{}{}", rest / size, name));
-            rest %= size;
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    if !parts.is_empty() && parts.len() == 2 && parts[1].starts_with('0') {
-        parts.pop();
-    }
-    parts.join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -773,15 +723,5 @@ mod tests {
         assert_eq!(clean(b"/srv//app/./current/../x"), b"/srv/app/x");
         assert_eq!(clean(b"/"), b"/");
         assert_eq!(clean(b"/.."), b"/");
-    }
-
-    #[test]
-    fn durations_for_people() {
-        assert_eq!(human_duration(0.2), "0s");
-        assert_eq!(human_duration(45.0), "45s");
-        assert_eq!(human_duration(3600.0 * 3.0 + 125.0), "3h 2m");
-        assert_eq!(human_duration(3600.0), "1h");
-        assert_eq!(human_duration(86_400.0 * 2.0 + 3600.0 * 4.0), "2d 4h");
-        assert_eq!(human_duration(-5.0), "0s");
     }
 }

@@ -287,7 +287,7 @@ fn say_converged(
         "relwatch wait: OK: all {total} process{} run the current release ({}), after {}",
         if total == 1 { "" } else { "es" },
         currents.join(", "),
-        crate::attribution::human_duration(after.as_secs_f64())
+        crate::report::words::human_duration(after.as_secs_f64())
     )
 }
 
@@ -309,7 +309,7 @@ fn say_timed_out(
     writeln!(
         out,
         "relwatch wait: WARNING: timed out after {}: {} of {total} process{} still on an old release",
-        crate::attribution::human_duration(timeout.as_secs_f64()),
+        crate::report::words::human_duration(timeout.as_secs_f64()),
         laggards.len(),
         if total == 1 { "" } else { "es" }
     )?;
@@ -358,7 +358,7 @@ fn progress(
         laggards.len(),
         releases.join(", "),
         labels.join(", "),
-        crate::attribution::human_duration(elapsed.as_secs_f64()),
-        crate::attribution::human_duration(timeout.as_secs_f64())
+        crate::report::words::human_duration(elapsed.as_secs_f64()),
+        crate::report::words::human_duration(timeout.as_secs_f64())
     )
 }

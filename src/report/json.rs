@@ -79,7 +79,7 @@ fn evidence(e: &[std::sync::Arc<Evidence>]) -> Vec<EvidenceOut<'_>> {
             how: e.how.as_str(),
             path: opt(&e.path),
             deleted: e.deleted,
-            detail: e.detail(),
+            detail: super::words::evidence(e),
         })
         .collect()
 }

@@ -112,7 +112,7 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
             .evidence
             .iter()
             .find(|e| e.pid == *pid)
-            .map(|e| e.detail())
+            .map(|e| super::words::evidence(e))
             .unwrap_or_default();
         let _ = writeln!(
             out,

@@ -78,7 +78,7 @@ fn branch(
         .attr
         .get(pid)
         .and_then(|pl| pl.evidence.first())
-        .map(|e| e.detail())
+        .map(|e| super::words::evidence(e))
         .unwrap_or_default();
     let zombies = r.snap.zombie_children(pid).len();
     let zombies = if zombies > 0 {

@@ -9,6 +9,7 @@
 //! operator may paste a remedy into a root shell. Owner labels come escaped already.
 
 use super::Report;
+use crate::attribution::{Evidence, How, Loaded, Wording};
 use crate::escape::escape;
 use crate::findings::{
     Allowed, Detail, Finding, Instance, Kind, Lost, Proc, Remedy, Severity, Switched,
@@ -17,7 +18,26 @@ use crate::layout::{Current, DeployRoot};
 use crate::owner::remedy::{Arg, AsWhom, Command, Restart, TreeFix, Unsupervised};
 use std::fmt::{self, Display, Formatter, Write};
 
-pub use crate::attribution::human_duration;
+/// "3h 2m", "45s", "2d 4h": the two largest units, for people.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut parts = Vec::new();
+    let mut rest = s;
+    for (name, size) in units {
+        if rest >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{}", rest / size, name));
+            rest %= size;
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    if !parts.is_empty() && parts.len() == 2 && parts[1].starts_with('0') {
+        parts.pop();
+    }
+    parts.join(" ")
+}
 
 /// `one` for 1, `many` for any other number: `plural(n, "", "s")`.
 pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
@@ -31,6 +51,49 @@ pub fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 /// "1 app", "3 apps".
 pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", plural(n, one, many))
+}
+
+/// One sentence for people about one piece of evidence, untrusted parts escaped.
+pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let path = || escape(e.path.as_deref().unwrap_or_default());
+    Cow::Owned(match (&e.wording, e.how) {
+        (Wording::Started(s), _) => {
+            let mut out = format!(
+                "started {} {} the switch to {}, through {}",
+                human_duration(s.secs),
+                if s.after { "after" } else { "before" },
+                escape(&*s.current),
+                path()
+            );
+            match &s.loaded {
+                Loaded::Unknown => {}
+                Loaded::Deleted => out.push_str(
+                    "; every existing release was created after it started, so the release it loaded has been deleted",
+                ),
+                Loaded::Probably(g) => {
+                    let _ = write!(
+                        out,
+                        "; probably release {} (the newest created before it started)",
+                        escape(&**g)
+                    );
+                }
+            }
+            out
+        }
+        (Wording::IsRelease, how) => format!(
+            "{} is release {}",
+            how.as_str(),
+            escape(e.release.as_deref().unwrap_or_default())
+        ),
+        (Wording::Path, How::Script) if e.deleted => format!(
+            "command line names {}, in a release that no longer exists",
+            path()
+        ),
+        (Wording::Path, How::Script) => format!("command line names {}", path()),
+        (Wording::Path, how) if e.deleted => format!("{} {} (deleted)", how.as_str(), path()),
+        (Wording::Path, how) => format!("{} {}", how.as_str(), path()),
+    })
 }
 
 /// `2026-11-21 12:00:03 UTC`
@@ -554,6 +617,48 @@ fn quoted_for_terminal(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// The sentences of a placement by start time, as `check` has always printed them.
+    #[test]
+    fn evidence_by_start_time() {
+        use crate::attribution::{Evidence, How, Loaded, ReleaseState, Started, Wording};
+        let ev = |after: bool, loaded: Loaded| Evidence {
+            pid: 7,
+            how: How::ViaCurrent,
+            path: Some(std::ffi::OsStr::new("/srv/a/current/artisan\x1b").into()),
+            deleted: false,
+            release: None,
+            state: ReleaseState::Old,
+            wording: Wording::Started(Box::new(Started {
+                secs: 3_725.0,
+                after,
+                current: std::ffi::OsStr::new("67").into(),
+                loaded,
+            })),
+        };
+        assert_eq!(
+            evidence(&ev(true, Loaded::Unknown)),
+            "started 1h 2m after the switch to 67, through /srv/a/current/artisan\\x1b"
+        );
+        assert_eq!(
+            evidence(&ev(false, Loaded::Probably(std::ffi::OsStr::new("6\n").into()))),
+            "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; probably release 6\\n (the newest created before it started)"
+        );
+        assert_eq!(
+            evidence(&ev(false, Loaded::Deleted)),
+            "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; every existing release was created after it started, so the release it loaded has been deleted"
+        );
+    }
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human_duration(0.2), "0s");
+        assert_eq!(human_duration(45.0), "45s");
+        assert_eq!(human_duration(3600.0 * 3.0 + 125.0), "3h 2m");
+        assert_eq!(human_duration(3600.0), "1h");
+        assert_eq!(human_duration(86_400.0 * 2.0 + 3600.0 * 4.0), "2d 4h");
+        assert_eq!(human_duration(-5.0), "0s");
+    }
+
     use super::*;
 
     #[test]

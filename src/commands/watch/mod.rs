@@ -148,6 +148,6 @@ fn watching(roots: &[DeployRoot], interval: Duration) -> String {
             .map(|r| escape(&r.root))
             .collect::<Vec<_>>()
             .join(", "),
-        crate::attribution::human_duration(interval.as_secs_f64())
+        crate::report::words::human_duration(interval.as_secs_f64())
     )
 }
