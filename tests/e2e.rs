@@ -1,4 +1,4 @@
-//! End to end: each incident of DESIGN.md reproduced with the real program from its Debian
+//! End to end: each incident relwatch exists for (see the README) reproduced with the real
 //! package (gunicorn, supervisord, celery beat and worker, php, runit), then `relwatch check`
 //! on the deploy root. Run with `cargo test --test e2e`.
 //!
