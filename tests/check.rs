@@ -789,7 +789,7 @@ fn harness_child_guard_kills_the_tree() {
 #[test]
 fn a_private_mount_namespace_with_the_same_root_is_still_inspected() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: unshare -m needs root");
+        util::skip("unshare -m needs root");
         return;
     }
     let root = DeployRoot::new();
@@ -830,7 +830,7 @@ fn a_private_mount_namespace_with_the_same_root_is_still_inspected() {
 #[test]
 fn another_root_drops_path_evidence_but_keeps_identity() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: unshare -m and chroot need root");
+        util::skip("unshare -m and chroot need root");
         return;
     }
     let root = DeployRoot::new();
