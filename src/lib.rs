@@ -60,10 +60,11 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Every command writes to stdout through [`report::output::Stdout`]: a reader that went away
+/// ends the output, and the command still returns its verdict.
 fn run_command(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     use cli::{Command, ConfigCommand};
-    let stdout = std::io::stdout();
-    let out = &mut stdout.lock();
+    let out = &mut report::output::Stdout::new(std::io::stdout().lock());
     match &cli.command {
         Command::Check(args) => commands::check::run(args, out),
         Command::Ps(args) => commands::check::ps(args, out),

@@ -1,5 +1,7 @@
 //! The relwatch binary: parse arguments, run, map the result to an exit status.
-//! Usage errors exit 3 (UNKNOWN), not clap's 2, which means CRITICAL to a monitor.
+//! Usage errors exit 3 (UNKNOWN), not clap's 2, which means CRITICAL to a monitor. A broken
+//! pipe is no failure: the commands write through [`relwatch::report::output::Stdout`], so the
+//! exit code is still the verdict.
 
 use clap::Parser;
 use relwatch::exit::ExitCode;
@@ -19,18 +21,9 @@ fn main() -> std::process::ExitCode {
     };
     match relwatch::run(cli) {
         Ok(code) => code.into(),
-        Err(e) if is_broken_pipe(&e) => ExitCode::Ok.into(),
         Err(e) => {
             eprintln!("relwatch: error: {e:#}");
             ExitCode::Unknown.into()
         }
     }
-}
-
-/// `relwatch check | head` closes the pipe early: that is not an error.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

@@ -1,6 +1,6 @@
 //! The command line itself: help, man page and completions come from one definition and
 //! cover every command; usage errors are UNKNOWN (3), never clap's 2 (CRITICAL to a monitor);
-//! a closed pipe is a clean exit.
+//! a closed pipe is a clean exit (tests/pipes.rs holds that the exit code is still the verdict).
 
 mod util;
 
