@@ -6,6 +6,8 @@
 //! - [`write_atomic`]: a temp file in the same directory, written, flushed and given mode 0644,
 //!   then renamed over the target. A reader (node_exporter's textfile collector, a Nagios
 //!   poller) sees the old file or the new one, never half of one.
+//!
+//! What a failed run leaves there is the commands' business (`commands::write_error`).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
