@@ -58,10 +58,11 @@ not be inspected).")
 
     /// Show every process of each app as a tree: release, owner, master, workers
     #[command(
-        long_about = "Show every process placed in an app as a tree: per release (current first), per owner (systemd unit, supervisord program, PM2 app, runit or s6 service, login session, or unsupervised), then master before workers, with state, age and what placed each process there. Exits 0 whatever it shows (use `check` for alerting), 3 on bad arguments.",
+        long_about = "Show every process placed in an app as a tree: per release (current first), per owner (systemd unit, supervisord program, PM2 app, runit or s6 service, login session, or unsupervised), then master before workers, with state, age and what placed each process there. Exits 0 whatever it shows (use `check` for alerting), 3 on bad arguments. It speaks text and JSON only: a monitor reads the exit code, so the Nagios and Prometheus formats are `check`'s.",
         after_help = "Examples:
   relwatch ps /srv/shop
-  relwatch ps --format json     the same document as `check --format json`"
+  relwatch ps --format json     the same document as `check --format json`",
+        mut_arg("format", ps_format)
     )]
     Ps(CheckArgs),
 
@@ -291,6 +292,32 @@ pub enum InUseFormat {
     Text,
     /// One JSON document (schema: docs/JSON.md)
     Json,
+}
+
+/// `ps`'s `--format`: text and JSON only. `ps` exits 0 whatever it shows, and a monitor reads
+/// the exit code, so `ps --format nagios` would report every state as OK: the monitoring
+/// formats are `check`'s, and asking `ps` for one is a usage error (an UNKNOWN status line).
+fn ps_format(arg: clap::Arg) -> clap::Arg {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    arg.help("Output format (nagios and prometheus are check's)")
+        .long_help(
+            "Output format (nagios and prometheus are check's: ps exits 0 whatever it shows)\n\n\
+         With json an error, a bad argument too, is a JSON document on stdout (or in --output) \
+         with exit 3: `{\"status\": \"unknown\", \"exit_code\": 3, \"error\": ...}`.",
+        )
+        .value_parser(
+            PossibleValuesParser::new([
+                PossibleValue::new("text").help("A tree per app, for people"),
+                PossibleValue::new("json").help(
+                    "The same document as check --format json (schema: docs/JSON.md); its \
+                 status and exit_code are check's verdict",
+                ),
+            ])
+            .map(|v| match v.as_str() {
+                "json" => Format::Json,
+                _ => Format::Text,
+            }),
+        )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

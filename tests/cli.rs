@@ -125,6 +125,30 @@ fn errors_in_text_leave_stdout_empty() {
     }
 }
 
+/// Regression: `relwatch ps --format nagios` printed `RELWATCH WARNING` and exited 0, and a
+/// poller took the 0. `ps` exits 0 whatever it shows, so the monitoring formats are `check`'s:
+/// `ps` refuses them, in the format asked for (a poller reads only stdout).
+#[test]
+fn ps_refuses_the_monitoring_formats_in_them() {
+    let run = relwatch(["ps", "--format", "nagios"]);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(
+        run.stdout
+            .starts_with("RELWATCH UNKNOWN - invalid value 'nagios' for '--format <FORMAT>'"),
+        "{run}"
+    );
+    let run = relwatch(["ps", "-f", "prometheus"]);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(run.stdout.contains("\nrelwatch_exit_code 3\n"), "{run}");
+    let help = relwatch(["ps", "--help"]);
+    assert!(
+        help.stdout
+            .contains("nagios and prometheus are check's: ps exits 0 whatever it shows"),
+        "{help}"
+    );
+    assert!(help.stdout.contains("[default: text]"), "{help}");
+}
+
 #[test]
 fn a_closed_pipe_is_not_an_error() {
     for args in [

@@ -308,6 +308,7 @@ mod tests {
                 "5m|x=1\nRELWATCH OK - ",
             ],
             &["relwatch", "in-use", "-fnagios"],
+            &["relwatch", "ps", "--format", "nagios"],
         ] {
             let e = Cli::try_parse_from(argv).unwrap_err();
             let args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
