@@ -57,7 +57,7 @@ pub fn write_error(to: &ErrorOutput, message: &str) {
         Some(path) => {
             if let Err(e) = output::write_atomic(path, doc.as_bytes()) {
                 eprintln!(
-                    "relwatch: error: cannot write {}: {e}",
+                    "relwatch: error: cannot write the error document to {}: {e}",
                     crate::escape::escape(path)
                 );
             }
@@ -67,7 +67,7 @@ pub fn write_error(to: &ErrorOutput, message: &str) {
             if let Err(e) = std::io::Write::write_all(&mut out, doc.as_bytes())
                 .and_then(|()| std::io::Write::flush(&mut out))
             {
-                eprintln!("relwatch: error: cannot write to stdout: {e}");
+                eprintln!("relwatch: error: cannot write the error document to stdout: {e}");
             }
         }
     }
