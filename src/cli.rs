@@ -5,6 +5,8 @@
 //! means to change them.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,10 +58,11 @@ not be inspected).")
 
     /// Show every process of each app as a tree: release, owner, master, workers
     #[command(
-        long_about = "Show every process placed in an app as a tree: per release (current first), per owner (systemd unit, supervisord program, PM2 app, runit or s6 service, login session, or unsupervised), then master before workers, with state, age and what placed each process there. Exits 0 whatever it shows (use `check` for alerting), 3 on bad arguments.",
+        long_about = "Show every process placed in an app as a tree: per release (current first), per owner (systemd unit, supervisord program, PM2 app, runit or s6 service, login session, or unsupervised), then master before workers, with state, age and what placed each process there. Exits 0 whatever it shows (use `check` for alerting), 3 on bad arguments. It speaks text and JSON only: a monitor reads the exit code, so the Nagios and Prometheus formats are `check`'s.",
         after_help = "Examples:
   relwatch ps /srv/shop
-  relwatch ps --format json     the same document as `check --format json`"
+  relwatch ps --format json     the same document as `check --format json`",
+        mut_arg("format", ps_format)
     )]
     Ps(CheckArgs),
 
@@ -276,6 +279,9 @@ pub struct InUseArgs {
     pub paths: Vec<PathBuf>,
 
     /// Output format
+    ///
+    /// With json an error, a bad argument too, is a JSON document on stdout with exit 3:
+    /// `{"status": "unknown", "exit_code": 3, "error": ...}`.
     #[arg(long, short = 'f', value_enum, default_value_t = InUseFormat::Text)]
     pub format: InUseFormat,
 }
@@ -288,9 +294,36 @@ pub enum InUseFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `ps`'s `--format`: text and JSON only. `ps` exits 0 whatever it shows, and a monitor reads
+/// the exit code, so `ps --format nagios` would report every state as OK: the monitoring
+/// formats are `check`'s, and asking `ps` for one is a usage error (an UNKNOWN status line).
+fn ps_format(arg: clap::Arg) -> clap::Arg {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    arg.help("Output format (nagios and prometheus are check's)")
+        .long_help(
+            "Output format (nagios and prometheus are check's: ps exits 0 whatever it shows)\n\n\
+         With json an error, a bad argument too, is a JSON document on stdout (or in --output) \
+         with exit 3: `{\"status\": \"unknown\", \"exit_code\": 3, \"error\": ...}`.",
+        )
+        .value_parser(
+            PossibleValuesParser::new([
+                PossibleValue::new("text").help("A tree per app, for people"),
+                PossibleValue::new("json").help(
+                    "The same document as check --format json (schema: docs/JSON.md); its \
+                 status and exit_code are check's verdict",
+                ),
+            ])
+            .map(|v| match v.as_str() {
+                "json" => Format::Json,
+                _ => Format::Text,
+            }),
+        )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Format {
     /// Grouped by app and release, for people
+    #[default]
     Text,
     /// One JSON document (schema: docs/JSON.md)
     Json,
@@ -311,6 +344,10 @@ pub enum ColorChoice {
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Output format
+    ///
+    /// An error, a bad argument too, is then a document of that format on stdout (or in
+    /// --output) with exit 3: nagios `RELWATCH UNKNOWN - ...`, json `{"status": "unknown",
+    /// "exit_code": 3, "error": ...}`, prometheus `relwatch_exit_code 3` and `relwatch_error 1`.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
@@ -339,4 +376,93 @@ pub struct CheckArgs {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e}: expected a duration such as 0s, 90s, 5m or 1h 30m"))
+}
+
+/// What a failed run is written as, and where: the format the command line asked for, and the
+/// file the report would have gone to (stdout when `None`). A monitor reads only that: NRPE drops
+/// stderr, jq reads stdout, node_exporter reads the textfile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorOutput {
+    pub format: Format,
+    pub file: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Where an error of this (parsed) command line goes.
+    pub fn error_output(&self) -> ErrorOutput {
+        match &self.command {
+            Command::Check(a) | Command::Ps(a) => ErrorOutput {
+                format: a.format,
+                file: a.output.clone(),
+            },
+            Command::InUse(a) if a.format == InUseFormat::Json => ErrorOutput {
+                format: Format::Json,
+                file: None,
+            },
+            _ => ErrorOutput::default(),
+        }
+    }
+}
+
+impl ErrorOutput {
+    /// Where an error goes when clap refused the command line, read from argv as given:
+    /// `--format X`, `--format=X`, `-f X`, `-fX` (the last one that names a format, even when
+    /// that format is the error, as in `in-use --format nagios`) and `--output`/`-o` the same
+    /// way, up to a `--`. Whatever the subcommand: `relwatch chek --format nagios` is still
+    /// asked of a poller that reads only stdout.
+    pub fn from_argv(argv: &[OsString]) -> Self {
+        let mut to = ErrorOutput::default();
+        let args = argv.get(1..).unwrap_or_default();
+        for (i, arg) in args.iter().enumerate() {
+            if arg == "--" {
+                break;
+            }
+            let next = args.get(i + 1).map(OsString::as_os_str);
+            if let Some(v) = option_value(arg, next, "--format", "-f") {
+                if let Some(format) = v.to_str().and_then(|v| Format::from_str(v, false).ok()) {
+                    to.format = format;
+                }
+            } else if let Some(v) = option_value(arg, next, "--output", "-o") {
+                to.file = Some(PathBuf::from(v));
+            }
+        }
+        to
+    }
+}
+
+/// The value `arg` gives option `long`/`short`: in the next argument (`--format json`, `-f
+/// json`) or in itself (`--format=json`, `-fjson`, `-f=json`).
+fn option_value<'a>(
+    arg: &'a OsStr,
+    next: Option<&'a OsStr>,
+    long: &str,
+    short: &str,
+) -> Option<&'a OsStr> {
+    let arg = arg.as_bytes();
+    if arg == long.as_bytes() || arg == short.as_bytes() {
+        return next;
+    }
+    let inline = arg
+        .strip_prefix(long.as_bytes())
+        .and_then(|v| v.strip_prefix(b"="))
+        .or_else(|| {
+            let v = arg.strip_prefix(short.as_bytes())?;
+            Some(v.strip_prefix(b"=").unwrap_or(v))
+        })?;
+    Some(OsStr::from_bytes(inline))
+}
+
+/// A clap error as one line for a document: `invalid value '5' for '--grace <DURATION>': ...`,
+/// without the usage and the pointer to --help that stderr also shows.
+pub fn usage_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    parts.join(" ")
 }

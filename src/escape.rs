@@ -68,6 +68,21 @@ fn push_char(out: &mut String, c: char) {
     }
 }
 
+/// Text that is already escaped (or is relwatch's own words around escaped parts) made safe to
+/// print: a dangerous character that slipped through becomes its escape, and backslashes are
+/// left alone, so an escape already in the text keeps its meaning. One line out, always.
+pub fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_dangerous(c) {
+            push_char(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Escape an OS string (path, argument) for display.
 pub fn escape(s: impl AsRef<OsStr>) -> String {
     escape_bytes(s.as_ref().as_bytes())

@@ -45,25 +45,40 @@ mod testkit;
 
 use exit::ExitCode;
 
-/// Run the parsed command line and return the exit code. With `--format nagios`, an error is
-/// an UNKNOWN status line on stdout: NRPE and most check runners drop stderr.
-pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
-    let nagios = matches!(&cli.command, cli::Command::Check(a) if a.format == cli::Format::Nagios);
+/// Run the parsed command line and return its exit code. A failed run exits 3 (UNKNOWN) and
+/// says why on stderr and, in a machine format, as a document of that format where the report
+/// would have gone ([`commands::write_error`]): NRPE and most check runners drop stderr.
+pub fn run(cli: cli::Cli) -> ExitCode {
+    let to = cli.error_output();
     match run_command(cli) {
-        Err(e) if nagios => {
-            use std::io::Write;
-            let msg = escape::escape(format!("{e:#}")).replace('|', "\\x7c");
-            let _ = writeln!(std::io::stdout(), "RELWATCH UNKNOWN - {msg}");
-            Ok(ExitCode::Unknown)
+        Ok(code) => code,
+        Err(e) => {
+            let message = format!("{e:#}");
+            eprintln!("relwatch: error: {message}");
+            commands::write_error(&to, &escape::visible(&message));
+            ExitCode::Unknown
         }
-        other => other,
     }
 }
 
+/// What a command line clap refused exits with: `--help` and `--version` 0, anything else 3
+/// (UNKNOWN, never clap's 2, which means CRITICAL to a monitor), with clap's message on stderr
+/// and the document of the format `argv` asks for ([`cli::ErrorOutput::from_argv`]).
+pub fn refused(argv: &[std::ffi::OsString], e: clap::Error) -> ExitCode {
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::Ok;
+    }
+    let to = cli::ErrorOutput::from_argv(argv);
+    commands::write_error(&to, &escape::visible(&cli::usage_message(&e)));
+    ExitCode::Unknown
+}
+
+/// Every command writes to stdout through [`report::output::Stdout`]: a reader that went away
+/// ends the output, and the command still returns its verdict.
 fn run_command(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     use cli::{Command, ConfigCommand};
-    let stdout = std::io::stdout();
-    let out = &mut stdout.lock();
+    let out = &mut report::output::Stdout::new(std::io::stdout().lock());
     match &cli.command {
         Command::Check(args) => commands::check::run(args, out),
         Command::Ps(args) => commands::check::ps(args, out),

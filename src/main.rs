@@ -1,36 +1,15 @@
 //! The relwatch binary: parse arguments, run, map the result to an exit status.
-//! Usage errors exit 3 (UNKNOWN), not clap's 2, which means CRITICAL to a monitor.
+//!
+//! Every failure is UNKNOWN (3), bad arguments included (never clap's 2, which means CRITICAL
+//! to a monitor), and a broken pipe is no failure: the exit code is still the verdict.
 
 use clap::Parser;
-use relwatch::exit::ExitCode;
 
 fn main() -> std::process::ExitCode {
-    let cli = match relwatch::cli::Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() {
-                ExitCode::Unknown
-            } else {
-                ExitCode::Ok // --help, --version
-            };
-            let _ = e.print();
-            return code.into();
-        }
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let code = match relwatch::cli::Cli::try_parse_from(&argv) {
+        Ok(cli) => relwatch::run(cli),
+        Err(e) => relwatch::refused(&argv, e),
     };
-    match relwatch::run(cli) {
-        Ok(code) => code.into(),
-        Err(e) if is_broken_pipe(&e) => ExitCode::Ok.into(),
-        Err(e) => {
-            eprintln!("relwatch: error: {e:#}");
-            ExitCode::Unknown.into()
-        }
-    }
-}
-
-/// `relwatch check | head` closes the pipe early: that is not an error.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    code.into()
 }

@@ -1,5 +1,6 @@
 //! `relwatch check` and `relwatch ps`: one scan, one report. `check` is the verdict (its exit
-//! code is the worst finding's); `ps` is the same scan drawn as a tree and always exits 0.
+//! code is the worst finding's); `ps` is the same scan drawn as a tree (or the same JSON) and
+//! exits 0 unless it failed, so the monitoring formats are `check`'s alone.
 //!
 //! JSON and text are streamed to the writer: a scan of 20,000 processes never holds its report
 //! in memory as a string.
@@ -26,8 +27,16 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     run_view(args, View::Check, out)
 }
 
-/// `relwatch ps`: exits 0 whatever it shows (`check` is for alerting).
+/// `relwatch ps`: exits 0 whatever it shows (`check` is for alerting). So it speaks text and
+/// JSON only (the command line refuses the rest): a Nagios line or a textfile saying WARNING
+/// with exit 0 would be read as OK by whatever polls it.
 pub fn ps(args: &CheckArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    if matches!(args.format, Format::Nagios | Format::Prometheus) {
+        return Err(crate::settings::UsageError(
+            "relwatch ps speaks text and json; monitor with relwatch check".into(),
+        )
+        .into());
+    }
     run_view(args, View::Tree, out)?;
     Ok(ExitCode::Ok)
 }

@@ -2,7 +2,8 @@
 //! renderer ([`crate::report`]). A command takes its parsed arguments, returns an exit code, and
 //! holds no logic a rule or a renderer should own; the argv side stays in [`crate::cli`].
 //!
-//! This is also where the Linux /proc reader is built: the one place that picks the real host.
+//! This is also where the Linux /proc reader is built: the one place that picks the real host,
+//! and where a failed command leaves its error document ([`write_error`]).
 
 pub mod check;
 pub mod config;
@@ -12,7 +13,8 @@ pub mod in_use;
 pub mod wait;
 pub mod watch;
 
-use crate::cli::RootsArgs;
+use crate::cli::{ErrorOutput, Format, RootsArgs};
+use crate::report::output;
 use crate::settings::Plan;
 use crate::snapshot::linux::LinuxProc;
 use std::time::Duration;
@@ -30,4 +32,43 @@ fn proc_reader(jobs: Option<u16>) -> LinuxProc {
 /// file's.
 fn plan(args: &RootsArgs, grace: Option<Duration>) -> anyhow::Result<Plan> {
     crate::settings::plan(&args.roots, &args.discover, args.config.as_deref(), grace)
+}
+
+/// The document a failed run leaves in `format`, or `None` for text (whose message goes to
+/// stderr alone). `message` is one line with nothing invisible left in it
+/// ([`crate::escape::visible`]).
+pub fn error_document(format: Format, message: &str) -> Option<String> {
+    match format {
+        Format::Text => None,
+        Format::Json => Some(crate::report::json::error(message)),
+        Format::Nagios => Some(crate::report::nagios::error(message)),
+        Format::Prometheus => Some(crate::report::prometheus::error(message)),
+    }
+}
+
+/// Write the document of a failed run where the report would have gone: the `--output` file
+/// (atomically, like a report) or stdout. A file that cannot be written is said on stderr: the
+/// document never lands elsewhere, where nobody reads it.
+pub fn write_error(to: &ErrorOutput, message: &str) {
+    let Some(doc) = error_document(to.format, message) else {
+        return;
+    };
+    match &to.file {
+        Some(path) => {
+            if let Err(e) = output::write_atomic(path, doc.as_bytes()) {
+                eprintln!(
+                    "relwatch: error: cannot write the error document to {}: {e}",
+                    crate::escape::escape(path)
+                );
+            }
+        }
+        None => {
+            let mut out = output::Stdout::new(std::io::stdout().lock());
+            if let Err(e) = std::io::Write::write_all(&mut out, doc.as_bytes())
+                .and_then(|()| std::io::Write::flush(&mut out))
+            {
+                eprintln!("relwatch: error: cannot write the error document to stdout: {e}");
+            }
+        }
+    }
 }

@@ -239,6 +239,30 @@ pub fn write(r: &Report, pretty: bool, w: impl std::io::Write) -> serde_json::Re
     std::io::Write::flush(&mut w).map_err(serde_json::Error::io)
 }
 
+/// The document of a run that could not answer (bad arguments or config, a deploy root it
+/// cannot read), for `check`, `ps` and `in-use` alike: `{"version", "status": "unknown",
+/// "exit_code": 3, "error"}`, pretty, with a final newline. A script tells it from a report by
+/// `error` (or by `exit_code`, as always).
+pub fn error(message: &str) -> String {
+    #[derive(Serialize)]
+    struct ErrorDoc<'a> {
+        version: u32,
+        status: &'static str,
+        exit_code: u8,
+        error: &'a str,
+    }
+    let unknown = crate::exit::ExitCode::Unknown;
+    let doc = ErrorDoc {
+        version: VERSION,
+        status: unknown.name(),
+        exit_code: unknown.code(),
+        error: message,
+    };
+    // Four fields of plain types: serializing cannot fail.
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    format!("{text}\n")
+}
+
 /// The layout of `serde_json::to_writer_pretty` (two spaces a level), with each line break
 /// and its indentation written in one piece. serde_json's own pretty formatter writes the
 /// indentation a level at a time: at 5,000 processes that was over half a million small

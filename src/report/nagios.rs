@@ -23,7 +23,7 @@
 
 use super::{releases_of, words, Report};
 use crate::attribution::ReleaseState;
-use crate::escape::{escape, is_dangerous};
+use crate::escape::{escape, visible};
 use crate::findings::{Finding, Kind};
 use std::fmt::Write;
 
@@ -31,17 +31,7 @@ use std::fmt::Write;
 /// control or invisible character that slipped through becomes its escape. Backslashes are
 /// left alone: the text is escaped already, so `\x7c` unescapes to `|` like every other escape.
 pub fn line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c == '|' {
-            out.push_str("\\x7c");
-        } else if is_dangerous(c) {
-            out.push_str(&escape(c.encode_utf8(&mut [0u8; 4])));
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    visible(text).replace('|', "\\x7c")
 }
 
 /// An untrusted string (app or release name, path) for plugin output.
@@ -200,9 +190,22 @@ pub fn render(r: &Report) -> String {
     out
 }
 
+/// The output of a run that could not answer (bad arguments or config, a deploy root it cannot
+/// read): `RELWATCH UNKNOWN - <message>`, exit 3. One line, no performance data: the `|` of a
+/// message becomes `\x7c` like any other. A poller reads stdout only (NRPE drops stderr), so
+/// this is what its operator sees.
+pub fn error(message: &str) -> String {
+    format!(
+        "RELWATCH {} - {}\n",
+        crate::exit::ExitCode::Unknown.label(),
+        line(message)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::escape::is_dangerous;
 
     use crate::owner::Supervisor;
     use crate::testkit::{bless_or_compare, owner, Fixture};
@@ -216,36 +219,62 @@ mod tests {
         bless_or_compare("nagios.txt", GOLDEN, &out);
     }
 
+    /// What a plugin-output parser reads from `out`: the status word, and the perfdata labels
+    /// (none when there is no `|`). Panics, failing the test, on anything the parsers below
+    /// would refuse or misread.
+    ///
     /// How Telegraf's nagios parser splits output (plugins/parsers/nagios): the first line
     /// on `|` into at most two parts (more is "illegal output format"); long output until a
     /// line holding `|`; perfdata matched by `([^=]+=\S+)` and
     /// `^([^=]+)=([\d\.\-\+eE]+)([\w\/%]*);?([\d\.\-\+eE:~@]+)?;?(...)?;?(...)?;?(...)?`.
     /// Sensu Go takes the whole output split on `|` into exactly two parts.
-    #[test]
-    fn parsers_see_one_status_line_and_every_perfdatum() {
+    fn parse(out: &str) -> (&str, Vec<&str>) {
         let split = regex::Regex::new(r"([^=]+=\S+)").unwrap();
         let datum = regex::Regex::new(
             r"^([^=]+)=([\d\.\-\+eE]+)([\w\/%]*);?([\d\.\-\+eE:~@]+)?;?([\d\.\-\+eE:~@]+)?;?([\d\.\-\+eE]+)?;?([\d\.\-\+eE]+)?;?\s*$",
         )
         .unwrap();
+        let status_line =
+            regex::Regex::new(r"^RELWATCH (OK|WARNING|CRITICAL|UNKNOWN) - \S").unwrap();
+        assert!(out.ends_with('\n'), "{out}");
+        assert!(out.matches('|').count() <= 1, "{out}");
+        for l in out.lines() {
+            assert!(!l.is_empty(), "{out}");
+            assert!(!l.chars().any(is_dangerous), "{l:?}");
+        }
+        let first = out.lines().next().unwrap();
+        let (status, perf) = first.split_once(" | ").unwrap_or((first, ""));
+        let word = status_line
+            .captures(status)
+            .unwrap_or_else(|| panic!("not a status line: {status:?}"))
+            .get(1)
+            .unwrap()
+            .as_str();
+        let labels: Vec<&str> = split
+            .find_iter(perf)
+            .map(|m| {
+                let p = m.as_str().trim();
+                let c = datum.captures(p).unwrap_or_else(|| panic!("{p:?}"));
+                c.get(2).unwrap().as_str().parse::<f64>().unwrap();
+                c.get(1).unwrap().as_str()
+            })
+            .collect();
+        let words = if perf.is_empty() {
+            0
+        } else {
+            perf.split(' ').count()
+        };
+        assert_eq!(labels.len(), words, "one space between perfdata: {perf}");
+        (word, labels)
+    }
+
+    #[test]
+    fn parsers_see_one_status_line_and_every_perfdatum() {
         for fx in [Fixture::new(), Fixture::empty()] {
             let out = render(&fx.report());
-            assert!(out.ends_with('\n'));
             assert_eq!(out.matches('|').count(), 1, "{out}");
-            let mut lines = out.lines();
-            let first = lines.next().unwrap();
-            let (status, perf) = first.split_once(" | ").unwrap();
-            assert!(status.starts_with(&format!("RELWATCH {} - ", fx.exit.label())));
-            let labels: Vec<&str> = split
-                .find_iter(perf)
-                .map(|m| {
-                    let p = m.as_str().trim();
-                    let c = datum.captures(p).unwrap_or_else(|| panic!("{p:?}"));
-                    c.get(2).unwrap().as_str().parse::<f64>().unwrap();
-                    c.get(1).unwrap().as_str()
-                })
-                .collect();
-            assert_eq!(labels.len(), perf.split(' ').count(), "{perf}");
+            let (status, labels) = parse(&out);
+            assert_eq!(status, fx.exit.label());
             for want in [
                 "deleted",
                 "old",
@@ -257,12 +286,39 @@ mod tests {
                 "unreadable",
                 "processes",
             ] {
-                assert!(labels.contains(&want), "{want} missing from {perf}");
+                assert!(labels.contains(&want), "{want} missing from {out}");
             }
-            for l in lines {
-                assert!(!l.is_empty());
-                assert!(!l.chars().any(is_dangerous), "{l:?}");
-            }
+        }
+    }
+
+    /// An argument error is a status line the same parsers read: UNKNOWN, one line, and a `|`
+    /// or newline in the message (argv is anyone's) never splits it.
+    #[test]
+    fn argument_errors_are_plugin_output_too() {
+        use crate::cli::{usage_message, Cli, ErrorOutput};
+        use clap::Parser;
+        for argv in [
+            &["relwatch", "check", "--format", "nagios", "--grace", "5"][..],
+            &["relwatch", "check", "-f", "nagios", "--frobnicate"],
+            &[
+                "relwatch",
+                "check",
+                "--format=nagios",
+                "--grace",
+                "5m|x=1\nRELWATCH OK - ",
+            ],
+            &["relwatch", "in-use", "-fnagios"],
+            &["relwatch", "ps", "--format", "nagios"],
+        ] {
+            let e = Cli::try_parse_from(argv).unwrap_err();
+            let args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+            let to = ErrorOutput::from_argv(&args);
+            let message = visible(&usage_message(&e));
+            assert_eq!(to.format, crate::cli::Format::Nagios, "{argv:?}");
+            let out = error(&message);
+            assert_eq!(out.matches('|').count(), 0, "{out}");
+            assert_eq!(out.lines().count(), 1, "{out}");
+            assert_eq!(parse(&out), ("UNKNOWN", vec![]), "{argv:?}");
         }
     }
 

@@ -1,6 +1,13 @@
-//! Writing a report to a file atomically: a temp file in the same directory, written, flushed
-//! and given mode 0644, then renamed over the target. A reader (node_exporter's textfile
-//! collector, a Nagios poller) sees the old file or the new one, never half of one.
+//! Where a report goes: stdout, or a file replaced atomically.
+//!
+//! - [`Stdout`]: a reader that went away (`relwatch check | head -0`) ends the output, never the
+//!   command. Every command writes through it, so the exit code is still the verdict: a broken
+//!   pipe must never turn CRITICAL into 0, nor into an error.
+//! - [`write_atomic`]: a temp file in the same directory, written, flushed and given mode 0644,
+//!   then renamed over the target. A reader (node_exporter's textfile collector, a Nagios
+//!   poller) sees the old file or the new one, never half of one.
+//!
+//! What a failed run leaves there is the commands' business (`commands::write_error`).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -41,10 +48,112 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// A writer around stdout that turns a broken pipe into "stop writing": once the reader has
+/// gone, every later write is dropped and reported as done, so the command runs to its end and
+/// returns its verdict. Any other error is passed on.
+pub struct Stdout<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Stdout<W> {
+    pub fn new(inner: W) -> Self {
+        Stdout {
+            inner,
+            closed: false,
+        }
+    }
+
+    /// The reader went away: `write` returned EPIPE.
+    fn gone(&mut self, e: &std::io::Error) -> bool {
+        self.closed |= e.kind() == std::io::ErrorKind::BrokenPipe;
+        self.closed
+    }
+}
+
+impl<W: Write> Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if self.gone(&e) => Ok(buf.len()),
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if self.gone(&e) => Ok(()),
+            other => other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    /// A writer whose reader has gone after `room` bytes.
+    struct Pipe {
+        taken: Vec<u8>,
+        room: usize,
+        calls: usize,
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.taken.len() >= self.room {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room - self.taken.len());
+            self.taken.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            if self.taken.len() >= self.room {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_broken_pipe_ends_the_output_not_the_writer() {
+        let mut out = Stdout::new(Pipe {
+            taken: Vec::new(),
+            room: 5,
+            calls: 0,
+        });
+        out.write_all(b"relwatch CRITICAL\n").unwrap();
+        writeln!(out, "more after the reader left").unwrap();
+        out.flush().unwrap();
+        assert_eq!(out.inner.taken, b"relwa");
+        // Once gone, the pipe is not tried again.
+        assert_eq!(out.inner.calls, 2);
+    }
+
+    #[test]
+    fn other_errors_are_still_errors() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = Stdout::new(Full);
+        assert!(out.write_all(b"x").is_err());
+        assert!(out.write_all(b"x").is_err(), "not taken for a closed pipe");
+    }
 
     #[test]
     fn replaces_whole_and_world_readable() {

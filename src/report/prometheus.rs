@@ -139,37 +139,69 @@ pub fn render(r: &Report) -> String {
     out
 }
 
+/// `relwatch_exit_code`: also in the error document.
+const EXIT_CODE: (&str, &str) = (
+    "relwatch_exit_code",
+    "Exit code of the last scan: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+);
+
+/// `relwatch_error`: 0 in every report, 1 in the error document, so an alert on it clears.
+const ERROR: (&str, &str) = (
+    "relwatch_error",
+    "1 when the last run failed instead of reporting (bad arguments or config, a deploy root it cannot read; a comment at the top of the file says why), 0 when it reported.",
+);
+
+/// A family of one sample without labels.
+fn one((name, help): (&'static str, &'static str), v: f64) -> Family {
+    let mut family = Family::new(name, help);
+    family.set(&[], v, Merge::KeepFirst);
+    family
+}
+
+/// The textfile of a run that could not answer: the message as a comment, `relwatch_exit_code
+/// 3` and `relwatch_error 1`. Nothing about a scan, since none ran: the staleness alerts see
+/// the last scan's timestamp age (or vanish), and `relwatch_exit_code == 3` alerts at once.
+pub fn error(message: &str) -> String {
+    // `message` is one line already (escape::visible); a comment holds any text.
+    let mut out = format!("# relwatch error: {message}\n");
+    let unknown = crate::exit::ExitCode::Unknown;
+    for family in [one(EXIT_CODE, f64::from(unknown.code())), one(ERROR, 1.0)] {
+        family.render(&mut out);
+    }
+    out
+}
+
 /// The families about the scan as a whole.
-fn scan(r: &Report) -> [Family; 5] {
-    let one = |name, help, v: f64| {
-        let mut family = Family::new(name, help);
-        family.set(&[], v, Merge::KeepFirst);
-        family
-    };
+fn scan(r: &Report) -> [Family; 6] {
     [
+        one(EXIT_CODE, f64::from(r.exit.code())),
+        one(ERROR, 0.0),
         one(
-            "relwatch_exit_code",
-            "Exit code of the last scan: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-            f64::from(r.exit.code()),
-        ),
-        one(
-            "relwatch_last_scan_timestamp_seconds",
-            "When the last scan started, seconds since the Unix epoch.",
+            (
+                "relwatch_last_scan_timestamp_seconds",
+                "When the last scan started, seconds since the Unix epoch.",
+            ),
             r.snap.clock.now,
         ),
         one(
-            "relwatch_scan_duration_seconds",
-            "How long the last scan took.",
+            (
+                "relwatch_scan_duration_seconds",
+                "How long the last scan took.",
+            ),
             r.scan_seconds,
         ),
         one(
-            "relwatch_scanned_processes",
-            "Processes read in the last scan.",
+            (
+                "relwatch_scanned_processes",
+                "Processes read in the last scan.",
+            ),
             r.snap.processes.len() as f64,
         ),
         one(
-            "relwatch_unreadable_processes",
-            "Processes whose cwd or exe could not be read (permission denied), whatever app they belong to.",
+            (
+                "relwatch_unreadable_processes",
+                "Processes whose cwd or exe could not be read (permission denied), whatever app they belong to.",
+            ),
             (r.attr.unreadable.len() + r.attr.unreadable_elsewhere) as f64,
         ),
     ]
@@ -499,36 +531,70 @@ mod tests {
         }
     }
 
+    /// The textfiles of argument errors, from real clap errors: the same validator and
+    /// promtool as a report, `relwatch_exit_code 3` and `relwatch_error 1`, and a hostile
+    /// argument stays inside the comment.
+    #[test]
+    fn argument_errors_are_valid_textfiles() {
+        use crate::cli::{usage_message, Cli, ErrorOutput};
+        use clap::Parser;
+        for argv in [
+            &[
+                "relwatch",
+                "check",
+                "--format",
+                "prometheus",
+                "--grace",
+                "5",
+            ][..],
+            &[
+                "relwatch",
+                "check",
+                "-o",
+                "/x.prom",
+                "-fprometheus",
+                "--frobnicate",
+            ],
+            &[
+                "relwatch",
+                "check",
+                "--format=prometheus",
+                "--grace",
+                "5\n# TYPE relwatch_exit_code counter\nrelwatch_exit_code 0",
+            ],
+        ] {
+            let e = Cli::try_parse_from(argv).unwrap_err();
+            let args: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+            let to = ErrorOutput::from_argv(&args);
+            let message = crate::escape::visible(&usage_message(&e));
+            assert_eq!(to.format, crate::cli::Format::Prometheus, "{argv:?}");
+            let out = error(&message);
+            assert_eq!(validate(&out), Ok(2), "{out}");
+            assert!(out.contains("\nrelwatch_exit_code 3\n"), "{out}");
+            assert!(out.contains("\nrelwatch_error 1\n"), "{out}");
+            promtool::check_metrics(&out);
+        }
+        // A report says 0, so an alert on relwatch_error clears.
+        let out = render(&Fixture::new().report());
+        assert!(out.contains("\nrelwatch_error 0\n"), "{out}");
+    }
+
+    /// `promtool check metrics`, the same as the integration tests run.
+    mod promtool {
+        include!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/util/promtool.rs"
+        ));
+    }
+
     /// `promtool check metrics` and `promtool check rules`, when promtool is installed
     /// (Debian: the `prometheus` package).
     #[test]
     fn promtool_accepts_output_and_rules() {
-        use std::io::Write;
-        use std::process::{Command, Stdio};
-        let Ok(mut child) = Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-        else {
-            eprintln!("promtool not installed: skipped");
+        use std::process::Command;
+        if !promtool::check_metrics(&render(&Fixture::new().report())) {
             return;
-        };
-        let out = render(&Fixture::new().report());
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(out.as_bytes())
-            .unwrap();
-        let res = child.wait_with_output().unwrap();
-        assert!(
-            res.status.success() && res.stdout.is_empty() && res.stderr.is_empty(),
-            "promtool check metrics: {}{}",
-            String::from_utf8_lossy(&res.stdout),
-            String::from_utf8_lossy(&res.stderr)
-        );
+        }
         let rules = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/packaging/prometheus/relwatch.rules.yml"

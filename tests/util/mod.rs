@@ -13,6 +13,8 @@
 // Each test binary uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod promtool;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Read};
@@ -597,6 +599,12 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout does not follow docs/JSON.md: {e}\n{self}"))
     }
 
+    /// stdout parsed as the error document, refusing unknown and missing fields.
+    pub fn error_doc(&self) -> ErrorDoc {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not the error document: {e}\n{self}"))
+    }
+
     /// stdout and stderr together, lowercased.
     pub fn output_lower(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr).to_lowercase()
@@ -808,6 +816,17 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub apps: Vec<App>,
     pub processes: Vec<Process>,
+}
+
+/// The document of a run that failed (docs/JSON.md, "Errors"): the same for `check`, `ps` and
+/// `in-use`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDoc {
+    pub version: u32,
+    pub status: Status,
+    pub exit_code: i32,
+    pub error: String,
 }
 
 #[derive(Debug, Deserialize)]
