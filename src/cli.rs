@@ -22,7 +22,7 @@ Exit codes (the monitoring-plugin convention):
   1  WARNING   processes on an old release after the grace period, zombies, orphans
   2  CRITICAL  a process on a deleted release, a broken current link, a duplicate singleton or
                missing workers (roles from the config file)
-  3  UNKNOWN   bad arguments, or processes that may belong to an app could not be inspected";
+  3  UNKNOWN   bad arguments, or processes that could run an app's code could not be inspected";
 
 #[derive(Debug, Parser)]
 #[command(name = "relwatch", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES)]

@@ -169,8 +169,8 @@ fn scan(r: &Report) -> [Family; 5] {
         ),
         one(
             "relwatch_unreadable_processes",
-            "Processes whose cwd or exe could not be read (permission denied), whatever app they belong to.",
-            (r.attr.unreadable.len() + r.attr.unreadable_elsewhere) as f64,
+            "Processes that could not be inspected (a cwd or exe denied, or on a filesystem that did not answer), each once, whatever app they could belong to.",
+            r.attr.not_inspected() as f64,
         ),
     ]
 }
