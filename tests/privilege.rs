@@ -223,7 +223,8 @@ fn roots_worker_on_a_root_owned_release_is_never_ok() {
     let text = run_as(&drop_to(NOBODY), &["check".as_ref(), path]);
     assert_eq!(text.code, 3, "{text}");
     assert!(text.stdout.starts_with("relwatch UNKNOWN"), "{text}");
-    assert!(text.stdout.contains(&worker.pid().to_string()), "{text}");
+    assert!(text.stdout.contains("not inspected"), "{text}");
+    assert!(text.stdout.contains("running as root"), "{text}");
 
     let nagios = run_as(
         &drop_to(NOBODY),
@@ -449,4 +450,145 @@ fn a_cwd_longer_than_path_max_is_still_placed() {
     assert_eq!(deleted.len(), 1, "{run}");
     assert_eq!(pids(deleted[0]), [i64::from(worker.pid())], "{run}");
     assert!(bytestr_is(&deleted[0]["release"], "65"), "{run}");
+}
+
+/// Regression (issue 17): run as the deploy user, as a deploy hook runs it, `in-use` exited 0
+/// ("not in use", safe to `rm -rf`) for a release that a root process uses as its cwd: the
+/// seed incident again. It cannot see root's processes, so it cannot tell: exit 3, saying why
+/// and how to see them, in text and JSON.
+#[test]
+fn in_use_cannot_tell_over_processes_it_may_not_inspect() {
+    if !can_switch_users("in_use_cannot_tell_over_processes_it_may_not_inspect") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let old = root.release("1");
+    root.release("2");
+    root.switch("2");
+    open_up(&root);
+    chown_tree(root.path(), DEPLOY);
+    let master = Child::sleep_in(&old);
+
+    let text = run_as(&drop_to(DEPLOY), &["in-use".as_ref(), old.as_os_str()]);
+    assert_eq!(
+        text.code, 3,
+        "a root process it may not read could hold it\n{text}"
+    );
+    assert!(text.stdout.contains(": cannot tell"), "{text}");
+    assert!(!text.stdout.contains("not in use"), "{text}");
+    assert!(text.stdout.contains("running as root"), "{text}");
+    assert!(text.stdout.contains("sudo rule"), "{text}");
+
+    let json = run_as(
+        &drop_to(DEPLOY),
+        &[
+            "in-use".as_ref(),
+            old.as_os_str(),
+            "--format".as_ref(),
+            "json".as_ref(),
+        ],
+    );
+    assert_eq!(json.code, 3, "{json}");
+    let doc = json.json();
+    assert_eq!(doc["exit_code"], 3, "{doc}");
+    assert_eq!(doc["in_use"], false, "{doc}");
+    assert_eq!(doc["cannot_tell"], true, "{doc}");
+    assert_eq!(doc["paths"][0]["cannot_tell"], true, "{doc}");
+    let not_inspected = &doc["not_inspected"];
+    assert!(
+        not_inspected["processes"].as_u64().unwrap_or_default() >= 1,
+        "{doc}"
+    );
+    assert!(
+        array(not_inspected, "uids").contains(&Value::from(0)),
+        "{doc}"
+    );
+    assert!(
+        not_inspected["fix"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sudo"),
+        "{doc}"
+    );
+
+    // Root sees the master: in use.
+    let as_root = relwatch(["in-use".as_ref(), old.as_os_str()]);
+    assert_eq!(as_root.code, 1, "{as_root}");
+    assert!(
+        as_root.stdout.contains(&format!("pid {}", master.pid())),
+        "{as_root}"
+    );
+}
+
+/// Blind or not, a release it sees in use is in use: the deploy user's own worker makes
+/// `in-use` exit 1, naming it.
+#[test]
+fn in_use_still_names_its_own_holders_when_blind() {
+    if !can_switch_users("in_use_still_names_its_own_holders_when_blind") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let old = root.release("1");
+    root.release("2");
+    root.switch("2");
+    open_up(&root);
+    chown_tree(root.path(), DEPLOY);
+    let own = sleep_as(DEPLOY, &old);
+
+    let run = run_as(&drop_to(DEPLOY), &["in-use".as_ref(), old.as_os_str()]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stdout.contains(&format!("pid {}", own.pid())), "{run}");
+}
+
+/// Regression (issue 17): `wait` run as the deploy user did not see root's worker still on
+/// the old release and answered "converged" (0). It cannot tell: exit 3 at once, saying why
+/// and how to see it (not after the timeout).
+#[test]
+fn wait_cannot_tell_over_processes_it_may_not_inspect() {
+    if !can_switch_users("wait_cannot_tell_over_processes_it_may_not_inspect") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let old = root.release("1");
+    root.switch("1");
+    let laggard = Child::sleep_in(&old);
+    root.release("2");
+    root.switch("2");
+    open_up(&root);
+    chown_tree(root.path(), DEPLOY);
+
+    let started = std::time::Instant::now();
+    let run = run_as(
+        &drop_to(DEPLOY),
+        &[
+            "wait".as_ref(),
+            root.path().as_os_str(),
+            "--timeout".as_ref(),
+            "50s".as_ref(),
+        ],
+    );
+    assert_eq!(run.code, 3, "{run}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(40),
+        "it did not wait: {run}"
+    );
+    assert!(run.stdout.contains("UNKNOWN, cannot tell"), "{run}");
+    assert!(run.stdout.contains("running as root"), "{run}");
+    assert!(run.stdout.contains("sudo rule"), "{run}");
+
+    // With the two capabilities it sees the laggard and waits for it: timed out, named.
+    let seen = run_as(
+        &drop_to_with_caps(DEPLOY),
+        &[
+            "wait".as_ref(),
+            root.path().as_os_str(),
+            "--timeout".as_ref(),
+            "1s".as_ref(),
+        ],
+    );
+    assert_eq!(seen.code, 1, "{seen}");
+    assert!(
+        seen.stdout.contains(&format!("pid {}", laggard.pid())),
+        "{seen}"
+    );
 }
