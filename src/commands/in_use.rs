@@ -64,7 +64,8 @@ pub fn run(args: &InUseArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let targets = targets(&args.paths)?;
     let mut source = super::proc_reader(None);
     let snap = crate::scan::read(&mut source)?;
-    let found = find_uses(&snap, &targets, &mut source);
+    let asked: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let found = find_uses(&snap, &targets, &asked, &mut source);
     let pids: Vec<i32> = {
         let mut p: Vec<i32> = found.hits.iter().map(|h| h.pid).collect();
         p.sort_unstable();
@@ -195,19 +196,27 @@ enum Look {
 
 /// Every use of every target, in pid order, the processes skipped for living under another
 /// root directory, and those that could not be inspected.
-fn find_uses(snap: &Snapshot, targets: &[Target], source: &mut dyn ProcSource) -> Found {
+/// `asked` is our own command line after the program name (see [`wrappers`]).
+fn find_uses(
+    snap: &Snapshot,
+    targets: &[Target],
+    asked: &[OsString],
+    source: &mut dyn ProcSource,
+) -> Found {
     let mut found = Found {
         hits: Vec::new(),
         skipped: 0,
         blind: Vec::new(),
         shielded: false,
     };
+    let wrappers = wrappers(snap, asked);
     for p in &snap.processes {
         if p.pid == snap.own_pid || p.kernel_thread || p.is_zombie() {
             continue;
         }
         let before = found.hits.len();
-        match look(p, targets, source, &mut found.hits) {
+        let argv = !wrappers.contains(&p.pid);
+        match look(p, targets, argv, source, &mut found.hits) {
             Look::Whole => {}
             Look::Partial if snap.shielded(p) => found.shielded = true,
             Look::Partial => found.blind.push(p.pid),
@@ -218,10 +227,40 @@ fn find_uses(snap: &Snapshot, targets: &[Target], source: &mut dyn ProcSource) -
     found
 }
 
-/// Read what `p` holds and add its uses of `targets` to `hits`: its cwd, exe and command-line
-/// paths (from the snapshot), then its open files and memory maps. A process whose mount
-/// namespace cannot be read may be in ours: it is looked at, and counts as not inspected.
-fn look(p: &Process, targets: &[Target], source: &mut dyn ProcSource, hits: &mut Vec<Hit>) -> Look {
+/// The processes that launched this very `relwatch in-use` with its arguments and wait for it
+/// (`sudo -n relwatch in-use PATH`, `timeout 60 relwatch in-use PATH`): our ancestors whose
+/// command line ends with ours (`asked`). That it names the paths is the question, not a use;
+/// their cwd, exe and open files still count.
+fn wrappers(snap: &Snapshot, asked: &[OsString]) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut pid = snap.get(snap.own_pid).map_or(0, |me| me.ppid);
+    // Bounded: a racy snapshot must not make a loop of parents.
+    for _ in 0..64 {
+        let Some(p) = snap.get(pid).filter(|_| pid > 1) else {
+            break;
+        };
+        let argv: Vec<&std::ffi::OsStr> = p.cmdline.iter().collect();
+        if !asked.is_empty()
+            && argv.ends_with(&asked.iter().map(OsString::as_os_str).collect::<Vec<_>>())
+        {
+            out.push(pid);
+        }
+        pid = p.ppid;
+    }
+    out
+}
+
+/// Read what `p` holds and add its uses of `targets` to `hits`: its cwd, exe and (when `argv`)
+/// command-line paths (from the snapshot), then its open files and memory maps. A process
+/// whose mount namespace cannot be read may be in ours: it is looked at, and counts as not
+/// inspected.
+fn look(
+    p: &Process,
+    targets: &[Target],
+    argv: bool,
+    source: &mut dyn ProcSource,
+    hits: &mut Vec<Hit>,
+) -> Look {
     let mut whole = !p.blind();
     match source.foreign_mount_ns(p.pid) {
         Ok(true) => return Look::Foreign,
@@ -230,7 +269,7 @@ fn look(p: &Process, targets: &[Target], source: &mut dyn ProcSource, hits: &mut
         Err(_) => whole = false,
     }
     let before = hits.len();
-    held_hits(p, targets, hits);
+    held_hits(p, targets, argv, hits);
     let fds = source.open_files(p.pid);
     let maps = source.mapped_files(p.pid);
     for read in [fds.as_ref().err(), maps.as_ref().err()]
@@ -266,8 +305,8 @@ fn look(p: &Process, targets: &[Target], source: &mut dyn ProcSource, hits: &mut
     }
 }
 
-/// The uses the snapshot already shows: cwd, exe, and paths in the command line.
-fn held_hits(p: &Process, targets: &[Target], hits: &mut Vec<Hit>) {
+/// The uses the snapshot already shows: cwd, exe, and (when `argv`) paths in the command line.
+fn held_hits(p: &Process, targets: &[Target], argv: bool, hits: &mut Vec<Hit>) {
     for (i, t) in targets.iter().enumerate() {
         let prefix = t.canonical.as_os_str().as_bytes();
         let mut hit = |how, path: OsString| {
@@ -288,7 +327,7 @@ fn held_hits(p: &Process, targets: &[Target], hits: &mut Vec<Hit>) {
                 hit(Use::Exe, exe.path().to_os_string());
             }
         }
-        for arg in p.cmdline.iter() {
+        for arg in p.cmdline.iter().filter(|_| argv) {
             if under(arg.as_bytes(), prefix) {
                 hit(Use::Script, arg.to_os_string());
             }
@@ -409,7 +448,8 @@ mod tests {
             fds: vec![(10, Err(ReadError::Denied)), (11, Err(ReadError::Gone))],
         };
         let targets = [target()];
-        let found = find_uses(&snap, &targets, &mut source);
+        let asked: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let found = find_uses(&snap, &targets, &asked, &mut source);
         assert!(found.hits.is_empty());
         assert_eq!(found.blind, [10]);
         let said = answer(&targets, &found, &snap, &Owners::default());
@@ -417,7 +457,8 @@ mod tests {
 
         // Without the denied process, nothing is in use and everything was seen.
         source.fds.retain(|(pid, _)| *pid != 10);
-        let found = find_uses(&snap, &targets, &mut source);
+        let asked: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let found = find_uses(&snap, &targets, &asked, &mut source);
         assert!(found.blind.is_empty());
         let said = answer(&targets, &found, &snap, &Owners::default());
         assert_eq!(said.exit, ExitCode::Ok);
@@ -438,10 +479,47 @@ mod tests {
             fds: vec![(10, Err(ReadError::Denied))],
         };
         let targets = [target()];
-        let found = find_uses(&snap, &targets, &mut source);
+        let asked: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let found = find_uses(&snap, &targets, &asked, &mut source);
         assert_eq!(found.blind, [10]);
         let said = answer(&targets, &found, &snap, &Owners::default());
         assert_eq!(said.exit, ExitCode::Warning);
         assert_eq!(said.paths[0].holders.len(), 1);
+    }
+    /// Regression: run through the sudo rule, `sudo -n relwatch in-use PATH` waits for us with
+    /// PATH in its arguments, and every release asked about was "in use by sudo". A process
+    /// that launched us with our arguments asks the question; anyone else naming it uses it.
+    #[test]
+    fn the_sudo_that_runs_us_is_not_a_holder() {
+        let root = || link(b"/", 2, 20);
+        let path = "/srv/app/releases/1";
+        let mut me = process(9999, 50, root(), 1.0, &["relwatch", "in-use", path]);
+        me.ppid = 50;
+        let snap = snapshot(
+            vec![
+                process(
+                    50,
+                    1,
+                    root(),
+                    1.0,
+                    &["sudo", "-n", "relwatch", "in-use", path],
+                ),
+                process(60, 1, root(), 1.0, &["php", "/srv/app/releases/1/artisan"]),
+                me,
+            ],
+            10.0,
+        );
+        let mut source = Told {
+            snap: snap.clone(),
+            fds: Vec::new(),
+        };
+        let asked: Vec<OsString> = ["in-use", path].map(OsString::from).to_vec();
+        let found = find_uses(&snap, &[target()], &asked, &mut source);
+        let holders: Vec<i32> = found.hits.iter().map(|h| h.pid).collect();
+        assert_eq!(holders, [60]);
+        // Asked something else, the same sudo is any other process naming the path.
+        let found = find_uses(&snap, &[target()], &[], &mut source);
+        let holders: Vec<i32> = found.hits.iter().map(|h| h.pid).collect();
+        assert_eq!(holders, [50, 60]);
     }
 }

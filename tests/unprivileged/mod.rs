@@ -6,6 +6,9 @@
 //! root: a test that cannot do it says why and is skipped, except under CI (`CI=true`), where
 //! it fails.
 
+// Each test binary uses a different subset of the helpers.
+#![allow(dead_code)]
+
 use std::os::unix::fs::{lchown, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
