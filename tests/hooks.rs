@@ -735,47 +735,40 @@ fn stub_cleanup(
     (root, out)
 }
 
-/// The Deployer recipe's `deploy:cleanup` as the deploy user against a root-run worker: kept
-/// what it cannot tell about and warned why; with the sudo rule, kept `a` and deleted `b`.
-#[test]
-fn deployer_recipe_as_the_deploy_user_keeps_what_it_cannot_see() {
+/// A recipe's `deploy:cleanup` run through its stub as the deploy user against a root-run
+/// worker, without the sudo rule and with it (see [`assert_cleanup`]).
+fn stub_cleanup_keeps_what_it_cannot_see(test: &str, interpreter: &str, stub: &str, recipe: &str) {
     for sudo in [Sudo::Without, Sudo::WithRule] {
-        if !can_run_as_deploy(
-            "deployer_recipe_as_the_deploy_user_keeps_what_it_cannot_see",
-            sudo,
-        ) {
+        if !can_run_as_deploy(test, sudo) {
             return;
         }
-        let (root, out) = stub_cleanup(
-            sudo,
-            "php",
-            DEPLOYER_STUB,
-            "packaging/deployer/relwatch.php",
-            "deploy:cleanup",
-        );
+        let (root, out) = stub_cleanup(sudo, interpreter, stub, recipe, "deploy:cleanup");
         assert!(out.status.success(), "{sudo:?}: {out:?}");
         assert_cleanup(&root, sudo, &out);
     }
 }
 
+/// The Deployer recipe's `deploy:cleanup` as the deploy user: kept what it cannot tell about
+/// and warned why; with the sudo rule, kept `a` and deleted `b`.
+#[test]
+fn deployer_recipe_as_the_deploy_user_keeps_what_it_cannot_see() {
+    stub_cleanup_keeps_what_it_cannot_see(
+        "deployer_recipe_as_the_deploy_user_keeps_what_it_cannot_see",
+        "php",
+        DEPLOYER_STUB,
+        "packaging/deployer/relwatch.php",
+    );
+}
+
 /// The Capistrano recipe's `deploy:cleanup` likewise.
 #[test]
 fn capistrano_recipe_as_the_deploy_user_keeps_what_it_cannot_see() {
-    for sudo in [Sudo::Without, Sudo::WithRule] {
-        let test = "capistrano_recipe_as_the_deploy_user_keeps_what_it_cannot_see";
-        if !can_run_as_deploy(test, sudo) {
-            return;
-        }
-        let (root, out) = stub_cleanup(
-            sudo,
-            "ruby",
-            CAPISTRANO_STUB,
-            "packaging/capistrano/relwatch.rake",
-            "deploy:cleanup",
-        );
-        assert!(out.status.success(), "{sudo:?}: {out:?}");
-        assert_cleanup(&root, sudo, &out);
-    }
+    stub_cleanup_keeps_what_it_cannot_see(
+        "capistrano_recipe_as_the_deploy_user_keeps_what_it_cannot_see",
+        "ruby",
+        CAPISTRANO_STUB,
+        "packaging/capistrano/relwatch.rake",
+    );
 }
 
 /// The shipped sudo rule, installed for a deploy user (in a private mount namespace), lets it

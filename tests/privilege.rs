@@ -16,7 +16,7 @@ mod unprivileged;
 mod util;
 
 use std::ffi::{OsStr, OsString};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -64,6 +64,20 @@ fn root_worker_naming(root: &DeployRoot, dir: &Path) -> Child {
     );
     worker.wait_for_children(1, "sleep");
     worker
+}
+
+/// A deploy root with releases 1 and 2, current 2, readable by everyone and owned by `owner`
+/// (root when `None`); returns it with the paths of releases 1 and 2.
+fn on_release_2(owner: Option<u32>) -> (DeployRoot, PathBuf, PathBuf) {
+    let root = DeployRoot::new();
+    let old = root.release("1");
+    let cur = root.release("2");
+    root.switch("2");
+    open_up(&root);
+    if let Some(uid) = owner {
+        chown_tree(root.path(), uid);
+    }
+    (root, old, cur)
 }
 
 fn unreadable_pids(doc: &Value) -> Vec<i64> {
@@ -149,12 +163,7 @@ fn deploy_user_sees_its_own_workers() {
     if !can_switch_users("deploy_user_sees_its_own_workers") {
         return;
     }
-    let root = DeployRoot::new();
-    let old = root.release("1");
-    let cur = root.release("2");
-    root.switch("2");
-    open_up(&root);
-    chown_tree(root.path(), DEPLOY);
+    let (root, old, cur) = on_release_2(Some(DEPLOY));
     let on_old = sleep_as(DEPLOY, &old);
     let on_cur = sleep_as(DEPLOY, &cur);
 
@@ -194,11 +203,7 @@ fn roots_worker_on_a_root_owned_release_is_never_ok() {
     if !can_switch_users("roots_worker_on_a_root_owned_release_is_never_ok") {
         return;
     }
-    let root = DeployRoot::new();
-    let old = root.release("1");
-    root.release("2");
-    root.switch("2");
-    open_up(&root);
+    let (root, old, _) = on_release_2(None);
     // Started by root in the old release; its command line names nothing.
     let worker = Child::sleep_in(&old);
     let path = root.path().as_os_str();
@@ -287,11 +292,7 @@ fn roots_worker_on_a_deploy_owned_release_is_never_ok() {
     if !can_switch_users("roots_worker_on_a_deploy_owned_release_is_never_ok") {
         return;
     }
-    let root = DeployRoot::new();
-    let cur = root.release("1");
-    root.switch("1");
-    open_up(&root);
-    chown_tree(root.path(), DEPLOY);
+    let (root, _, cur) = on_release_2(Some(DEPLOY));
     let worker = Child::sleep_in(&cur);
 
     let (run, doc) = check_as(&drop_to(DEPLOY), &[root.path().as_os_str()]);
@@ -461,12 +462,7 @@ fn in_use_cannot_tell_over_processes_it_may_not_inspect() {
     if !can_switch_users("in_use_cannot_tell_over_processes_it_may_not_inspect") {
         return;
     }
-    let root = DeployRoot::new();
-    let old = root.release("1");
-    root.release("2");
-    root.switch("2");
-    open_up(&root);
-    chown_tree(root.path(), DEPLOY);
+    let (_root, old, _) = on_release_2(Some(DEPLOY));
     let master = Child::sleep_in(&old);
 
     let text = run_as(&drop_to(DEPLOY), &["in-use".as_ref(), old.as_os_str()]);
@@ -527,12 +523,7 @@ fn in_use_still_names_its_own_holders_when_blind() {
     if !can_switch_users("in_use_still_names_its_own_holders_when_blind") {
         return;
     }
-    let root = DeployRoot::new();
-    let old = root.release("1");
-    root.release("2");
-    root.switch("2");
-    open_up(&root);
-    chown_tree(root.path(), DEPLOY);
+    let (_root, old, _) = on_release_2(Some(DEPLOY));
     let own = sleep_as(DEPLOY, &old);
 
     let run = run_as(&drop_to(DEPLOY), &["in-use".as_ref(), old.as_os_str()]);
