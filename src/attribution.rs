@@ -784,7 +784,9 @@ pub fn confirm_zombies(
     std::thread::sleep(ZOMBIE_CONFIRM);
     attr.lasting_zombies = candidates
         .into_iter()
-        // A zombie we cannot read again is not lasting, as before; issue 17 acts on it.
+        // `stat` is readable by anyone who may list the pid: a zombie that cannot be read again
+        // was reaped (or its pid reused), so it is not lasting. A zombie is a warning about its
+        // parent, which was inspected; nothing here hides a process that could run an app.
         .filter(|&(pid, ticks)| {
             source
                 .stat(pid)

@@ -374,52 +374,7 @@ fn file_hits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{CgroupAndEnv, PidStat, ProcessSeen, SeenAgain};
-    use crate::testkit::{link, process, snapshot};
-
-    /// A /proc whose per-pid reads answer as told: `fds` and `maps` per pid, and a `stat`
-    /// that finds every process as the snapshot saw it.
-    struct Told {
-        snap: Snapshot,
-        fds: Vec<(i32, Result<Vec<OsString>, ReadError>)>,
-    }
-
-    impl ProcSource for Told {
-        fn snapshot(&mut self) -> std::io::Result<Snapshot> {
-            Ok(self.snap.clone())
-        }
-        fn stat(&mut self, pid: i32) -> Result<PidStat, ReadError> {
-            let p = self.snap.get(pid).ok_or(ReadError::Gone)?;
-            Ok(PidStat {
-                state: p.state,
-                start_ticks: p.start_ticks,
-            })
-        }
-        fn foreign_mount_ns(&mut self, _: i32) -> Result<bool, ReadError> {
-            Ok(false)
-        }
-        fn look_again(&mut self, _: ProcessSeen) -> Result<SeenAgain, ReadError> {
-            Ok(SeenAgain::Same)
-        }
-        fn cgroup_and_env(
-            &mut self,
-            _: &[i32],
-            _: &dyn Fn(i32) -> &'static [&'static str],
-            _: &mut dyn FnMut(i32, CgroupAndEnv),
-        ) {
-        }
-        fn open_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError> {
-            let told = self
-                .fds
-                .iter()
-                .find(|(p, _)| *p == pid)
-                .map(|(_, r)| r.clone());
-            told.unwrap_or(Ok(Vec::new()))
-        }
-        fn mapped_files(&mut self, _: i32) -> Result<Vec<OsString>, ReadError> {
-            Ok(Vec::new())
-        }
-    }
+    use crate::testkit::{link, process, snapshot, Told};
 
     fn target() -> Target {
         Target {
@@ -444,8 +399,8 @@ mod tests {
             10.0,
         );
         let mut source = Told {
-            snap: snap.clone(),
             fds: vec![(10, Err(ReadError::Denied)), (11, Err(ReadError::Gone))],
+            ..Told::new(&snap)
         };
         let targets = [target()];
         let asked: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -475,8 +430,8 @@ mod tests {
             10.0,
         );
         let mut source = Told {
-            snap: snap.clone(),
             fds: vec![(10, Err(ReadError::Denied))],
+            ..Told::new(&snap)
         };
         let targets = [target()];
         let asked: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -509,10 +464,7 @@ mod tests {
             ],
             10.0,
         );
-        let mut source = Told {
-            snap: snap.clone(),
-            fds: Vec::new(),
-        };
+        let mut source = Told::new(&snap);
         let asked: Vec<OsString> = ["in-use", path].map(OsString::from).to_vec();
         let found = find_uses(&snap, &[target()], &asked, &mut source);
         let holders: Vec<i32> = found.hits.iter().map(|h| h.pid).collect();

@@ -201,4 +201,25 @@ mod tests {
         let fix = crate::report::words::remedy(u, &roots[0]).to_string();
         assert!(fix.contains("even by root"), "{fix}");
     }
+    /// Regression (issue 17): a second look that could not be made (its mount namespace
+    /// denied) dropped the process as if it had exited. It is not inspected: counted, UNKNOWN.
+    #[test]
+    fn a_second_look_that_could_not_be_made_is_not_inspected() {
+        use crate::snapshot::ReadError;
+        let roots = roots();
+        let mut old = worker(50, 1000, "shop");
+        old.cwd = link(b"/srv/shop/releases/1", 1, 2);
+        let snap = snapshot(vec![old], 10.0);
+        let mut attr = attribute(&roots, &snap);
+        assert_eq!(attr.placements.len(), 1);
+        let mut source = crate::testkit::Told {
+            looks: vec![(50, Err(ReadError::Denied))],
+            ..crate::testkit::Told::new(&snap)
+        };
+        let deciding = crate::attribution::second_look_pids(&attr, &snap);
+        crate::attribution::verify(&mut attr, &snap, &deciding, &mut source);
+        assert!(attr.placements.is_empty());
+        assert_eq!(attr.unreadable, [(50, 0)]);
+        assert_eq!(attr.raced, 0, "not taken for gone");
+    }
 }

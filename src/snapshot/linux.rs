@@ -338,10 +338,11 @@ impl<'a> ProcRoot<'a> {
             }
         }
         // Read through the same directory: the process whose start time we just checked. A
-        // namespace we may not read counts as ours, as it always has; issue 17 acts on it.
-        Ok(match self.foreign_at(&dir) {
-            Ok(true) => SeenAgain::Foreign,
-            Ok(false) | Err(_) => SeenAgain::Same,
+        // namespace we may not read is an error, never "ours": whether its paths mean what
+        // they say is not known, and the caller counts the process as not inspected.
+        Ok(match self.foreign_at(&dir)? {
+            true => SeenAgain::Foreign,
+            false => SeenAgain::Same,
         })
     }
 }

@@ -434,7 +434,7 @@ pub trait ProcSource {
     /// The second look at a process about to decide a finding: is it still the process the
     /// snapshot saw, and (when its `paths` matter) are its paths ours? One open of
     /// `/proc/PID` for both. A process that exited is an answer ([`SeenAgain::Gone`]), not
-    /// an error.
+    /// an error; a mount namespace it may not read is one (denied), never taken for ours.
     fn look_again(&mut self, seen: ProcessSeen) -> Result<SeenAgain, ReadError>;
     /// [`ProcSource::look_again`] for many processes, answered in the order asked. The Linux
     /// reader looks at them on several threads.
