@@ -142,9 +142,14 @@ pub struct Placement {
 pub struct Attribution {
     /// Sorted by pid.
     pub placements: Vec<Placement>,
-    /// Processes whose links we may not read and that may belong to an app: (pid, app index).
+    /// Processes we could not inspect (a `cwd` or `exe` denied, or on a filesystem that did
+    /// not answer) that could be running an app's code: (pid, app index), once per app. A
+    /// process could run an app's code when it runs as root, as the owner of the app's
+    /// releases or as a uid already running the app's processes, or when its command line
+    /// names the app's root; a process of root could run any app's. Never OK while this is
+    /// not empty: see `findings::unreadable`.
     pub unreadable: Vec<(i32, usize)>,
-    /// Processes whose links we may not read that show no sign of belonging to an app.
+    /// Processes we could not inspect that could run no app's code (another user's shell).
     pub unreadable_elsewhere: usize,
     pub kernel_threads: usize,
     /// Processes dropped because they live in another mount namespace (see [`verify`]).
@@ -157,6 +162,15 @@ pub struct Attribution {
 }
 
 impl Attribution {
+    /// How many processes could not be inspected, whatever app they could belong to: each
+    /// process once, however many apps it could run.
+    pub fn not_inspected(&self) -> usize {
+        let mut pids: Vec<i32> = self.unreadable.iter().map(|&(pid, _)| pid).collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.len() + self.unreadable_elsewhere
+    }
+
     pub fn get(&self, pid: i32) -> Option<&Placement> {
         self.placements
             .binary_search_by_key(&pid, |p| p.pid)
@@ -454,25 +468,56 @@ impl Placer<'_> {
         Some(evidence(ReleaseState::Old, guess, started))
     }
 
-    /// May this unreadable process belong to an app? Its command line names a root, or it
-    /// runs as the owner of the releases.
-    fn may_belong(&self, p: &Process) -> Option<usize> {
-        for (app, root) in self.roots.iter().enumerate() {
-            if root.owner_uid == Some(p.uid) && p.uid != 0 {
-                return Some(app);
-            }
-            let names_root = p.cmdline.iter().any(|a| {
-                let a = a.as_bytes();
-                root.releases_spellings
-                    .iter()
-                    .chain(root.link_spellings.iter())
-                    .any(|s| contains(a, s.as_os_str().as_bytes()))
-            });
-            if names_root {
-                return Some(app);
+    /// The apps whose code this process, which we could not inspect, could be running: every
+    /// app when it runs as root; an app whose releases it owns, or whose processes already
+    /// run as its uid; an app whose root its command line names, whoever runs it. `uids[app]`
+    /// holds the uids of the processes placed in each app.
+    fn may_belong<'s>(
+        &'s self,
+        p: &'s Process,
+        uids: &'s [std::collections::HashSet<u32>],
+    ) -> impl Iterator<Item = usize> + 's {
+        self.roots
+            .iter()
+            .enumerate()
+            .filter_map(move |(app, root)| {
+                let could_run = p.uid == 0
+                    || root.owner_uid == Some(p.uid)
+                    || uids.get(app).is_some_and(|u| u.contains(&p.uid));
+                let names_root = || {
+                    p.cmdline.iter().any(|a| {
+                        let a = a.as_bytes();
+                        root.releases_spellings
+                            .iter()
+                            .chain(root.link_spellings.iter())
+                            .any(|s| contains(a, s.as_os_str().as_bytes()))
+                    })
+                };
+                (could_run || names_root()).then_some(app)
+            })
+    }
+
+    /// Count the processes we could not inspect (see [`Attribution::unreadable`]), once every
+    /// other process is placed: which uids run each app is known only then.
+    fn count_blind(&self, blind: &[&Process], out: &mut Attribution) {
+        let mut uids = vec![std::collections::HashSet::new(); self.roots.len()];
+        for pl in &out.placements {
+            if let (Some(set), Some(p)) = (uids.get_mut(pl.app), self.snap.get(pl.pid)) {
+                set.insert(p.uid);
             }
         }
-        None
+        for p in blind {
+            if self.snap.shielded(p) {
+                out.unreadable_elsewhere += 1;
+                continue;
+            }
+            let before = out.unreadable.len();
+            out.unreadable
+                .extend(self.may_belong(p, &uids).map(|app| (p.pid, app)));
+            if out.unreadable.len() == before {
+                out.unreadable_elsewhere += 1;
+            }
+        }
     }
 }
 
@@ -503,6 +548,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         ..Attribution::default()
     };
     let mut found: Vec<(usize, Evidence)> = Vec::new();
+    let mut blind: Vec<&Process> = Vec::new();
     for p in &snap.processes {
         if p.pid == snap.own_pid {
             continue;
@@ -514,11 +560,8 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         if p.is_zombie() {
             continue;
         }
-        if p.denied() {
-            match placer.may_belong(p) {
-                Some(app) => out.unreadable.push((p.pid, app)),
-                None => out.unreadable_elsewhere += 1,
-            }
+        if p.blind() {
+            blind.push(p);
             continue;
         }
         found.clear();
@@ -556,6 +599,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
             role: None,
         });
     }
+    placer.count_blind(&blind, &mut out);
     out
 }
 
@@ -655,6 +699,7 @@ pub fn verify(
     let mut answers = source.look_again_all(&seen).into_iter();
     let mut raced = 0;
     let mut foreign = 0;
+    let mut blind = Vec::new();
     attr.placements.retain(|pl| {
         if snap.get(pl.pid).is_none() {
             return false;
@@ -663,21 +708,27 @@ pub fn verify(
             return true;
         }
         // The answers come in the order of `seen`, made in this order from the same test. A
-        // look that could not be made counts as gone, as before; issue 17 acts on it.
-        match answers.next().unwrap_or(Ok(SeenAgain::Gone)) {
-            Ok(SeenAgain::Same) => true,
-            Ok(SeenAgain::Gone) | Err(_) => {
+        // process that is gone is an answer; a look that could not be made (denied, or a
+        // /proc file that does not parse) leaves it not inspected, never taken for gone.
+        match answers.next() {
+            Some(Ok(SeenAgain::Same)) => true,
+            Some(Ok(SeenAgain::Gone)) => {
                 raced += 1;
                 false
             }
-            Ok(SeenAgain::Foreign) => {
+            Some(Ok(SeenAgain::Foreign)) => {
                 foreign += 1;
+                false
+            }
+            Some(Err(_)) | None => {
+                blind.push((pl.pid, pl.app));
                 false
             }
         }
     });
     attr.raced += raced;
     attr.other_mount_ns += foreign;
+    attr.unreadable.extend(blind);
 }
 
 /// How long a zombie must stay one before it counts: a parent that reaps its children with
@@ -704,7 +755,9 @@ pub fn confirm_zombies(
     std::thread::sleep(ZOMBIE_CONFIRM);
     attr.lasting_zombies = candidates
         .into_iter()
-        // A zombie we cannot read again is not lasting, as before; issue 17 acts on it.
+        // `stat` is readable by anyone who may list the pid: a zombie that cannot be read again
+        // was reaped (or its pid reused), so it is not lasting. A zombie is a warning about its
+        // parent, which was inspected; nothing here hides a process that could run an app.
         .filter(|&(pid, ticks)| {
             source
                 .stat(pid)

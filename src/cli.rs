@@ -24,7 +24,7 @@ Exit codes (the monitoring-plugin convention):
   1  WARNING   processes on an old release after the grace period, zombies, orphans
   2  CRITICAL  a process on a deleted release, a broken current link, a duplicate singleton or
                missing workers (roles from the config file)
-  3  UNKNOWN   bad arguments, or processes that may belong to an app could not be inspected";
+  3  UNKNOWN   bad arguments, or processes that could run an app's code could not be inspected";
 
 #[derive(Debug, Parser)]
 #[command(name = "relwatch", version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXIT_CODES)]
@@ -77,7 +77,8 @@ restarts nothing.",
   0  every process runs the current release
   1  timed out: each process still on an old release is listed with its owner and fix
   2  a process runs from a deleted release, or current is broken: waiting cannot fix it
-  3  bad arguments
+  3  cannot tell: processes that could run the app's code could not be inspected (run it as
+     root, or through the sudo rule in /usr/share/relwatch/sudoers); or bad arguments
 
 Examples:
   relwatch wait /srv/shop --timeout 2m
@@ -91,8 +92,11 @@ Examples:
         long_about = "Exit 0 when no process uses any of the given paths, 1 with the list of \
 processes that do (pid, name, owner, and how: cwd, exe, script, open file, mapped file). It looks \
 deeper than `check`: every open file and memory map of every user-space process. Call it before \
-`rm -rf` of an old release.",
-        after_help = "Exit codes: 0 not in use, 1 in use, 3 bad arguments (e.g. a path that does not exist).
+`rm -rf` of an old release. When it cannot see every process (another user's, without root) and \
+sees none using the paths, it cannot tell: exit 3, never 0.",
+        after_help = "Exit codes: 0 not in use, 1 in use, 3 cannot tell (processes it could not inspect \
+could hold the paths: run it as root, or through the sudo rule in /usr/share/relwatch/sudoers) or \
+bad arguments (e.g. a path that does not exist).
 
 Examples:
   relwatch in-use /srv/shop/releases/60 && rm -rf /srv/shop/releases/60

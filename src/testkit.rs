@@ -1,5 +1,5 @@
-//! Test builders: deploy roots, processes and snapshots made by hand, and the hostile
-//! [`Fixture`] behind the golden outputs in `tests/golden/`. Pure data: no /proc, no
+//! Test builders: deploy roots, processes and snapshots made by hand, a /proc that answers as
+//! told ([`Told`]), and the hostile [`Fixture`] behind the golden outputs in `tests/golden/`. Pure data: no /proc, no
 //! filesystem (but [`bless_or_compare`], which rewrites a golden file when asked to).
 //!
 //! Clocks tick 100 times a second from a boot at the epoch, so a start time in seconds is
@@ -346,5 +346,64 @@ pub(crate) fn retitle(pid: i32, title: &str) -> impl FnOnce(&mut Vec<Process>) +
         for p in procs.iter_mut().filter(|p| p.pid == pid) {
             p.cmdline = [title].into_iter().collect();
         }
+    }
+}
+
+/// A /proc whose reads about single processes answer as told: `fds` (open files) and `looks`
+/// (second looks) per pid, and by default what a /proc of `snap` would say (every process
+/// there and the same, ours, with no files open).
+pub(crate) struct Told {
+    pub snap: Snapshot,
+    pub fds: Vec<(i32, Result<Vec<OsString>, crate::snapshot::ReadError>)>,
+    pub looks: Vec<(
+        i32,
+        Result<crate::snapshot::SeenAgain, crate::snapshot::ReadError>,
+    )>,
+}
+
+impl Told {
+    pub fn new(snap: &Snapshot) -> Told {
+        Told {
+            snap: snap.clone(),
+            fds: Vec::new(),
+            looks: Vec::new(),
+        }
+    }
+}
+
+impl crate::snapshot::ProcSource for Told {
+    fn snapshot(&mut self) -> std::io::Result<Snapshot> {
+        Ok(self.snap.clone())
+    }
+    fn stat(&mut self, pid: i32) -> Result<crate::snapshot::PidStat, crate::snapshot::ReadError> {
+        let p = self.snap.get(pid).ok_or(crate::snapshot::ReadError::Gone)?;
+        Ok(crate::snapshot::PidStat {
+            state: p.state,
+            start_ticks: p.start_ticks,
+        })
+    }
+    fn foreign_mount_ns(&mut self, _: i32) -> Result<bool, crate::snapshot::ReadError> {
+        Ok(false)
+    }
+    fn look_again(
+        &mut self,
+        seen: crate::snapshot::ProcessSeen,
+    ) -> Result<crate::snapshot::SeenAgain, crate::snapshot::ReadError> {
+        let told = self.looks.iter().find(|(p, _)| *p == seen.pid);
+        told.map_or(Ok(crate::snapshot::SeenAgain::Same), |(_, r)| *r)
+    }
+    fn cgroup_and_env(
+        &mut self,
+        _: &[i32],
+        _: &dyn Fn(i32) -> &'static [&'static str],
+        _: &mut dyn FnMut(i32, crate::snapshot::CgroupAndEnv),
+    ) {
+    }
+    fn open_files(&mut self, pid: i32) -> Result<Vec<OsString>, crate::snapshot::ReadError> {
+        let told = self.fds.iter().find(|(p, _)| *p == pid);
+        told.map_or(Ok(Vec::new()), |(_, r)| r.clone())
+    }
+    fn mapped_files(&mut self, _: i32) -> Result<Vec<OsString>, crate::snapshot::ReadError> {
+        Ok(Vec::new())
     }
 }

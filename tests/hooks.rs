@@ -1,10 +1,15 @@
 //! Deploy hooks with real processes: `relwatch wait` after the switch, `relwatch in-use`
-//! before the cleanup, and the shell recipe that combines them.
+//! before the cleanup, and the recipes that combine them (shell, Deployer, Capistrano,
+//! Ansible), run as root and, through `setpriv`, as a deploy user with and without the sudo
+//! rule of `packaging/sudoers/relwatch`.
 
+mod unprivileged;
 mod util;
 
 use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use unprivileged::*;
 use util::*;
 
 fn args<'a>(list: &[&'a OsStr]) -> Vec<&'a OsStr> {
@@ -318,14 +323,15 @@ fn capistrano_recipe_is_valid_ruby() {
 }
 
 /// The Ansible tasks are YAML, every task has a name and exactly one module, and the modules
-/// are the ones the README promises (wait, in-use, delete, report).
+/// are the ones the README promises (probe the sudo rule, wait, in-use, delete, report); wait
+/// and in-use go through sudo when the probe finds the rule, and in-use's 3 keeps a release.
 #[test]
 fn ansible_tasks_are_well_formed() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/ansible/relwatch.yml");
     let text = std::fs::read_to_string(path).unwrap();
     let tasks: Vec<serde_json::Value> = serde_saphyr::from_str(&text).expect("valid YAML");
-    assert_eq!(tasks.len(), 5, "{tasks:?}");
+    assert_eq!(tasks.len(), 6, "{tasks:?}");
     const NOT_MODULES: &[&str] = &[
         "name",
         "register",
@@ -355,6 +361,7 @@ fn ansible_tasks_are_well_formed() {
     assert_eq!(
         modules,
         [
+            "ansible.builtin.shell",
             "ansible.builtin.command",
             "ansible.builtin.shell",
             "ansible.builtin.command",
@@ -362,8 +369,438 @@ fn ansible_tasks_are_well_formed() {
             "ansible.builtin.debug"
         ]
     );
-    let argv = &tasks[0]["ansible.builtin.command"]["argv"];
-    assert_eq!(argv[0], "relwatch");
-    assert_eq!(argv[1], "wait");
-    assert_eq!(tasks[2]["ansible.builtin.command"]["argv"][1], "in-use");
+    let probe = tasks[0]["ansible.builtin.shell"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(probe.contains("sudo -n -l relwatch in-use"), "{probe}");
+    assert_eq!(tasks[0]["register"], "relwatch_sudo");
+    for (task, command) in [(1, "'wait'"), (3, "'in-use'")] {
+        let argv = tasks[task]["ansible.builtin.command"]["argv"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            argv.contains("['sudo', '-n'] if relwatch_sudo.rc == 0")
+                && argv.contains(&format!("'relwatch', {command}")),
+            "{argv}"
+        );
+    }
+    let failed_when = tasks[3]["failed_when"].as_str().unwrap_or_default();
+    assert!(
+        failed_when.contains("[0, 1, 3]"),
+        "3 keeps a release: {failed_when}"
+    );
+    let deleted = tasks[4]["loop"].as_str().unwrap_or_default();
+    assert!(
+        deleted.contains("'rc', 'equalto', 0"),
+        "only 0 deletes: {deleted}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The recipes as the deploy user: what relwatch cannot see keeps a release
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the deploy user runs with the sudo rule installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sudo {
+    Without,
+    WithRule,
+}
+
+/// `packaging/sudoers/relwatch` made for uid [`DEPLOY`] (named `relwatch-test-deploy`) and the
+/// built binary, in `dir/sudoers.d/relwatch`, and a copy of /etc/passwd naming that user in
+/// `dir/passwd` (sudo wants a name). Checked with `visudo -cf` as it is installed.
+fn sudo_files(dir: &Path) -> (PathBuf, PathBuf) {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/sudoers/relwatch"),
+    )
+    .expect("read packaging/sudoers/relwatch");
+    let rule = shipped
+        .replace("/usr/bin/relwatch", env!("CARGO_BIN_EXE_relwatch"))
+        .replace("\ndeploy ALL", "\nrelwatch-test-deploy ALL");
+    assert_ne!(rule, shipped, "the rule names deploy and /usr/bin/relwatch");
+    let sudoers = dir.join("sudoers.d");
+    std::fs::create_dir_all(&sudoers).expect("mkdir sudoers.d");
+    let file = sudoers.join("relwatch");
+    std::fs::write(&file, rule).expect("write the sudo rule");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o440))
+        .expect("chmod 0440");
+    let visudo = Command::new("visudo").arg("-cf").arg(&file).output();
+    assert!(
+        visudo.as_ref().is_ok_and(|o| o.status.success()),
+        "visudo -cf {}: {visudo:?}",
+        file.display()
+    );
+    let passwd: String = std::fs::read_to_string("/etc/passwd")
+        .expect("read /etc/passwd")
+        .lines()
+        .filter(|l| l.split(':').nth(2) != Some(&DEPLOY.to_string()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let passwd_copy = dir.join("passwd");
+    std::fs::write(
+        &passwd_copy,
+        format!(
+            "{passwd}relwatch-test-deploy:*:{DEPLOY}:{DEPLOY}::/nonexistent:/usr/sbin/nologin\n"
+        ),
+    )
+    .expect("write passwd");
+    (sudoers, passwd_copy)
+}
+
+/// Runs `program ARGS...` as the deploy user ([`DEPLOY`], through `setpriv`) with `env` and
+/// `RELWATCH` set to the built binary. With the rule, in a private mount namespace whose
+/// /etc/sudoers.d and /etc/passwd are [`sudo_files`]: the host's are never touched.
+fn as_deploy(
+    root: &DeployRoot,
+    sudo: Sudo,
+    program: &str,
+    args: &[&OsStr],
+    env: &[(&str, &OsStr)],
+) -> std::process::Output {
+    let mut cmd = match sudo {
+        Sudo::Without => Command::new("setpriv"),
+        Sudo::WithRule => {
+            let (sudoers, passwd) = sudo_files(&root.tmp().join("sudo"));
+            let mut cmd = Command::new("unshare");
+            cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(r#"mount --bind "$1" /etc/sudoers.d && mount --bind "$2" /etc/passwd && shift 2 && exec setpriv "$@""#)
+                .arg("sh")
+                .arg(sudoers)
+                .arg(passwd);
+            cmd
+        }
+    };
+    cmd.args(drop_to(DEPLOY))
+        .arg(program)
+        .args(args)
+        .env("RELWATCH", env!("CARGO_BIN_EXE_relwatch"))
+        .envs(env.iter().copied())
+        .current_dir("/");
+    cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+}
+
+/// Whether a recipe test can run as the deploy user `sudo` asks: users switch, and for the
+/// rule, sudo and visudo are installed.
+fn can_run_as_deploy(test: &str, sudo: Sudo) -> bool {
+    if !can_switch_users(test) {
+        return false;
+    }
+    if sudo == Sudo::WithRule
+        && !(Path::new("/usr/bin/sudo").exists() && Path::new("/usr/sbin/visudo").exists())
+    {
+        return cannot_run(
+            test,
+            "sudo is not installed: apt-get install sudo (scripts/test-deps does)",
+        );
+    }
+    true
+}
+
+/// A deploy root owned by the deploy user with releases a, b, c, d (oldest first, d current)
+/// and a worker of root in `a`: with 2 to keep, `a` and `b` are the candidates to delete.
+fn cleanup_case() -> (DeployRoot, Child) {
+    let root = DeployRoot::new();
+    for (name, ago) in [("a", 400), ("b", 300), ("c", 200), ("d", 100)] {
+        let p = root.release(name);
+        age(&p, ago);
+    }
+    root.switch("d");
+    open_up(&root);
+    chown_tree(root.path(), DEPLOY);
+    let worker = Child::sleep_in(root.release_path("a"));
+    (root, worker)
+}
+
+/// What a cleanup must have done: without the rule it cannot tell, so it kept both candidates
+/// and said why; with it, it kept `a` (root's worker uses it) and deleted `b`.
+fn assert_cleanup(root: &DeployRoot, sudo: Sudo, out: &std::process::Output) {
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(root.release_path("a").exists(), "a is in use: kept\n{said}");
+    assert!(
+        root.release_path("c").exists() && root.release_path("d").exists(),
+        "{said}"
+    );
+    match sudo {
+        Sudo::Without => {
+            assert!(
+                root.release_path("b").exists(),
+                "b: cannot tell, kept\n{said}"
+            );
+            assert!(
+                said.contains("cannot tell") && said.contains("sudo rule"),
+                "{said}"
+            );
+        }
+        Sudo::WithRule => {
+            assert!(
+                !root.release_path("b").exists(),
+                "b is unused: deleted\n{said}"
+            );
+            assert!(said.contains("still uses"), "{said}");
+        }
+    }
+}
+
+/// Regression (issue 17): the shell recipe, run as the deploy user against a root-run worker,
+/// deleted its release (`in-use` said 0 over what it could not see). It keeps every candidate
+/// it cannot tell about and says why; with the sudo rule it sees, keeps `a` and deletes `b`.
+#[test]
+fn shell_recipe_as_the_deploy_user_keeps_what_it_cannot_see() {
+    for sudo in [Sudo::Without, Sudo::WithRule] {
+        if !can_run_as_deploy(
+            "shell_recipe_as_the_deploy_user_keeps_what_it_cannot_see",
+            sudo,
+        ) {
+            return;
+        }
+        let (root, _worker) = cleanup_case();
+        let recipe = recipe();
+        let out = as_deploy(
+            &root,
+            sudo,
+            "sh",
+            &[
+                recipe.as_os_str(),
+                "cleanup".as_ref(),
+                root.path().as_os_str(),
+                "2".as_ref(),
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{sudo:?}: {out:?}");
+        assert_cleanup(&root, sudo, &out);
+    }
+}
+
+/// The shell recipe's switch as the deploy user: `wait` cannot see root's worker on the old
+/// release, so it answers 3 (not 0) and the recipe says why; with the sudo rule it sees the
+/// worker and times out on it (1), naming it.
+#[test]
+fn shell_recipe_switch_as_the_deploy_user_cannot_tell_without_the_rule() {
+    for sudo in [Sudo::Without, Sudo::WithRule] {
+        let test = "shell_recipe_switch_as_the_deploy_user_cannot_tell_without_the_rule";
+        if !can_run_as_deploy(test, sudo) {
+            return;
+        }
+        let root = DeployRoot::new();
+        let r1 = root.release("1");
+        root.release("2");
+        root.switch("1");
+        open_up(&root);
+        chown_tree(root.path(), DEPLOY);
+        let stuck = Child::sleep_in(&r1);
+        let recipe = recipe();
+        let out = as_deploy(
+            &root,
+            sudo,
+            "sh",
+            &[
+                recipe.as_os_str(),
+                "switch".as_ref(),
+                root.path().as_os_str(),
+                "2".as_ref(),
+                "1s".as_ref(),
+            ],
+            &[],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match sudo {
+            Sudo::Without => {
+                assert_eq!(out.status.code(), Some(3), "{out:?}");
+                assert!(
+                    stderr.contains("cannot tell") && stderr.contains("sudo rule"),
+                    "{stderr}"
+                );
+            }
+            Sudo::WithRule => {
+                assert_eq!(out.status.code(), Some(1), "{out:?}");
+                assert!(stdout.contains(&format!("pid {}", stuck.pid())), "{stdout}");
+            }
+        }
+        assert_eq!(
+            std::fs::read_link(root.current()).ok(),
+            Some(PathBuf::from("releases/2")),
+            "switched"
+        );
+    }
+}
+
+/// Just enough of Deployer's functions to run the recipe's tasks on this host: `run` and
+/// `test` run a command locally (`run` throws on failure, as Deployer's does), `{{name}}`
+/// is replaced from the configuration, and the task named by `TASK` is called.
+const DEPLOYER_STUB: &str = r#"<?php
+namespace Deployer;
+$GLOBALS['cfg'] = [
+    'deploy_path' => getenv('ROOT'),
+    'current_path' => getenv('ROOT') . '/current',
+    'releases_list' => ['d', 'c', 'b', 'a'],
+    'keep_releases' => 2,
+    'relwatch_bin' => getenv('RELWATCH'),
+];
+$GLOBALS['tasks'] = [];
+function set($name, $value) { $GLOBALS['cfg'][$name] ??= $value; }
+function get($name) { return $GLOBALS['cfg'][$name]; }
+function parse($s) { return preg_replace_callback('/\{\{(\w+)\}\}/', fn($m) => get($m[1]), $s); }
+function desc($d) {}
+function after($a, $b) {}
+function task($name, $body) { $GLOBALS['tasks'][$name] = $body; }
+function run($command) {
+    exec(parse($command), $out, $status);
+    if ($status !== 0) { throw new \RuntimeException("failed ($status): $command"); }
+    return implode("\n", $out);
+}
+function test($command) { exec(parse($command), $out, $status); return $status === 0; }
+function warning($message) { fwrite(STDERR, 'warning ' . parse($message) . "\n"); }
+function writeln($message) { echo parse($message), "\n"; }
+function error($message) { return new \RuntimeException(parse($message)); }
+require getenv('RECIPE');
+$GLOBALS['tasks'][getenv('TASK')]();
+"#;
+
+/// Just enough of Capistrano and SSHKit to run the recipe's tasks on this host: `on` runs the
+/// block on a local backend whose `capture`, `test` and `execute` run commands here, and the
+/// task named by `TASK` is invoked.
+const CAPISTRANO_STUB: &str = r##"
+require "pathname"
+require "shellwords"
+CFG = { relwatch_bin: ENV.fetch("RELWATCH"), keep_releases: 2 }
+TASKS = {}
+def fetch(name, default = nil) = CFG.fetch(name, default)
+def desc(_) = nil
+def after(*) = nil
+def namespace(name)
+  @ns = name
+  yield
+ensure
+  @ns = nil
+end
+def task(name, &body) = TASKS["#{@ns}:#{name}"] = body
+def invoke(name) = TASKS.fetch(name).call
+module Rake
+  class Task
+    def self.[](_) = new
+    def clear_actions = nil
+  end
+end
+def deploy_to = ENV.fetch("ROOT")
+def releases_path = Pathname(deploy_to).join("releases")
+def current_path = Pathname(deploy_to).join("current")
+def release_roles(*) = ["localhost"]
+class Backend
+  def line(args) = args.size == 1 ? args[0].to_s : args.map { |a| a.to_s.shellescape }.join(" ")
+  def capture(*args)
+    out = `#{line(args)}`
+    raise "failed: #{line(args)}" unless $?.success?
+    out.strip
+  end
+  def test(*args) = system(line(args))
+  def execute(*args) = system(line(args)) || raise("failed: #{line(args)}")
+  def info(message) = puts(message)
+end
+def on(hosts, &block) = hosts.each { |host| Backend.new.instance_exec(host, &block) }
+load ENV.fetch("RECIPE")
+invoke ENV.fetch("TASK")
+"##;
+
+/// Runs a recipe's cleanup through its stub (`interpreter STUB`) as the deploy user.
+fn stub_cleanup(
+    sudo: Sudo,
+    interpreter: &str,
+    stub: &str,
+    recipe: &str,
+    task: &str,
+) -> (DeployRoot, std::process::Output) {
+    let (root, worker) = cleanup_case();
+    let stub_file = root.tmp().join("stub");
+    std::fs::write(&stub_file, stub).expect("write the stub");
+    let recipe = Path::new(env!("CARGO_MANIFEST_DIR")).join(recipe);
+    let out = as_deploy(
+        &root,
+        sudo,
+        interpreter,
+        &[stub_file.as_os_str()],
+        &[
+            ("ROOT", root.path().as_os_str()),
+            ("RECIPE", recipe.as_os_str()),
+            ("TASK", task.as_ref()),
+        ],
+    );
+    drop(worker);
+    (root, out)
+}
+
+/// A recipe's `deploy:cleanup` run through its stub as the deploy user against a root-run
+/// worker, without the sudo rule and with it (see [`assert_cleanup`]).
+fn stub_cleanup_keeps_what_it_cannot_see(test: &str, interpreter: &str, stub: &str, recipe: &str) {
+    for sudo in [Sudo::Without, Sudo::WithRule] {
+        if !can_run_as_deploy(test, sudo) {
+            return;
+        }
+        let (root, out) = stub_cleanup(sudo, interpreter, stub, recipe, "deploy:cleanup");
+        assert!(out.status.success(), "{sudo:?}: {out:?}");
+        assert_cleanup(&root, sudo, &out);
+    }
+}
+
+/// The Deployer recipe's `deploy:cleanup` as the deploy user: kept what it cannot tell about
+/// and warned why; with the sudo rule, kept `a` and deleted `b`.
+#[test]
+fn deployer_recipe_as_the_deploy_user_keeps_what_it_cannot_see() {
+    stub_cleanup_keeps_what_it_cannot_see(
+        "deployer_recipe_as_the_deploy_user_keeps_what_it_cannot_see",
+        "php",
+        DEPLOYER_STUB,
+        "packaging/deployer/relwatch.php",
+    );
+}
+
+/// The Capistrano recipe's `deploy:cleanup` likewise.
+#[test]
+fn capistrano_recipe_as_the_deploy_user_keeps_what_it_cannot_see() {
+    stub_cleanup_keeps_what_it_cannot_see(
+        "capistrano_recipe_as_the_deploy_user_keeps_what_it_cannot_see",
+        "ruby",
+        CAPISTRANO_STUB,
+        "packaging/capistrano/relwatch.rake",
+    );
+}
+
+/// The shipped sudo rule, installed for a deploy user (in a private mount namespace), lets it
+/// run `in-use` and `wait` as root and nothing else: not `check`, and not `wait` with a config
+/// file or discovery, which root would read and could quote back in an error.
+#[test]
+fn the_sudo_rule_allows_in_use_and_wait_only() {
+    if !can_run_as_deploy("the_sudo_rule_allows_in_use_and_wait_only", Sudo::WithRule) {
+        return;
+    }
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    open_up(&root);
+    let bin = env!("CARGO_BIN_EXE_relwatch");
+    let path = root.path().to_str().expect("a UTF-8 temp path");
+    let cases: &[(&[&str], bool)] = &[
+        (&["in-use", path], true),
+        (&["in-use", "--format", "json", path], true),
+        (&["wait", path, "--timeout", "2m"], true),
+        (&["wait", path, "--config", "/etc/shadow"], false),
+        (&["wait", path, "--config=/etc/shadow"], false),
+        (&["wait", "-c/etc/shadow", path], false),
+        (&["wait", path, "-c", "/etc/shadow"], false),
+        (&["wait", "--discover", "/root"], false),
+        (&["check", path], false),
+        (&["watch", path], false),
+    ];
+    for (args, allowed) in cases {
+        let mut argv: Vec<&OsStr> = vec!["-n".as_ref(), "-l".as_ref(), bin.as_ref()];
+        argv.extend(args.iter().map(OsStr::new));
+        let out = as_deploy(&root, Sudo::WithRule, "sudo", &argv, &[]);
+        assert_eq!(out.status.success(), *allowed, "sudo -l {args:?}: {out:?}");
+    }
 }

@@ -1,6 +1,7 @@
 //! The packages: every file Cargo.toml's [package.metadata.deb] and [package.metadata.generate-rpm]
 //! name exists in the repository, or is made by the release build or packaging/build-assets; the
-//! maintainer scripts they name exist and are executable shell.
+//! maintainer scripts they name exist and are executable shell; the sudo rule both ship is valid
+//! sudoers syntax (`visudo -cf`) and allows only `in-use` and `wait`.
 
 use std::path::Path;
 
@@ -98,4 +99,69 @@ fn build_assets_makes_the_man_page_and_completions() {
             p.display()
         );
     }
+}
+
+/// The sudo rule for deploy users ships in both packages where the recipes and the messages
+/// say (`/usr/share/relwatch/sudoers`), passes `visudo -cf`, and allows `relwatch in-use` and
+/// `relwatch wait` only, never `wait` with a config file or discovery (a file read as root could
+/// be quoted back in an error).
+#[test]
+fn the_sudo_rule_is_shipped_and_valid() {
+    let (dir, text) = manifest();
+    let sources = asset_sources(&text);
+    assert_eq!(
+        sources
+            .iter()
+            .filter(|s| *s == "packaging/sudoers/relwatch")
+            .count(),
+        2,
+        "deb and rpm ship it: {sources:?}"
+    );
+    assert!(
+        text.contains("\"usr/share/relwatch/sudoers\""),
+        "deb destination"
+    );
+    assert!(
+        text.contains("dest = \"/usr/share/relwatch/sudoers\""),
+        "rpm destination"
+    );
+    let rule = dir.join("packaging/sudoers/relwatch");
+    let body = std::fs::read_to_string(&rule).expect("read the sudo rule");
+    let commands: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains("/usr/bin/relwatch") && !l.starts_with('#'))
+        .collect();
+    for line in &commands {
+        let allowed = line.trim_start_matches("Cmnd_Alias RELWATCH_READ = ");
+        assert!(
+            allowed.starts_with("/usr/bin/relwatch in-use ")
+                || allowed.starts_with("/usr/bin/relwatch wait ")
+                || allowed.starts_with("!/usr/bin/relwatch wait "),
+            "only in-use and wait: {line}"
+        );
+    }
+    for denied in ["*--config*", "-c*", "* -c*", "*--discover*"] {
+        assert!(
+            commands
+                .iter()
+                .any(|l| l.contains(&format!("!/usr/bin/relwatch wait {denied}"))),
+            "wait {denied} is refused: {commands:?}"
+        );
+    }
+    let visudo = Path::new("/usr/sbin/visudo");
+    if !visudo.exists() {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "visudo is not installed: apt-get install sudo (scripts/test-deps does)"
+        );
+        eprintln!("not checked with visudo: apt-get install sudo");
+        return;
+    }
+    let out = std::process::Command::new(visudo)
+        .arg("-cf")
+        .arg(&rule)
+        .output()
+        .expect("run visudo");
+    assert!(out.status.success(), "{out:?}");
 }

@@ -6,7 +6,10 @@
 //! polled, by pid *and* start time, every 50 ms, so the wait ends within a fraction of a second
 //! of the last one being replaced and a reused pid is never taken for the old process. A
 //! deleted release, a broken current link or a duplicate singleton ends the wait at once:
-//! waiting cannot fix them. It reports; it restarts nothing.
+//! waiting cannot fix them. So does blindness: a process that could run an app's code but
+//! could not be inspected (another user's, without root) may be on any release, so the wait
+//! answers "cannot tell" (3) with why and how to see it, never "converged" over it. It
+//! reports; it restarts nothing.
 
 use crate::attribution::{Attribution, ReleaseState};
 use crate::cli::WaitArgs;
@@ -42,6 +45,9 @@ enum Verdict<'a> {
     Converged { after: Duration },
     /// Something no restart of workers will fix.
     Failed(Vec<&'a Finding>),
+    /// Processes that could run an app's code could not be inspected: these `unreadable`
+    /// findings.
+    CannotTell(Vec<&'a Finding>),
     /// Past the deadline with these still on an old release.
     TimedOut(Vec<Laggard>),
     /// These are still on an old release.
@@ -89,6 +95,11 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 say_failed(&roots, &fatal, out)?;
                 return Ok(ExitCode::Critical);
             }
+            Verdict::CannotTell(blind) => {
+                screen.end(out)?;
+                say_cannot_tell(&roots, &blind, out)?;
+                return Ok(ExitCode::Unknown);
+            }
             Verdict::Converged { after } => {
                 screen.end(out)?;
                 say_converged(&roots, total, after, out)?;
@@ -115,6 +126,14 @@ fn verdict<'a>(result: &'a Scan, clock: &Clock) -> Verdict<'a> {
     let fatal = fatal(&result.findings);
     if !fatal.is_empty() {
         return Verdict::Failed(fatal);
+    }
+    let blind: Vec<&Finding> = result
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Unreadable)
+        .collect();
+    if !blind.is_empty() {
+        return Verdict::CannotTell(blind);
     }
     let laggards = laggards(&result.snap, &result.attr);
     let elapsed = clock.started.elapsed();
@@ -178,9 +197,10 @@ fn poll_laggards(
         if now >= next_full || now >= clock.deadline {
             return Ok(());
         }
+        // A laggard replaced, gone, or that cannot be read again: the full scan decides
+        // (it sees a process it may not read and answers "cannot tell"), never this poll.
         if laggards
             .iter()
-            // Unreadable counts as gone, as before; issue 17 acts on the difference.
             .any(|l| source.stat(l.pid).ok().map(|s| s.start_ticks) != Some(l.start_ticks))
         {
             return Ok(());
@@ -251,15 +271,38 @@ fn say_failed(
         fatal.len(),
         if fatal.len() == 1 { "" } else { "s" }
     )?;
-    for f in fatal {
+    say_findings(roots, fatal, out)
+}
+
+/// Why it cannot tell: each `unreadable` finding, with its fix (root, or the sudo rule).
+fn say_cannot_tell(
+    roots: &[DeployRoot],
+    blind: &[&Finding],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "relwatch wait: UNKNOWN, cannot tell whether every process runs the current release: processes that could run its code could not be inspected"
+    )?;
+    say_findings(roots, blind, out)
+}
+
+/// Each finding on two lines: kind, app and message, then its fix.
+fn say_findings(
+    roots: &[DeployRoot],
+    findings: &[&Finding],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for f in findings {
+        let root = &roots[f.app];
         writeln!(
             out,
             "  {} {}: {}",
             f.kind.as_str(),
-            roots[f.app].name,
-            words::message(f, &roots[f.app])
+            escape(&root.name),
+            words::message(f, root)
         )?;
-        writeln!(out, "    fix: {}", words::remedy(f, &roots[f.app]))?;
+        writeln!(out, "    fix: {}", words::remedy(f, root))?;
     }
     Ok(())
 }

@@ -105,9 +105,12 @@ pub enum Detail {
         scans: usize,
     },
     /// `hidepid`: /proc lists no other user's process at all; else the finding's pids could
-    /// not be inspected.
+    /// not be inspected: they run as `uids` (ascending), and `failed` of them because a link
+    /// could not be followed (its filesystem did not answer), not for lack of privilege.
     Unreadable {
         hidepid: bool,
+        uids: Box<[u32]>,
+        failed: u32,
     },
 }
 

@@ -44,6 +44,10 @@ pub enum Count {
     Process,
     /// The processes a finding names but its first (a zombie finding names the parent first).
     Child,
+    /// The processes the findings of the kind name, each once however many findings name it
+    /// (a process of root that could not be inspected could run every app's code, and each
+    /// app's finding names it); findings that name none count once in all.
+    Distinct,
 }
 
 /// A kind's Nagios performance datum: `label=value;warn;crit;0;`.
@@ -233,9 +237,9 @@ static KINDS: [About; 9] = [
         name: "unreadable",
         severities: &[Unknown],
         always_in_series: true,
-        one: "process that could not be inspected",
-        many: "processes that could not be inspected",
-        count: Count::Process,
+        one: "process that could run an app's code but could not be inspected",
+        many: "processes that could run an app's code but could not be inspected",
+        count: Count::Distinct,
         summary_place: 8,
         // UNKNOWN has no threshold field.
         perfdata: perf("unreadable", "", "", 7),
@@ -247,11 +251,19 @@ static KINDS: [About; 9] = [
 impl About {
     /// This kind's count among `findings`, as the summary and the perfdata give it.
     pub fn tally(&self, findings: &[super::Finding]) -> usize {
-        findings
-            .iter()
-            .filter(|f| f.kind == self.kind)
-            .map(|f| self.count.of(&f.pids))
-            .sum()
+        let mine = findings.iter().filter(|f| f.kind == self.kind);
+        if self.count != Count::Distinct {
+            return mine.map(|f| self.count.of(&f.pids)).sum();
+        }
+        let mut pids: Vec<i32> = Vec::new();
+        let mut without = false;
+        for f in mine {
+            pids.extend_from_slice(&f.pids);
+            without |= f.pids.is_empty();
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids.len() + usize::from(without)
     }
 }
 
@@ -277,7 +289,7 @@ impl Count {
     pub fn of(self, pids: &[i32]) -> usize {
         match self {
             Count::Finding => 1,
-            Count::Process => pids.len().max(1),
+            Count::Process | Count::Distinct => pids.len().max(1),
             Count::Child => pids.len().saturating_sub(1),
         }
     }

@@ -216,7 +216,7 @@ pub fn write(r: &Report, pretty: bool, w: impl std::io::Write) -> serde_json::Re
         scan: Scan {
             processes: r.snap.processes.len(),
             vanished: r.snap.vanished,
-            unreadable: r.attr.unreadable.len() + r.attr.unreadable_elsewhere,
+            unreadable: r.attr.not_inspected(),
             other_mount_ns: r.attr.other_mount_ns,
             kernel_threads: r.attr.kernel_threads,
         },

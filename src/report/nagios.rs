@@ -334,7 +334,7 @@ mod tests {
             "duplicate=1;;0;0;",
             "missing=1;;0;0;",
             "zombies=1;0;;0;",
-            "unreadable=1;;;0;",
+            "unreadable=2;;;0;",
         ] {
             assert!(perf.split(' ').any(|p| p == want), "{want} not in {perf}");
         }

@@ -200,9 +200,9 @@ fn scan(r: &Report) -> [Family; 6] {
         one(
             (
                 "relwatch_unreadable_processes",
-                "Processes whose cwd or exe could not be read (permission denied), whatever app they belong to.",
+                "Processes that could not be inspected (a cwd or exe denied, or on a filesystem that did not answer), each once, whatever app they could belong to.",
             ),
-            (r.attr.unreadable.len() + r.attr.unreadable_elsewhere) as f64,
+            r.attr.not_inspected() as f64,
         ),
     ]
 }

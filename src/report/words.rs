@@ -163,11 +163,20 @@ pub fn summary(r: &Report) -> String {
         .filter(|&(_, n)| n > 0)
         .map(|(about, n)| count(n, about.one, about.many))
         .collect();
-    let scope = format!(
+    let mut scope = format!(
         "{}, {} scanned",
         count(r.roots.len(), "app", "apps"),
         count(r.snap.processes.len(), "process", "processes")
     );
+    // Coverage is part of every answer: what could not be inspected, whatever app it could
+    // belong to (the `unreadable` finding says which could run an app's code, and as whom).
+    match (r.attr.not_inspected(), r.snap.hidden_pids) {
+        (0, false) => {}
+        (n, false) => scope.push_str(&format!(", {n} not inspected")),
+        (n, true) => scope.push_str(&format!(
+            ", {n} not inspected and other users' not even listed (hidepid)"
+        )),
+    }
     if parts.is_empty() {
         format!("every process runs the current release ({scope})")
     } else {
@@ -270,7 +279,11 @@ impl Display for Message<'_> {
                     (window_secs / 60.0).round()
                 )
             }
-            Detail::Unreadable { hidepid } => unreadable(w, f, *hidepid),
+            Detail::Unreadable {
+                hidepid,
+                uids,
+                failed,
+            } => unreadable(w, f, *hidepid, uids, *failed),
         }
     }
 }
@@ -340,18 +353,52 @@ fn orphan(w: &mut Formatter, process: &Proc, lost: &Lost) -> fmt::Result {
     }
 }
 
-fn unreadable(w: &mut Formatter, f: &Finding, hidepid: bool) -> fmt::Result {
+fn unreadable(
+    w: &mut Formatter,
+    f: &Finding,
+    hidepid: bool,
+    uids: &[u32],
+    failed: u32,
+) -> fmt::Result {
     if hidepid {
         return w.write_str("/proc is mounted with hidepid= (or subset=pid): other users' processes are not even listed, so any of them may run an old or deleted release");
     }
     let n = f.pids.len();
     write!(
         w,
-        "{n} process{} that may belong to this app could not be inspected (permission denied): pid ",
+        "{n} process{} that could run this app's code could not be inspected (",
         plural(n, "", "es")
     )?;
+    let failed = failed as usize;
+    match failed {
+        0 => w.write_str("permission denied")?,
+        _ if failed == n => {
+            w.write_str("a link could not be followed: its filesystem did not answer")?
+        }
+        _ => write!(
+            w,
+            "permission denied; for {failed} a link could not be followed: its filesystem did not answer"
+        )?,
+    }
+    write!(w, "), running as {}: pid ", whose(uids))?;
     list(w, f.pids.iter().take(10))?;
     w.write_str(if n > 10 { ", ..." } else { "" })
+}
+
+/// Whose processes these are, for people: `root, uid 1001, uid 1002` (the first ten uids).
+pub fn whose(uids: &[u32]) -> String {
+    let mut out: Vec<String> = uids
+        .iter()
+        .take(10)
+        .map(|&uid| match uid {
+            0 => "root".to_string(),
+            uid => format!("uid {uid}"),
+        })
+        .collect();
+    if uids.len() > 10 {
+        out.push("...".into());
+    }
+    out.join(", ")
 }
 
 /// Items separated by commas.
@@ -493,14 +540,22 @@ impl Display for Fix<'_> {
                     None => write!(w, "; if it should run, start it again under a supervisor from {link}"),
                 }
             }
-            Remedy::RunAsRoot => w.write_str(
-                "run relwatch as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH",
-            ),
+            Remedy::RunAsRoot => run_as_root(w, &self.f.detail),
             Remedy::ReadLogs => match &self.f.owner {
                 Some(owner) => write!(w, "find out why they exit: read the logs of {owner} (journalctl, supervisorctl tail, the app's log)"),
                 None => w.write_str("find out why they exit: read the app's log"),
             },
         }
+    }
+}
+
+/// How to see what a run could not: root, the two capabilities, or (for deploy hooks) the
+/// sudo rule; a link on a filesystem that does not answer not even root can follow.
+fn run_as_root(w: &mut Formatter, detail: &Detail) -> fmt::Result {
+    w.write_str("run relwatch as root, or grant it CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH; a deploy user can run `relwatch in-use` and `relwatch wait` as root through the sudo rule in /usr/share/relwatch/sudoers")?;
+    match detail {
+        Detail::Unreadable { failed, .. } if *failed > 0 => w.write_str("; a link on a filesystem that does not answer (a FUSE or network mount gone stale) cannot be followed even by root: mount it again, or end the process"),
+        _ => Ok(()),
     }
 }
 

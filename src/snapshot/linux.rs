@@ -7,6 +7,13 @@
 //! every process: reads that few processes need are done later, on demand, by pid, and say
 //! why they failed ([`ReadError`]). It parses nothing itself (see [`super::parse`]) and never
 //! follows a path taken from a process except through the kernel's magic links. See proc(5).
+//!
+//! A link it could not read or follow is never taken for one that is not there: only
+//! `ENOENT`/`ESRCH` mean absent (a kernel thread, a zombie, a process gone), `EACCES` means
+//! denied, and anything else (a `stat` through the link on a FUSE or network mount that does
+//! not answer) leaves the process not inspected ([`LinkError::Failed`]), for the verdict to
+//! count. A `cwd` too long for the kernel to print is placed by the directories above it
+//! ([`long_link`]).
 
 use super::cgroupfs::{Answer, Walked};
 use super::parse::cgroup::{hierarchies, systemd_cgroup};
@@ -108,19 +115,24 @@ impl LinuxProc {
         self
     }
 
-    /// Does this /proc hide other users' processes from us? Only when it is mounted with
-    /// `hidepid=`/`subset=pid` and we are neither root nor hold CAP_SYS_PTRACE (bit 19 of
-    /// CapEff), which see through it.
-    fn hides_pids(&self) -> bool {
-        if nix::unistd::geteuid().is_root() {
-            return false;
-        }
-        let ptrace = std::fs::read_to_string(self.root.join("self/status"))
+    /// Do we hold `CAP_SYS_PTRACE` (bit 19 of our CapEff; root has it)? Then the kernel's
+    /// ownership rules let us read every process's links, and only a security policy can
+    /// refuse one (see [`Snapshot::shielded`]).
+    fn holds_ptrace(&self) -> bool {
+        std::fs::read_to_string(self.root.join("self/status"))
             .ok()
             .and_then(|status| effective_caps(&status))
-            .is_some_and(|caps| caps & CAP_SYS_PTRACE != 0);
-        !ptrace
-            && std::fs::read(self.root.join("self/mountinfo")).is_ok_and(|m| proc_hides_pids(&m))
+            .is_some_and(|caps| caps & CAP_SYS_PTRACE != 0)
+    }
+
+    /// Does this /proc hide other users' processes from us? Only when it is mounted with
+    /// `hidepid=`/`subset=pid` and we are neither root nor hold CAP_SYS_PTRACE (`ptrace`),
+    /// which see through it.
+    fn hides_pids(&self, ptrace: bool) -> bool {
+        if nix::unistd::geteuid().is_root() || ptrace {
+            return false;
+        }
+        std::fs::read(self.root.join("self/mountinfo")).is_ok_and(|m| proc_hides_pids(&m))
     }
 
     /// How many cgroups the last [`ProcSource::cgroup_and_env`] call took from one walk of the
@@ -326,10 +338,11 @@ impl<'a> ProcRoot<'a> {
             }
         }
         // Read through the same directory: the process whose start time we just checked. A
-        // namespace we may not read counts as ours, as it always has; issue 17 acts on it.
-        Ok(match self.foreign_at(&dir) {
-            Ok(true) => SeenAgain::Foreign,
-            Ok(false) | Err(_) => SeenAgain::Same,
+        // namespace we may not read is an error, never "ours": whether its paths mean what
+        // they say is not known, and the caller counts the process as not inspected.
+        Ok(match self.foreign_at(&dir)? {
+            true => SeenAgain::Foreign,
+            false => SeenAgain::Same,
         })
     }
 }
@@ -430,8 +443,9 @@ impl<'a> ChunkReader<'a> {
             Ok(()) => Cmdline::parse(&self.buf),
             Err(_) => Cmdline::default(),
         };
-        let cwd = read_link(&dir, c"cwd", &mut self.targets, Identity::Always);
-        let exe = read_link(&dir, c"exe", &mut self.targets, Identity::WhenDeleted);
+        let proc = self.proc_root.root;
+        let cwd = read_link(proc, &dir, c"cwd", &mut self.targets, Identity::Always);
+        let exe = read_link(proc, &dir, c"exe", &mut self.targets, Identity::WhenDeleted);
         Some(Process {
             pid,
             ppid,
@@ -500,8 +514,10 @@ enum Identity {
 
 /// Read a magic link's text and, as `identity` says, what it leads to. The text is read into a
 /// buffer on the stack and copied only when no process before had the same (nix's
-/// `readlinkat` allocated 4 KiB per call and shrank it).
+/// `readlinkat` allocated 4 KiB per call and shrank it). A text the kernel cannot print (a
+/// path longer than a page) is [`long_link`]'s.
 fn read_link(
+    proc: &Path,
     dir: impl AsFd + Copy,
     name: &std::ffi::CStr,
     targets: &mut HashSet<Arc<OsStr>>,
@@ -511,48 +527,121 @@ fn read_link(
     // Not zeroed: the kernel writes the bytes that are read back (4 KiB of memset per link
     // showed in the profile).
     let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); 4097];
-    let (read, rest) = rustix::fs::readlinkat_raw(dir, name, &mut scratch[..])
-        .map_err(|e| link_error(Errno::from_raw(e.raw_os_error())))?;
     let long;
-    let text = if !rest.is_empty() {
-        OsStr::from_bytes(read)
-    } else {
+    let text = match rustix::fs::readlinkat_raw(dir, name, &mut scratch[..]) {
+        Ok((read, rest)) if !rest.is_empty() => OsStr::from_bytes(read),
         // Longer than any path the kernel prints, but a link may say anything: read it whole.
-        long = readlinkat(dir, name).map_err(link_error)?;
-        long.as_os_str()
+        Ok(_) => match readlinkat(dir, name) {
+            Ok(text) => {
+                long = text;
+                long.as_os_str()
+            }
+            Err(Errno::ENAMETOOLONG) => return long_link(proc, dir, name, targets),
+            Err(e) => return Err(link_error(e)),
+        },
+        Err(rustix::io::Errno::NAMETOOLONG) => return long_link(proc, dir, name, targets),
+        Err(e) => return Err(link_error(Errno::from_raw(e.raw_os_error()))),
     };
     let (dev, ino, nlink) =
         if identity == Identity::Always || text.as_bytes().ends_with(Link::DELETED) {
-            let st = fstatat(dir, name, AtFlags::empty()).map_err(link_error)?;
-            // Both fit in 32 bits (see `Link::dev`); were one ever wider, the identity is
-            // not taken and the link counts as not deleted, as when it was not statted.
-            match (u32::try_from(st.st_dev), u32::try_from(st.st_nlink)) {
-                (Ok(dev), Ok(nlink)) => (dev, st.st_ino, nlink),
-                _ => (0, 0, 1),
-            }
+            identity_of(fstatat(dir, name, AtFlags::empty()).map_err(link_error)?)
         } else {
             (0, 0, 1)
         };
-    let target = match targets.get(text) {
-        Some(shared) => shared.clone(),
-        None => {
-            let new: Arc<OsStr> = text.into();
-            targets.insert(new.clone());
-            new
-        }
-    };
     Ok(Link {
-        target,
+        target: shared(targets, text),
         dev,
         ino,
         nlink,
     })
 }
 
+/// `(dev, ino, nlink)` as [`Link`] keeps them. Both numbers fit in 32 bits (see `Link::dev`);
+/// were one ever wider, the identity is not taken and the link counts as not deleted, as when
+/// it was not statted.
+fn identity_of(st: nix::sys::stat::FileStat) -> (u32, u64, u32) {
+    match (u32::try_from(st.st_dev), u32::try_from(st.st_nlink)) {
+        (Ok(dev), Ok(nlink)) => (dev, st.st_ino, nlink),
+        _ => (0, 0, 1),
+    }
+}
+
+/// The shared copy of a link text (see [`Link::target`]).
+fn shared(targets: &mut HashSet<Arc<OsStr>>, text: &OsStr) -> Arc<OsStr> {
+    match targets.get(text) {
+        Some(shared) => shared.clone(),
+        None => {
+            let new: Arc<OsStr> = text.into();
+            targets.insert(new.clone());
+            new
+        }
+    }
+}
+
+/// The most directories [`printable_ancestor`] climbs. A path the kernel cannot print is
+/// longer than a page; climbing this many levels drops it below one unless its names average
+/// under a few bytes, which only a hostile tree does: that process is then counted as not
+/// inspected ([`LinkError::Failed`]), never dropped.
+const MAX_CLIMB: usize = 512;
+
+/// A link whose text the kernel cannot print: its path is longer than a page (`d_path` gives
+/// `ENAMETOOLONG`), yet `stat` through it works. Its identity and link count come from that
+/// `stat`, and its text is the nearest directory above it whose path prints, followed by
+/// [`Link::BELOW`]: a worker deep in `releases/65/node_modules/...` is still placed on release
+/// 65, and is still known deleted. Only a directory can be climbed: a `cwd`, never an `exe`,
+/// whose text stays unknown ([`LinkError::Failed`]).
+fn long_link(
+    proc: &Path,
+    dir: impl AsFd + Copy,
+    name: &std::ffi::CStr,
+    targets: &mut HashSet<Arc<OsStr>>,
+) -> Result<Link, LinkError> {
+    use std::os::unix::ffi::OsStrExt;
+    let (dev, ino, nlink) = identity_of(fstatat(dir, name, AtFlags::empty()).map_err(link_error)?);
+    let mut text = printable_ancestor(proc, dir, name).ok_or(LinkError::Failed)?;
+    text.extend_from_slice(Link::BELOW.as_bytes());
+    Ok(Link {
+        target: shared(targets, OsStr::from_bytes(&text)),
+        dev,
+        ino,
+        nlink,
+    })
+}
+
+/// The path of the nearest directory above the directory `dir/name` leads to whose path the
+/// kernel can print (through `/proc/self/fd`), climbing `..` by open descriptors (`O_PATH`),
+/// at most [`MAX_CLIMB`] levels. A deleted directory's ` (deleted)` suffix is dropped when its
+/// link count confirms it.
+fn printable_ancestor(proc: &Path, dir: impl AsFd, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStringExt;
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut at = openat(dir, name, flags, Mode::empty()).ok()?;
+    for _ in 0..MAX_CLIMB {
+        let up = openat(&at, "..", flags, Mode::empty()).ok()?;
+        let fd_link = proc.join(format!("self/fd/{}", up.as_raw_fd()));
+        match nix::fcntl::readlink(&fd_link) {
+            Ok(text) => {
+                let mut text = text.into_vec();
+                if fstat(&up).is_ok_and(|st| st.st_nlink == 0) && text.ends_with(Link::DELETED) {
+                    text.truncate(text.len() - Link::DELETED.len());
+                }
+                return Some(text);
+            }
+            Err(Errno::ENAMETOOLONG) => at = up,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Why a link could not be read: denied, gone (the process or its link: a kernel thread has
+/// no `exe`, a zombie no `cwd`), or anything else, which leaves the process not inspected.
 fn link_error(e: Errno) -> LinkError {
     match e {
         Errno::EACCES | Errno::EPERM => LinkError::Denied,
-        _ => LinkError::Absent,
+        Errno::ENOENT | Errno::ESRCH => LinkError::Absent,
+        _ => LinkError::Failed,
     }
 }
 
@@ -589,7 +678,8 @@ impl ProcSource for LinuxProc {
         pids.sort_unstable();
         let (processes, vanished) = read_all(self.proc_root(), &pids, self.jobs);
         let mut snap = Snapshot::new(processes, clock, std::process::id() as i32, vanished);
-        snap.hidden_pids = self.hides_pids();
+        snap.ptrace = self.holds_ptrace();
+        snap.hidden_pids = self.hides_pids(snap.ptrace);
         Ok(snap)
     }
 
@@ -677,11 +767,17 @@ impl ProcSource for LinuxProc {
             .map(|e| e.file_name().to_owned())
             .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
             .collect();
-        // A descriptor closed since the listing is simply not there.
-        Ok(names
-            .iter()
-            .filter_map(|n| readlinkat(&entries, n.as_c_str()).ok())
-            .collect())
+        // A descriptor closed since the listing is simply not there; one whose target could
+        // not be read (denied, or a path too long to print) leaves the process not inspected.
+        let mut targets = Vec::with_capacity(names.len());
+        for n in &names {
+            match readlinkat(&entries, n.as_c_str()) {
+                Ok(target) => targets.push(target),
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(ReadError::from(e)),
+            }
+        }
+        Ok(targets)
     }
 
     fn mapped_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError> {

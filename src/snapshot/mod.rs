@@ -21,8 +21,8 @@ use std::ffi::{OsStr, OsString};
 /// What `readlink` and `stat` said about one of a process's magic links (`cwd`, `exe`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
-    /// The link text as the kernel gave it, bytes and all, including a `" (deleted)"` suffix.
-    /// Shared by every process with the same text (the workers of a release share their cwd
+    /// The link text as the kernel gave it, bytes and all, including a `" (deleted)"` suffix
+    /// (or, for a path too long for the kernel to print, what [`Link::BELOW`] says). Shared by every process with the same text (the workers of a release share their cwd
     /// and exe): one allocation per distinct target, not two per process.
     pub target: std::sync::Arc<std::ffi::OsStr>,
     /// Identity of the object behind the link (`stat` through the link). Both are 0 when it
@@ -40,6 +40,11 @@ pub struct Link {
 impl Link {
     /// What the kernel appends to the text of a link whose target was unlinked.
     pub const DELETED: &'static [u8] = b" (deleted)";
+
+    /// What ends the text of a link the kernel could not print (its path is longer than a
+    /// page): the text before it is the nearest directory above whose path prints, and the
+    /// link leads somewhere below that. Its identity and link count are its own.
+    pub const BELOW: &'static str = "/\u{2026}";
 
     /// `(st_dev, st_ino)` of the object behind the link, when the reader took it.
     pub fn identity(&self) -> Option<(u64, u64)> {
@@ -133,8 +138,14 @@ impl std::fmt::Debug for Comm {
 pub enum LinkError {
     /// Permission denied: we lack root or `CAP_SYS_PTRACE`.
     Denied,
-    /// The link does not exist for this process (kernel thread, zombie).
+    /// The link does not exist for this process (kernel thread, zombie, a process that
+    /// exited mid-read).
     Absent,
+    /// The link exists but what it leads to could not be known: the `stat` through it failed
+    /// (a FUSE or network mount that no longer answers: `ENOTCONN`, `EIO`, `ESTALE`), or its
+    /// text could not be read for a reason other than the two above. Never folded into
+    /// [`LinkError::Absent`]: the process may run anything, and a verdict must count it.
+    Failed,
 }
 
 /// One process as read from `/proc/PID`.
@@ -186,6 +197,15 @@ impl Process {
     pub fn denied(&self) -> bool {
         matches!(self.cwd, Err(LinkError::Denied)) || matches!(self.exe, Err(LinkError::Denied))
     }
+
+    /// Either link could not be read or followed, for lack of privilege or because its
+    /// filesystem did not answer ([`LinkError::Failed`]): the process was not inspected.
+    pub fn blind(&self) -> bool {
+        let blind = |l: &Result<Link, LinkError>| {
+            matches!(l, Err(LinkError::Denied) | Err(LinkError::Failed))
+        };
+        blind(&self.cwd) || blind(&self.exe)
+    }
 }
 
 /// Clock facts needed to turn `start_ticks` into wall-clock time.
@@ -225,6 +245,9 @@ pub struct Snapshot {
     /// `/proc` is mounted with `hidepid=` (or `subset=pid`) and we lack root and
     /// `CAP_SYS_PTRACE`: other users' processes are not even listed.
     pub hidden_pids: bool,
+    /// We hold `CAP_SYS_PTRACE` (root does): only a security policy can keep a process's
+    /// links from us (see [`Snapshot::shielded`]).
+    pub ptrace: bool,
     /// Live (non-zombie) children of each pid, built once: asking a process for its children
     /// must not scan every process (that made a scan quadratic).
     children: std::collections::HashMap<i32, Vec<i32>>,
@@ -254,9 +277,20 @@ impl Snapshot {
             own_pid,
             vanished,
             hidden_pids: false,
+            ptrace: false,
             children,
             zombies,
         }
+    }
+
+    /// `p` is the init of our pid namespace (pid 1, no parent) and refuses us although we hold
+    /// `CAP_SYS_PTRACE`: a sandbox's or VM's init agent that the kernel's policy keeps from
+    /// every other process. No privilege relwatch could be given would show it, and it is the
+    /// host's init, not an app's process: it is counted as not inspected, but is no reason to
+    /// answer UNKNOWN. (An unprivileged run, which lacks the capability, counts it as any
+    /// other process of root.)
+    pub fn shielded(&self, p: &Process) -> bool {
+        self.ptrace && p.pid == 1 && p.ppid == 0
     }
 
     pub fn get(&self, pid: i32) -> Option<&Process> {
@@ -400,7 +434,7 @@ pub trait ProcSource {
     /// The second look at a process about to decide a finding: is it still the process the
     /// snapshot saw, and (when its `paths` matter) are its paths ours? One open of
     /// `/proc/PID` for both. A process that exited is an answer ([`SeenAgain::Gone`]), not
-    /// an error.
+    /// an error; a mount namespace it may not read is one (denied), never taken for ours.
     fn look_again(&mut self, seen: ProcessSeen) -> Result<SeenAgain, ReadError>;
     /// [`ProcSource::look_again`] for many processes, answered in the order asked. The Linux
     /// reader looks at them on several threads.
