@@ -73,6 +73,64 @@ pub fn escape(s: impl AsRef<OsStr>) -> String {
     escape_bytes(s.as_ref().as_bytes())
 }
 
+/// One shell word that reads back as exactly `s`, and that a terminal may show: what every
+/// argument of a remedy and every name in a remedy's sentence is written as, because an
+/// operator pastes remedies into a root shell.
+///
+/// - Only `A-Za-z0-9` and `@%+:,./_-` (no `=`, which zsh expands at the start of a word, no
+///   `~`, nothing else a shell reads): as it is, so `systemctl restart shop-queue.service`
+///   reads as usual.
+/// - Else, when every character may reach a terminal: in single quotes, a `'` written `'\''`.
+///   Nothing expands inside single quotes, in any shell.
+/// - Else (a control or invisible character, invalid UTF-8): ANSI-C quoting `$'...'`, with
+///   every such byte, `'` and `!` written `\xNN`, newline, tab and CR as `\n`, `\t`, `\r`,
+///   the backslash as `\\` (bash, zsh, ksh, busybox sh and POSIX.1-2024 read it back
+///   exactly). The body holds no `'`, so a shell without `$'...'` (dash) reads one word `$...`
+///   and runs nothing.
+///
+/// NUL cannot be in an argument; it is written `\x00` like any control byte.
+pub fn shell_word(s: impl AsRef<OsStr>) -> String {
+    let bytes = s.as_ref().as_bytes();
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"@%+:,./_-".contains(b);
+    if !bytes.is_empty() && bytes.iter().all(plain) {
+        // ASCII is UTF-8: the fallback is never taken.
+        return std::str::from_utf8(bytes).unwrap_or_default().to_string();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(is_dangerous) => {
+            format!("'{}'", text.replace('\'', r"'\''"))
+        }
+        _ => ansi_c_quoted(bytes),
+    }
+}
+
+/// `$'...'`: see [`shell_word`].
+fn ansi_c_quoted(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push_str("$'");
+    let hex = |out: &mut String, raw: &[u8]| {
+        for b in raw {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\'' | '!' => hex(&mut out, &[c as u8]),
+                c if is_dangerous(c) => hex(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes()),
+                c => out.push(c),
+            }
+        }
+        hex(&mut out, chunk.invalid());
+    }
+    out.push('\'');
+    out
+}
+
 /// Escape a command line: arguments joined by spaces, each escaped.
 pub fn escape_cmdline(args: &[std::ffi::OsString]) -> String {
     let mut out = String::new();

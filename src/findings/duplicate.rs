@@ -36,13 +36,12 @@ pub(super) fn instances<'a>(input: &'a Input, app: usize, role: &str) -> Vec<&'a
 
 /// What stops one extra instance: its supervisor, when it has its own name for it.
 fn stop(input: &Input, pl: &Placement) -> Command {
-    let name = |n: &str| Arg::QuotedName(n.into());
     match input.owners.get(pl.pid).map(|o| &o.supervisor) {
         Some(Supervisor::Supervisord {
             program: Some(p), ..
-        }) => Command::new("supervisorctl", [Arg::Word("stop"), name(p)]),
+        }) => Command::new("supervisorctl", [Arg::Word("stop"), Arg::name(p)]),
         Some(Supervisor::Systemd { unit }) if unit.user.is_none() => {
-            Command::new("systemctl", [Arg::Word("stop"), name(&unit.unit)])
+            Command::new("systemctl", [Arg::Word("stop"), Arg::name(&unit.unit)])
         }
         _ => Command::kill(pl.pid),
     }

@@ -19,7 +19,7 @@ pub mod remedy;
 pub mod unit;
 
 use crate::attribution::Attribution;
-use crate::escape::escape;
+use crate::escape::shell_word;
 use crate::snapshot::{CgroupAndEnv, ProcSource, Process, Snapshot};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -109,29 +109,42 @@ impl Owner {
         }
     }
 
-    /// One phrase for people, escaped.
+    /// One phrase for people, each name in it one shell word ([`shell_word`]: quoted, and
+    /// escaped for a terminal), since the phrase also goes into remedies.
     pub fn label(&self) -> String {
         match &self.supervisor {
             Supervisor::Supervisord { pid, program } => match program {
-                Some(p) => format!("supervisord program {} (supervisord pid {pid})", escape(p)),
+                Some(p) => format!(
+                    "supervisord program {} (supervisord pid {pid})",
+                    shell_word(p)
+                ),
                 None => format!("supervisord pid {pid}"),
             },
             Supervisor::Pm2 { god, .. } => format!(
                 "pm2 app {} (God daemon pid {god})",
-                escape(self.name().unwrap_or_else(|| "?".into()))
+                self.name().map(shell_word).unwrap_or_else(|| "?".into())
             ),
             Supervisor::Runit { pid, service } => {
-                format!("runit service {} (runsv pid {pid})", escape(service))
+                format!("runit service {} (runsv pid {pid})", shell_word(service))
             }
             Supervisor::S6 { pid, service } => {
-                format!("s6 service {} (s6-supervise pid {pid})", escape(service))
+                format!(
+                    "s6 service {} (s6-supervise pid {pid})",
+                    shell_word(service)
+                )
             }
             Supervisor::Systemd { unit } => match unit.user {
-                Some(uid) => format!("systemd user unit {} of uid {uid}", escape(unit.display())),
-                None => format!("systemd unit {}", escape(unit.display())),
+                Some(uid) => format!(
+                    "systemd user unit {} of uid {uid}",
+                    shell_word(unit.display())
+                ),
+                None => format!("systemd unit {}", shell_word(unit.display())),
             },
             Supervisor::Session { unit } => {
-                format!("login session {} (started by hand)", escape(unit.display()))
+                format!(
+                    "login session {} (started by hand)",
+                    shell_word(unit.display())
+                )
             }
             Supervisor::None => "unsupervised".to_string(),
         }

@@ -9,6 +9,9 @@
 use super::{is_pm2_god, is_supervisord, Owners, Supervisor};
 use crate::attribution::{Attribution, ReleaseState};
 use crate::snapshot::Snapshot;
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Whom a command runs as.
@@ -27,25 +30,45 @@ pub struct Command {
     pub args: Box<[Arg]>,
 }
 
-/// One argument of a [`Command`], by where it comes from and so how it is written.
+/// One argument of a [`Command`]. Every argument is written the same way when phrased (one
+/// shell word that reads back as exactly these bytes: [`crate::escape::shell_word`]); the
+/// kinds only say where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
     /// A fixed word: `restart`, `-TERM`.
     Word(&'static str),
     Pid(i32),
-    /// A name from process data (program, unit, service directory): shell-quoted, then escaped
-    /// when it holds a character that must not reach a terminal.
-    Name(Box<str>),
-    /// A name shell-quoted and not escaped, as `duplicate`'s stop commands have always been
-    /// written (a later change writes every argument one way).
-    QuotedName(Box<str>),
-    /// `NAME@`, a user's service manager for `systemctl -M`: the name as [`Arg::Name`].
-    UserManager(Box<str>),
-    /// A path, escaped and not quoted, as the link fix has always been written.
-    Path(Box<Path>),
+    /// A name or a path as the system gave it (program, unit, service directory, release,
+    /// link): any bytes.
+    Name(Box<OsStr>),
+    /// `NAME@`, a user's service manager for `systemctl -M`.
+    UserManager(Box<OsStr>),
+}
+
+impl Arg {
+    /// A name or path from the system.
+    pub fn name(s: impl AsRef<OsStr>) -> Arg {
+        Arg::Name(s.as_ref().into())
+    }
+
+    /// The argument's bytes, exactly as the program receives them.
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Arg::Word(word) => Cow::Borrowed(word.as_bytes()),
+            Arg::Pid(pid) => Cow::Owned(pid.to_string().into_bytes()),
+            Arg::Name(name) => Cow::Borrowed(name.as_bytes()),
+            Arg::UserManager(user) => Cow::Owned([user.as_bytes(), b"@"].concat()),
+        }
+    }
 }
 
 impl Command {
+    /// The program, then each argument: the argv the command runs with.
+    pub fn argv(&self) -> impl Iterator<Item = Cow<'_, [u8]>> {
+        std::iter::once(Cow::Borrowed(self.program.as_bytes()))
+            .chain(self.args.iter().map(Arg::bytes))
+    }
+
     pub fn new(program: &'static str, args: impl Into<Box<[Arg]>>) -> Command {
         Command {
             as_whom: AsWhom::Root,
@@ -124,7 +147,6 @@ pub struct StaleSupervisor {
 
 /// What restarts `pid` itself, by its owner.
 fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
-    let name = |s: &str| Arg::Name(s.into());
     let command = |program, args: Vec<Arg>| Restart::Command(Command::new(program, args));
     let Some(owner) = owners.get(pid) else {
         return Restart::KillAndStart {
@@ -135,27 +157,22 @@ fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
     match &owner.supervisor {
         Supervisor::Supervisord {
             program: Some(p), ..
-        } => command("supervisorctl", vec![Arg::Word("restart"), name(p)]),
+        } => command("supervisorctl", vec![Arg::Word("restart"), Arg::name(p)]),
         Supervisor::Supervisord { program: None, .. } => Restart::SupervisordUnnamed,
         Supervisor::Pm2 { name: n, id, .. } => match n.as_ref().or(id.as_ref()) {
-            Some(n) => command(
-                "pm2",
-                vec![Arg::Word("restart"), name(&n.to_string_lossy())],
-            ),
+            Some(n) => command("pm2", vec![Arg::Word("restart"), Arg::name(n)]),
             None => Restart::Pm2Unnamed,
         },
-        Supervisor::Runit { service, .. } => command(
-            "sv",
-            vec![Arg::Word("restart"), name(&service.to_string_lossy())],
-        ),
+        Supervisor::Runit { service, .. } => {
+            command("sv", vec![Arg::Word("restart"), Arg::name(service)])
+        }
         Supervisor::S6 { pid: spid, service } => {
             // s6-supervise runs in its service directory.
-            let dir = snap
-                .get(*spid)
-                .and_then(|s| s.cwd.as_ref().ok())
-                .map(|l| l.path().to_string_lossy().into_owned())
-                .unwrap_or_else(|| format!("/run/service/{}", service.to_string_lossy()));
-            command("s6-svc", vec![Arg::Word("-r"), name(&dir)])
+            let dir = match snap.get(*spid).and_then(|s| s.cwd.as_ref().ok()) {
+                Some(link) => Arg::name(link.path()),
+                None => Arg::name(Path::new("/run/service").join(service)),
+            };
+            command("s6-svc", vec![Arg::Word("-r"), dir])
         }
         Supervisor::Systemd { unit } => Restart::Command(systemctl_restart(&unit.unit, unit.user)),
         Supervisor::Session { unit } => Restart::KillAndStart {
@@ -174,7 +191,7 @@ fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
 /// `systemctl restart UNIT`; for a user service, through the user's manager when the uid has
 /// a name, else to be run as the uid.
 fn systemctl_restart(unit: &str, user: Option<u32>) -> Command {
-    let unit = Arg::Name(unit.into());
+    let unit = Arg::name(unit);
     let Some(uid) = user else {
         return Command::new("systemctl", [Arg::Word("restart"), unit]);
     };
@@ -184,7 +201,7 @@ fn systemctl_restart(unit: &str, user: Option<u32>) -> Command {
             [
                 Arg::Word("--user"),
                 Arg::Word("-M"),
-                Arg::UserManager(u.name.into()),
+                Arg::UserManager(OsStr::new(&u.name).into()),
                 Arg::Word("restart"),
                 unit,
             ],
@@ -231,5 +248,40 @@ pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) 
     TreeFix::Restart {
         restart: restart(snap, owners, pid),
         stale,
+    }
+}
+
+impl Restart {
+    /// The command this names, if any (`KillAndStart`: the kill; starting again is a person's).
+    pub fn command(&self) -> Option<Command> {
+        match self {
+            Restart::Command(c) => Some(c.clone()),
+            Restart::SupervisordUnnamed | Restart::Pm2Unnamed => None,
+            Restart::KillAndStart { pid, .. } => Some(Command::kill(*pid)),
+        }
+    }
+}
+
+impl TreeFix {
+    /// The commands this fix names, in the order its words give them (`report::words`).
+    pub fn commands(&self) -> Vec<Command> {
+        match self {
+            TreeFix::Vanished { .. } => Vec::new(),
+            TreeFix::SupervisordItself { restart, .. } => {
+                let mut out: Vec<Command> = restart.command().into_iter().collect();
+                out.extend(Command::supervisord_update());
+                out
+            }
+            TreeFix::Pm2GodItself { uid, .. } => Command::pm2_resurrect(AsWhom::Uid(*uid)).into(),
+            TreeFix::Restart { restart, stale } => {
+                let mut out: Vec<Command> = restart.command().into_iter().collect();
+                match stale {
+                    Some(s) if s.pm2 => out.extend(Command::pm2_resurrect(AsWhom::Root)),
+                    Some(_) => out.extend(Command::supervisord_update()),
+                    None => {}
+                }
+                out
+            }
+        }
     }
 }

@@ -1,0 +1,160 @@
+//! Attacks by a local user on root's relwatch, run against the built binary: each test builds
+//! what the user controls (a release name, a process title, an environment value), runs
+//! relwatch, and asserts the safe outcome. docs/SECURITY.md ("Attacks and the tests that hold
+//! them") lists them with the promise each one holds.
+
+mod util;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use util::*;
+
+/// A release a user named so that an unquoted path runs their command.
+const EVIL_RELEASE: &str = "2;id>PWNED;#";
+
+/// The commands of a `fix:` line of the text report, after `prefix`.
+fn fix_line<'a>(run: &'a Run, prefix: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("fix: "))
+        .and_then(|fix| fix.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no `fix: {prefix}...` line\n{run}"))
+}
+
+/// Runs `line` with `shell -c` in `dir`, and says whether it succeeded.
+fn paste(shell: &str, line: &str, dir: &Path) -> bool {
+    let out = Command::new(shell)
+        .arg("-c")
+        .arg(line)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap_or_else(|e| panic!("run {shell}: {e}"));
+    out.status.success()
+}
+
+/// Regression: a release named `2;id>PWNED;#` with a broken `current` gave `fix: ln -sfn
+/// .../releases/2;id>PWNED;# ...`, which ran `id` when pasted into a root shell. The fix is
+/// quoted: pasted into `sh` and `bash` it runs exactly `ln` and `mv` (which really repoint
+/// the link) and creates no file; JSON carries the same argv.
+#[test]
+fn a_pasted_link_fix_runs_nothing_a_release_name_holds() {
+    for shell in ["sh", "bash"] {
+        let root = DeployRoot::new();
+        root.release("1");
+        let evil = root.release(EVIL_RELEASE);
+        root.point_current_at("releases/9");
+        let run = relwatch(["check".as_ref(), root.path().as_os_str()]);
+        assert_eq!(run.code, 2, "a dangling current is critical\n{run}");
+        let fix = fix_line(&run, "point it at a release atomically, e.g. the newest: ");
+        let pasted_in = tempdir();
+        assert!(paste(shell, fix, pasted_in.path()), "{shell} -c {fix:?}");
+        for dir in [pasted_in.path(), root.path(), &root.tmp()] {
+            assert!(
+                !dir.join("PWNED").exists(),
+                "{shell} ran a command from the release name: {}\n{fix}",
+                dir.display()
+            );
+        }
+        assert_eq!(
+            std::fs::canonicalize(root.current()).unwrap(),
+            std::fs::canonicalize(&evil).unwrap(),
+            "the pasted fix points current at the release, by its exact name"
+        );
+    }
+}
+
+#[test]
+fn json_fix_carries_the_argv_of_the_link_fix() {
+    let root = DeployRoot::new();
+    let evil = root.release(EVIL_RELEASE);
+    root.point_current_at("releases/9");
+    let (run, _) = check_json([root.path()]);
+    let report = run.report();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| f.remedy.contains("atomically"))
+        .unwrap_or_else(|| panic!("no broken-current finding\n{run}"));
+    let mut new = root.current().into_os_string();
+    new.push(".new");
+    let argv: Vec<Vec<Vec<u8>>> = f
+        .fix
+        .iter()
+        .map(|c| c.argv.iter().map(ByteStr::to_bytes).collect())
+        .collect();
+    let bytes = |s: &OsStr| path_bytes(Path::new(s));
+    assert_eq!(
+        argv,
+        [
+            vec![b("ln"), b("-sfn"), path_bytes(&evil), bytes(&new)],
+            vec![b("mv"), b("-T"), bytes(&new), path_bytes(&root.current())],
+        ],
+        "{run}"
+    );
+    assert!(f.fix.iter().all(|c| c.as_uid == 0), "{run}");
+}
+
+/// Regression: a supervisord program name (`SUPERVISOR_PROCESS_NAME`) with ESC, BEL and a
+/// newline reached the text report and the JSON `remedy` raw, through the `duplicate` stop
+/// command: it could retitle the operator's terminal and forge report lines. It is one
+/// quoted, escaped shell word now, and JSON's `fix` argv keeps the exact bytes.
+#[test]
+fn a_supervisord_program_name_cannot_reach_the_terminal_raw() {
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let name = "q\x1b]0;pwned\x07\nCRITICAL forged line";
+    // A supervisord (by its title) whose child carries the program name, on release 1.
+    let old = Child::spawn(
+        Command::new("sh")
+            .arg0("supervisord")
+            .args(["-c", "sleep 1001 & wait"])
+            .env("SUPERVISOR_ENABLED", "1")
+            .env("SUPERVISOR_PROCESS_NAME", name)
+            .current_dir(&r1),
+    );
+    let old_sleep = old.wait_for_children(1, "sleep")[0];
+    wait_started_before_now(old_sleep);
+    let r2 = root.release("2");
+    root.switch("2");
+    let _new = Child::spawn(Command::new("sleep").arg("1001").current_dir(&r2));
+    let cfg = root.tmp().join("relwatch.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "apps:\n  - name: shop\n    root: {}\n    roles:\n      - name: scheduler\n        match: \"^sleep 1001$\"\n        singleton: true\n",
+            root.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (run, _) = check_json(["--config".as_ref(), cfg.as_os_str()]);
+    let report = run.report();
+    let dup = report
+        .findings
+        .iter()
+        .find(|f| f.role.as_deref() == Some("scheduler") && !f.fix.is_empty())
+        .unwrap_or_else(|| panic!("no duplicate finding\n{run}"));
+    let expected = r"supervisorctl stop $'q\x1b]0;pwned\x07\nCRITICAL forged line'";
+    assert!(dup.remedy.ends_with(expected), "{}", dup.remedy);
+    let argv: Vec<Vec<u8>> = dup.fix[0].argv.iter().map(ByteStr::to_bytes).collect();
+    assert_eq!(argv, [b("supervisorctl"), b("stop"), b(name)], "{run}");
+    let text = relwatch(["check".as_ref(), "--config".as_ref(), cfg.as_os_str()]);
+    assert!(
+        !text.stdout.contains('\x1b') && !text.stdout.contains('\x07'),
+        "{text}"
+    );
+    assert!(
+        !text
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("CRITICAL forged")),
+        "{text}"
+    );
+    assert!(text.stdout.contains(expected), "{text}");
+}
