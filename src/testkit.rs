@@ -92,6 +92,7 @@ pub(crate) fn process(
         uid: 1000,
         dir_ino: 0,
         kernel_thread: false,
+        cmdline_truncated: false,
         cmdline: cmdline.iter().collect(),
         cwd,
         exe: link(b"/usr/bin/php8.2", 99, 1),

@@ -158,3 +158,72 @@ fn a_supervisord_program_name_cannot_reach_the_terminal_raw() {
     );
     assert!(text.stdout.contains(expected), "{text}");
 }
+
+/// The largest peak resident size (KiB) of any child this test binary has waited for.
+fn children_peak_rss_kib() -> i64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage(RUSAGE_CHILDREN)")
+        .max_rss()
+}
+
+/// Regression: `cmdline` was read whole and kept for every process. 201 processes with 6 MiB
+/// of arguments (children share them copy-on-write, so each costs the user ~100 KB) took a
+/// scan to 1.22 GB. Now each is read up to 64 KiB and marked `cmdline_truncated`: 200
+/// processes with 2 MiB each keep a scan under 32 MiB.
+#[test]
+fn two_hundred_processes_with_2_mib_of_arguments_do_not_exhaust_the_scan() {
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let fifo = root.tmp().join("block");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    // One argument may hold at most 128 KiB, and all of them a quarter of the stack limit: sh
+    // makes 32 of 64 KiB under a 64 MiB stack limit and runs again with them, then forks 199
+    // subshells that share them, each blocked opening a FIFO nobody writes.
+    let inner =
+        r#"i=0; while [ $i -lt 199 ]; do (read x < "$0") & i=$((i+1)); done; read x < "$0""#;
+    let outer = format!(
+        r#"a=$(printf %065535d 0); set --; i=0; while [ $i -lt 32 ]; do set -- "$@" "$a"; i=$((i+1)); done; exec sh -c '{inner}' "$0" "$@""#
+    );
+    let holder = Child::spawn(
+        Command::new("prlimit")
+            .args(["--stack=67108864", "sh", "-c", &outer])
+            .arg(&fifo)
+            .current_dir(&r1),
+    );
+    let big =
+        |pid: i32| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.len() > 2 << 20);
+    poll("sh and its 199 subshells with 2 MiB of arguments", || {
+        let kids = holder.children();
+        (big(holder.pid()) && kids.len() == 199 && kids.iter().all(|&k| big(k))).then_some(())
+    });
+    let before = children_peak_rss_kib();
+    assert!(before < 32 * 1024, "a child already peaked at {before} KiB");
+    let run = relwatch(["check".as_ref(), root.path().as_os_str()]);
+    let peak = children_peak_rss_kib();
+    eprintln!("a scan of them peaked at {peak} KiB");
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains("release 1 (current): 200 processes"),
+        "{run}"
+    );
+    assert!(
+        peak < 32 * 1024,
+        "the scan peaked at {peak} KiB (at most 32 MiB)"
+    );
+    let (run, doc) = check_json([root.path()]);
+    let truncated = array(&doc, "processes")
+        .iter()
+        .filter(|p| p["cmdline_truncated"] == true)
+        .count();
+    assert_eq!(
+        truncated, 200,
+        "every long command line is marked\n{}",
+        run.stderr
+    );
+    assert!(
+        children_peak_rss_kib() < 32 * 1024,
+        "JSON of them peaked higher"
+    );
+}

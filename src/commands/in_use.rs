@@ -191,7 +191,12 @@ fn find_uses(
         }
         // Unreadable reads as none, as before; issue 17 acts on the difference.
         let fds = source.open_files(p.pid).unwrap_or_default();
-        let maps = source.mapped_files(p.pid).unwrap_or_default();
+        let wanted = |m: &[u8]| {
+            targets
+                .iter()
+                .any(|t| under(m, t.canonical.as_os_str().as_bytes()))
+        };
+        let maps = source.mapped_files(p.pid, &wanted).unwrap_or_default();
         for (i, t) in targets.iter().enumerate() {
             let prefix = t.canonical.as_os_str().as_bytes();
             for f in fds.iter().filter(|f| under(f.as_bytes(), prefix)) {

@@ -478,6 +478,7 @@ mod tests {
             uid: 1000,
             dir_ino: 0,
             kernel_thread: false,
+            cmdline_truncated: false,
             cmdline: args.iter().map(OsString::from).collect(),
             cwd: Err(LinkError::Absent),
             exe: Err(LinkError::Absent),

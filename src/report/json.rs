@@ -174,6 +174,7 @@ struct ProcessOut<'a> {
     name: Bytes<'a>,
     comm: Bytes<'a>,
     cmdline: Vec<Bytes<'a>>,
+    cmdline_truncated: bool,
     /// One character, serialized as a string of it.
     state: char,
     start_time: f64,
@@ -440,6 +441,7 @@ fn process_out<'a>(
         name: Bytes::os(p.name()),
         comm: Bytes(&p.comm),
         cmdline: p.cmdline.iter().map(Bytes::os).collect(),
+        cmdline_truncated: p.cmdline_truncated,
         state: char::from(p.state),
         start_time: r.snap.clock.start_time(p.start_ticks),
         uid: p.uid,

@@ -885,6 +885,7 @@ pub struct Process {
     pub name: ByteStr,
     pub comm: ByteStr,
     pub cmdline: Vec<ByteStr>,
+    pub cmdline_truncated: bool,
     pub state: String,
     pub start_time: f64,
     pub uid: u32,
