@@ -483,9 +483,23 @@ impl Placer<'_> {
         })
     }
 
-    /// May this unreadable process belong to an app? Its command line names a root, or it
-    /// runs as the owner of the releases.
+    /// May this unreadable process belong to an app? Its command line names a root (a path
+    /// through its releases or its link, whole components: `/srv/proc` is not in
+    /// `/srv/process_api`), or it runs as the owner of the releases.
     fn may_belong(&self, p: &Process) -> Option<usize> {
+        // `path` in `arg`, followed by the end, a `/`, or a byte that cannot continue a file
+        // name's last component, as a separator (`--root=/srv/app:/x`, `"/srv/app"`).
+        let names = |arg: &[u8], path: &[u8]| {
+            let continues =
+                |b: &u8| *b >= 0x80 || b.is_ascii_alphanumeric() || b"._-+@%~#".contains(b);
+            !path.is_empty()
+                && arg.windows(path.len()).enumerate().any(|(at, w)| {
+                    w == path
+                        && arg
+                            .get(at + path.len())
+                            .is_none_or(|b| *b == b'/' || !continues(b))
+                })
+        };
         for (app, root) in self.roots.iter().enumerate() {
             if root.owner_uid == Some(p.uid) && p.uid != 0 {
                 return Some(app);
@@ -495,7 +509,7 @@ impl Placer<'_> {
                 root.releases_spellings
                     .iter()
                     .chain(root.link_spellings.iter())
-                    .any(|s| contains(a, s.as_os_str().as_bytes()))
+                    .any(|s| names(a, s.as_os_str().as_bytes()))
             });
             if names_root {
                 return Some(app);
@@ -503,10 +517,6 @@ impl Placer<'_> {
         }
         None
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Place every process of the snapshot.
@@ -783,5 +793,37 @@ mod tests {
         assert_eq!(human_duration(3600.0), "1h");
         assert_eq!(human_duration(86_400.0 * 2.0 + 3600.0 * 4.0), "2d 4h");
         assert_eq!(human_duration(-5.0), "0s");
+    }
+
+    /// Regression: a root's spelling matched inside a longer name (`/proc` in
+    /// `/process_api`), so an unreadable process that names another directory was taken
+    /// for one of the app's (UNKNOWN instead of OK). Paths match whole components.
+    #[test]
+    fn an_unreadable_process_belongs_by_whole_path_components() {
+        use crate::snapshot::LinkError;
+        use crate::testkit::{current, process, root, snapshot};
+        let roots = [root("app", b"/srv/app", current(b"1"), &[(b"1", 1)])];
+        let denied = |pid, arg: &str| {
+            let mut p = process(pid, 1, Err(LinkError::Denied), 1.0, &["php", arg]);
+            p.exe = Err(LinkError::Denied);
+            p
+        };
+        let s = snapshot(
+            vec![
+                denied(10, "/srv/app/current/artisan"),
+                denied(11, "/srv/app/currently/artisan"),
+                denied(12, "/srv/app/releases_old/7/worker.php"),
+                denied(13, "--chdir=/srv/app/releases"),
+                denied(14, "PATH=/srv/app/current:/usr/bin"),
+                denied(15, "/srv/app/current"),
+                denied(16, "/srv/app/current.bak/x"),
+                denied(17, "/srv/app/currenté"),
+            ],
+            10.0,
+        );
+        let attr = attribute(&roots, &s);
+        let pids: Vec<i32> = attr.unreadable.iter().map(|(pid, _)| *pid).collect();
+        assert_eq!(pids, [10, 13, 14, 15]);
+        assert_eq!(attr.unreadable_elsewhere, 4);
     }
 }

@@ -13,17 +13,25 @@ use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 
 /// True for characters that must not reach a terminal raw: C0 and C1 controls, DEL, bidi
-/// controls, zero-width and other invisible formatting characters.
+/// controls, zero-width and other invisible or blank formatting characters (soft hyphen,
+/// Hangul fillers, variation selectors). The one list: the config module's messages use it
+/// too.
 pub fn is_dangerous(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{ad}'                 // soft hyphen
+        | '\u{34f}'                // combining grapheme joiner
+        | '\u{61c}'                // arabic letter mark
+        | '\u{115f}' | '\u{1160}'  // Hangul choseong and jungseong fillers
+        | '\u{17b4}' | '\u{17b5}'  // Khmer inherent vowels
+        | '\u{180e}'               // Mongolian vowel separator
         | '\u{200b}'..='\u{200f}'   // zero-width space/joiners, LRM, RLM
-        | '\u{2028}' | '\u{2029}'   // line and paragraph separators
-        | '\u{202a}'..='\u{202e}'   // bidi embeddings and overrides
-        | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
-        | '\u{2066}'..='\u{2069}'   // bidi isolates
-        | '\u{061c}'                // arabic letter mark
-        | '\u{feff}'                // zero-width no-break space / BOM
+        | '\u{2028}'..='\u{202e}'   // line and paragraph separators, bidi embeddings, overrides
+        | '\u{2060}'..='\u{206f}'   // word joiner, invisible operators, bidi isolates, deprecated
+        | '\u{3164}'               // Hangul filler
+        | '\u{fe00}'..='\u{fe0f}'   // variation selectors
+        | '\u{feff}'               // zero-width no-break space / BOM
+        | '\u{ffa0}'               // halfwidth Hangul filler
         | '\u{fff9}'..='\u{fffb}'   // interlinear annotation
         | '\u{e0000}'..='\u{e007f}' // tags
     )
@@ -281,6 +289,16 @@ mod tests {
             escape("a\u{200b}b\u{feff}c\u{2066}"),
             "a\\u{200b}b\\u{feff}c\\u{2066}"
         );
+        // Invisible or blank in most fonts: a name could hide a character or look like another.
+        for c in [
+            '\u{ad}', '\u{34f}', '\u{115f}', '\u{180e}', '\u{206a}', '\u{206f}', '\u{3164}',
+            '\u{fe0f}', '\u{ffa0}',
+        ] {
+            assert_eq!(
+                escape(format!("a{c}b")),
+                format!("a\\u{{{:x}}}b", u32::from(c))
+            );
+        }
     }
 
     #[test]

@@ -227,3 +227,60 @@ fn two_hundred_processes_with_2_mib_of_arguments_do_not_exhaust_the_scan() {
         "JSON of them peaked higher"
     );
 }
+
+/// Regression: a duration too long to add to a clock (`wait --timeout 18446744073709551615s`,
+/// `watch --grace` as long) panicked with an overflow. Every duration flag has a bound
+/// (`--grace` 30 days as in the config file, the others a year), and one beyond is a usage
+/// error: exit 3, the flag and the bound named.
+#[test]
+fn absurd_durations_are_usage_errors() {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let huge = "18446744073709551615s";
+    for (args, bound) in [
+        (vec!["wait", "--timeout", huge], "365d"),
+        (vec!["check", "--grace", huge], "30d"),
+        (vec!["check", "--grace", "31d"], "30d"),
+        (vec!["watch", "--grace", huge], "30d"),
+        (vec!["watch", "--interval", "366d"], "365d"),
+        (vec!["watch", "--restart-window", huge], "365d"),
+    ] {
+        let mut all: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        all.push(root.path().as_os_str());
+        let run = relwatch(&all);
+        assert_eq!(run.code, 3, "{run}");
+        assert!(
+            run.stderr
+                .contains(&format!("longest allowed here, {bound}"))
+                && !run.stderr.contains("panicked"),
+            "{run}"
+        );
+    }
+    let run = relwatch([
+        "check".as_ref(),
+        "--grace".as_ref(),
+        "30d".as_ref(),
+        root.path().as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "30 days is allowed\n{run}");
+}
+
+/// Regression: `--config` naming a file that is not a relwatch configuration (here one laid
+/// out like /etc/shadow, which root may read) printed its first line, a password hash, as an
+/// unknown key. It is refused with exit 3, and nothing of it is shown.
+#[test]
+fn a_config_error_never_quotes_a_file_that_is_not_a_config() {
+    let root = DeployRoot::new();
+    let shadow = root.tmp().join("shadow");
+    std::fs::write(
+        &shadow,
+        "root:$y$j9T$SECRETSALT$SECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let run = relwatch(["check".as_ref(), "--config".as_ref(), shadow.as_os_str()]);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(!run.output_lower().contains("secret"), "{run}");
+    assert!(run.stderr.contains("not a relwatch configuration"), "{run}");
+}
