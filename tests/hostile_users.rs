@@ -289,3 +289,115 @@ fn a_config_error_never_quotes_a_file_that_is_not_a_config() {
     assert!(!run.output_lower().contains("secret"), "{run}");
     assert!(run.stderr.contains("not a relwatch configuration"), "{run}");
 }
+
+/// Whether a test that needs `what` (root, a mounted hierarchy, ...) can run. When it cannot,
+/// it says why and is skipped; with `CI=true` it fails instead, so a CI run never passes a
+/// test that did not run.
+fn can_run(test: &str, ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} cannot run: it needs {what}"
+    );
+    eprintln!("skipped {test}: it needs {what}");
+    false
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A uid with no passwd entry, for processes a test runs as "a local user".
+const USER: u32 = 4_242_421;
+
+/// Regression: a user's own cgroup under their manager named `user@x.service/
+/// systemd-reboot.service` reset the unit parser to system scope, and root was told
+/// `systemctl restart systemd-reboot.service`. Everything below `user@UID.service` is UID's.
+#[test]
+fn a_cgroup_below_a_user_manager_stays_that_users() {
+    let test = "a_cgroup_below_a_user_manager_stays_that_users";
+    if !can_run(test, is_root(), "root (to create cgroups)") {
+        return;
+    }
+    let Some(_) = Cgroup::mount_of(true) else {
+        can_run(test, false, "a mounted cgroup2 hierarchy");
+        return;
+    };
+    let _lock = cgroup_lock();
+    let rel = format!(
+        "relwatch-test-hostile-{}.slice/user@{USER}.service/app.slice/evil/user@x.service/systemd-reboot.service",
+        std::process::id()
+    );
+    let Some(cg) = Cgroup::create(true, &rel) else {
+        panic!("cannot create {rel}");
+    };
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let worker = Child::sleep_in(&r1);
+    cg.add(worker.pid());
+    root.release("2");
+    root.switch("2");
+    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    let f = findings_of(&doc, "old-release");
+    assert_eq!(f.len(), 1, "{run}");
+    assert_eq!(
+        f[0]["remedy"],
+        format!("as uid {USER}: systemctl --user restart systemd-reboot.service"),
+        "{run}"
+    );
+    assert_eq!(f[0]["fix"][0]["as"], USER, "{run}");
+    assert_eq!(process(&doc, worker.pid()).unwrap()["owner"]["user"], USER);
+    drop(worker);
+    drop(cg);
+}
+
+/// Regression: a user's own process titled `supervisord` above their worker, with
+/// `SUPERVISOR_PROCESS_NAME=all`, made root's remedy `supervisorctl restart all` (root's
+/// real supervisord would restart everything). A supervisor counts only as root or as the
+/// worker's uid, and its commands are said to run as its user.
+#[test]
+fn a_users_own_supervisor_is_driven_as_that_user() {
+    let test = "a_users_own_supervisor_is_driven_as_that_user";
+    if !can_run(test, is_root(), "root (to run processes as another uid)") {
+        return;
+    }
+    let root = DeployRoot::new();
+    std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r1 = root.release("1");
+    root.switch("1");
+    let user = USER.to_string();
+    let fake = Child::spawn(
+        Command::new("setpriv")
+            .args([
+                format!("--reuid={user}"),
+                format!("--regid={user}"),
+                "--clear-groups".into(),
+            ])
+            .args([
+                "bash",
+                "-c",
+                r#"exec -a supervisord bash -c '(cd "$0" && exec sleep 1001) & wait' "$0""#,
+            ])
+            .arg(&r1)
+            .env("SUPERVISOR_ENABLED", "1")
+            .env("SUPERVISOR_PROCESS_NAME", "all")
+            .current_dir("/"),
+    );
+    let worker = fake.wait_for_children(1, "sleep")[0];
+    wait_started_before_now(worker);
+    root.release("2");
+    root.switch("2");
+    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    let f = findings_of(&doc, "old-release");
+    assert_eq!(f.len(), 1, "{run}");
+    assert_eq!(pids(f[0]), [i64::from(worker)], "{run}");
+    assert_eq!(
+        f[0]["remedy"],
+        format!("as uid {USER}: supervisorctl restart all"),
+        "{run}"
+    );
+    assert_eq!(f[0]["fix"][0]["as"], USER, "{run}");
+}

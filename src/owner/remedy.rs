@@ -22,6 +22,22 @@ pub enum AsWhom {
     Uid(u32),
 }
 
+impl AsWhom {
+    /// As `uid`: root is the operator.
+    pub fn uid(uid: u32) -> AsWhom {
+        match uid {
+            0 => AsWhom::Root,
+            uid => AsWhom::Uid(uid),
+        }
+    }
+
+    /// As the user process `pid` runs as: a supervisor's commands reach it only as its user
+    /// (supervisorctl's socket, PM2's home, runsv's control pipe). Root when it is gone.
+    fn of(snap: &Snapshot, pid: i32) -> AsWhom {
+        snap.get(pid).map_or(AsWhom::Root, |p| AsWhom::uid(p.uid))
+    }
+}
+
 /// One command line: data, quoted and escaped only when phrased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -83,8 +99,11 @@ impl Command {
     }
 
     /// `supervisorctl reread`, `supervisorctl update`: supervisord takes changed programs.
-    pub fn supervisord_update() -> [Command; 2] {
-        ["reread", "update"].map(|verb| Command::new("supervisorctl", [Arg::Word(verb)]))
+    pub fn supervisord_update(as_whom: AsWhom) -> [Command; 2] {
+        ["reread", "update"].map(|verb| Command {
+            as_whom,
+            ..Command::new("supervisorctl", [Arg::Word(verb)])
+        })
     }
 
     /// `pm2 kill`, `pm2 resurrect`: a new God daemon, from the directory it is run in.
@@ -126,10 +145,15 @@ pub enum Unsupervised {
 pub enum TreeFix {
     /// The top is not in the snapshot any more.
     Vanished { pid: i32 },
-    /// The top is supervisord: its programs without `directory=` inherit its cwd.
-    SupervisordItself { pid: i32, restart: Restart },
-    /// The top is a PM2 God daemon, which keeps every app's cwd.
-    Pm2GodItself { pid: i32, uid: u32 },
+    /// The top is supervisord: its programs without `directory=` inherit its cwd. `as_whom`:
+    /// its user, for `supervisorctl`.
+    SupervisordItself {
+        pid: i32,
+        restart: Restart,
+        as_whom: AsWhom,
+    },
+    /// The top is a PM2 God daemon, which keeps every app's cwd; `pm2` runs as its user.
+    Pm2GodItself { pid: i32, as_whom: AsWhom },
     /// Restart the top; `stale` when its supervisor runs from an old or deleted release too.
     Restart {
         restart: Restart,
@@ -143,16 +167,27 @@ pub struct StaleSupervisor {
     pub pid: i32,
     pub pm2: bool,
     pub state: ReleaseState,
+    /// Its user, whom its commands run as.
+    pub as_whom: AsWhom,
 }
 
 /// What restarts `pid` itself, by its owner.
 fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
-    let command = |program, args: Vec<Arg>| Restart::Command(Command::new(program, args));
     let Some(owner) = owners.get(pid) else {
         return Restart::KillAndStart {
             pid,
             because: Unsupervised::OwnerUnread,
         };
+    };
+    // Through the supervisor, as its user (root, or the worker's own: see `nearest_from`).
+    let as_whom = owner
+        .supervisor_pid()
+        .map_or(AsWhom::Root, |spid| AsWhom::of(snap, spid));
+    let command = |program, args: Vec<Arg>| {
+        Restart::Command(Command {
+            as_whom,
+            ..Command::new(program, args)
+        })
     };
     match &owner.supervisor {
         Supervisor::Supervisord {
@@ -225,10 +260,14 @@ pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) 
         return TreeFix::SupervisordItself {
             pid,
             restart: restart(snap, owners, pid),
+            as_whom: AsWhom::uid(p.uid),
         };
     }
     if is_pm2_god(p) {
-        return TreeFix::Pm2GodItself { pid, uid: p.uid };
+        return TreeFix::Pm2GodItself {
+            pid,
+            as_whom: AsWhom::uid(p.uid),
+        };
     }
     // A supervisor on an old or deleted release hands its directory to what it restarts.
     let stale = owners.get(pid).and_then(|owner| {
@@ -243,6 +282,7 @@ pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) 
             pid: spid,
             pm2,
             state,
+            as_whom: AsWhom::of(snap, spid),
         })
     });
     TreeFix::Restart {
@@ -267,21 +307,67 @@ impl TreeFix {
     pub fn commands(&self) -> Vec<Command> {
         match self {
             TreeFix::Vanished { .. } => Vec::new(),
-            TreeFix::SupervisordItself { restart, .. } => {
+            TreeFix::SupervisordItself {
+                restart, as_whom, ..
+            } => {
                 let mut out: Vec<Command> = restart.command().into_iter().collect();
-                out.extend(Command::supervisord_update());
+                out.extend(Command::supervisord_update(*as_whom));
                 out
             }
-            TreeFix::Pm2GodItself { uid, .. } => Command::pm2_resurrect(AsWhom::Uid(*uid)).into(),
+            TreeFix::Pm2GodItself { as_whom, .. } => Command::pm2_resurrect(*as_whom).into(),
             TreeFix::Restart { restart, stale } => {
                 let mut out: Vec<Command> = restart.command().into_iter().collect();
                 match stale {
-                    Some(s) if s.pm2 => out.extend(Command::pm2_resurrect(AsWhom::Root)),
-                    Some(_) => out.extend(Command::supervisord_update()),
+                    Some(s) if s.pm2 => out.extend(Command::pm2_resurrect(s.as_whom)),
+                    Some(s) => out.extend(Command::supervisord_update(s.as_whom)),
                     None => {}
                 }
                 out
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::owner::Owner;
+    use crate::snapshot::LinkError;
+    use crate::testkit::{process, snapshot};
+
+    /// A supervisor's commands run as its user: root's need nothing said, a user's own
+    /// supervisord (which root's `supervisorctl` would not even reach) is driven as that user.
+    #[test]
+    fn commands_through_a_supervisor_run_as_its_user() {
+        let proc_as = |pid, ppid, uid, args: &[&str]| {
+            let mut p = process(pid, ppid, Err(LinkError::Absent), 1.0, args);
+            p.uid = uid;
+            p
+        };
+        let snap = snapshot(
+            vec![
+                proc_as(10, 1, 0, &["supervisord"]),
+                proc_as(11, 10, 1000, &["php"]),
+                proc_as(20, 1, 1000, &["supervisord"]),
+                proc_as(21, 20, 1000, &["php"]),
+            ],
+            10.0,
+        );
+        let supervisord = |pid| Owner {
+            supervisor: Supervisor::Supervisord {
+                pid,
+                program: Some("all".into()),
+            },
+            unit: None,
+            supervisor_enabled: true,
+        };
+        let owners = Owners::from_list(vec![(11, supervisord(10)), (21, supervisord(20))]);
+        let as_whom = |pid| match restart(&snap, &owners, pid) {
+            Restart::Command(c) => c.as_whom,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(as_whom(11), AsWhom::Root);
+        assert_eq!(as_whom(21), AsWhom::Uid(1000));
+        assert_eq!(AsWhom::uid(0), AsWhom::Root);
     }
 }

@@ -449,16 +449,20 @@ impl Display for Fix<'_> {
 fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
     match fix {
         TreeFix::Vanished { pid } => write!(w, "restart pid {pid}"),
-        TreeFix::SupervisordItself { pid, restart: r } => {
+        TreeFix::SupervisordItself {
+            pid,
+            restart: r,
+            as_whom,
+        } => {
             write!(w, "supervisord (pid {pid}) itself runs from this release, and every program it starts without directory= inherits it: set directory={link} in its programs, restart supervisord (")?;
             restart(w, r, link)?;
             w.write_str("), then ")?;
-            commands(w, &Command::supervisord_update())
+            commands(w, &Command::supervisord_update(*as_whom))
         }
-        TreeFix::Pm2GodItself { pid, uid } => {
+        TreeFix::Pm2GodItself { pid, as_whom } => {
             write!(w, "the PM2 God daemon (pid {pid}) itself runs from this release and keeps every app's cwd: ")?;
-            commands(w, &Command::pm2_resurrect(AsWhom::Uid(*uid)))?;
-            write!(w, ", as uid {uid}, from {link}")
+            commands(w, &Command::pm2_resurrect(*as_whom))?;
+            write!(w, ", from {link}")
         }
         TreeFix::Restart { restart: r, stale } => {
             restart(w, r, link)?;
@@ -466,10 +470,10 @@ fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
             let state = s.state.as_str();
             if s.pm2 {
                 write!(w, "; the PM2 God daemon (pid {}) runs from a {state} release too, so restarted apps keep it: ", s.pid)?;
-                commands(w, &Command::pm2_resurrect(AsWhom::Root))
+                commands(w, &Command::pm2_resurrect(s.as_whom))
             } else {
                 write!(w, "; supervisord (pid {}) runs from a {state} release too, and programs without directory= inherit its cwd: set directory={link}, restart supervisord, then ", s.pid)?;
-                commands(w, &Command::supervisord_update())
+                commands(w, &Command::supervisord_update(s.as_whom))
             }
         }
     }
@@ -478,12 +482,7 @@ fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
 /// What restarts one process; `link` is the app's link as a shell word.
 fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
     match r {
-        Restart::Command(c) => {
-            if let AsWhom::Uid(uid) = c.as_whom {
-                write!(w, "as uid {uid}: ")?;
-            }
-            command(w, c)
-        }
+        Restart::Command(c) => command(w, c),
         Restart::SupervisordUnnamed => w.write_str("supervisorctl restart <program> (its program name could not be read: see supervisorctl status)"),
         Restart::Pm2Unnamed => w.write_str("pm2 restart <app> (see pm2 list)"),
         Restart::KillAndStart { pid, because } => {
@@ -515,9 +514,18 @@ fn commands(w: &mut Formatter, list: &[Command]) -> fmt::Result {
     Ok(())
 }
 
-/// One command line: the program, then each argument, each one shell word that reads back
-/// as exactly its bytes ([`shell_word`]).
+/// One command: `as uid N: ` when it must run as a user other than the operator (root), then
+/// its line ([`words`]).
 fn command(w: &mut Formatter, c: &Command) -> fmt::Result {
+    if let AsWhom::Uid(uid) = c.as_whom {
+        write!(w, "as uid {uid}: ")?;
+    }
+    words(w, c)
+}
+
+/// A command's line: the program, then each argument, each one shell word that reads back as
+/// exactly its bytes ([`shell_word`]).
+fn words(w: &mut Formatter, c: &Command) -> fmt::Result {
     let mut argv = c.argv();
     if let Some(program) = argv.next() {
         w.write_str(&shell_word(OsStr::from_bytes(&program)))?;
@@ -529,12 +537,12 @@ fn command(w: &mut Formatter, c: &Command) -> fmt::Result {
     Ok(())
 }
 
-/// One command as a line a shell runs: what a remedy shows of it.
+/// One command as a line a shell runs (without whom it runs as): what a remedy shows of it.
 pub fn command_line(c: &Command) -> String {
     struct Line<'a>(&'a Command);
     impl Display for Line<'_> {
         fn fmt(&self, w: &mut Formatter) -> fmt::Result {
-            command(w, self.0)
+            words(w, self.0)
         }
     }
     Line(c).to_string()
@@ -604,7 +612,7 @@ mod tests {
                 Remedy::FixLink(Box::new(relink)),
                 Remedy::StopExtras { keep: [1].into(), stops: [named("supervisorctl", "stop"), Command::kill(pid)].into() },
                 Remedy::Restart(TreeFix::Restart { restart: by_hand, stale: None }),
-                Remedy::Restart(TreeFix::SupervisordItself { pid, restart: Restart::Command(named("systemctl", "restart")) }),
+                Remedy::Restart(TreeFix::SupervisordItself { pid, restart: Restart::Command(named("systemctl", "restart")), as_whom: AsWhom::Uid(7) }),
                 Remedy::StartMore { count: 2, managed_by: None },
                 Remedy::EndOrphan { pid, service: Some(text.clone().into()) },
                 Remedy::EndOrphan { pid, service: None },
