@@ -490,7 +490,7 @@ impl Placer<'_> {
                         root.releases_spellings
                             .iter()
                             .chain(root.link_spellings.iter())
-                            .any(|s| contains(a, s.as_os_str().as_bytes()))
+                            .any(|s| names_path(a, s.as_os_str().as_bytes()))
                     })
                 };
                 (could_run || names_root()).then_some(app)
@@ -521,8 +521,18 @@ impl Placer<'_> {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+/// `path` in `arg` as whole path components: followed by the end, a `/`, or a byte that cannot
+/// continue a file name's last component, as a separator (`--root=/srv/app:/x`, `"/srv/app"`).
+/// `/srv/proc` is not in `/srv/process_api`.
+fn names_path(arg: &[u8], path: &[u8]) -> bool {
+    let continues = |b: &u8| *b >= 0x80 || b.is_ascii_alphanumeric() || b"._-+@%~#".contains(b);
+    !path.is_empty()
+        && arg.windows(path.len()).enumerate().any(|(at, w)| {
+            w == path
+                && arg
+                    .get(at + path.len())
+                    .is_none_or(|b| *b == b'/' || !continues(b))
+        })
 }
 
 /// Place every process of the snapshot.
@@ -776,5 +786,37 @@ mod tests {
         assert_eq!(clean(b"/srv//app/./current/../x"), b"/srv/app/x");
         assert_eq!(clean(b"/"), b"/");
         assert_eq!(clean(b"/.."), b"/");
+    }
+
+    /// Regression: a root's spelling matched inside a longer name (`/proc` in
+    /// `/process_api`), so an unreadable process that names another directory was taken
+    /// for one of the app's (UNKNOWN instead of OK). Paths match whole components.
+    #[test]
+    fn an_unreadable_process_belongs_by_whole_path_components() {
+        use crate::snapshot::LinkError;
+        use crate::testkit::{current, process, root, snapshot};
+        let roots = [root("app", b"/srv/app", current(b"1"), &[(b"1", 1)])];
+        let denied = |pid, arg: &str| {
+            let mut p = process(pid, 1, Err(LinkError::Denied), 1.0, &["php", arg]);
+            p.exe = Err(LinkError::Denied);
+            p
+        };
+        let s = snapshot(
+            vec![
+                denied(10, "/srv/app/current/artisan"),
+                denied(11, "/srv/app/currently/artisan"),
+                denied(12, "/srv/app/releases_old/7/worker.php"),
+                denied(13, "--chdir=/srv/app/releases"),
+                denied(14, "PATH=/srv/app/current:/usr/bin"),
+                denied(15, "/srv/app/current"),
+                denied(16, "/srv/app/current.bak/x"),
+                denied(17, "/srv/app/currenté"),
+            ],
+            10.0,
+        );
+        let attr = attribute(&roots, &s);
+        let pids: Vec<i32> = attr.unreadable.iter().map(|(pid, _)| *pid).collect();
+        assert_eq!(pids, [10, 13, 14, 15]);
+        assert_eq!(attr.unreadable_elsewhere, 4);
     }
 }

@@ -207,7 +207,7 @@ const DISCOVER_NAMED: &str = "Where to look for deploy roots when none is named 
 #[derive(Debug, clap::Args)]
 #[command(mut_args(wait_words))]
 pub struct WaitArgs {
-    /// Give up after this long (e.g. 30s, 2m, 1h)
+    /// Give up after this long (e.g. 30s, 2m, 1h; at most 365d)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
 
@@ -242,12 +242,12 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DIR")]
     pub textfile: Option<PathBuf>,
 
-    /// Full rescan at least this often
+    /// Full rescan at least this often (at most 365d)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub interval: Duration,
 
-    /// Grace period after a switch [default: the config file's, else 5m]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// Grace period after a switch, at most 30d [default: the config file's, else 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
     pub grace: Option<Duration>,
 
     /// restart-loop: more than this many processes of a role (or app) that ended soon after
@@ -255,7 +255,7 @@ pub struct WatchArgs {
     #[arg(long, value_name = "N", default_value_t = crate::findings::restart_loop::DEFAULT_LIMIT)]
     pub restart_limit: usize,
 
-    /// restart-loop: the window over which ended processes are counted
+    /// restart-loop: the window over which ended processes are counted (at most 365d)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub restart_window: Duration,
 
@@ -356,8 +356,8 @@ pub struct CheckArgs {
     pub format: Format,
 
     /// How long after a switch processes may stay on the old release before it is a warning
-    /// (e.g. 0s, 90s, 5m, 1h) [default: the config file's, else 5m]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// (e.g. 0s, 90s, 5m, 1h; at most 30d) [default: the config file's, else 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
     pub grace: Option<Duration>,
 
     #[command(flatten)]
@@ -376,10 +376,32 @@ pub struct CheckArgs {
     pub scan: ScanArgs,
 }
 
-/// Parse a humantime duration ("0s", "90s", "5m", "1h 30m"), with a message that teaches.
+/// The longest `--timeout`, `--interval` or `--restart-window`: a year. Longer is a typo, and
+/// a bound keeps deadlines (`now + timeout`) far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// Parse a humantime duration ("0s", "90s", "5m", "1h 30m") of at most [`MAX_DURATION`], with
+/// a message that teaches.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}: expected a duration such as 0s, 90s, 5m or 1h 30m"))
+    bounded_duration(s, MAX_DURATION, "365d")
+}
+
+/// A `--grace` period: at most 30 days, as in the config file
+/// ([`crate::config::MAX_GRACE`]).
+pub fn parse_grace(s: &str) -> Result<Duration, String> {
+    bounded_duration(s, crate::config::MAX_GRACE, "30d")
+}
+
+fn bounded_duration(s: &str, max: Duration, max_words: &str) -> Result<Duration, String> {
+    const EXAMPLES: &str = "expected a duration such as 0s, 90s, 5m or 1h 30m";
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("{e}: {EXAMPLES}"))?;
+    if d > max {
+        return Err(format!(
+            "{} is longer than the longest allowed here, {max_words}: {EXAMPLES}",
+            crate::escape::escape(s.trim())
+        ));
+    }
+    Ok(d)
 }
 
 /// What a failed run is written as, and where: the format the command line asked for, and the

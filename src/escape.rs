@@ -13,17 +13,25 @@ use std::fmt::Write;
 use std::os::unix::ffi::OsStrExt;
 
 /// True for characters that must not reach a terminal raw: C0 and C1 controls, DEL, bidi
-/// controls, zero-width and other invisible formatting characters.
+/// controls, zero-width and other invisible or blank formatting characters (soft hyphen,
+/// Hangul fillers, variation selectors). The one list: the config module's messages use it
+/// too.
 pub fn is_dangerous(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{ad}'                 // soft hyphen
+        | '\u{34f}'                // combining grapheme joiner
+        | '\u{61c}'                // arabic letter mark
+        | '\u{115f}' | '\u{1160}'  // Hangul choseong and jungseong fillers
+        | '\u{17b4}' | '\u{17b5}'  // Khmer inherent vowels
+        | '\u{180e}'               // Mongolian vowel separator
         | '\u{200b}'..='\u{200f}'   // zero-width space/joiners, LRM, RLM
-        | '\u{2028}' | '\u{2029}'   // line and paragraph separators
-        | '\u{202a}'..='\u{202e}'   // bidi embeddings and overrides
-        | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
-        | '\u{2066}'..='\u{2069}'   // bidi isolates
-        | '\u{061c}'                // arabic letter mark
-        | '\u{feff}'                // zero-width no-break space / BOM
+        | '\u{2028}'..='\u{202e}'   // line and paragraph separators, bidi embeddings, overrides
+        | '\u{2060}'..='\u{206f}'   // word joiner, invisible operators, bidi isolates, deprecated
+        | '\u{3164}'               // Hangul filler
+        | '\u{fe00}'..='\u{fe0f}'   // variation selectors
+        | '\u{feff}'               // zero-width no-break space / BOM
+        | '\u{ffa0}'               // halfwidth Hangul filler
         | '\u{fff9}'..='\u{fffb}'   // interlinear annotation
         | '\u{e0000}'..='\u{e007f}' // tags
     )
@@ -86,6 +94,64 @@ pub fn visible(text: &str) -> String {
 /// Escape an OS string (path, argument) for display.
 pub fn escape(s: impl AsRef<OsStr>) -> String {
     escape_bytes(s.as_ref().as_bytes())
+}
+
+/// One shell word that reads back as exactly `s`, and that a terminal may show: what every
+/// argument of a remedy and every name in a remedy's sentence is written as, because an
+/// operator pastes remedies into a root shell.
+///
+/// - Only `A-Za-z0-9` and `@%+:,./_-` (no `=`, which zsh expands at the start of a word, no
+///   `~`, nothing else a shell reads): as it is, so `systemctl restart shop-queue.service`
+///   reads as usual.
+/// - Else, when every character may reach a terminal: in single quotes, a `'` written `'\''`.
+///   Nothing expands inside single quotes, in any shell.
+/// - Else (a control or invisible character, invalid UTF-8): ANSI-C quoting `$'...'`, with
+///   every such byte, `'` and `!` written `\xNN`, newline, tab and CR as `\n`, `\t`, `\r`,
+///   the backslash as `\\` (bash, zsh, ksh, busybox sh and POSIX.1-2024 read it back
+///   exactly). The body holds no `'`, so a shell without `$'...'` (dash) reads one word `$...`
+///   and runs nothing.
+///
+/// NUL cannot be in an argument; it is written `\x00` like any control byte.
+pub fn shell_word(s: impl AsRef<OsStr>) -> String {
+    let bytes = s.as_ref().as_bytes();
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"@%+:,./_-".contains(b);
+    if !bytes.is_empty() && bytes.iter().all(plain) {
+        // ASCII is UTF-8: the fallback is never taken.
+        return std::str::from_utf8(bytes).unwrap_or_default().to_string();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(is_dangerous) => {
+            format!("'{}'", text.replace('\'', r"'\''"))
+        }
+        _ => ansi_c_quoted(bytes),
+    }
+}
+
+/// `$'...'`: see [`shell_word`].
+fn ansi_c_quoted(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push_str("$'");
+    let hex = |out: &mut String, raw: &[u8]| {
+        for b in raw {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                '\'' | '!' => hex(&mut out, &[c as u8]),
+                c if is_dangerous(c) => hex(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes()),
+                c => out.push(c),
+            }
+        }
+        hex(&mut out, chunk.invalid());
+    }
+    out.push('\'');
+    out
 }
 
 /// Escape a command line: arguments joined by spaces, each escaped.
@@ -238,6 +304,16 @@ mod tests {
             escape("a\u{200b}b\u{feff}c\u{2066}"),
             "a\\u{200b}b\\u{feff}c\\u{2066}"
         );
+        // Invisible or blank in most fonts: a name could hide a character or look like another.
+        for c in [
+            '\u{ad}', '\u{34f}', '\u{115f}', '\u{180e}', '\u{206a}', '\u{206f}', '\u{3164}',
+            '\u{fe0f}', '\u{ffa0}',
+        ] {
+            assert_eq!(
+                escape(format!("a{c}b")),
+                format!("a\\u{{{:x}}}b", u32::from(c))
+            );
+        }
     }
 
     #[test]

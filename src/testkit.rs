@@ -92,6 +92,7 @@ pub(crate) fn process(
         uid: 1000,
         dir_ino: 0,
         kernel_thread: false,
+        cmdline_truncated: false,
         cmdline: cmdline.iter().collect(),
         cwd,
         exe: link(b"/usr/bin/php8.2", 99, 1),
@@ -403,7 +404,11 @@ impl crate::snapshot::ProcSource for Told {
         let told = self.fds.iter().find(|(p, _)| *p == pid);
         told.map_or(Ok(Vec::new()), |(_, r)| r.clone())
     }
-    fn mapped_files(&mut self, _: i32) -> Result<Vec<OsString>, crate::snapshot::ReadError> {
+    fn mapped_files(
+        &mut self,
+        _: i32,
+        _: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<OsString>, crate::snapshot::ReadError> {
         Ok(Vec::new())
     }
 }

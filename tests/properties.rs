@@ -664,6 +664,89 @@ fn every_dangerous_character_is_escaped() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Remedies: pasted into a root shell
+// ---------------------------------------------------------------------------------------------
+
+use relwatch::escape::shell_word;
+use relwatch::owner::remedy::{Arg, Command as Remedy};
+use relwatch::report::words::command_line;
+
+/// An argument: any bytes, or a short word of plain characters and the ones shells read
+/// (`$`, `;`, quotes, globs, `~`, `=`, `!`, ...), which alone would slip into an unquoted word.
+fn shell_arg() -> impl Strategy<Value = Vec<u8>> {
+    let shell = prop::sample::select(&b"aZ09@%+:,./_-$;&|<>()[]{}*?~=!#'\"` \t\n\\^"[..]);
+    prop_oneof![hostile_bytes(24), prop::collection::vec(shell, 0..6)]
+}
+
+/// The words `shell` reads from `line` (`set -- LINE`, then each word NUL-terminated): what
+/// the command would run with, and nothing else, unless something in it expanded.
+fn words_read_by(shell: &str, line: &str) -> Result<Vec<Vec<u8>>, TestCaseError> {
+    let script = format!("set -- {line}\nprintf '%s\\0' \"$@\"");
+    let out = std::process::Command::new(shell)
+        .args(["-c", &script])
+        .current_dir(std::env::temp_dir())
+        .env_clear()
+        .output()
+        .map_err(|e| TestCaseError::fail(format!("run {shell}: {e}")))?;
+    prop_assert!(out.status.success(), "{} failed on {}", shell, line);
+    let mut words: Vec<Vec<u8>> = out.stdout.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+    prop_assert_eq!(words.pop(), Some(Vec::new()), "output ends in NUL");
+    Ok(words)
+}
+
+/// Whether `sh` reads `$'...'` (bash or busybox as `sh`, a POSIX.1-2024 shell); dash does not.
+fn sh_reads_ansi_c_quotes() -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", "printf %s $'\\x41'"])
+        .output()
+        .is_ok_and(|o| o.stdout == b"A")
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// A remedy command made of any bytes (NUL cannot be in an argument) is valid shell
+    /// (`sh -n`), and bash, what root's shell usually is, reads back exactly its argv: nothing
+    /// expands, nothing splits, nothing runs. dash (Debian's `sh`, without `$'...'`) reads
+    /// the same number of words, each plain or quoted one exact and each `$'...'` one as the
+    /// literal text `$...`: never code.
+    #[test]
+    fn remedy_commands_read_back_as_their_argv(
+        args in prop::collection::vec(shell_arg(), 0..6),
+    ) {
+        let args: Vec<Vec<u8>> = args
+            .into_iter()
+            .map(|a| a.into_iter().map(|b| if b == 0 { b'0' } else { b }).collect())
+            .collect();
+        let command = Remedy::new(
+            "supervisorctl",
+            args.iter().map(|a| Arg::name(OsString::from_vec(a.clone()))).collect::<Vec<_>>(),
+        );
+        let line = command_line(&command);
+        prop_assert!(!line.chars().any(is_dangerous), "dangerous character in {:?}", line);
+        let checked = std::process::Command::new("sh").args(["-n", "-c", &line]).output();
+        prop_assert!(
+            checked.as_ref().is_ok_and(|o| o.status.success()),
+            "sh -n refuses {:?}: {:?}", line, checked
+        );
+        let mut argv = vec![b"supervisorctl".to_vec()];
+        argv.extend(args.iter().cloned());
+        prop_assert_eq!(&words_read_by("bash", &line)?, &argv, "bash reads {}", line);
+        let dash_reads: Vec<Vec<u8>> = argv
+            .iter()
+            .map(|a| {
+                let word = shell_word(OsString::from_vec(a.clone()));
+                match word.strip_prefix("$'").and_then(|w| w.strip_suffix('\'')) {
+                    Some(body) if !sh_reads_ansi_c_quotes() => [b"$", body.as_bytes()].concat(),
+                    _ => a.clone(),
+                }
+            })
+            .collect();
+        prop_assert_eq!(&words_read_by("sh", &line)?, &dash_reads, "sh reads {}", line);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The configuration file
 // ---------------------------------------------------------------------------------------------
 

@@ -271,7 +271,13 @@ fn look(
     let before = hits.len();
     held_hits(p, targets, argv, hits);
     let fds = source.open_files(p.pid);
-    let maps = source.mapped_files(p.pid);
+    // Only the mapped paths asked about are kept: a maps file can be hundreds of megabytes.
+    let wanted = |m: &[u8]| {
+        targets
+            .iter()
+            .any(|t| under(m, t.canonical.as_os_str().as_bytes()))
+    };
+    let maps = source.mapped_files(p.pid, &wanted);
     for read in [fds.as_ref().err(), maps.as_ref().err()]
         .into_iter()
         .flatten()

@@ -110,11 +110,41 @@ impl Builder<'_> {
         }
     }
 
+    /// A file whose top level is not a mapping with one of [`TOP_KEYS`] (or an empty one) is
+    /// not a relwatch configuration, whatever it is: `--config /etc/shadow` as root parses as
+    /// YAML, and quoting its first line would print a password hash. Refused here, and
+    /// nothing of it is shown; messages quote only the content of files that are configs.
+    fn looks_like_a_config(&self, root: &Node) -> Result<(), ConfigError> {
+        let ours = match &root.value {
+            Value::Map(map) => {
+                map.is_empty()
+                    || map.iter().any(|(key, _)| {
+                        matches!(&key.value, Value::Str(k) if TOP_KEYS.contains(&k.as_str()))
+                    })
+            }
+            _ => false,
+        };
+        if ours {
+            return Ok(());
+        }
+        Err(self.invalid(
+            root,
+            String::new(),
+            format!(
+                "this is not a relwatch configuration: its top level is not a mapping with any of \
+                 the keys {} (nothing of the file is shown, in case it is another file; is \
+                 this the file you meant?)",
+                TOP_KEYS.join(", ")
+            ),
+        ))
+    }
+
     fn config(&self, root: &Node) -> Result<Config, ConfigError> {
         if matches!(root.value, Value::Null) {
             // An empty file (or only comments): every default.
             return Ok(Config::default());
         }
+        self.looks_like_a_config(root)?;
         let top = self.fields(root, String::new(), "the top level", TOP_KEYS)?;
         let grace = top
             .get("grace")

@@ -229,31 +229,10 @@ pub(crate) fn quote(text: &str) -> String {
     format!("\"{}\"", clean(text).replace('"', "\\\""))
 }
 
-/// Characters that must not reach a terminal raw: C0/C1 controls, bidi controls, zero-width
-/// and other invisible or line-breaking format characters. (A superset of the set in
-/// `crate::escape`, kept local so this module stands alone.)
+/// Characters that must not reach a terminal raw: [`crate::escape::is_dangerous`], the one
+/// list.
 pub(crate) fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00ad}'
-                | '\u{034f}'
-                | '\u{061c}'
-                | '\u{115f}'
-                | '\u{1160}'
-                | '\u{17b4}'
-                | '\u{17b5}'
-                | '\u{180e}'
-                | '\u{200b}'..='\u{200f}'
-                | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{206f}'
-                | '\u{3164}'
-                | '\u{fe00}'..='\u{fe0f}'
-                | '\u{feff}'
-                | '\u{ffa0}'
-                | '\u{fff9}'..='\u{fffb}'
-                | '\u{e0000}'..='\u{e007f}'
-        )
+    crate::escape::is_dangerous(c)
 }
 
 /// `FILE:LINE:COLUMN`, or less when the position is unknown.

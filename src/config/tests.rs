@@ -286,7 +286,7 @@ fn unknown_key_at_top_level_and_in_role() {
 
 #[test]
 fn unknown_key_with_control_characters_is_escaped() {
-    let (_, key, shown) = refused("\"na\\e[2Jme\": x\n");
+    let (_, key, shown) = refused("apps: []\n\"na\\e[2Jme\": x\n");
     assert!(!shown.contains('\u{1b}'), "{shown:?}");
     assert!(!key.contains('\u{1b}'), "{key:?}");
     assert!(shown.contains("na\\u{1b}[2Jme"), "{shown}");
@@ -361,7 +361,36 @@ fn other_wrong_types_are_refused() {
         "apps[0].ignore",
         &["expected a list"],
     );
-    assert_refused("- a\n- b\n", 1, "", &["expected a mapping (the top level"]);
+    assert_refused(
+        "- a\n- b\n",
+        1,
+        "",
+        &["not a relwatch configuration", "grace, discover, apps"],
+    );
+}
+
+/// Regression: `--config /etc/shadow` as root parsed as YAML, and the error quoted its first
+/// line (a password hash) as an unknown key. A file whose top level has none of the keys is
+/// not a configuration: refused, and nothing of it is shown.
+#[test]
+fn a_file_that_is_not_a_config_is_refused_without_quoting_it() {
+    let secret = "$y$j9T$SECRETSALT$SECREThash";
+    for text in [
+        format!("root:{secret}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"),
+        format!("{secret}\n"),
+        format!("\"{secret}\": 1\nother: 2\n"),
+        format!("- {secret}\n"),
+        format!("[{secret}]\n"),
+    ] {
+        let (_, key, shown) = refused(&text);
+        assert!(!shown.contains("SECRET") && key.is_empty(), "{shown}");
+        assert!(shown.contains("not a relwatch configuration"), "{shown}");
+    }
+    // An empty mapping is a configuration with every default, as an empty file is.
+    assert!(parse("{}\n").is_ok());
+    // One known key makes it a configuration: its own mistakes are quoted, to be fixed.
+    let (_, _, shown) = refused("grace: 1m\ngarce: 2m\n");
+    assert!(shown.contains("unknown key `garce`"), "{shown}");
 }
 
 #[test]

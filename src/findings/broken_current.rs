@@ -37,12 +37,11 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
 fn relink(release: &Path, link: &Path) -> [Command; 2] {
     let mut new = link.as_os_str().to_owned();
     new.push(".new");
-    let path = |p: &Path| Arg::Path(p.into());
     [
         Command::new(
             "ln",
-            [Arg::Word("-sfn"), path(release), path(Path::new(&new))],
+            [Arg::Word("-sfn"), Arg::name(release), Arg::name(&new)],
         ),
-        Command::new("mv", [Arg::Word("-T"), path(Path::new(&new)), path(link)]),
+        Command::new("mv", [Arg::Word("-T"), Arg::name(&new), Arg::name(link)]),
     ]
 }

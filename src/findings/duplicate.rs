@@ -7,7 +7,7 @@
 
 use super::{Allowed, Detail, Finding, Input, Instance, Remedy, Severity};
 use crate::attribution::{Placement, ReleaseState};
-use crate::owner::remedy::{Arg, Command};
+use crate::owner::remedy::{Arg, AsWhom, Command};
 use crate::owner::Supervisor;
 
 /// Instances of `role` in `app`, oldest first.
@@ -34,15 +34,22 @@ pub(super) fn instances<'a>(input: &'a Input, app: usize, role: &str) -> Vec<&'a
     out
 }
 
-/// What stops one extra instance: its supervisor, when it has its own name for it.
+/// What stops one extra instance: its supervisor, when it has its own name for it (as the
+/// supervisor's user), else `kill`.
 fn stop(input: &Input, pl: &Placement) -> Command {
-    let name = |n: &str| Arg::QuotedName(n.into());
     match input.owners.get(pl.pid).map(|o| &o.supervisor) {
         Some(Supervisor::Supervisord {
-            program: Some(p), ..
-        }) => Command::new("supervisorctl", [Arg::Word("stop"), name(p)]),
+            pid,
+            program: Some(p),
+        }) => Command {
+            as_whom: input
+                .snap
+                .get(*pid)
+                .map_or(AsWhom::Root, |s| AsWhom::uid(s.uid)),
+            ..Command::new("supervisorctl", [Arg::Word("stop"), Arg::name(p)])
+        },
         Some(Supervisor::Systemd { unit }) if unit.user.is_none() => {
-            Command::new("systemctl", [Arg::Word("stop"), name(&unit.unit)])
+            Command::new("systemctl", [Arg::Word("stop"), Arg::name(&unit.unit)])
         }
         _ => Command::kill(pl.pid),
     }

@@ -178,3 +178,21 @@ pub enum Remedy {
     /// Find out why they exit, in the logs of the finding's owner.
     ReadLogs,
 }
+
+impl Remedy {
+    /// The commands this remedy names, in the order its words give them (`report::words`),
+    /// with whom each runs as: what `--format json` gives scripts as `fix`. The words say what
+    /// else must happen between them (edit a program's `directory=`, start a process again).
+    pub fn commands(&self) -> Vec<Command> {
+        match self {
+            Remedy::Restart(fix) | Remedy::ClearZombies { fix, .. } => fix.commands(),
+            Remedy::StopExtras { stops, .. } => stops.to_vec(),
+            Remedy::FixLink(relink) => relink.to_vec(),
+            Remedy::EndOrphan { pid, .. } => vec![Command::kill(*pid)],
+            Remedy::StartMore { .. }
+            | Remedy::DeployAgain
+            | Remedy::RunAsRoot
+            | Remedy::ReadLogs => Vec::new(),
+        }
+    }
+}

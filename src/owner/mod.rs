@@ -19,7 +19,7 @@ pub mod remedy;
 pub mod unit;
 
 use crate::attribution::Attribution;
-use crate::escape::escape;
+use crate::escape::shell_word;
 use crate::snapshot::{CgroupAndEnv, ProcSource, Process, Snapshot};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -109,29 +109,42 @@ impl Owner {
         }
     }
 
-    /// One phrase for people, escaped.
+    /// One phrase for people, each name in it one shell word ([`shell_word`]: quoted, and
+    /// escaped for a terminal), since the phrase also goes into remedies.
     pub fn label(&self) -> String {
         match &self.supervisor {
             Supervisor::Supervisord { pid, program } => match program {
-                Some(p) => format!("supervisord program {} (supervisord pid {pid})", escape(p)),
+                Some(p) => format!(
+                    "supervisord program {} (supervisord pid {pid})",
+                    shell_word(p)
+                ),
                 None => format!("supervisord pid {pid}"),
             },
             Supervisor::Pm2 { god, .. } => format!(
                 "pm2 app {} (God daemon pid {god})",
-                escape(self.name().unwrap_or_else(|| "?".into()))
+                self.name().map(shell_word).unwrap_or_else(|| "?".into())
             ),
             Supervisor::Runit { pid, service } => {
-                format!("runit service {} (runsv pid {pid})", escape(service))
+                format!("runit service {} (runsv pid {pid})", shell_word(service))
             }
             Supervisor::S6 { pid, service } => {
-                format!("s6 service {} (s6-supervise pid {pid})", escape(service))
+                format!(
+                    "s6 service {} (s6-supervise pid {pid})",
+                    shell_word(service)
+                )
             }
             Supervisor::Systemd { unit } => match unit.user {
-                Some(uid) => format!("systemd user unit {} of uid {uid}", escape(unit.display())),
-                None => format!("systemd unit {}", escape(unit.display())),
+                Some(uid) => format!(
+                    "systemd user unit {} of uid {uid}",
+                    shell_word(unit.display())
+                ),
+                None => format!("systemd unit {}", shell_word(unit.display())),
             },
             Supervisor::Session { unit } => {
-                format!("login session {} (started by hand)", escape(unit.display()))
+                format!(
+                    "login session {} (started by hand)",
+                    shell_word(unit.display())
+                )
             }
             Supervisor::None => "unsupervised".to_string(),
         }
@@ -241,33 +254,39 @@ fn supervise_name(p: &Process, program: &[u8]) -> Option<OsString> {
     }
 }
 
-/// The nearest supervisor ancestor of `p` (not `p` itself).
+/// The nearest supervisor ancestor of `p` (not `p` itself) that runs as root or as `p`'s uid.
 fn nearest_supervisor(snap: &Snapshot, p: &Process) -> Option<(i32, &'static str)> {
-    nearest_from(snap, p.ppid)
+    nearest_from(snap, p.ppid, p.uid)
 }
 
 /// [`nearest_supervisor`] of every child of one parent, found once: thousands of workers
-/// share a parent, and each look up the tree parses the ancestors' command lines.
+/// share a parent (and a uid), and each look up the tree parses the ancestors' command lines.
 #[derive(Default)]
-struct Nearest(HashMap<i32, Option<(i32, &'static str)>>);
+struct Nearest(HashMap<(i32, u32), Option<(i32, &'static str)>>);
 
 impl Nearest {
     fn of(&mut self, snap: &Snapshot, p: &Process) -> Option<(i32, &'static str)> {
         *self
             .0
-            .entry(p.ppid)
-            .or_insert_with(|| nearest_from(snap, p.ppid))
+            .entry((p.ppid, p.uid))
+            .or_insert_with(|| nearest_from(snap, p.ppid, p.uid))
     }
 }
 
-/// The nearest supervisor at or above `pid`.
-fn nearest_from(snap: &Snapshot, pid: i32) -> Option<(i32, &'static str)> {
+/// The nearest supervisor at or above `pid` that the kernel backs for a worker of `uid`: one
+/// running as root or as `uid`. Titles are free (any user can call a process `supervisord` or
+/// `PM2 v5: God Daemon`); the uid is not. Another user's "supervisor" is passed over.
+fn nearest_from(snap: &Snapshot, pid: i32, uid: u32) -> Option<(i32, &'static str)> {
     let mut pid = pid;
     for _ in 0..64 {
         if pid <= 1 {
             return None;
         }
         let a = snap.get(pid)?;
+        if a.uid != 0 && a.uid != uid {
+            pid = a.ppid;
+            continue;
+        }
         if is_supervisord(a) {
             return Some((pid, "supervisord"));
         }
@@ -465,6 +484,7 @@ mod tests {
             uid: 1000,
             dir_ino: 0,
             kernel_thread: false,
+            cmdline_truncated: false,
             cmdline: args.iter().map(OsString::from).collect(),
             cwd: Err(LinkError::Absent),
             exe: Err(LinkError::Absent),
@@ -629,5 +649,43 @@ mod tests {
         assert_eq!(o.kind(), "none");
         let o = owner_of(&s, 50, extra("/", &[]));
         assert_eq!(o.kind(), "none");
+    }
+
+    /// Regression: any user's process titled `supervisord` (or `PM2 v5: God Daemon`, or
+    /// `runsv X`) above their worker made root's remedy `supervisorctl restart all`. A
+    /// supervisor counts only when it runs as root or as the worker's own uid (and then its
+    /// commands run as that uid: see `remedy`).
+    #[test]
+    fn a_supervisor_counts_only_as_root_or_as_the_workers_uid() {
+        let as_uid = |mut p: Process, uid| {
+            p.uid = uid;
+            p
+        };
+        let s = snap(vec![
+            as_uid(p(10, 1, &["supervisord", "-n"]), 1001),
+            as_uid(p(11, 10, &["php", "worker.php"]), 1000),
+            as_uid(p(20, 1, &["PM2 v5.3.0: God Daemon (/home/u/.pm2)"]), 1001),
+            as_uid(p(21, 20, &["node", "server.js"]), 1000),
+            as_uid(p(30, 1, &["runsv", "all"]), 1001),
+            as_uid(p(31, 30, &["php", "worker.php"]), 1000),
+            as_uid(p(40, 1, &["supervisord", "-n"]), 0),
+            as_uid(p(41, 40, &["php", "worker.php"]), 1000),
+            as_uid(p(50, 1, &["supervisord", "-n"]), 1000),
+            as_uid(p(51, 50, &["php", "worker.php"]), 1000),
+            // The nearest that counts: a stranger's title between worker and root's.
+            as_uid(p(60, 1, &["supervisord", "-n"]), 0),
+            as_uid(p(61, 60, &["supervisord", "-n"]), 1001),
+            as_uid(p(62, 61, &["php", "worker.php"]), 1000),
+        ]);
+        let named = || extra("/", &[("SUPERVISOR_PROCESS_NAME", "all"), ("name", "all")]);
+        for pid in [11, 21, 31] {
+            assert_eq!(owner_of(&s, pid, named()).kind(), "none", "pid {pid}");
+            assert!(env_keys(&s, s.get(pid).unwrap()).is_empty(), "pid {pid}");
+        }
+        for (pid, supervisor) in [(41, 40), (51, 50), (62, 60)] {
+            let o = owner_of(&s, pid, named());
+            assert_eq!(o.kind(), "supervisord", "pid {pid}");
+            assert_eq!(o.supervisor_pid(), Some(supervisor), "pid {pid}");
+        }
     }
 }

@@ -9,6 +9,9 @@
 use super::{is_pm2_god, is_supervisord, Owners, Supervisor};
 use crate::attribution::{Attribution, ReleaseState};
 use crate::snapshot::Snapshot;
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Whom a command runs as.
@@ -19,6 +22,22 @@ pub enum AsWhom {
     Uid(u32),
 }
 
+impl AsWhom {
+    /// As `uid`: root is the operator.
+    pub fn uid(uid: u32) -> AsWhom {
+        match uid {
+            0 => AsWhom::Root,
+            uid => AsWhom::Uid(uid),
+        }
+    }
+
+    /// As the user process `pid` runs as: a supervisor's commands reach it only as its user
+    /// (supervisorctl's socket, PM2's home, runsv's control pipe). Root when it is gone.
+    fn of(snap: &Snapshot, pid: i32) -> AsWhom {
+        snap.get(pid).map_or(AsWhom::Root, |p| AsWhom::uid(p.uid))
+    }
+}
+
 /// One command line: data, quoted and escaped only when phrased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -27,25 +46,45 @@ pub struct Command {
     pub args: Box<[Arg]>,
 }
 
-/// One argument of a [`Command`], by where it comes from and so how it is written.
+/// One argument of a [`Command`]. Every argument is written the same way when phrased (one
+/// shell word that reads back as exactly these bytes: [`crate::escape::shell_word`]); the
+/// kinds only say where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
     /// A fixed word: `restart`, `-TERM`.
     Word(&'static str),
     Pid(i32),
-    /// A name from process data (program, unit, service directory): shell-quoted, then escaped
-    /// when it holds a character that must not reach a terminal.
-    Name(Box<str>),
-    /// A name shell-quoted and not escaped, as `duplicate`'s stop commands have always been
-    /// written (a later change writes every argument one way).
-    QuotedName(Box<str>),
-    /// `NAME@`, a user's service manager for `systemctl -M`: the name as [`Arg::Name`].
-    UserManager(Box<str>),
-    /// A path, escaped and not quoted, as the link fix has always been written.
-    Path(Box<Path>),
+    /// A name or a path as the system gave it (program, unit, service directory, release,
+    /// link): any bytes.
+    Name(Box<OsStr>),
+    /// `NAME@`, a user's service manager for `systemctl -M`.
+    UserManager(Box<OsStr>),
+}
+
+impl Arg {
+    /// A name or path from the system.
+    pub fn name(s: impl AsRef<OsStr>) -> Arg {
+        Arg::Name(s.as_ref().into())
+    }
+
+    /// The argument's bytes, exactly as the program receives them.
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Arg::Word(word) => Cow::Borrowed(word.as_bytes()),
+            Arg::Pid(pid) => Cow::Owned(pid.to_string().into_bytes()),
+            Arg::Name(name) => Cow::Borrowed(name.as_bytes()),
+            Arg::UserManager(user) => Cow::Owned([user.as_bytes(), b"@"].concat()),
+        }
+    }
 }
 
 impl Command {
+    /// The program, then each argument: the argv the command runs with.
+    pub fn argv(&self) -> impl Iterator<Item = Cow<'_, [u8]>> {
+        std::iter::once(Cow::Borrowed(self.program.as_bytes()))
+            .chain(self.args.iter().map(Arg::bytes))
+    }
+
     pub fn new(program: &'static str, args: impl Into<Box<[Arg]>>) -> Command {
         Command {
             as_whom: AsWhom::Root,
@@ -60,8 +99,11 @@ impl Command {
     }
 
     /// `supervisorctl reread`, `supervisorctl update`: supervisord takes changed programs.
-    pub fn supervisord_update() -> [Command; 2] {
-        ["reread", "update"].map(|verb| Command::new("supervisorctl", [Arg::Word(verb)]))
+    pub fn supervisord_update(as_whom: AsWhom) -> [Command; 2] {
+        ["reread", "update"].map(|verb| Command {
+            as_whom,
+            ..Command::new("supervisorctl", [Arg::Word(verb)])
+        })
     }
 
     /// `pm2 kill`, `pm2 resurrect`: a new God daemon, from the directory it is run in.
@@ -103,10 +145,15 @@ pub enum Unsupervised {
 pub enum TreeFix {
     /// The top is not in the snapshot any more.
     Vanished { pid: i32 },
-    /// The top is supervisord: its programs without `directory=` inherit its cwd.
-    SupervisordItself { pid: i32, restart: Restart },
-    /// The top is a PM2 God daemon, which keeps every app's cwd.
-    Pm2GodItself { pid: i32, uid: u32 },
+    /// The top is supervisord: its programs without `directory=` inherit its cwd. `as_whom`:
+    /// its user, for `supervisorctl`.
+    SupervisordItself {
+        pid: i32,
+        restart: Restart,
+        as_whom: AsWhom,
+    },
+    /// The top is a PM2 God daemon, which keeps every app's cwd; `pm2` runs as its user.
+    Pm2GodItself { pid: i32, as_whom: AsWhom },
     /// Restart the top; `stale` when its supervisor runs from an old or deleted release too.
     Restart {
         restart: Restart,
@@ -120,42 +167,47 @@ pub struct StaleSupervisor {
     pub pid: i32,
     pub pm2: bool,
     pub state: ReleaseState,
+    /// Its user, whom its commands run as.
+    pub as_whom: AsWhom,
 }
 
 /// What restarts `pid` itself, by its owner.
 fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
-    let name = |s: &str| Arg::Name(s.into());
-    let command = |program, args: Vec<Arg>| Restart::Command(Command::new(program, args));
     let Some(owner) = owners.get(pid) else {
         return Restart::KillAndStart {
             pid,
             because: Unsupervised::OwnerUnread,
         };
     };
+    // Through the supervisor, as its user (root, or the worker's own: see `nearest_from`).
+    let as_whom = owner
+        .supervisor_pid()
+        .map_or(AsWhom::Root, |spid| AsWhom::of(snap, spid));
+    let command = |program, args: Vec<Arg>| {
+        Restart::Command(Command {
+            as_whom,
+            ..Command::new(program, args)
+        })
+    };
     match &owner.supervisor {
         Supervisor::Supervisord {
             program: Some(p), ..
-        } => command("supervisorctl", vec![Arg::Word("restart"), name(p)]),
+        } => command("supervisorctl", vec![Arg::Word("restart"), Arg::name(p)]),
         Supervisor::Supervisord { program: None, .. } => Restart::SupervisordUnnamed,
         Supervisor::Pm2 { name: n, id, .. } => match n.as_ref().or(id.as_ref()) {
-            Some(n) => command(
-                "pm2",
-                vec![Arg::Word("restart"), name(&n.to_string_lossy())],
-            ),
+            Some(n) => command("pm2", vec![Arg::Word("restart"), Arg::name(n)]),
             None => Restart::Pm2Unnamed,
         },
-        Supervisor::Runit { service, .. } => command(
-            "sv",
-            vec![Arg::Word("restart"), name(&service.to_string_lossy())],
-        ),
+        Supervisor::Runit { service, .. } => {
+            command("sv", vec![Arg::Word("restart"), Arg::name(service)])
+        }
         Supervisor::S6 { pid: spid, service } => {
             // s6-supervise runs in its service directory.
-            let dir = snap
-                .get(*spid)
-                .and_then(|s| s.cwd.as_ref().ok())
-                .map(|l| l.path().to_string_lossy().into_owned())
-                .unwrap_or_else(|| format!("/run/service/{}", service.to_string_lossy()));
-            command("s6-svc", vec![Arg::Word("-r"), name(&dir)])
+            let dir = match snap.get(*spid).and_then(|s| s.cwd.as_ref().ok()) {
+                Some(link) => Arg::name(link.path()),
+                None => Arg::name(Path::new("/run/service").join(service)),
+            };
+            command("s6-svc", vec![Arg::Word("-r"), dir])
         }
         Supervisor::Systemd { unit } => Restart::Command(systemctl_restart(&unit.unit, unit.user)),
         Supervisor::Session { unit } => Restart::KillAndStart {
@@ -174,7 +226,7 @@ fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
 /// `systemctl restart UNIT`; for a user service, through the user's manager when the uid has
 /// a name, else to be run as the uid.
 fn systemctl_restart(unit: &str, user: Option<u32>) -> Command {
-    let unit = Arg::Name(unit.into());
+    let unit = Arg::name(unit);
     let Some(uid) = user else {
         return Command::new("systemctl", [Arg::Word("restart"), unit]);
     };
@@ -184,7 +236,7 @@ fn systemctl_restart(unit: &str, user: Option<u32>) -> Command {
             [
                 Arg::Word("--user"),
                 Arg::Word("-M"),
-                Arg::UserManager(u.name.into()),
+                Arg::UserManager(OsStr::new(&u.name).into()),
                 Arg::Word("restart"),
                 unit,
             ],
@@ -208,10 +260,14 @@ pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) 
         return TreeFix::SupervisordItself {
             pid,
             restart: restart(snap, owners, pid),
+            as_whom: AsWhom::uid(p.uid),
         };
     }
     if is_pm2_god(p) {
-        return TreeFix::Pm2GodItself { pid, uid: p.uid };
+        return TreeFix::Pm2GodItself {
+            pid,
+            as_whom: AsWhom::uid(p.uid),
+        };
     }
     // A supervisor on an old or deleted release hands its directory to what it restarts.
     let stale = owners.get(pid).and_then(|owner| {
@@ -226,10 +282,92 @@ pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) 
             pid: spid,
             pm2,
             state,
+            as_whom: AsWhom::of(snap, spid),
         })
     });
     TreeFix::Restart {
         restart: restart(snap, owners, pid),
         stale,
+    }
+}
+
+impl Restart {
+    /// The command this names, if any (`KillAndStart`: the kill; starting again is a person's).
+    pub fn command(&self) -> Option<Command> {
+        match self {
+            Restart::Command(c) => Some(c.clone()),
+            Restart::SupervisordUnnamed | Restart::Pm2Unnamed => None,
+            Restart::KillAndStart { pid, .. } => Some(Command::kill(*pid)),
+        }
+    }
+}
+
+impl TreeFix {
+    /// The commands this fix names, in the order its words give them (`report::words`).
+    pub fn commands(&self) -> Vec<Command> {
+        match self {
+            TreeFix::Vanished { .. } => Vec::new(),
+            TreeFix::SupervisordItself {
+                restart, as_whom, ..
+            } => {
+                let mut out: Vec<Command> = restart.command().into_iter().collect();
+                out.extend(Command::supervisord_update(*as_whom));
+                out
+            }
+            TreeFix::Pm2GodItself { as_whom, .. } => Command::pm2_resurrect(*as_whom).into(),
+            TreeFix::Restart { restart, stale } => {
+                let mut out: Vec<Command> = restart.command().into_iter().collect();
+                match stale {
+                    Some(s) if s.pm2 => out.extend(Command::pm2_resurrect(s.as_whom)),
+                    Some(s) => out.extend(Command::supervisord_update(s.as_whom)),
+                    None => {}
+                }
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::owner::Owner;
+    use crate::snapshot::LinkError;
+    use crate::testkit::{process, snapshot};
+
+    /// A supervisor's commands run as its user: root's need nothing said, a user's own
+    /// supervisord (which root's `supervisorctl` would not even reach) is driven as that user.
+    #[test]
+    fn commands_through_a_supervisor_run_as_its_user() {
+        let proc_as = |pid, ppid, uid, args: &[&str]| {
+            let mut p = process(pid, ppid, Err(LinkError::Absent), 1.0, args);
+            p.uid = uid;
+            p
+        };
+        let snap = snapshot(
+            vec![
+                proc_as(10, 1, 0, &["supervisord"]),
+                proc_as(11, 10, 1000, &["php"]),
+                proc_as(20, 1, 1000, &["supervisord"]),
+                proc_as(21, 20, 1000, &["php"]),
+            ],
+            10.0,
+        );
+        let supervisord = |pid| Owner {
+            supervisor: Supervisor::Supervisord {
+                pid,
+                program: Some("all".into()),
+            },
+            unit: None,
+            supervisor_enabled: true,
+        };
+        let owners = Owners::from_list(vec![(11, supervisord(10)), (21, supervisord(20))]);
+        let as_whom = |pid| match restart(&snap, &owners, pid) {
+            Restart::Command(c) => c.as_whom,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(as_whom(11), AsWhom::Root);
+        assert_eq!(as_whom(21), AsWhom::Uid(1000));
+        assert_eq!(AsWhom::uid(0), AsWhom::Root);
     }
 }

@@ -35,6 +35,11 @@ impl UnitPath {
 
 /// The innermost `.service` or `.scope` on a cgroup path. Components that systemd's
 /// `cg_escape` prefixed with `_` (names that would collide with kernel files) are unprefixed.
+///
+/// The first `user@UID.service` on the path is the user's service manager, and everything
+/// below it is that user's, whatever it is named: systemd delegates that subtree to the user,
+/// who may create any cgroup in it (`user@x.service/systemd-reboot.service` included). Only
+/// root can make the cgroups above it, so only the outermost one is believed.
 pub fn unit_of_cgroup(path: &[u8]) -> Option<UnitPath> {
     let mut unit = None;
     let mut user = None;
@@ -43,13 +48,12 @@ pub fn unit_of_cgroup(path: &[u8]) -> Option<UnitPath> {
         let Ok(comp) = std::str::from_utf8(comp) else {
             continue;
         };
-        if let Some(uid) = comp
+        let manager_of = comp
             .strip_prefix("user@")
             .and_then(|r| r.strip_suffix(".service"))
-        {
-            user = uid.parse::<u32>().ok();
-            unit = Some(comp.to_string());
-            continue;
+            .and_then(|uid| uid.parse::<u32>().ok());
+        if user.is_none() && manager_of.is_some() {
+            user = manager_of;
         }
         if comp.ends_with(".service") || comp.ends_with(".scope") {
             unit = Some(comp.to_string());
@@ -96,6 +100,19 @@ mod tests {
         );
 
         assert_eq!(unit_of_cgroup(b"/"), None);
+
+        // Regression: a user's own cgroup named `user@x.service` reset the scope to the
+        // system's, and `systemctl restart systemd-reboot.service` was the remedy, as root.
+        for inner in ["user@x.service", "user@0.service", "user@1001.service", "x"] {
+            let path = format!(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/{inner}/systemd-reboot.service"
+            );
+            let u = unit_of_cgroup(path.as_bytes()).unwrap();
+            assert_eq!(u.unit, "systemd-reboot.service");
+            assert_eq!(u.user, Some(1000), "{path}");
+        }
+        let u = unit_of_cgroup(b"/user.slice/user-1000.slice/user@1000.service").unwrap();
+        assert_eq!((u.unit.as_str(), u.user), ("user@1000.service", Some(1000)));
         assert_eq!(unit_of_cgroup(b"/init.scope").unwrap().unit, "init.scope");
     }
 }

@@ -4,8 +4,9 @@
 
 use super::{words, Report};
 use crate::attribution::Evidence;
+use crate::owner::remedy::{AsWhom, Command};
 use base64::Engine;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -96,7 +97,45 @@ struct FindingOut<'a> {
     role: Option<&'a str>,
     message: Text<words::Message<'a>>,
     remedy: Text<words::Fix<'a>>,
+    fix: FixOut,
     evidence: Vec<EvidenceOut<'a>>,
+}
+
+/// The commands of a remedy: `[{"argv": [bytestr, ...], "as": uid}]` (docs/JSON.md).
+struct FixOut(Vec<Command>);
+
+impl Serialize for FixOut {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(CommandOut))
+    }
+}
+
+struct CommandOut<'a>(&'a Command);
+
+impl Serialize for CommandOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("argv", &Argv(self.0))?;
+        let uid = match self.0.as_whom {
+            AsWhom::Root => 0,
+            AsWhom::Uid(uid) => uid,
+        };
+        m.serialize_entry("as", &uid)?;
+        m.end()
+    }
+}
+
+/// A command's argv, each argument a *bytestr*.
+struct Argv<'a>(&'a Command);
+
+impl Serialize for Argv<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for arg in self.0.argv() {
+            seq.serialize_element(&Bytes(&arg))?;
+        }
+        seq.end()
+    }
 }
 
 /// Words serialized as a JSON string, written as they are made.
@@ -135,6 +174,7 @@ struct ProcessOut<'a> {
     name: Bytes<'a>,
     comm: Bytes<'a>,
     cmdline: Vec<Bytes<'a>>,
+    cmdline_truncated: bool,
     /// One character, serialized as a string of it.
     state: char,
     start_time: f64,
@@ -391,6 +431,7 @@ impl Serialize for Findings<'_> {
             role: f.role.as_deref(),
             message: Text(words::message(f, &r.roots[f.app])),
             remedy: Text(words::remedy(f, &r.roots[f.app])),
+            fix: FixOut(f.remedy.commands()),
             evidence: evidence(&f.evidence),
         }))
     }
@@ -424,6 +465,7 @@ fn process_out<'a>(
         name: Bytes::os(p.name()),
         comm: Bytes(&p.comm),
         cmdline: p.cmdline.iter().map(Bytes::os).collect(),
+        cmdline_truncated: p.cmdline_truncated,
         state: char::from(p.state),
         start_time: r.snap.clock.start_time(p.start_ticks),
         uid: p.uid,

@@ -377,7 +377,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("fix: supervisorctl restart 'a\\r\\nb\\x7cc'"),
+            out.contains("fix: as uid 1000: supervisorctl restart $'a\\r\\nb\\x7cc'"),
             "{out}"
         );
     }

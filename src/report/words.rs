@@ -5,18 +5,22 @@
 //! Nagios and the agent's log.
 //!
 //! Every untrusted string (a name of an app, release, process, role or unit; a path) is
-//! escaped here with [`escape`], and each argument of a command is shell-quoted first: an
-//! operator may paste a remedy into a root shell. Owner labels come escaped already.
+//! escaped here with [`escape`]. In a remedy, which an operator may paste into a root shell,
+//! every argument of a command and every path or name of the sentence around it is instead
+//! one [`shell_word`]: it reads back as exactly its bytes and shows no character a terminal
+//! acts on. Owner labels come written that way already.
 
 use super::Report;
 use crate::attribution::{Evidence, How, Loaded, Wording};
-use crate::escape::escape;
+use crate::escape::{escape, shell_word};
 use crate::findings::{
     Allowed, Detail, Finding, Instance, Kind, Lost, Proc, Remedy, Severity, Switched,
 };
 use crate::layout::{Current, DeployRoot};
-use crate::owner::remedy::{Arg, AsWhom, Command, Restart, TreeFix, Unsupervised};
+use crate::owner::remedy::{AsWhom, Command, Restart, TreeFix, Unsupervised};
+use std::ffi::OsStr;
 use std::fmt::{self, Display, Formatter, Write};
+use std::os::unix::ffi::OsStrExt;
 
 /// "3h 2m", "45s", "2d 4h": the two largest units, for people.
 pub fn human_duration(secs: f64) -> String {
@@ -499,7 +503,7 @@ pub fn remedy<'a>(f: &'a Finding, root: &'a DeployRoot) -> Fix<'a> {
 
 impl Display for Fix<'_> {
     fn fmt(&self, w: &mut Formatter) -> fmt::Result {
-        let link = escape(&self.root.link);
+        let link = shell_word(&self.root.link);
         match &self.f.remedy {
             Remedy::Restart(fix) => tree_fix(w, fix, &link),
             Remedy::ClearZombies { parent, fix } => {
@@ -517,10 +521,10 @@ impl Display for Fix<'_> {
                 commands(w, stops)
             }
             Remedy::StartMore { count, managed_by } => {
+                let role = self.f.role.as_deref().map(shell_word).unwrap_or_default();
                 write!(
                     w,
-                    "start {count} more {} worker{} from {link}",
-                    role(self.f),
+                    "start {count} more {role} worker{} from {link}",
                     plural(*count, "", "s")
                 )?;
                 match managed_by {
@@ -536,7 +540,7 @@ impl Display for Fix<'_> {
             Remedy::EndOrphan { pid, service } => {
                 command(w, &Command::kill(*pid))?;
                 match service {
-                    Some(unit) => write!(w, " (it is not the main process of {}; restarting the unit with KillMode=control-group also ends it)", escape(&**unit)),
+                    Some(unit) => write!(w, " (it is not the main process of {}; restarting the unit with KillMode=control-group also ends it)", shell_word(&**unit)),
                     None => write!(w, "; if it should run, start it again under a supervisor from {link}"),
                 }
             }
@@ -559,20 +563,24 @@ fn run_as_root(w: &mut Formatter, detail: &Detail) -> fmt::Result {
     }
 }
 
-/// What fixes a tree; `link` is the app's link, escaped.
+/// What fixes a tree; `link` is the app's link as a shell word.
 fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
     match fix {
         TreeFix::Vanished { pid } => write!(w, "restart pid {pid}"),
-        TreeFix::SupervisordItself { pid, restart: r } => {
+        TreeFix::SupervisordItself {
+            pid,
+            restart: r,
+            as_whom,
+        } => {
             write!(w, "supervisord (pid {pid}) itself runs from this release, and every program it starts without directory= inherits it: set directory={link} in its programs, restart supervisord (")?;
             restart(w, r, link)?;
             w.write_str("), then ")?;
-            commands(w, &Command::supervisord_update())
+            commands(w, &Command::supervisord_update(*as_whom))
         }
-        TreeFix::Pm2GodItself { pid, uid } => {
+        TreeFix::Pm2GodItself { pid, as_whom } => {
             write!(w, "the PM2 God daemon (pid {pid}) itself runs from this release and keeps every app's cwd: ")?;
-            commands(w, &Command::pm2_resurrect(AsWhom::Uid(*uid)))?;
-            write!(w, ", as uid {uid}, from {link}")
+            commands(w, &Command::pm2_resurrect(*as_whom))?;
+            write!(w, ", from {link}")
         }
         TreeFix::Restart { restart: r, stale } => {
             restart(w, r, link)?;
@@ -580,24 +588,19 @@ fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
             let state = s.state.as_str();
             if s.pm2 {
                 write!(w, "; the PM2 God daemon (pid {}) runs from a {state} release too, so restarted apps keep it: ", s.pid)?;
-                commands(w, &Command::pm2_resurrect(AsWhom::Root))
+                commands(w, &Command::pm2_resurrect(s.as_whom))
             } else {
                 write!(w, "; supervisord (pid {}) runs from a {state} release too, and programs without directory= inherit its cwd: set directory={link}, restart supervisord, then ", s.pid)?;
-                commands(w, &Command::supervisord_update())
+                commands(w, &Command::supervisord_update(s.as_whom))
             }
         }
     }
 }
 
-/// What restarts one process; `link` is the app's link, escaped.
+/// What restarts one process; `link` is the app's link as a shell word.
 fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
     match r {
-        Restart::Command(c) => {
-            if let AsWhom::Uid(uid) = c.as_whom {
-                write!(w, "as uid {uid}: ")?;
-            }
-            command(w, c)
-        }
+        Restart::Command(c) => command(w, c),
         Restart::SupervisordUnnamed => w.write_str("supervisorctl restart <program> (its program name could not be read: see supervisorctl status)"),
         Restart::Pm2Unnamed => w.write_str("pm2 restart <app> (see pm2 list)"),
         Restart::KillAndStart { pid, because } => {
@@ -608,7 +611,7 @@ fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
                 Unsupervised::ByHand { session } => write!(
                     w,
                     ": nothing will restart it (it was started by hand in {})",
-                    escape(&**session)
+                    shell_word(&**session)
                 ),
                 Unsupervised::NoSupervisor => {
                     w.write_str(": nothing will restart it (no supervisor found)")
@@ -629,49 +632,43 @@ fn commands(w: &mut Formatter, list: &[Command]) -> fmt::Result {
     Ok(())
 }
 
-/// One command line: the program, then each argument as its kind is written.
+/// One command: `as uid N: ` when it must run as a user other than the operator (root), then
+/// its line ([`words`]).
 fn command(w: &mut Formatter, c: &Command) -> fmt::Result {
-    w.write_str(c.program)?;
-    for arg in c.args.iter() {
+    if let AsWhom::Uid(uid) = c.as_whom {
+        write!(w, "as uid {uid}: ")?;
+    }
+    words(w, c)
+}
+
+/// A command's line: the program, then each argument, each one shell word that reads back as
+/// exactly its bytes ([`shell_word`]).
+fn words(w: &mut Formatter, c: &Command) -> fmt::Result {
+    let mut argv = c.argv();
+    if let Some(program) = argv.next() {
+        w.write_str(&shell_word(OsStr::from_bytes(&program)))?;
+    }
+    for arg in argv {
         w.write_char(' ')?;
-        match arg {
-            Arg::Word(word) => w.write_str(word)?,
-            Arg::Pid(pid) => write!(w, "{pid}")?,
-            Arg::Name(name) => w.write_str(&quoted_for_terminal(name))?,
-            Arg::QuotedName(name) => w.write_str(&shell_quote(name))?,
-            Arg::UserManager(user) => write!(w, "{}@", quoted_for_terminal(user))?,
-            Arg::Path(path) => w.write_str(&escape(&**path))?,
-        }
+        w.write_str(&shell_word(OsStr::from_bytes(&arg)))?;
     }
     Ok(())
 }
 
-/// Quote for a POSIX shell, only when needed.
-fn shell_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./_-".contains(&b));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
+/// One command as a line a shell runs (without whom it runs as): what a remedy shows of it.
+pub fn command_line(c: &Command) -> String {
+    struct Line<'a>(&'a Command);
+    impl Display for Line<'_> {
+        fn fmt(&self, w: &mut Formatter) -> fmt::Result {
+            words(w, self.0)
+        }
     }
-}
-
-/// Shell-quoted, and escaped only when the name holds a character that must not reach a
-/// terminal: the usual remedy stays exactly pasteable (`'app@x\x2dy.service'` keeps its one
-/// backslash), a hostile one becomes visibly escaped and will not run as given.
-fn quoted_for_terminal(s: &str) -> String {
-    let quoted = shell_quote(s);
-    if quoted.chars().any(crate::escape::is_dangerous) {
-        escape(quoted)
-    } else {
-        quoted
-    }
+    Line(c).to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// The sentences of a placement by start time, as `check` has always printed them.
     #[test]
@@ -714,18 +711,95 @@ mod tests {
         assert_eq!(human_duration(-5.0), "0s");
     }
 
-    use super::*;
+    use crate::owner::remedy::Arg;
 
     #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("queue:queue_00"), "queue:queue_00");
-        assert_eq!(shell_quote("shop-queue.service"), "shop-queue.service");
-        assert_eq!(
-            shell_quote(r"app@srv-shop\x2dnew.service"),
-            r"'app@srv-shop\x2dnew.service'"
+    fn every_argument_is_one_shell_word() {
+        let c = Command::new(
+            "supervisorctl",
+            [
+                Arg::Word("restart"),
+                Arg::name("queue:queue_00"),
+                Arg::name(r"app@srv-shop\x2dnew.service"),
+                Arg::name("a'; rm -rf / #"),
+                Arg::name("$(reboot)"),
+                Arg::name(""),
+                Arg::name("bell\x07'!\\"),
+                Arg::name(OsStr::from_bytes(b"\xff\xe2\x80\xae")),
+            ],
         );
-        assert_eq!(shell_quote("a'; rm -rf / #"), r"'a'\''; rm -rf / #'");
-        assert_eq!(shell_quote("$(reboot)"), "'$(reboot)'");
-        assert_eq!(shell_quote(""), "''");
+        assert_eq!(
+            command_line(&c),
+            r"supervisorctl restart queue:queue_00 'app@srv-shop\x2dnew.service' 'a'\''; rm -rf / #' '$(reboot)' '' $'bell\x07\x27\x21\\' $'\xff\xe2\x80\xae'"
+        );
+    }
+
+    /// Bytes a user may put in a path or a name: shell and terminal specials, often.
+    fn hostile() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let special = prop::sample::select(
+            &b"'\"$`\\;&|()<>*?[]{}~=!# \t\n\x1b\x07\x7f\xff\xe2\x80\xae/.-:@%"[..],
+        );
+        prop::collection::vec(prop_oneof![special, any::<u8>()], 0..16)
+    }
+
+    /// Every remedy of names made of any bytes: no character a terminal must not see, each
+    /// command it names written exactly as `command_line` writes it (checked with a shell in
+    /// tests/properties.rs), in the order of `Remedy::commands`, and each path or name of its
+    /// sentence as one shell word.
+    #[test]
+    fn remedies_of_hostile_names_quote_every_name() {
+        use crate::escape::is_dangerous;
+        use crate::findings::Severity;
+        use crate::layout::Current;
+        use crate::owner::remedy::{Arg, Restart, TreeFix, Unsupervised};
+        use proptest::prelude::*;
+        let config = ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        let names = (hostile(), hostile(), hostile(), 2..i32::MAX);
+        proptest!(config, |((dir, release, name, pid) in names)| {
+            let root = crate::testkit::root("app", &dir, Current::Missing, &[(&release, 1)]);
+            let text = String::from_utf8_lossy(&name).into_owned();
+            let named = |program, verb| Command::new(program, [Arg::Word(verb), Arg::name(OsStr::from_bytes(&name))]);
+            let relink = [
+                Command::new("ln", [Arg::Word("-sfn"), Arg::name(&root.releases[0].path), Arg::name(&root.link)]),
+                Command::new("mv", [Arg::Word("-T"), Arg::name(&root.link), Arg::name(&root.link)]),
+            ];
+            let by_hand = Restart::KillAndStart { pid, because: Unsupervised::ByHand { session: text.clone().into() } };
+            let remedies = [
+                Remedy::FixLink(Box::new(relink)),
+                Remedy::StopExtras { keep: [1].into(), stops: [named("supervisorctl", "stop"), Command::kill(pid)].into() },
+                Remedy::Restart(TreeFix::Restart { restart: by_hand, stale: None }),
+                Remedy::Restart(TreeFix::SupervisordItself { pid, restart: Restart::Command(named("systemctl", "restart")), as_whom: AsWhom::Uid(7) }),
+                Remedy::StartMore { count: 2, managed_by: None },
+                Remedy::EndOrphan { pid, service: Some(text.clone().into()) },
+                Remedy::EndOrphan { pid, service: None },
+            ];
+            let link = shell_word(&root.link);
+            for r in remedies {
+                let f = Finding { role: Some(text.clone()), ..Finding::new(Severity::Critical, 0, Detail::BrokenCurrent, r) };
+                let out = remedy(&f, &root).to_string();
+                prop_assert!(!out.chars().any(is_dangerous), "{out}");
+                let mut at = 0;
+                for c in f.remedy.commands() {
+                    let line = command_line(&c);
+                    let found = out[at..].find(&line);
+                    prop_assert!(found.is_some(), "{line} not in order in {out}");
+                    at += found.unwrap_or_default() + line.len();
+                }
+                let names_in_prose = match &f.remedy {
+                    Remedy::Restart(TreeFix::Restart { .. }) => vec![link.clone(), shell_word(&text)],
+                    Remedy::Restart(_) | Remedy::EndOrphan { service: None, .. } => vec![link.clone()],
+                    Remedy::StartMore { .. } => vec![link.clone(), shell_word(&text)],
+                    Remedy::EndOrphan { .. } => vec![shell_word(&text)],
+                    _ => vec![],
+                };
+                for word in names_in_prose {
+                    prop_assert!(out.contains(&word), "{word} not in {out}");
+                }
+            }
+        });
     }
 }

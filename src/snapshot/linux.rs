@@ -18,11 +18,11 @@
 use super::cgroupfs::{Answer, Walked};
 use super::parse::cgroup::{hierarchies, systemd_cgroup};
 use super::parse::environ::environ_keys;
-use super::parse::maps::maps_paths;
+use super::parse::maps::maps_path;
 use super::parse::mountinfo::{cgroup_mounts, proc_hides_pids};
 use super::parse::stat::{parse_stat, Stat};
 use super::parse::status::{effective_caps, CAP_SYS_PTRACE};
-use super::read::{read_at, ReadUntil};
+use super::read::{read_at, read_capped_at, stream_lines_at, Got, ReadUntil, ARGS_CAP};
 use super::{
     CgroupAndEnv, Clock, Cmdline, Comm, Link, LinkError, PidStat, ProcSource, Process, ProcessSeen,
     ReadError, SeenAgain, Snapshot,
@@ -199,8 +199,19 @@ impl LinuxProc {
             ([], _) => Ok(Vec::new()),
             (_, Err(e)) => Err(*e),
             (_, Ok(dir)) => {
-                let env = read_at(&mut self.buf, dir, "environ", ReadUntil::Eof)
-                    .map(|()| environ_keys(&self.buf, keys))
+                // The first 64 KiB: a key beyond them reads as absent (a name "could not be
+                // read"), and an entry cut by the cap is not taken at all.
+                let env = read_capped_at(&mut self.buf, dir, "environ", ReadUntil::Eof, ARGS_CAP)
+                    .map(|got| {
+                        let whole = match got {
+                            Got::Whole => &self.buf[..],
+                            Got::Truncated => match memchr::memrchr(0, &self.buf) {
+                                Some(end) => &self.buf[..end],
+                                None => &[],
+                            },
+                        };
+                        environ_keys(whole, keys)
+                    })
                     .map_err(ReadError::from);
                 // The buffer held every value of the environment: do not keep it around.
                 self.buf.iter_mut().for_each(|b| *b = 0);
@@ -439,9 +450,15 @@ impl<'a> ChunkReader<'a> {
             Err(_) => (u32::MAX, 0),
         };
         // Unreadable arguments read as none, as they always have (a kernel thread has none).
-        let cmdline = match read_at(&mut self.buf, &dir, "cmdline", ReadUntil::ShortRead) {
-            Ok(()) => Cmdline::parse(&self.buf),
-            Err(_) => Cmdline::default(),
+        let (cmdline, cmdline_truncated) = match read_capped_at(
+            &mut self.buf,
+            &dir,
+            "cmdline",
+            ReadUntil::ShortRead,
+            ARGS_CAP,
+        ) {
+            Ok(got) => (Cmdline::parse(&self.buf), got == Got::Truncated),
+            Err(_) => (Cmdline::default(), false),
         };
         let proc = self.proc_root.root;
         let cwd = read_link(proc, &dir, c"cwd", &mut self.targets, Identity::Always);
@@ -450,6 +467,7 @@ impl<'a> ChunkReader<'a> {
             pid,
             ppid,
             kernel_thread,
+            cmdline_truncated,
             comm,
             state,
             start_ticks,
@@ -780,14 +798,30 @@ impl ProcSource for LinuxProc {
         Ok(targets)
     }
 
-    fn mapped_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError> {
-        let dir = self.open_pid(pid)?;
-        read_at(&mut self.buf, &dir, "maps", ReadUntil::Eof)?;
+    fn mapped_files(
+        &mut self,
+        pid: i32,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<OsString>, ReadError> {
         use std::os::unix::ffi::OsStrExt;
-        Ok(maps_paths(&self.buf)
-            .into_iter()
-            .map(|p| std::ffi::OsStr::from_bytes(p).to_os_string())
-            .collect())
+        let dir = self.open_pid(pid)?;
+        let mut out: Vec<OsString> = Vec::new();
+        // Streamed: a process with 65,530 mappings of 4 KiB paths has a 256 MiB `maps`, and
+        // only the few paths asked about are kept. A line is at most a path (4 KiB, escaped at
+        // most four times over) and the fields before it: one never fills the window.
+        stream_lines_at(
+            &mut self.buf,
+            &dir,
+            "maps",
+            ARGS_CAP,
+            &mut |line| match maps_path(line) {
+                Some(p) if wanted(p) && out.last().map(|l| l.as_bytes()) != Some(p) => {
+                    out.push(OsStr::from_bytes(p).to_os_string())
+                }
+                _ => {}
+            },
+        )?;
+        Ok(out)
     }
 
     fn foreign_mount_ns(&mut self, pid: i32) -> Result<bool, ReadError> {
@@ -986,6 +1020,74 @@ mod tests {
         );
     }
 
+    /// A fake `/proc/4242` whose `cmdline` and `environ` are 1 MiB and whose `maps` is 8 MiB:
+    /// a scan keeps 64 KiB of the arguments and says so, takes only whole environment entries
+    /// within 64 KiB, and streams `maps` through a buffer that does not grow with it.
+    #[test]
+    fn long_proc_files_are_read_with_a_cap() {
+        let Ok(tmp) = tempfile::tempdir() else {
+            panic!("no temp dir");
+        };
+        let root = tmp.path().join("proc");
+        let dir = root.join("4242");
+        let stat = "4242 (worker) S 1 4242 4242 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 700 0 0\n";
+        let mut cmdline = b"worker\0".to_vec();
+        cmdline.extend(std::iter::repeat_n(b'a', 1 << 20));
+        let mut environ = b"name=api\0".to_vec();
+        environ.extend(std::iter::repeat_n(b'x', ARGS_CAP - 20));
+        // Cut by the cap: a prefix of its value must not be taken for the value.
+        environ.extend_from_slice(b"\0pm_id=123456789\0");
+        environ.extend(std::iter::repeat_n(b'y', 1 << 20));
+        let wanted_line = b"7f00-7f01 r--p 00000000 fd:01 9 /srv/app/releases/7/lib.so\n";
+        let other_line =
+            |i: usize| format!("7f{i:x}-7f{i:x} r--p 00000000 fd:01 9 /usr/lib/{i}.so\n");
+        let mut maps: Vec<u8> = (0..200_000)
+            .flat_map(|i| other_line(i).into_bytes())
+            .collect();
+        maps.extend_from_slice(wanted_line);
+        let made = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(dir.join("stat"), stat))
+            .and_then(|()| std::fs::write(dir.join("cmdline"), &cmdline))
+            .and_then(|()| std::fs::write(dir.join("environ"), &environ))
+            .and_then(|()| std::fs::write(dir.join("maps"), &maps))
+            .and_then(|()| std::os::unix::fs::symlink(tmp.path(), dir.join("cwd")))
+            .and_then(|()| std::os::unix::fs::symlink("/bin/sh", dir.join("exe")));
+        if let Err(e) = made {
+            panic!("cannot build a fake /proc in {}: {e}", root.display());
+        }
+        let mut proc_ = LinuxProc::new(&root).with_jobs(1);
+        let Ok(snap) = proc_.snapshot() else {
+            panic!("cannot read the fake /proc");
+        };
+        let Some(p) = snap.get(4242) else {
+            panic!("pid 4242 was not read");
+        };
+        assert!(p.cmdline_truncated);
+        let args: Vec<&OsStr> = p.cmdline.iter().collect();
+        assert_eq!(args[0], "worker");
+        assert_eq!(
+            args[1].len(),
+            ARGS_CAP - 7,
+            "the last argument is cut at the cap"
+        );
+        let mut env = None;
+        proc_.cgroup_and_env(&[4242], &|_| &["name", "pm_id"], &mut |_, reads| {
+            env = Some(reads.env)
+        });
+        assert_eq!(env, Some(Ok(vec![("name", OsString::from("api"))])));
+        let buf_before = proc_.buf.capacity();
+        let Ok(mapped) = proc_.mapped_files(4242, &|p| p.starts_with(b"/srv/app/")) else {
+            panic!("maps not read");
+        };
+        assert_eq!(mapped, [OsString::from("/srv/app/releases/7/lib.so")]);
+        assert!(
+            proc_.buf.capacity() <= buf_before.max(2 * ARGS_CAP),
+            "{} for a {} byte maps",
+            proc_.buf.capacity(),
+            maps.len()
+        );
+    }
+
     fn process(pid: i32, cwd: &str) -> Process {
         let link = |text: &str| Link {
             target: Arc::from(OsStr::new(text)),
@@ -1002,6 +1104,7 @@ mod tests {
             uid: 0,
             dir_ino: 0,
             kernel_thread: false,
+            cmdline_truncated: false,
             cmdline: Cmdline::default(),
             cwd: Ok(link(cwd)),
             exe: Err(LinkError::Denied),

@@ -167,8 +167,11 @@ pub struct Process {
     pub dir_ino: u64,
     /// A kernel thread (no exe, no cmdline of its own).
     pub kernel_thread: bool,
-    /// Arguments, as bytes.
+    /// Arguments, as bytes: at most the first 64 KiB of them (`read::ARGS_CAP`).
     pub cmdline: Cmdline,
+    /// The arguments were longer than 64 KiB and `cmdline` holds only their start (the last
+    /// argument kept may be cut short): shown in JSON, so nothing is silently wrong.
+    pub cmdline_truncated: bool,
     pub cwd: Result<Link, LinkError>,
     pub exe: Result<Link, LinkError>,
 }
@@ -452,8 +455,13 @@ pub trait ProcSource {
     );
     /// Targets of the open file descriptors of `pid` (`in-use` only).
     fn open_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError>;
-    /// Paths of the files mapped into `pid` (`in-use` only).
-    fn mapped_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError>;
+    /// Paths of the files mapped into `pid` that `wanted` accepts (`in-use` only): the
+    /// others are never kept, however many there are.
+    fn mapped_files(
+        &mut self,
+        pid: i32,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<OsString>, ReadError>;
 }
 
 #[cfg(test)]

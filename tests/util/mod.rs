@@ -857,7 +857,17 @@ pub struct Finding {
     pub role: Option<String>,
     pub message: String,
     pub remedy: String,
+    pub fix: Vec<FixCommand>,
     pub evidence: Vec<Evidence>,
+}
+
+/// One command of a finding's remedy: its argv (the program first) and the uid it runs as.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixCommand {
+    pub argv: Vec<ByteStr>,
+    #[serde(rename = "as")]
+    pub as_uid: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -904,6 +914,7 @@ pub struct Process {
     pub name: ByteStr,
     pub comm: ByteStr,
     pub cmdline: Vec<ByteStr>,
+    pub cmdline_truncated: bool,
     pub state: String,
     pub start_time: f64,
     pub uid: u32,

@@ -7,28 +7,24 @@
 /// pseudo-paths (`[heap]`, `[stack]`, `[vdso]`) are skipped.
 pub fn maps_paths(buf: &[u8]) -> Vec<&[u8]> {
     let mut out: Vec<&[u8]> = Vec::new();
-    for line in buf.split(|&b| b == b'\n') {
-        // address perms offset dev inode, then spaces, then the path
-        let mut rest = line;
-        let mut ok = true;
-        for _ in 0..5 {
-            match rest.iter().position(|&b| b == b' ') {
-                Some(i) => rest = &rest[i + 1..],
-                None => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if !ok {
-            continue;
-        }
-        let path = rest.trim_ascii_start();
-        if path.first() == Some(&b'/') && out.last() != Some(&path) {
+    for path in buf.split(|&b| b == b'\n').filter_map(maps_path) {
+        if out.last() != Some(&path) {
             out.push(path);
         }
     }
     out
+}
+
+/// The file path of one line of `/proc/PID/maps` (without its newline), if it maps a file.
+pub fn maps_path(line: &[u8]) -> Option<&[u8]> {
+    // address perms offset dev inode, then spaces, then the path
+    let mut rest = line;
+    for _ in 0..5 {
+        let i = rest.iter().position(|&b| b == b' ')?;
+        rest = &rest[i + 1..];
+    }
+    let path = rest.trim_ascii_start();
+    (path.first() == Some(&b'/')).then_some(path)
 }
 
 #[cfg(test)]
