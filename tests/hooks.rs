@@ -114,7 +114,7 @@ fn spawn_with_pid(dir: &std::path::Path, want: i32) -> Option<Child> {
 #[test]
 fn wait_is_not_fooled_by_a_reused_pid() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: forcing pid reuse needs root (ns_last_pid)");
+        util::skip("forcing pid reuse needs root (ns_last_pid)");
         return;
     }
     let root = DeployRoot::new();
