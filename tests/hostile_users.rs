@@ -333,14 +333,7 @@ fn a_cgroup_below_a_user_manager_stays_that_users() {
     let Some(cg) = Cgroup::create(true, &rel) else {
         panic!("cannot create {rel}");
     };
-    let root = DeployRoot::new();
-    let r1 = root.release("1");
-    root.switch("1");
-    let worker = Child::sleep_in(&r1);
-    cg.add(worker.pid());
-    root.release("2");
-    root.switch("2");
-    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    let (_root, worker, run, doc) = cg.old_worker();
     let f = findings_of(&doc, "old-release");
     assert_eq!(f.len(), 1, "{run}");
     assert_eq!(

@@ -15,14 +15,7 @@ fn unique(tag: &str) -> String {
 fn old_worker_in_cgroup(v2: bool, rel: &str) -> Option<(serde_json::Value, serde_json::Value)> {
     let _lock = cgroup_lock();
     let cg = Cgroup::create(v2, rel)?;
-    let root = DeployRoot::new();
-    let r1 = root.release("1");
-    root.switch("1");
-    let worker = Child::sleep_in(&r1);
-    cg.add(worker.pid());
-    root.release("2");
-    root.switch("2");
-    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    let (_root, worker, run, doc) = cg.old_worker();
     assert_eq!(
         run.code, 1,
         "an old release after grace is a warning\n{run}"

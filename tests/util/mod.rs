@@ -1019,6 +1019,21 @@ impl Cgroup {
         })
     }
 
+    /// A deploy root whose worker started on release 1, was moved into this cgroup, and is
+    /// left behind by a switch to 2; with `check --format json --grace 0s` over it. The root
+    /// and the worker are returned so that they live as long as the caller needs them.
+    pub fn old_worker(&self) -> (DeployRoot, Child, Run, Value) {
+        let root = DeployRoot::new();
+        let r1 = root.release("1");
+        root.switch("1");
+        let worker = Child::sleep_in(&r1);
+        self.add(worker.pid());
+        root.release("2");
+        root.switch("2");
+        let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+        (root, worker, run, doc)
+    }
+
     /// Move a process into the leaf cgroup.
     pub fn add(&self, pid: i32) {
         std::fs::write(self.leaf.join("cgroup.procs"), pid.to_string())
