@@ -11,8 +11,10 @@
 //!   re-resolved now: the process runs whatever release was current when it started, so its
 //!   start time is compared with the switch time.
 //!
-//! When pieces of evidence disagree, the worst one decides (deleted, then old): an operator
-//! wants to know that a process touches an old release at all. Everything here is pure: the
+//! What the process holds now or names itself (cwd, exe, script) decides, the worst of them
+//! when they disagree (deleted, then old): an operator wants to know that a process touches an
+//! old release at all. The start-time inference through `current` decides only when nothing
+//! else names a release (see [`decide`] and docs/ATTRIBUTION.md). Everything here is pure: the
 //! only reads are the snapshot and the layout, plus `lstat` of a release path a command line
 //! names that the layout did not list (a rare case).
 
@@ -121,6 +123,9 @@ pub enum Loaded {
     Deleted,
     /// Probably this one: the newest created before it started.
     Probably(Name),
+    /// It started before the switch, but what it holds now (its cwd or exe) is the current
+    /// release: it reloaded into it (see `decide`).
+    Reloaded,
 }
 
 /// One process placed in one app.
@@ -480,6 +485,35 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Which piece of evidence decides a process's release (its index in `found`).
+///
+/// What the process holds now or names itself (cwd, exe, a command-line path into a release
+/// directory) decides; among those the worst wins (deleted, then old), and its app is the
+/// process's app. The start-time inference through `current` decides only when nothing else
+/// names a release. When the cwd or exe says current and the inference says the process
+/// started before the switch, the process reloaded into the current release (a gunicorn
+/// `--chdir current` master after HUP): the inference is rewritten to say so.
+fn decide(found: &mut [(usize, Evidence)]) -> Option<usize> {
+    let rank = |i: usize, e: &Evidence| (e.how != How::ViaCurrent, e.state, usize::MAX - i);
+    let decider = (0..found.len()).max_by_key(|&i| rank(i, &found[i].1))?;
+    let (app, held) = (found[decider].0, &found[decider].1);
+    if !matches!(held.how, How::Cwd | How::Exe) || held.state != ReleaseState::Current {
+        return Some(decider);
+    }
+    let current = held.release.clone();
+    for (a, e) in found.iter_mut() {
+        if *a != app || e.state == ReleaseState::Current {
+            continue;
+        }
+        if let Wording::Started(s) = &mut e.wording {
+            s.loaded = Loaded::Reloaded;
+            e.state = ReleaseState::Current;
+            e.release.clone_from(&current);
+        }
+    }
+    Some(decider)
+}
+
 /// Place every process of the snapshot.
 pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
     let mut identities = HashMap::new();
@@ -533,15 +567,13 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         if found.is_empty() {
             continue;
         }
-        // The app of the worst evidence wins; evidence of other apps is dropped.
-        let Some(worst) = (0..found.len()).max_by_key(|&i| (found[i].1.state, usize::MAX - i))
-        else {
+        let Some(decider) = decide(&mut found) else {
             continue;
         };
-        let app = found[worst].0;
+        let app = found[decider].0;
         let mut evidence = Vec::with_capacity(found.len());
         for (i, (a, e)) in found.drain(..).enumerate() {
-            if i == worst {
+            if i == decider {
                 evidence.insert(0, std::sync::Arc::new(e));
             } else if a == app {
                 evidence.push(std::sync::Arc::new(e));
@@ -717,6 +749,86 @@ pub fn confirm_zombies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::{current, link, process, root, snapshot};
+
+    const SWITCH: f64 = 1_000_000.0;
+
+    /// `/srv/app`, current -> 67 switched at [`SWITCH`]; 66 and 67 created long before.
+    fn app() -> DeployRoot {
+        DeployRoot {
+            switch_time: Some(SWITCH),
+            ..root(
+                "app",
+                b"/srv/app",
+                current(b"67"),
+                &[(b"66", 66), (b"67", 67)],
+            )
+        }
+    }
+
+    /// A gunicorn started an hour before the switch with `--chdir /srv/app/current`, its cwd
+    /// now `cwd`.
+    fn chdir_current(cwd: Result<Link, crate::snapshot::LinkError>) -> Attribution {
+        let p = process(
+            10,
+            1,
+            cwd,
+            SWITCH - 3_600.0,
+            &["gunicorn", "--chdir", "/srv/app/current", "app:app"],
+        );
+        attribute(&[app()], &snapshot(vec![p], SWITCH + 60.0))
+    }
+
+    #[test]
+    fn what_a_process_holds_now_beats_its_start_time() {
+        let attr = chdir_current(link(b"/srv/app/releases/67", 67, 2));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Current, "{pl:#?}");
+        assert_eq!(pl.release.as_deref(), Some(OsStr::new("67")));
+        assert_eq!(pl.evidence[0].how, How::Cwd);
+        let inferred = &pl.evidence[1];
+        assert_eq!(inferred.how, How::ViaCurrent);
+        assert_eq!(inferred.state, ReleaseState::Current);
+        let Wording::Started(s) = &inferred.wording else {
+            panic!("{inferred:#?}")
+        };
+        assert!(!s.after);
+        assert_eq!(s.loaded, Loaded::Reloaded);
+    }
+
+    #[test]
+    fn a_cwd_still_on_the_old_release_is_old() {
+        let attr = chdir_current(link(b"/srv/app/releases/66", 66, 2));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Old);
+        assert_eq!(pl.release.as_deref(), Some(OsStr::new("66")));
+        assert_eq!(pl.evidence[0].how, How::Cwd);
+    }
+
+    #[test]
+    fn a_cwd_outside_every_release_leaves_the_start_time_to_decide() {
+        let attr = chdir_current(link(b"/", 2, 20));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Old);
+        assert_eq!(pl.evidence[0].how, How::ViaCurrent);
+        assert_eq!(pl.evidence.len(), 1);
+    }
+
+    #[test]
+    fn a_cwd_on_an_old_release_beats_a_start_after_the_switch() {
+        let p = process(
+            10,
+            1,
+            link(b"/srv/app/releases/66", 66, 2),
+            SWITCH + 10.0,
+            &["php", "/srv/app/current/artisan"],
+        );
+        let attr = attribute(&[app()], &snapshot(vec![p], SWITCH + 60.0));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Old);
+        assert_eq!(pl.evidence[0].how, How::Cwd);
+        assert_eq!(pl.evidence[1].state, ReleaseState::Current);
+    }
 
     #[test]
     fn clean_paths() {

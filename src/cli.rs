@@ -16,7 +16,9 @@ const LONG_ABOUT: &str = "\
 relwatch finds processes that are not running the release that `current` points at, on hosts \
 that deploy into releases/N directories and switch a `current` symlink (Capistrano, Deployer, \
 home-grown scripts). It reports masters whose release directory a cleanup already deleted, \
-workers left on an old release, and broken `current` links, each with the evidence and the fix.";
+workers left on an old release, and broken `current` links, each with the evidence and the fix. \
+A process's release is what it holds now (its cwd, its exe); its start time against the switch \
+decides only when nothing it holds names a release (docs/ATTRIBUTION.md).";
 
 const EXIT_CODES: &str = "\
 Exit codes (the monitoring-plugin convention):

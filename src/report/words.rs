@@ -68,6 +68,9 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
             );
             match &s.loaded {
                 Loaded::Unknown => {}
+                Loaded::Reloaded => out.push_str(
+                    "; reloaded into the current release since (its cwd or exe is there now)",
+                ),
                 Loaded::Deleted => out.push_str(
                     "; every existing release was created after it started, so the release it loaded has been deleted",
                 ),
@@ -643,6 +646,10 @@ mod tests {
         assert_eq!(
             evidence(&ev(false, Loaded::Probably(std::ffi::OsStr::new("6\n").into()))),
             "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; probably release 6\\n (the newest created before it started)"
+        );
+        assert_eq!(
+            evidence(&ev(false, Loaded::Reloaded)),
+            "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; reloaded into the current release since (its cwd or exe is there now)"
         );
         assert_eq!(
             evidence(&ev(false, Loaded::Deleted)),
