@@ -9,7 +9,8 @@
 //!   into a release directory;
 //! - `via-current`: a command-line path goes through the `current` link. Such a path is never
 //!   re-resolved now: the process runs whatever release was current when it started, so its
-//!   start time is compared with the switch time.
+//!   start time is compared with the switch time, and the switch history (the deploy tool's
+//!   log, else birth times: [`crate::layout::history`]) says which release was current then.
 //!
 //! What the process holds now or names itself (cwd, exe, script) decides, the worst of them
 //! when they disagree (deleted, then old): an operator wants to know that a process touches an
@@ -18,6 +19,7 @@
 //! only reads are the snapshot and the layout, plus `lstat` of a release path a command line
 //! names that the layout did not list (a rare case).
 
+use crate::layout::history::Timeline;
 use crate::layout::{DeployRoot, NOT_RELEASES};
 use crate::snapshot::{Link, Process, Snapshot};
 use std::collections::HashMap;
@@ -114,15 +116,22 @@ pub struct Started {
     pub loaded: Loaded,
 }
 
-/// Which release a process that started before the switch loaded, by the releases' birth times.
+/// Which release a process that started before the switch loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Loaded {
     /// Nothing can be said (or it started after the switch).
     Unknown,
-    /// Every existing release was created after it started: the one it loaded is gone.
+    /// Every existing release was created after it started, and no release log says which was
+    /// current then: the one it loaded is gone.
     Deleted,
-    /// Probably this one: the newest created before it started.
-    Probably(Name),
+    /// A switch history says `release` was current from `from` until `until` (seconds since
+    /// the epoch), when it started (see [`crate::layout::history`]).
+    Was {
+        release: Name,
+        from: f64,
+        until: Option<f64>,
+        source: crate::layout::history::Source,
+    },
     /// It started before the switch, but what it holds now (its cwd or exe) is the current
     /// release: it reloaded into it (see `decide`).
     Reloaded,
@@ -238,6 +247,8 @@ struct Placer<'a> {
     unlisted: std::cell::RefCell<HashMap<(usize, OsString), bool>>,
     /// Release names handed out so far (see [`Name`]).
     names: std::cell::RefCell<std::collections::HashSet<Name>>,
+    /// Per app, what was current when: from the deploy tool's log, then from birth times.
+    timelines: Vec<[Option<Timeline>; 2]>,
 }
 
 impl Placer<'_> {
@@ -434,29 +445,40 @@ impl Placer<'_> {
             let release = Some(started.current.clone());
             return Some(evidence(ReleaseState::Current, release, started));
         }
-        // Which release was current then? Only birth times can tell. A process that started
-        // before every existing release was created loaded one that is gone.
-        let known: Vec<_> = root
-            .releases
+        // Which release was current then? The deploy tool's log, else the releases' birth
+        // times (a rollback makes an older release current again).
+        let tick = clock.tick();
+        let period = self.timelines[app]
             .iter()
-            .filter_map(|r| r.created.map(|c| (c, r)))
-            .collect();
-        let all_known = !known.is_empty() && known.len() == root.releases.len();
-        // Birth times are exact, start times only to the tick: a release born in the same tick
-        // as the process may have been born just before it.
-        if all_known && known.iter().all(|(c, _)| *c > start + clock.tick()) {
+            .flatten()
+            .find_map(|t| t.at(start, tick));
+        if let Some(period) = period {
+            let name = self.name(period.release.as_bytes());
+            let gone = !self.release_exists(app, name.as_bytes());
+            let state = self.state_of(app, name.as_bytes(), gone);
+            started.loaded = Loaded::Was {
+                release: name.clone(),
+                from: period.from,
+                until: period.until,
+                source: period.source,
+            };
+            return Some(evidence(state, Some(name), started));
+        }
+        // A process that started before every existing release was created loaded one that
+        // is gone. Birth times are exact, start times only to the tick: a release born in the
+        // same tick as the process may have been born just before it.
+        let all_known =
+            !root.releases.is_empty() && root.releases.iter().all(|r| r.created.is_some());
+        if all_known
+            && root
+                .releases
+                .iter()
+                .all(|r| r.created.is_some_and(|c| c > start + tick))
+        {
             started.loaded = Loaded::Deleted;
             return Some(evidence(ReleaseState::Deleted, None, started));
         }
-        let guess = known
-            .iter()
-            .filter(|(c, r)| *c <= start && r.name != current)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, r)| self.name(r.name.as_bytes()));
-        if let Some(g) = &guess {
-            started.loaded = Loaded::Probably(g.clone());
-        }
-        Some(evidence(ReleaseState::Old, guess, started))
+        Some(evidence(ReleaseState::Old, None, started))
     }
 
     /// May this unreadable process belong to an app? Its command line names a root, or it
@@ -483,6 +505,20 @@ impl Placer<'_> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The switch histories of a root, best first: its deploy tool's log, its releases' birth
+/// times. None without a current release and a switch time.
+fn timelines(root: &DeployRoot) -> [Option<Timeline>; 2] {
+    let (Some(current), Some(switch)) = (root.current_release(), root.switch_time) else {
+        return [None, None];
+    };
+    let logged = root
+        .log
+        .as_ref()
+        .map(|l| Timeline::new(l.source, l.switches.clone(), current, switch));
+    let born = Timeline::of_births(&root.releases, current, switch);
+    [logged, Some(born)]
 }
 
 /// Which piece of evidence decides a process's release (its index in `found`).
@@ -528,6 +564,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         identities,
         unlisted: Default::default(),
         names: Default::default(),
+        timelines: roots.iter().map(timelines).collect(),
     };
     let mut out = Attribution {
         // Room for every process at once: growing by doubling held the old and the new array
@@ -812,6 +849,47 @@ mod tests {
         assert_eq!(pl.state, ReleaseState::Old);
         assert_eq!(pl.evidence[0].how, How::ViaCurrent);
         assert_eq!(pl.evidence.len(), 1);
+    }
+
+    #[test]
+    fn a_rollback_in_the_release_log_puts_a_worker_back_on_current() {
+        use crate::layout::history::{Log, Source, Switch};
+        let sw = |r: &str, at: f64| Switch {
+            release: r.into(),
+            at: Some(at),
+        };
+        // 66 at 100, 67 at 200, 68 at 300 (deleted since), then back to 67 at SWITCH.
+        let root = DeployRoot {
+            log: Some(Log {
+                source: Source::ReleasesLog,
+                switches: vec![sw("66", 100.0), sw("67", 200.0), sw("68", 300.0)],
+            }),
+            ..app()
+        };
+        let worker = |pid, started| {
+            process(
+                pid,
+                1,
+                link(b"/", 2, 20),
+                started,
+                &["php", "/srv/app/current/artisan"],
+            )
+        };
+        let snap = snapshot(vec![worker(10, 250.0), worker(11, 350.0)], SWITCH + 60.0);
+        let attr = attribute(&[root], &snap);
+        let (on67, on68) = (&attr.placements[0], &attr.placements[1]);
+        assert_eq!(on67.state, ReleaseState::Current, "{on67:#?}");
+        assert_eq!(on67.release.as_deref(), Some(OsStr::new("67")));
+        assert_eq!(on68.state, ReleaseState::Deleted, "{on68:#?}");
+        assert_eq!(on68.release.as_deref(), Some(OsStr::new("68")));
+        let Wording::Started(s) = &on67.evidence[0].wording else {
+            panic!("{on67:#?}")
+        };
+        assert!(matches!(
+            &s.loaded,
+            Loaded::Was { source: Source::ReleasesLog, from, until: Some(until), .. }
+                if *from == 200.0 && *until == 300.0
+        ));
     }
 
     #[test]
