@@ -44,8 +44,9 @@ pub enum Command {
 a release other than the one `current` points at (old-release), the ones whose release directory \
 no longer exists (deleted-release, with masters named), broken current links (broken-current), \
 defunct children an app process does not reap (zombie) and app processes that lost their \
-supervisor (orphan). Every finding names the process's owner (systemd unit, supervisord program, \
-PM2 app, runit or s6 service, login session) and the exact command that fixes it.",
+supervisor (orphan; a process started by hand only when left on an old release). Every finding \
+names the process's owner (systemd unit, supervisord program, PM2 app, runit or s6 service, login \
+session) and the exact command that fixes it.",
         after_help = concat!("Examples:
   relwatch check                       discover deploy roots under /var/www /srv /opt /home/* /data
   relwatch check /srv/shop             a directory holding `current`

@@ -995,3 +995,51 @@ fn celery_prefork_worker_on_a_deleted_release_is_one_finding_naming_the_master()
     drop(worker);
     remove(root);
 }
+
+// ---------------------------------------------------------------------------------------------
+// orphans: a worker started by hand
+// ---------------------------------------------------------------------------------------------
+
+/// A worker started by hand (double-forked, under PID 1) on the current release is how some
+/// hosts run: no finding. Left on an old release after a deploy it is an orphan, a warning;
+/// the app's `orphans: info` makes it information, `orphans: off` nothing.
+#[test]
+fn a_hand_started_worker_is_an_orphan_only_when_left_on_an_old_release() {
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let stray = Stray::start_in(&r1);
+    let (run, doc) = check_json([root.path()]);
+    assert_eq!(
+        run.code, 0,
+        "a hand-started worker on current is fine\n{run}"
+    );
+    assert!(findings_of(&doc, "orphan").is_empty(), "{run}");
+
+    wait_started_before_now(stray.0);
+    root.release("2");
+    root.switch("2");
+    // Within the default grace the old release itself is only information.
+    let (run, doc) = check_json([root.path()]);
+    assert_eq!(run.code, 1, "left on the old release: an orphan\n{run}");
+    let f = only(&doc, "orphan", &run);
+    assert_eq!(pids(f), [i64::from(stray.0)], "{f}");
+    assert_eq!(f["severity"], "warning", "{f}");
+
+    for (level, orphans) in [("info", 1), ("off", 0)] {
+        let cfg = write_config(
+            &root,
+            &format!(
+                "apps:\n  - name: myapp\n    root: {}\n    orphans: {level}\n",
+                root.path().display()
+            ),
+        );
+        let (run, doc) = check_json(["--config".as_ref(), cfg.as_os_str()]);
+        assert_eq!(run.code, 0, "orphans: {level}\n{run}");
+        let f = findings_of(&doc, "orphan");
+        assert_eq!(f.len(), orphans, "orphans: {level}\n{run}");
+        assert!(f.iter().all(|f| f["severity"] == "info"), "{run}");
+    }
+    drop(stray);
+    remove(root);
+}
