@@ -9,13 +9,17 @@
 //!   into a release directory;
 //! - `via-current`: a command-line path goes through the `current` link. Such a path is never
 //!   re-resolved now: the process runs whatever release was current when it started, so its
-//!   start time is compared with the switch time.
+//!   start time is compared with the switch time, and the switch history (the deploy tool's
+//!   log, else birth times: [`crate::layout::history`]) says which release was current then.
 //!
-//! When pieces of evidence disagree, the worst one decides (deleted, then old): an operator
-//! wants to know that a process touches an old release at all. Everything here is pure: the
+//! What the process holds now or names itself (cwd, exe, script) decides, the worst of them
+//! when they disagree (deleted, then old): an operator wants to know that a process touches an
+//! old release at all. The start-time inference through `current` decides only when nothing
+//! else names a release (see [`decide`] and docs/ATTRIBUTION.md). Everything here is pure: the
 //! only reads are the snapshot and the layout, plus `lstat` of a release path a command line
 //! names that the layout did not list (a rare case).
 
+use crate::layout::history::Timeline;
 use crate::layout::{DeployRoot, NOT_RELEASES};
 use crate::snapshot::{Link, Process, Snapshot};
 use std::collections::HashMap;
@@ -112,15 +116,25 @@ pub struct Started {
     pub loaded: Loaded,
 }
 
-/// Which release a process that started before the switch loaded, by the releases' birth times.
+/// Which release a process that started before the switch loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Loaded {
     /// Nothing can be said (or it started after the switch).
     Unknown,
-    /// Every existing release was created after it started: the one it loaded is gone.
+    /// Every existing release was created after it started, and no release log says which was
+    /// current then: the one it loaded is gone.
     Deleted,
-    /// Probably this one: the newest created before it started.
-    Probably(Name),
+    /// A switch history says `release` was current from `from` until `until` (seconds since
+    /// the epoch), when it started (see [`crate::layout::history`]).
+    Was {
+        release: Name,
+        from: f64,
+        until: Option<f64>,
+        source: crate::layout::history::Source,
+    },
+    /// It started before the switch, but what it holds now (its cwd or exe) is the current
+    /// release: it reloaded into it (see `decide`).
+    Reloaded,
 }
 
 /// One process placed in one app.
@@ -247,6 +261,8 @@ struct Placer<'a> {
     unlisted: std::cell::RefCell<HashMap<(usize, OsString), bool>>,
     /// Release names handed out so far (see [`Name`]).
     names: std::cell::RefCell<std::collections::HashSet<Name>>,
+    /// Per app, what was current when: from the deploy tool's log, then from birth times.
+    timelines: Vec<[Option<Timeline>; 2]>,
 }
 
 impl Placer<'_> {
@@ -443,29 +459,40 @@ impl Placer<'_> {
             let release = Some(started.current.clone());
             return Some(evidence(ReleaseState::Current, release, started));
         }
-        // Which release was current then? Only birth times can tell. A process that started
-        // before every existing release was created loaded one that is gone.
-        let known: Vec<_> = root
-            .releases
+        // Which release was current then? The deploy tool's log, else the releases' birth
+        // times (a rollback makes an older release current again).
+        let tick = clock.tick();
+        let period = self.timelines[app]
             .iter()
-            .filter_map(|r| r.created.map(|c| (c, r)))
-            .collect();
-        let all_known = !known.is_empty() && known.len() == root.releases.len();
-        // Birth times are exact, start times only to the tick: a release born in the same tick
-        // as the process may have been born just before it.
-        if all_known && known.iter().all(|(c, _)| *c > start + clock.tick()) {
+            .flatten()
+            .find_map(|t| t.at(start, tick));
+        if let Some(period) = period {
+            let name = self.name(period.release.as_bytes());
+            let gone = !self.release_exists(app, name.as_bytes());
+            let state = self.state_of(app, name.as_bytes(), gone);
+            started.loaded = Loaded::Was {
+                release: name.clone(),
+                from: period.from,
+                until: period.until,
+                source: period.source,
+            };
+            return Some(evidence(state, Some(name), started));
+        }
+        // A process that started before every existing release was created loaded one that
+        // is gone. Birth times are exact, start times only to the tick: a release born in the
+        // same tick as the process may have been born just before it.
+        let all_known =
+            !root.releases.is_empty() && root.releases.iter().all(|r| r.created.is_some());
+        if all_known
+            && root
+                .releases
+                .iter()
+                .all(|r| r.created.is_some_and(|c| c > start + tick))
+        {
             started.loaded = Loaded::Deleted;
             return Some(evidence(ReleaseState::Deleted, None, started));
         }
-        let guess = known
-            .iter()
-            .filter(|(c, r)| *c <= start && r.name != current)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, r)| self.name(r.name.as_bytes()));
-        if let Some(g) = &guess {
-            started.loaded = Loaded::Probably(g.clone());
-        }
-        Some(evidence(ReleaseState::Old, guess, started))
+        Some(evidence(ReleaseState::Old, None, started))
     }
 
     /// The apps whose code this process, which we could not inspect, could be running: every
@@ -535,6 +562,49 @@ fn names_path(arg: &[u8], path: &[u8]) -> bool {
         })
 }
 
+/// The switch histories of a root, best first: its deploy tool's log, its releases' birth
+/// times. None without a current release and a switch time.
+fn timelines(root: &DeployRoot) -> [Option<Timeline>; 2] {
+    let (Some(current), Some(switch)) = (root.current_release(), root.switch_time) else {
+        return [None, None];
+    };
+    let logged = root
+        .log
+        .as_ref()
+        .map(|l| Timeline::new(l.source, l.switches.clone(), current, switch));
+    let born = Timeline::of_births(&root.releases, current, switch);
+    [logged, Some(born)]
+}
+
+/// Which piece of evidence decides a process's release (its index in `found`).
+///
+/// What the process holds now or names itself (cwd, exe, a command-line path into a release
+/// directory) decides; among those the worst wins (deleted, then old), and its app is the
+/// process's app. The start-time inference through `current` decides only when nothing else
+/// names a release. When the cwd or exe says current and the inference says the process
+/// started before the switch, the process reloaded into the current release (a gunicorn
+/// `--chdir current` master after HUP): the inference is rewritten to say so.
+fn decide(found: &mut [(usize, Evidence)]) -> Option<usize> {
+    let rank = |i: usize, e: &Evidence| (e.how != How::ViaCurrent, e.state, usize::MAX - i);
+    let decider = (0..found.len()).max_by_key(|&i| rank(i, &found[i].1))?;
+    let (app, held) = (found[decider].0, &found[decider].1);
+    if !matches!(held.how, How::Cwd | How::Exe) || held.state != ReleaseState::Current {
+        return Some(decider);
+    }
+    let current = held.release.clone();
+    for (a, e) in found.iter_mut() {
+        if *a != app || e.state == ReleaseState::Current {
+            continue;
+        }
+        if let Wording::Started(s) = &mut e.wording {
+            s.loaded = Loaded::Reloaded;
+            e.state = ReleaseState::Current;
+            e.release.clone_from(&current);
+        }
+    }
+    Some(decider)
+}
+
 /// Place every process of the snapshot.
 pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
     let mut identities = HashMap::new();
@@ -549,6 +619,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         identities,
         unlisted: Default::default(),
         names: Default::default(),
+        timelines: roots.iter().map(timelines).collect(),
     };
     let mut out = Attribution {
         // Room for every process at once: growing by doubling held the old and the new array
@@ -586,15 +657,13 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         if found.is_empty() {
             continue;
         }
-        // The app of the worst evidence wins; evidence of other apps is dropped.
-        let Some(worst) = (0..found.len()).max_by_key(|&i| (found[i].1.state, usize::MAX - i))
-        else {
+        let Some(decider) = decide(&mut found) else {
             continue;
         };
-        let app = found[worst].0;
+        let app = found[decider].0;
         let mut evidence = Vec::with_capacity(found.len());
         for (i, (a, e)) in found.drain(..).enumerate() {
-            if i == worst {
+            if i == decider {
                 evidence.insert(0, std::sync::Arc::new(e));
             } else if a == app {
                 evidence.push(std::sync::Arc::new(e));
@@ -780,6 +849,127 @@ pub fn confirm_zombies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::{current, link, process, root, snapshot};
+
+    const SWITCH: f64 = 1_000_000.0;
+
+    /// `/srv/app`, current -> 67 switched at [`SWITCH`]; 66 and 67 created long before.
+    fn app() -> DeployRoot {
+        DeployRoot {
+            switch_time: Some(SWITCH),
+            ..root(
+                "app",
+                b"/srv/app",
+                current(b"67"),
+                &[(b"66", 66), (b"67", 67)],
+            )
+        }
+    }
+
+    /// A gunicorn started an hour before the switch with `--chdir /srv/app/current`, its cwd
+    /// now `cwd`.
+    fn chdir_current(cwd: Result<Link, crate::snapshot::LinkError>) -> Attribution {
+        let p = process(
+            10,
+            1,
+            cwd,
+            SWITCH - 3_600.0,
+            &["gunicorn", "--chdir", "/srv/app/current", "app:app"],
+        );
+        attribute(&[app()], &snapshot(vec![p], SWITCH + 60.0))
+    }
+
+    #[test]
+    fn what_a_process_holds_now_beats_its_start_time() {
+        let attr = chdir_current(link(b"/srv/app/releases/67", 67, 2));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Current, "{pl:#?}");
+        assert_eq!(pl.release.as_deref(), Some(OsStr::new("67")));
+        assert_eq!(pl.evidence[0].how, How::Cwd);
+        let inferred = &pl.evidence[1];
+        assert_eq!(inferred.how, How::ViaCurrent);
+        assert_eq!(inferred.state, ReleaseState::Current);
+        let Wording::Started(s) = &inferred.wording else {
+            panic!("{inferred:#?}")
+        };
+        assert!(!s.after);
+        assert_eq!(s.loaded, Loaded::Reloaded);
+    }
+
+    #[test]
+    fn a_cwd_still_on_the_old_release_is_old() {
+        let attr = chdir_current(link(b"/srv/app/releases/66", 66, 2));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Old);
+        assert_eq!(pl.release.as_deref(), Some(OsStr::new("66")));
+        assert_eq!(pl.evidence[0].how, How::Cwd);
+    }
+
+    #[test]
+    fn a_cwd_outside_every_release_leaves_the_start_time_to_decide() {
+        let attr = chdir_current(link(b"/", 2, 20));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Old);
+        assert_eq!(pl.evidence[0].how, How::ViaCurrent);
+        assert_eq!(pl.evidence.len(), 1);
+    }
+
+    #[test]
+    fn a_rollback_in_the_release_log_puts_a_worker_back_on_current() {
+        use crate::layout::history::{Log, Source, Switch};
+        let sw = |r: &str, at: f64| Switch {
+            release: r.into(),
+            at: Some(at),
+        };
+        // 66 at 100, 67 at 200, 68 at 300 (deleted since), then back to 67 at SWITCH.
+        let root = DeployRoot {
+            log: Some(Log {
+                source: Source::ReleasesLog,
+                switches: vec![sw("66", 100.0), sw("67", 200.0), sw("68", 300.0)],
+            }),
+            ..app()
+        };
+        let worker = |pid, started| {
+            process(
+                pid,
+                1,
+                link(b"/", 2, 20),
+                started,
+                &["php", "/srv/app/current/artisan"],
+            )
+        };
+        let snap = snapshot(vec![worker(10, 250.0), worker(11, 350.0)], SWITCH + 60.0);
+        let attr = attribute(&[root], &snap);
+        let (on67, on68) = (&attr.placements[0], &attr.placements[1]);
+        assert_eq!(on67.state, ReleaseState::Current, "{on67:#?}");
+        assert_eq!(on67.release.as_deref(), Some(OsStr::new("67")));
+        assert_eq!(on68.state, ReleaseState::Deleted, "{on68:#?}");
+        assert_eq!(on68.release.as_deref(), Some(OsStr::new("68")));
+        let Wording::Started(s) = &on67.evidence[0].wording else {
+            panic!("{on67:#?}")
+        };
+        assert!(matches!(
+            &s.loaded,
+            Loaded::Was { source: Source::ReleasesLog, from, until: Some(until), .. }
+                if *from == 200.0 && *until == 300.0
+        ));
+    }
+
+    #[test]
+    fn a_cwd_on_an_old_release_beats_a_start_after_the_switch() {
+        let p = process(
+            10,
+            1,
+            link(b"/srv/app/releases/66", 66, 2),
+            SWITCH + 10.0,
+            &["php", "/srv/app/current/artisan"],
+        );
+        let attr = attribute(&[app()], &snapshot(vec![p], SWITCH + 60.0));
+        let pl = &attr.placements[0];
+        assert_eq!(pl.state, ReleaseState::Old);
+        assert_eq!(pl.evidence[0].how, How::Cwd);
+        assert_eq!(pl.evidence[1].state, ReleaseState::Current);
+    }
 
     #[test]
     fn clean_paths() {

@@ -16,7 +16,10 @@ const LONG_ABOUT: &str = "\
 relwatch finds processes that are not running the release that `current` points at, on hosts \
 that deploy into releases/N directories and switch a `current` symlink (Capistrano, Deployer, \
 home-grown scripts). It reports masters whose release directory a cleanup already deleted, \
-workers left on an old release, and broken `current` links, each with the evidence and the fix.";
+workers left on an old release, and broken `current` links, each with the evidence and the fix. \
+A process's release is what it holds now (its cwd, its exe); its start time against the switch \
+history (Deployer's .dep/releases_log, Capistrano's revisions.log, else the releases' birth \
+times) decides only when nothing it holds names a release (docs/ATTRIBUTION.md).";
 
 const EXIT_CODES: &str = "\
 Exit codes (the monitoring-plugin convention):
@@ -41,8 +44,9 @@ pub enum Command {
 a release other than the one `current` points at (old-release), the ones whose release directory \
 no longer exists (deleted-release, with masters named), broken current links (broken-current), \
 defunct children an app process does not reap (zombie) and app processes that lost their \
-supervisor (orphan). Every finding names the process's owner (systemd unit, supervisord program, \
-PM2 app, runit or s6 service, login session) and the exact command that fixes it.",
+supervisor (orphan; a process started by hand only when left on an old release). Every finding \
+names the process's owner (systemd unit, supervisord program, PM2 app, runit or s6 service, login \
+session) and the exact command that fixes it.",
         after_help = concat!("Examples:
   relwatch check                       discover deploy roots under /var/www /srv /opt /home/* /data
   relwatch check /srv/shop             a directory holding `current`

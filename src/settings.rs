@@ -22,6 +22,8 @@ pub struct AppSettings {
     /// Processes whose command line matches are left out of the app.
     pub ignore: Vec<regex::Regex>,
     pub roles: Vec<crate::config::Role>,
+    /// What an `orphan` finding is worth (`orphans:` in the config).
+    pub orphans: crate::config::Orphans,
 }
 
 impl AppSettings {
@@ -31,6 +33,7 @@ impl AppSettings {
             grace,
             ignore: Vec::new(),
             roles: Vec::new(),
+            orphans: Default::default(),
         }
     }
 }
@@ -88,6 +91,7 @@ pub fn plan(
             .unwrap_or(config::DEFAULT_GRACE),
         ignore: app.map(|a| a.ignore.clone()).unwrap_or_default(),
         roles: app.map(|a| a.roles.clone()).unwrap_or_default(),
+        orphans: app.map(|a| a.orphans).unwrap_or_default(),
     };
     let mut roots = Vec::new();
     let mut apps = Vec::new();

@@ -59,6 +59,7 @@ pub(crate) fn root(
         releases_spellings: vec![dir],
         link_spellings: vec![root.join("current")],
         releases_rel: None,
+        log: None,
         root,
     }
 }

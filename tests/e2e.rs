@@ -355,6 +355,19 @@ fn gunicorn_workers(master: &Daemon, glog: &Path, old: &[(i32, u64)]) -> Vec<(i3
     )
 }
 
+/// `cmd` (gunicorn and its first arguments) with 2 sync workers on a socket in `tmp`, serving
+/// `app:application`, its log in `glog`.
+fn gunicorn_master(cmd: &mut Command, tmp: &Path, glog: &Path) -> Daemon {
+    Daemon::spawn(
+        cmd.args(["--workers", "2", "--bind"])
+            .arg(format!("unix:{}", tmp.join("gunicorn.sock").display()))
+            .arg("--error-logfile")
+            .arg(glog)
+            .arg("app:application"),
+        Signal::SIGTERM,
+    )
+}
+
 /// A gunicorn master with 2 sync workers, started from `current/` without `PWD`, gets HUP after
 /// the switch: its new workers are forked from the old release. relwatch names the master, not
 /// the workers, then calls it critical once the old release is deleted.
@@ -367,15 +380,7 @@ fn gunicorn_master_hupped_after_the_switch_stays_on_the_old_release() {
     let r1 = root.release_path("1");
     let tmp = root.tmp();
     let glog = tmp.join("gunicorn.log");
-    let master = Daemon::spawn(
-        clean(&gunicorn, root.current())
-            .args(["--workers", "2", "--bind"])
-            .arg(format!("unix:{}", tmp.join("gunicorn.sock").display()))
-            .arg("--error-logfile")
-            .arg(&glog)
-            .arg("app:application"),
-        Signal::SIGTERM,
-    );
+    let master = gunicorn_master(&mut clean(&gunicorn, root.current()), &tmp, &glog);
     let first = gunicorn_workers(&master, &glog, &[]);
 
     root.write("releases/2/app.py", WSGI_APP);
@@ -446,6 +451,60 @@ fn gunicorn_master_hupped_after_the_switch_stays_on_the_old_release() {
             .contains(&format!("master pid {}", master.pid())),
         "{f}"
     );
+
+    drop(master);
+    remove(root);
+}
+
+/// A gunicorn master started with `--chdir ROOT/current` re-chdirs on HUP: after the switch and
+/// the reload its cwd is the new release and its workers serve it. What it holds now (its cwd)
+/// beats its start time before the switch: relwatch says OK, also once the cleanup has deleted
+/// the release that was current when it started.
+#[test]
+fn gunicorn_chdir_current_hupped_after_the_switch_is_on_the_current_release() {
+    let gunicorn = need("gunicorn", "gunicorn");
+    let root = DeployRoot::new();
+    root.write("releases/1/app.py", WSGI_APP);
+    root.switch("1");
+    let tmp = root.tmp();
+    let glog = tmp.join("gunicorn.log");
+    let master = gunicorn_master(
+        clean(&gunicorn, &tmp).arg("--chdir").arg(root.current()),
+        &tmp,
+        &glog,
+    );
+    let first = gunicorn_workers(&master, &glog, &[]);
+
+    root.write("releases/2/app.py", WSGI_APP);
+    root.switch("2");
+    kill(Pid::from_raw(master.pid()), Signal::SIGHUP).expect("send HUP to the gunicorn master");
+    let workers = gunicorn_workers(&master, &glog, &first);
+    let r2 = fs::canonicalize(root.release_path("2")).expect("release 2 exists");
+    let cwd = |pid: i32| fs::read_link(format!("/proc/{pid}/cwd")).ok();
+    assert_eq!(
+        cwd(master.pid()).as_deref(),
+        Some(r2.as_path()),
+        "HUP re-chdirs the master into the new release\n{}",
+        log(&glog)
+    );
+
+    for cleanup in [false, true] {
+        if cleanup {
+            root.delete("1");
+        }
+        let (run, doc) = check_root(&root);
+        assert_eq!(
+            run.code, 0,
+            "a master reloaded into the current release is OK (cleanup done: {cleanup})\n{run}"
+        );
+        assert!(array(&doc, "findings").is_empty(), "{run}");
+        let p = process(&doc, master.pid()).expect("the master is listed");
+        assert_eq!(p["release_state"], "current", "{p}");
+        for (w, _) in &workers {
+            let p = process(&doc, *w).expect("each worker is listed");
+            assert_eq!(p["release_state"], "current", "{p}");
+        }
+    }
 
     drop(master);
     remove(root);
@@ -934,5 +993,53 @@ fn celery_prefork_worker_on_a_deleted_release_is_one_finding_naming_the_master()
     assert_eq!(p["release_state"], "deleted", "{p}");
 
     drop(worker);
+    remove(root);
+}
+
+// ---------------------------------------------------------------------------------------------
+// orphans: a worker started by hand
+// ---------------------------------------------------------------------------------------------
+
+/// A worker started by hand (double-forked, under PID 1) on the current release is how some
+/// hosts run: no finding. Left on an old release after a deploy it is an orphan, a warning;
+/// the app's `orphans: info` makes it information, `orphans: off` nothing.
+#[test]
+fn a_hand_started_worker_is_an_orphan_only_when_left_on_an_old_release() {
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let stray = Stray::start_in(&r1);
+    let (run, doc) = check_json([root.path()]);
+    assert_eq!(
+        run.code, 0,
+        "a hand-started worker on current is fine\n{run}"
+    );
+    assert!(findings_of(&doc, "orphan").is_empty(), "{run}");
+
+    wait_started_before_now(stray.0);
+    root.release("2");
+    root.switch("2");
+    // Within the default grace the old release itself is only information.
+    let (run, doc) = check_json([root.path()]);
+    assert_eq!(run.code, 1, "left on the old release: an orphan\n{run}");
+    let f = only(&doc, "orphan", &run);
+    assert_eq!(pids(f), [i64::from(stray.0)], "{f}");
+    assert_eq!(f["severity"], "warning", "{f}");
+
+    for (level, orphans) in [("info", 1), ("off", 0)] {
+        let cfg = write_config(
+            &root,
+            &format!(
+                "apps:\n  - name: myapp\n    root: {}\n    orphans: {level}\n",
+                root.path().display()
+            ),
+        );
+        let (run, doc) = check_json(["--config".as_ref(), cfg.as_os_str()]);
+        assert_eq!(run.code, 0, "orphans: {level}\n{run}");
+        let f = findings_of(&doc, "orphan");
+        assert_eq!(f.len(), orphans, "orphans: {level}\n{run}");
+        assert!(f.iter().all(|f| f["severity"] == "info"), "{run}");
+    }
+    drop(stray);
     remove(root);
 }

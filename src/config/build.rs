@@ -13,7 +13,9 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 const TOP_KEYS: &[&str] = &["grace", "discover", "apps"];
-const APP_KEYS: &[&str] = &["name", "root", "releases", "grace", "ignore", "roles"];
+const APP_KEYS: &[&str] = &[
+    "name", "root", "releases", "grace", "ignore", "roles", "orphans",
+];
 const ROLE_KEYS: &[&str] = &["name", "match", "singleton", "min", "max"];
 
 const DURATION_HINT: &str = "write it like \"90s\", \"5m\" or \"1h\"";
@@ -198,6 +200,11 @@ impl Builder<'_> {
             .get("grace")
             .map(|n| self.duration(n, &child(key, "grace")))
             .transpose()?;
+        let orphans = fields
+            .get("orphans")
+            .map(|n| self.orphans(n, &child(key, "orphans")))
+            .transpose()?
+            .unwrap_or_default();
         let mut ignore = Vec::new();
         if let Some(list) = fields.get("ignore") {
             let list_key = child(key, "ignore");
@@ -235,6 +242,7 @@ impl Builder<'_> {
             grace,
             ignore,
             roles,
+            orphans,
         };
         Ok((app, name_node))
     }
@@ -409,6 +417,21 @@ impl Builder<'_> {
             ));
         }
         Ok(name)
+    }
+
+    /// `warning`, `info` or `off`.
+    fn orphans(&self, node: &Node, key: &str) -> Result<super::Orphans, ConfigError> {
+        let text = self.string(node, key)?;
+        super::Orphans::ALL
+            .into_iter()
+            .find(|o| o.as_str() == text)
+            .ok_or_else(|| {
+                self.invalid(
+                    node,
+                    key,
+                    format!("expected warning, info or off, found {}", self.found(node)),
+                )
+            })
     }
 
     fn boolean(&self, node: &Node, key: &str) -> Result<bool, ConfigError> {

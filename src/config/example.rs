@@ -45,6 +45,9 @@ apps:
     root: /srv/shop           # absolute: a directory with `current`, or the current link itself
     releases: releases        # optional: where the releases are, relative to root
     grace: 2m                 # optional: this app's grace period
+    orphans: warning          # optional: what a process that lost its supervisor, or a
+                              # hand-started one left on an old release, is worth: warning
+                              # (default), info, or off (for hosts that start workers by hand)
     ignore:                   # optional: leave out processes whose command line matches
       - "^/usr/sbin/sshd"
     roles:                    # optional: kinds of processes and how many of each to expect

@@ -69,6 +69,35 @@ pub struct AppConfig {
     /// Processes whose command line (arguments joined by spaces) matches are left out.
     pub ignore: Vec<regex::Regex>,
     pub roles: Vec<Role>,
+    /// What an `orphan` finding is worth for this app.
+    pub orphans: Orphans,
+}
+
+/// What an `orphan` finding is worth for an app (`orphans:`): hosts that start workers by hand
+/// on purpose turn it down or off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Orphans {
+    /// A warning (the default).
+    #[default]
+    Warning,
+    /// Information: reported, never a warning.
+    Info,
+    /// Not reported.
+    Off,
+}
+
+impl Orphans {
+    /// Every value, as the file spells it.
+    pub const ALL: [Orphans; 3] = [Orphans::Warning, Orphans::Info, Orphans::Off];
+
+    /// As the file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Orphans::Warning => "warning",
+            Orphans::Info => "info",
+            Orphans::Off => "off",
+        }
+    }
 }
 
 /// A kind of process of an app, recognised by its command line.

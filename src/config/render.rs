@@ -47,6 +47,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
             None => writeln!(out, "    # releases: not set")?,
         }
         writeln!(out, "    grace: {}", duration(config.grace_for(app)))?;
+        writeln!(out, "    orphans: {}", app.orphans.as_str())?;
         if app.ignore.is_empty() {
             writeln!(out, "    ignore: []")?;
         } else {

@@ -256,7 +256,7 @@ fn unknown_key_in_app_reads_like_the_spec() {
     assert_eq!(
         shown,
         "/etc/relwatch/config.yaml:4:5: apps[0].naem: unknown key `naem` in app \
-         (expected one of: name, root, releases, grace, ignore, roles)"
+         (expected one of: name, root, releases, grace, ignore, roles, orphans)"
     );
 }
 
@@ -759,4 +759,22 @@ fn fifo_is_refused_without_blocking() {
     let err = load(&path).unwrap_err();
     assert!(matches!(err, ConfigError::Unsafe { .. }), "{err:?}");
     assert!(err.to_string().contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn orphans_is_warning_info_or_off() {
+    assert_eq!(parse(MINIMAL).unwrap().apps[0].orphans, Orphans::Warning);
+    for o in Orphans::ALL {
+        let config = parse(&format!("{MINIMAL}    orphans: {}\n", o.as_str())).unwrap();
+        assert_eq!(config.apps[0].orphans, o);
+        assert!(config
+            .render()
+            .contains(&format!("    orphans: {}\n", o.as_str())));
+    }
+    assert_refused(
+        &format!("{MINIMAL}    orphans: quiet\n"),
+        4,
+        "apps[0].orphans",
+        &["expected warning, info or off", "quiet"],
+    );
 }

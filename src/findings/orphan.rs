@@ -7,10 +7,17 @@
 //!   service's newer main process (a restart with `KillMode=process`). The newest such process
 //!   is the unit's main process, and a main process is never an orphan.
 //!
+//! A process started by hand (the second shape) is an orphan only when it is left over on a
+//! release that is no longer current: a hand-started worker on the current release is how
+//! some hosts run, not a finding (`ps` still shows it as unsupervised). Each app's
+//! `orphans:` setting makes the finding a warning (default), information, or nothing.
+//!
 //! PID 1 is the only reaper considered: a subreaper (`systemd --user`, a container init) is a
 //! supervisor in its own right.
 
 use super::{owner_label, proc_of, Detail, Finding, Input, Lost, Remedy, Severity};
+use crate::attribution::ReleaseState;
+use crate::config::Orphans;
 use crate::owner::{Owner, Supervisor};
 use std::collections::HashMap;
 
@@ -34,6 +41,11 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         }
     }
     for pl in &input.attr.placements {
+        let severity = match input.settings.apps.get(pl.app).map(|a| a.orphans) {
+            Some(Orphans::Off) => continue,
+            Some(Orphans::Info) => Severity::Info,
+            Some(Orphans::Warning) | None => Severity::Warning,
+        };
         let (Some(p), Some(o)) = (input.snap.get(pl.pid), input.owners.get(pl.pid)) else {
             continue;
         };
@@ -43,6 +55,11 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         let Some(lost) = lost(o, p.pid, &main_of) else {
             continue;
         };
+        // Started by hand and still on the current release: nothing was lost.
+        let by_hand = matches!(lost, Lost::ByHand { .. } | Lost::NoService);
+        if by_hand && pl.state == ReleaseState::Current {
+            continue;
+        }
         let service = o.unit.as_ref().filter(|u| u.is_service());
         let remedy = Remedy::EndOrphan {
             pid: p.pid,
@@ -55,7 +72,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             role: pl.role.clone(),
             evidence: pl.evidence.to_vec(),
             ..Finding::new(
-                Severity::Warning,
+                severity,
                 pl.app,
                 Detail::Orphan {
                     process: proc_of(input.snap, p.pid),
@@ -90,5 +107,76 @@ fn lost(o: &Owner, pid: i32, main_of: &HashMap<&str, (u64, i32)>) -> Option<Lost
             service: unit.display().into(),
             main,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::owner::Owners;
+    use crate::settings::{AppSettings, Settings};
+    use crate::testkit::{current, link, process, root, snapshot};
+
+    /// Pid 10 on the current release 67 and pid 11 on the old release 66, both started by
+    /// hand and left under PID 1 with no unit; the app's `orphans:` is `level`.
+    fn orphans(level: Orphans) -> Vec<Finding> {
+        let roots = [crate::layout::DeployRoot {
+            switch_time: Some(1_000.0),
+            ..root(
+                "app",
+                b"/srv/app",
+                current(b"67"),
+                &[(b"66", 66), (b"67", 67)],
+            )
+        }];
+        let snap = snapshot(
+            vec![
+                process(10, 1, link(b"/srv/app/releases/67", 67, 2), 2_000.0, &["w"]),
+                process(11, 1, link(b"/srv/app/releases/66", 66, 2), 500.0, &["w"]),
+            ],
+            3_000.0,
+        );
+        let attr = crate::attribution::attribute(&roots, &snap);
+        let by_hand = || Owner {
+            supervisor: Supervisor::None,
+            unit: None,
+            supervisor_enabled: false,
+        };
+        let owners = Owners::from_list(vec![(10, by_hand()), (11, by_hand())]);
+        let settings = Settings {
+            apps: vec![AppSettings {
+                orphans: level,
+                ..AppSettings::with_grace(std::time::Duration::ZERO)
+            }],
+        };
+        let mut out = Vec::new();
+        check(
+            &Input {
+                roots: &roots,
+                snap: &snap,
+                attr: &attr,
+                owners: &owners,
+                settings: &settings,
+                history: None,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn a_hand_started_process_is_an_orphan_only_when_left_on_an_old_release() {
+        let f = orphans(Orphans::Warning);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].pids, [11]);
+        assert_eq!(f[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn the_app_setting_turns_orphans_down_or_off() {
+        let f = orphans(Orphans::Info);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].severity, Severity::Info);
+        assert!(orphans(Orphans::Off).is_empty());
     }
 }

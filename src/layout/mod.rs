@@ -8,12 +8,14 @@
 //!
 //! The switch time is the ctime of the `current` link: every deploy tool switches by atomic
 //! rename (`ln -s new tmp && mv -T tmp current`), which sets it.
+//! The switches before it come from the deploy tool's log ([`history`]).
 //!
 //! This module reads the filesystem but never follows a link out of a release directory:
 //! releases are listed with `lstat` semantics, and a symlink inside the releases directory is
 //! not a release.
 
 pub mod discover;
+pub mod history;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -98,6 +100,8 @@ pub struct DeployRoot {
     pub link_spellings: Vec<PathBuf>,
     /// The releases directory as configured, relative to the root.
     pub releases_rel: Option<PathBuf>,
+    /// The deploy tool's record of its switches (`.dep/releases_log`, `revisions.log`).
+    pub log: Option<history::Log>,
 }
 
 /// Why a ROOT argument is not a deploy root. These end the run with exit 3.
@@ -224,6 +228,7 @@ impl DeployRoot {
             releases_spellings,
             link_spellings,
             releases_rel: releases_rel.map(Path::to_path_buf),
+            log: root_dir.as_deref().and_then(history::read),
         })
     }
 

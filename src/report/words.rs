@@ -72,15 +72,33 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
             );
             match &s.loaded {
                 Loaded::Unknown => {}
+                Loaded::Reloaded => out.push_str(
+                    "; reloaded into the current release since (its cwd or exe is there now)",
+                ),
                 Loaded::Deleted => out.push_str(
                     "; every existing release was created after it started, so the release it loaded has been deleted",
                 ),
-                Loaded::Probably(g) => {
+                Loaded::Was {
+                    release,
+                    from,
+                    until,
+                    source,
+                } => {
                     let _ = write!(
                         out,
-                        "; probably release {} (the newest created before it started)",
-                        escape(&**g)
+                        "; {} {} was current from {}",
+                        source.says(),
+                        escape(&**release),
+                        format_time(*from)
                     );
+                    if let Some(until) = until {
+                        let _ = write!(out, " to {}", format_time(*until));
+                    }
+                    out.push_str(match e.state {
+                        crate::attribution::ReleaseState::Current => ", the current release again",
+                        crate::attribution::ReleaseState::Deleted => ", a release since deleted",
+                        _ => "",
+                    });
                 }
             }
             out
@@ -692,9 +710,26 @@ mod tests {
             evidence(&ev(true, Loaded::Unknown)),
             "started 1h 2m after the switch to 67, through /srv/a/current/artisan\\x1b"
         );
+        let was = |source| Loaded::Was {
+            release: std::ffi::OsStr::new("6\n").into(),
+            from: 1_700_000_000.0,
+            until: Some(1_700_000_600.0),
+            source,
+        };
+        use crate::layout::history::Source;
         assert_eq!(
-            evidence(&ev(false, Loaded::Probably(std::ffi::OsStr::new("6\n").into()))),
-            "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; probably release 6\\n (the newest created before it started)"
+            evidence(&ev(false, was(Source::BirthTimes))),
+            "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; the releases' birth times say 6\\n was current from 2023-11-14 22:13:20 UTC to 2023-11-14 22:23:20 UTC"
+        );
+        let mut rolled_back = ev(false, was(Source::ReleasesLog));
+        rolled_back.state = ReleaseState::Current;
+        assert_eq!(
+            evidence(&rolled_back),
+            "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; .dep/releases_log says 6\\n was current from 2023-11-14 22:13:20 UTC to 2023-11-14 22:23:20 UTC, the current release again"
+        );
+        assert_eq!(
+            evidence(&ev(false, Loaded::Reloaded)),
+            "started 1h 2m before the switch to 67, through /srv/a/current/artisan\\x1b; reloaded into the current release since (its cwd or exe is there now)"
         );
         assert_eq!(
             evidence(&ev(false, Loaded::Deleted)),

@@ -1063,6 +1063,18 @@ impl Drop for Cgroup {
 pub struct Stray(pub i32);
 
 impl Stray {
+    /// `sleep 1000` double-forked with its cwd in `dir` (started by hand and left: its parent
+    /// is PID 1).
+    pub fn start_in(dir: &Path) -> Stray {
+        let status = Command::new("sh")
+            .args(["-c", "(sleep 1000 &) ; :"])
+            .current_dir(dir)
+            .status()
+            .expect("run sh");
+        assert!(status.success(), "sh failed: {status}");
+        Stray::find_in(dir)
+    }
+
     /// Wait for a process whose cwd is `dir` and whose parent is PID 1.
     pub fn find_in(dir: &Path) -> Stray {
         let dir = dir.to_path_buf();
