@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod promtool;
+pub mod systemd;
 
 use std::ffi::{OsStr, OsString};
 use std::fs;

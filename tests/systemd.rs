@@ -1,0 +1,186 @@
+//! The seed incident under a real systemd: a unit whose `WorkingDirectory=` goes through
+//! `current`, a queue master that restarts only its workers on a signal, six deploys with a
+//! keep-5 cleanup. systemd 252 runs as PID 1 of a `systemd-nspawn` container (see
+//! tests/util/systemd.rs); relwatch runs inside it. Needs root and `systemd-container` + `dbus`
+//! (scripts/test-deps); under CI a host that cannot boot the container fails these tests.
+
+mod util;
+
+use std::collections::BTreeSet;
+
+use util::systemd::Container;
+use util::*;
+
+const UNIT: &str = "shop-queue.service";
+
+/// A queue master: forks two workers, and on SIGUSR2 or SIGHUP ends them and forks new ones
+/// (which inherit its working directory: the release it was started in). It never re-executes
+/// itself, like many queue masters.
+const QUEUE: &str = r#"import os, signal, time
+
+restart = False
+
+def on_signal(signum, frame):
+    global restart
+    restart = True
+
+def worker():
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGUSR2, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        while True:
+            time.sleep(1000)
+    return pid
+
+signal.signal(signal.SIGUSR2, on_signal)
+signal.signal(signal.SIGHUP, on_signal)
+workers = [worker(), worker()]
+while True:
+    signal.pause()
+    if restart:
+        restart = False
+        for pid in workers:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        workers = [worker(), worker()]
+"#;
+
+/// The deploy root `/srv/app` of the container (a temporary directory of the host bound at
+/// `/srv`) and the container, with release 1 current and `shop-queue.service` started in it.
+fn shop(service: &str) -> Option<(DeployRoot, Container)> {
+    let root = DeployRoot::named("app");
+    deploy(&root, 1);
+    let container = Container::boot(&[(&root.tmp(), "/srv")])?;
+    container.start_unit(
+        UNIT,
+        &format!(
+            "[Unit]\nDescription=shop queue\n\n[Service]\nWorkingDirectory=/srv/app/current\n\
+             ExecStart=/usr/bin/python3 -u queue.py\nExecReload=/bin/kill -HUP $MAINPID\n{service}"
+        ),
+    );
+    Some((root, container))
+}
+
+/// Deploy `n`: a new release directory, `current` switched to it by rename, then the cleanup
+/// that keeps the five newest releases.
+fn deploy(root: &DeployRoot, n: u32) {
+    root.write(format!("releases/{n}/queue.py"), QUEUE);
+    root.switch(n.to_string());
+    let mut releases: Vec<u32> = std::fs::read_dir(root.releases_dir())
+        .expect("list releases/")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    releases.sort_unstable();
+    while releases.len() > 5 {
+        root.delete(releases.remove(0).to_string());
+    }
+}
+
+/// Polls until the unit's master has two workers, none of them in `old`; returns the master
+/// and its workers (container pids).
+fn workers(container: &mut Container, old: &BTreeSet<i32>) -> (i32, BTreeSet<i32>) {
+    container.poll("the queue master and two new workers", |c| {
+        let master = c.main_pid(UNIT);
+        let workers: BTreeSet<i32> = c.children(master).into_iter().collect();
+        (master > 0 && workers.len() == 2 && workers.is_disjoint(old)).then_some((master, workers))
+    })
+}
+
+/// `relwatch check --format json --grace 0s /srv/app` inside the container, parsed, with the
+/// exit code checked against the document; never a `reload` anywhere in it.
+fn check(container: &Container) -> (Run, Report) {
+    let run = container.relwatch(["check", "--format", "json", "--grace", "0s", "/srv/app"]);
+    let report = run.report();
+    assert_eq!(report.exit_code, run.code, "exit code vs document\n{run}");
+    assert!(
+        !run.stdout.contains("reload"),
+        "relwatch suggested a reload, which does not move a master off its release\n{run}"
+    );
+    (run, report)
+}
+
+/// The one finding: `deleted-release` CRITICAL for the master and `workers`, owned by the unit,
+/// whose fix is `systemctl restart shop-queue.service` as root. Returns the fix's argv.
+fn assert_seed_incident(
+    run: &Run,
+    report: &Report,
+    master: i32,
+    workers: &BTreeSet<i32>,
+) -> Vec<Vec<u8>> {
+    assert_eq!(report.status, Status::Critical, "{run}");
+    assert_eq!(report.findings.len(), 1, "one finding\n{run}");
+    let f = &report.findings[0];
+    assert_eq!(f.kind, Kind::DeletedRelease, "{run}");
+    assert_eq!(f.severity, Severity::Critical, "{run}");
+    assert_eq!(f.master, Some(master), "the master is named\n{run}");
+    let pids: BTreeSet<i32> = f.pids.iter().copied().collect();
+    let expected: BTreeSet<i32> = workers.iter().copied().chain([master]).collect();
+    assert_eq!(pids, expected, "the master and its workers\n{run}");
+    assert_eq!(
+        f.owner.as_deref(),
+        Some("systemd unit shop-queue.service"),
+        "{run}"
+    );
+    assert!(
+        f.remedy.contains("systemctl restart shop-queue.service"),
+        "{run}"
+    );
+    assert_eq!(f.fix.len(), 1, "one command\n{run}");
+    assert_eq!(f.fix[0].as_uid, 0, "as root\n{run}");
+    let argv: Vec<Vec<u8>> = f.fix[0].argv.iter().map(|a| a.to_bytes()).collect();
+    assert_eq!(argv, [b("systemctl"), b("restart"), b(UNIT)], "{run}");
+    argv
+}
+
+#[test]
+fn seed_incident_under_a_real_unit_is_named_and_fixed_by_its_restart() {
+    let Some((root, mut container)) = shop("") else {
+        return;
+    };
+    let (first_master, mut current) = workers(&mut container, &BTreeSet::new());
+    // Six deploys, each signalling the master to restart its workers: they come back in the
+    // master's working directory, release 1, which the fifth deploy's cleanup deletes.
+    for n in 2..=7 {
+        deploy(&root, n);
+        container.ok([
+            "systemctl",
+            "kill",
+            "--kill-who=main",
+            "--signal=USR2",
+            UNIT,
+        ]);
+        (_, current) = workers(&mut container, &current);
+    }
+    assert!(!root.release_path("1").exists() && !root.release_path("2").exists());
+
+    let (run, report) = check(&container);
+    let fix = assert_seed_incident(&run, &report, first_master, &current);
+    let text = container.relwatch(["check", "--grace", "0s", "/srv/app"]);
+    assert_eq!(text.code, 2, "{text}");
+    assert!(
+        text.stdout
+            .contains("owner: systemd unit shop-queue.service"),
+        "{text}"
+    );
+    assert!(
+        text.stdout
+            .contains("fix: systemctl restart shop-queue.service"),
+        "{text}"
+    );
+
+    // A reload (ExecReload= sends HUP) restarts the workers only: still the deleted release.
+    container.ok(["systemctl", "reload", UNIT]);
+    (_, current) = workers(&mut container, &current);
+    let (run, report) = check(&container);
+    assert_seed_incident(&run, &report, first_master, &current);
+
+    // Exactly the printed fix, as its argv (no shell): the next check is OK.
+    let argv: Vec<std::ffi::OsString> = fix.iter().map(|a| os(a)).collect();
+    container.ok(argv);
+    let (master, _) = workers(&mut container, &current);
+    assert_ne!(master, first_master, "the restart started a new master");
+    let (run, report) = check(&container);
+    assert_eq!((run.code, report.status), (0, Status::Ok), "{run}");
+    assert!(report.findings.is_empty(), "{run}");
+}
