@@ -13,6 +13,12 @@ use util::*;
 
 const UNIT: &str = "shop-queue.service";
 
+/// `systemctl` for the system's service manager.
+const SYSTEM: &[&str] = &["systemctl"];
+
+/// `systemctl` for the service manager of the user `deploy`, as root.
+const DEPLOY_USER: &[&str] = &["systemctl", "--user", "-M", "deploy@"];
+
 /// A queue master: forks two workers, and on SIGUSR2 or SIGHUP ends them and forks new ones
 /// (which inherit its working directory: the release it was started in). It never re-executes
 /// itself, like many queue masters.
@@ -77,14 +83,38 @@ fn deploy(root: &DeployRoot, n: u32) {
     }
 }
 
-/// Polls until the unit's master has two workers, none of them in `old`; returns the master
-/// and its workers (container pids).
-fn workers(container: &mut Container, old: &BTreeSet<i32>) -> (i32, BTreeSet<i32>) {
+/// Polls until the master of [`UNIT`] of the service manager `systemctl` talks to has two
+/// workers, none of them in `old`; returns the master and its workers (container pids).
+fn workers(
+    systemctl: &[&str],
+    container: &mut Container,
+    old: &BTreeSet<i32>,
+) -> (i32, BTreeSet<i32>) {
     container.poll("the queue master and two new workers", |c| {
-        let master = c.main_pid(UNIT);
+        let master = c.main_pid(systemctl, UNIT);
         let workers: BTreeSet<i32> = c.children(master).into_iter().collect();
         (master > 0 && workers.len() == 2 && workers.is_disjoint(old)).then_some((master, workers))
     })
+}
+
+/// Six deploys, each signalling the master to restart its workers (`systemctl kill` of its
+/// main process): they come back in the master's working directory, release 1, which the
+/// fifth deploy's cleanup deletes. Returns the master and its workers.
+fn six_deploys(
+    systemctl: &[&str],
+    root: &DeployRoot,
+    container: &mut Container,
+) -> (i32, BTreeSet<i32>) {
+    let (master, mut current) = workers(systemctl, container, &BTreeSet::new());
+    for n in 2..=7 {
+        deploy(root, n);
+        let mut kill = systemctl.to_vec();
+        kill.extend(["kill", "--kill-who=main", "--signal=USR2", UNIT]);
+        container.ok(kill);
+        (_, current) = workers(systemctl, container, &current);
+    }
+    assert!(!root.release_path("1").exists() && !root.release_path("2").exists());
+    (master, current)
 }
 
 /// `relwatch check --format json --grace 0s /srv/app` inside the container, parsed, with the
@@ -100,13 +130,14 @@ fn check(container: &Container) -> (Run, Report) {
     (run, report)
 }
 
-/// The one finding: `deleted-release` CRITICAL for the master and `workers`, owned by the unit,
-/// whose fix is `systemctl restart shop-queue.service` as root. Returns the fix's argv.
+/// The one finding: `deleted-release` CRITICAL for the master and `workers`, owned by `owner`,
+/// whose remedy says `fix` and whose one fix command is `fix`, as root. Returns the fix's argv.
 fn assert_seed_incident(
-    run: &Run,
-    report: &Report,
+    (run, report): (&Run, &Report),
     master: i32,
     workers: &BTreeSet<i32>,
+    owner: &str,
+    fix: &[&str],
 ) -> Vec<Vec<u8>> {
     assert_eq!(report.status, Status::Critical, "{run}");
     assert_eq!(report.findings.len(), 1, "one finding\n{run}");
@@ -117,19 +148,13 @@ fn assert_seed_incident(
     let pids: BTreeSet<i32> = f.pids.iter().copied().collect();
     let expected: BTreeSet<i32> = workers.iter().copied().chain([master]).collect();
     assert_eq!(pids, expected, "the master and its workers\n{run}");
-    assert_eq!(
-        f.owner.as_deref(),
-        Some("systemd unit shop-queue.service"),
-        "{run}"
-    );
-    assert!(
-        f.remedy.contains("systemctl restart shop-queue.service"),
-        "{run}"
-    );
+    assert_eq!(f.owner.as_deref(), Some(owner), "{run}");
+    assert!(f.remedy.contains(&fix.join(" ")), "{run}");
     assert_eq!(f.fix.len(), 1, "one command\n{run}");
     assert_eq!(f.fix[0].as_uid, 0, "as root\n{run}");
     let argv: Vec<Vec<u8>> = f.fix[0].argv.iter().map(|a| a.to_bytes()).collect();
-    assert_eq!(argv, [b("systemctl"), b("restart"), b(UNIT)], "{run}");
+    let expected: Vec<Vec<u8>> = fix.iter().map(b).collect();
+    assert_eq!(argv, expected, "{run}");
     argv
 }
 
@@ -138,24 +163,11 @@ fn seed_incident_under_a_real_unit_is_named_and_fixed_by_its_restart() {
     let Some((root, mut container)) = shop("") else {
         return;
     };
-    let (first_master, mut current) = workers(&mut container, &BTreeSet::new());
-    // Six deploys, each signalling the master to restart its workers: they come back in the
-    // master's working directory, release 1, which the fifth deploy's cleanup deletes.
-    for n in 2..=7 {
-        deploy(&root, n);
-        container.ok([
-            "systemctl",
-            "kill",
-            "--kill-who=main",
-            "--signal=USR2",
-            UNIT,
-        ]);
-        (_, current) = workers(&mut container, &current);
-    }
-    assert!(!root.release_path("1").exists() && !root.release_path("2").exists());
-
+    let (first_master, mut current) = six_deploys(SYSTEM, &root, &mut container);
+    let owner = "systemd unit shop-queue.service";
+    let restart = ["systemctl", "restart", UNIT];
     let (run, report) = check(&container);
-    let fix = assert_seed_incident(&run, &report, first_master, &current);
+    let fix = assert_seed_incident((&run, &report), first_master, &current, owner, &restart);
     let text = container.relwatch(["check", "--grace", "0s", "/srv/app"]);
     assert_eq!(text.code, 2, "{text}");
     assert!(
@@ -171,14 +183,14 @@ fn seed_incident_under_a_real_unit_is_named_and_fixed_by_its_restart() {
 
     // A reload (ExecReload= sends HUP) restarts the workers only: still the deleted release.
     container.ok(["systemctl", "reload", UNIT]);
-    (_, current) = workers(&mut container, &current);
+    (_, current) = workers(SYSTEM, &mut container, &current);
     let (run, report) = check(&container);
-    assert_seed_incident(&run, &report, first_master, &current);
+    assert_seed_incident((&run, &report), first_master, &current, owner, &restart);
 
     // Exactly the printed fix, as its argv (no shell): the next check is OK.
     let argv: Vec<std::ffi::OsString> = fix.iter().map(|a| os(a)).collect();
     container.ok(argv);
-    let (master, _) = workers(&mut container, &current);
+    let (master, _) = workers(SYSTEM, &mut container, &current);
     assert_ne!(master, first_master, "the restart started a new master");
     let (run, report) = check(&container);
     assert_eq!((run.code, report.status), (0, Status::Ok), "{run}");
@@ -190,10 +202,10 @@ fn seed_incident_under_a_real_unit_is_named_and_fixed_by_its_restart() {
 /// the container and the left-over workers (container pids).
 fn left_over_workers() -> Option<(DeployRoot, Container, BTreeSet<i32>)> {
     let (root, mut container) = shop("KillMode=process\n")?;
-    let (first_master, old) = workers(&mut container, &BTreeSet::new());
+    let (first_master, old) = workers(SYSTEM, &mut container, &BTreeSet::new());
     deploy(&root, 2);
     container.ok(["systemctl", "restart", UNIT]);
-    let (master, _) = workers(&mut container, &old);
+    let (master, _) = workers(SYSTEM, &mut container, &old);
     assert_ne!(master, first_master, "the restart started a new master");
     for &pid in &old {
         let alive = container.run(["kill", "-0", &pid.to_string()]);
@@ -286,4 +298,60 @@ fn kill_mode_process_left_overs_old_release_fix_clears_them() {
             .all(|&pid| findings_about(&report, pid).is_empty()),
         "running the old-release fix left the left-overs in place\n{run}"
     );
+}
+
+/// A deploy user `deploy` in the container, lingering (its `user@UID.service` runs), running
+/// `shop-queue.service` as a user unit on release 1 of `/srv/app`. Returns the root, the
+/// container and the user's uid.
+fn shop_of_deploy_user() -> Option<(DeployRoot, Container, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = DeployRoot::named("app");
+    deploy(&root, 1);
+    // The deploy user reads its code through the bound temporary directory.
+    std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the temporary directory");
+    let mut container = Container::boot(&[(&root.tmp(), "/srv")])?;
+    container.ok(["useradd", "--create-home", "--shell", "/bin/sh", "deploy"]);
+    let uid: u32 = container
+        .ok(["id", "-u", "deploy"])
+        .trim()
+        .parse()
+        .expect("a uid from id -u");
+    container.write(
+        "/etc/systemd/user/shop-queue.service",
+        "[Unit]\nDescription=shop queue\n\n[Service]\nWorkingDirectory=/srv/app/current\n\
+         ExecStart=/usr/bin/python3 -u queue.py\n",
+    );
+    container.ok(["loginctl", "enable-linger", "deploy"]);
+    let manager = format!("user@{uid}.service");
+    container.poll("the deploy user's service manager", |c| {
+        let run = c.run(["systemctl", "is-active", &manager]);
+        match run.stdout.trim() {
+            "active" => Some(()),
+            "failed" => panic!("{manager} failed\n{run}\n{}", c.console()),
+            _ => None,
+        }
+    });
+    let mut start = DEPLOY_USER.to_vec();
+    start.extend(["start", UNIT]);
+    container.ok(start);
+    Some((root, container, uid))
+}
+
+#[test]
+fn seed_incident_under_a_user_unit_names_it_and_its_remedy_restarts_it() {
+    let Some((root, mut container, uid)) = shop_of_deploy_user() else {
+        return;
+    };
+    let (master, current) = six_deploys(DEPLOY_USER, &root, &mut container);
+    let (run, report) = check(&container);
+    let owner = format!("systemd user unit shop-queue.service of uid {uid}");
+    let restart = [DEPLOY_USER, &["restart", UNIT]].concat();
+    let fix = assert_seed_incident((&run, &report), master, &current, &owner, &restart);
+
+    container.ok(fix.iter().map(|a| os(a)));
+    let (new_master, _) = workers(DEPLOY_USER, &mut container, &current);
+    assert_ne!(new_master, master, "the restart started a new master");
+    let (run, report) = check(&container);
+    assert_eq!((run.code, report.status), (0, Status::Ok), "{run}");
 }

@@ -119,6 +119,12 @@ impl Container {
         bind.push(env!("CARGO_BIN_EXE_relwatch"));
         bind.push(format!(":{RELWATCH}"));
         args.push(bind);
+        // The tmpfs /etc has no PAM configuration: user@UID.service (`systemctl --user`) needs it.
+        for dir in ["/etc/pam.d", "/etc/security"] {
+            if Path::new(dir).is_dir() {
+                args.push(format!("--bind-ro={dir}").into());
+            }
+        }
         for (host, inside) in binds {
             let mut bind = OsString::from("--bind=");
             bind.push(host.as_os_str());
@@ -241,9 +247,13 @@ impl Container {
         self.ok(["systemctl", "start", name]);
     }
 
-    /// The main pid of `unit`, as the container numbers it (`0` when it has none).
-    pub fn main_pid(&self, unit: &str) -> i32 {
-        let out = self.ok(["systemctl", "show", "--property=MainPID", "--value", unit]);
+    /// The main pid of `unit` of the service manager `systemctl` talks to (e.g. `["systemctl"]`
+    /// or `["systemctl", "--user", "-M", "deploy@"]`), as the container numbers it (`0` when it
+    /// has none).
+    pub fn main_pid(&self, systemctl: &[&str], unit: &str) -> i32 {
+        let mut argv = systemctl.to_vec();
+        argv.extend(["show", "--property=MainPID", "--value", unit]);
+        let out = self.ok(argv);
         out.trim()
             .parse()
             .unwrap_or_else(|e| panic!("MainPID of {unit} is not a number ({out:?}): {e}"))
