@@ -274,9 +274,6 @@ fn kill_mode_process_left_overs_are_reported_and_their_kill_fix_clears_them() {
 }
 
 #[test]
-#[ignore = "relwatch misbehaves: the old-release finding of a KillMode=process left-over says \
-            `systemctl restart shop-queue.service`, which ends the new main process only and \
-            leaves the left-over running (the orphan finding's `kill -TERM PID` is what works)"]
 fn kill_mode_process_left_overs_old_release_fix_clears_them() {
     let Some((_root, container, old)) = left_over_workers() else {
         return;

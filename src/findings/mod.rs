@@ -50,6 +50,7 @@ pub fn evaluate(input: &Input) -> Vec<Finding> {
     zombie::check(input, &mut out);
     orphan::check(input, &mut out);
     unreadable::check(input, &mut out);
+    one_remedy_per_pid(&mut out);
     sort_in_place(&mut out, |a, b| {
         b.severity
             .cmp(&a.severity)
@@ -62,6 +63,34 @@ pub fn evaluate(input: &Input) -> Vec<Finding> {
         out.extend(history.findings(input.roots, input.attr, input.owners));
     }
     out
+}
+
+/// One pid, one remedy: a left-over of a service (`KillMode=process` left it next to the unit's
+/// newer main process) is ended by its pid, and restarting the unit, which another rule would
+/// say for the release it runs, ends only the new main process and leaves the left-over running.
+fn one_remedy_per_pid(out: &mut [Finding]) {
+    let left_overs: std::collections::HashMap<i32, Remedy> = out
+        .iter()
+        .filter_map(|f| match (&f.detail, &f.remedy) {
+            (
+                Detail::Orphan {
+                    lost: Lost::LeftOver { .. },
+                    ..
+                },
+                r @ Remedy::EndOrphan { pid, .. },
+            ) => Some((*pid, r.clone())),
+            _ => None,
+        })
+        .collect();
+    if left_overs.is_empty() {
+        return;
+    }
+    for f in out.iter_mut() {
+        let top = f.pids.first().and_then(|pid| left_overs.get(pid));
+        if let (Some(end), Remedy::Restart(_)) = (top, &f.remedy) {
+            f.remedy = end.clone();
+        }
+    }
 }
 
 /// A stable sort that does not copy the elements: `slice::sort_by` keeps a scratch copy of
