@@ -1,7 +1,7 @@
 //! The packages: every file Cargo.toml's [package.metadata.deb] and [package.metadata.generate-rpm]
 //! name exists in the repository, or is made by the release build or packaging/build-assets; the
 //! maintainer scripts they name exist and are executable shell; the sudo rule both ship is valid
-//! sudoers syntax (`visudo -cf`) and allows only `in-use` and `wait`.
+//! sudoers syntax (`visudo -cf`) and allows only `in-use` and `wait`; every shipped Prometheus alert fires and resolves (`promtool test rules`).
 
 use std::path::Path;
 
@@ -164,4 +164,45 @@ fn the_sudo_rule_is_shipped_and_valid() {
         .output()
         .expect("run visudo");
     assert!(out.status.success(), "{out:?}");
+}
+
+/// `promtool test rules` on packaging/prometheus/relwatch.rules.test.yml: every shipped alert
+/// stays quiet before its `for:`, fires with its labels and annotations after it, and resolves
+/// when the series a failing host writes clears. Under CI a missing promtool fails the test.
+#[test]
+fn every_shipped_alert_fires_and_resolves() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/prometheus");
+    let rules = std::fs::read_to_string(dir.join("relwatch.rules.yml")).unwrap();
+    let tests = std::fs::read_to_string(dir.join("relwatch.rules.test.yml")).unwrap();
+    // Every alert of the rules has a test of its own.
+    for alert in rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+    {
+        assert!(
+            tests.contains(&format!("- name: {alert}\n")),
+            "relwatch.rules.test.yml has no test for {alert}"
+        );
+    }
+    let out = match std::process::Command::new("promtool")
+        .args(["test", "rules", "relwatch.rules.test.yml"])
+        .current_dir(&dir)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false"),
+                "promtool cannot run ({e}): apt-get install prometheus (scripts/test-deps does)"
+            );
+            eprintln!("skipped: promtool cannot run ({e})");
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "promtool test rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
