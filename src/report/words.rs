@@ -603,12 +603,16 @@ fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
         TreeFix::Restart { restart: r, stale } => {
             restart(w, r, link)?;
             let Some(s) = stale else { return Ok(()) };
-            let state = s.state.as_str();
+            // "an old release", "a deleted release"
+            let state = match s.state.as_str() {
+                old @ "old" => format!("an {old}"),
+                other => format!("a {other}"),
+            };
             if s.pm2 {
-                write!(w, "; the PM2 God daemon (pid {}) runs from a {state} release too, so restarted apps keep it: ", s.pid)?;
+                write!(w, "; the PM2 God daemon (pid {}) runs from {state} release too, so restarted apps keep it: ", s.pid)?;
                 commands(w, &Command::pm2_resurrect(s.as_whom))
             } else {
-                write!(w, "; supervisord (pid {}) runs from a {state} release too, and programs without directory= inherit its cwd: set directory={link}, restart supervisord, then ", s.pid)?;
+                write!(w, "; supervisord (pid {}) runs from {state} release too, and programs without directory= inherit its cwd: set directory={link}, restart supervisord, then ", s.pid)?;
                 commands(w, &Command::supervisord_update(s.as_whom))
             }
         }
