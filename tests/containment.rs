@@ -1,11 +1,14 @@
-//! Placement attacks by a local user (issue 18): a deploy root is what it claims only inside
-//! itself. Each test builds what the user controls, runs the built
-//! binary, and asserts the safe outcome. docs/SECURITY.md lists them with their promises.
+//! Placement attacks by a local user (issue 18, items 5 and 6): a deploy root is what it
+//! claims only inside itself, and paths from another mount namespace need identity. Each
+//! test builds what the user controls, runs the built binary, and asserts the safe outcome.
+//! docs/SECURITY.md lists them with their promises.
 
 mod util;
 
 use std::os::unix::fs::symlink;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 use util::*;
 
 /// A uid with no passwd entry: "a local user".
@@ -161,5 +164,109 @@ fn a_root_given_by_its_link_keeps_its_releases() {
     assert_eq!(run.code, 0, "{run}");
     let a = &array(&doc, "apps")[0];
     assert_eq!(release_names(a), [b("6"), b("7")], "{run}");
+}
+
+/// Runs `script` with `sh -c` as [`USER`] in a user and mount namespace of its own
+/// (`unshare -Urm`), and returns it once it has exec'd `sleep`.
+fn sleep_in_own_namespace(script: &str, as_user: bool) -> Child {
+    let mut cmd = Command::new("setpriv");
+    if as_user {
+        cmd.args([
+            format!("--reuid={USER}"),
+            format!("--regid={USER}"),
+            "--clear-groups".into(),
+        ]);
+    }
+    let child = Child::spawn(
+        cmd.args(["unshare", if as_user { "-Urm" } else { "-m" }, "sh", "-c"])
+            .arg(script)
+            .current_dir("/"),
+    );
+    poll("the namespaced process to run sleep", || {
+        (comm(child.pid()).as_deref() == Some("sleep")).then_some(())
+    });
+    child
+}
+
+/// Whether unprivileged users may make user namespaces here.
+fn userns_allowed() -> bool {
+    Command::new("setpriv")
+        .args([
+            format!("--reuid={USER}"),
+            format!("--regid={USER}"),
+            "--clear-groups".into(),
+        ])
+        .args(["unshare", "-Urm", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Regression: a user's `unshare -Urm`, a tmpfs over the app's root and a cwd at
+/// `ROOT/releases/999` made a CRITICAL `deleted-release` for an app that has no such release:
+/// the path was believed as text. Another mount namespace's path now counts only where the
+/// identity of the cwd backs it (its device is the releases'): the process is counted in
+/// `other_mount_ns` and placed nowhere.
+#[test]
+fn a_mount_over_the_app_in_a_users_namespace_invents_no_deleted_release() {
+    let test = "a_mount_over_the_app_in_a_users_namespace_invents_no_deleted_release";
+    if !can_run(test, is_root(), "root (to run processes as another uid)")
+        || !can_run(test, userns_allowed(), "unprivileged user namespaces")
+    {
+        return;
+    }
+    let root = DeployRoot::new();
+    std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    root.release("1");
+    root.switch("1");
+    // The user's own directory on the app's filesystem: a bind of it keeps the device.
+    let own = root.tmp().join("own");
+    std::fs::create_dir(&own).unwrap();
+    chown(&own, USER);
+    let app = root.path().display().to_string();
+    for mount in [
+        format!(r#"mount -t tmpfs none "{app}""#),
+        format!(r#"mount --bind "{}" "{app}""#, own.display()),
+    ] {
+        let fake = sleep_in_own_namespace(
+            &format!(
+                r#"{mount} && mkdir -p "{app}/releases/999" && cd "{app}/releases/999" && exec sleep 1000"#
+            ),
+            true,
+        );
+        let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+        assert!(
+            findings_of(&doc, "deleted-release").is_empty(),
+            "{mount}\n{run}"
+        );
+        assert!(process(&doc, fake.pid()).is_none(), "{mount}\n{run}");
+        assert_eq!(doc["scan"]["other_mount_ns"], 1, "{mount}\n{run}");
+        assert_eq!(run.code, 0, "{mount}\n{run}");
+    }
+}
+
+/// A process in another mount namespace under our root (a systemd sandbox) whose cwd lies in
+/// a release's subdirectory on the releases' own filesystem is still placed by that path.
+#[test]
+fn a_sandboxed_worker_in_an_old_release_is_still_placed() {
+    let test = "a_sandboxed_worker_in_an_old_release_is_still_placed";
+    if !can_run(test, is_root(), "root (for a mount namespace)") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    std::fs::create_dir(r1.join("web")).unwrap();
+    root.switch("1");
+    let worker = sleep_in_own_namespace(
+        &format!(r#"cd "{}/web" && exec sleep 1000"#, r1.display()),
+        false,
+    );
+    wait_started_before_now(worker.pid());
+    root.release("2");
+    root.switch("2");
+    let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
+    let old = findings_of(&doc, "old-release");
+    assert_eq!(old.len(), 1, "{run}");
+    assert_eq!(pids(old[0]), [i64::from(worker.pid())], "{run}");
+    assert_eq!(doc["scan"]["other_mount_ns"], 0, "{run}");
 }
 
