@@ -14,8 +14,9 @@
 //!
 //! Anything else leaves the root without releases: `broken-current`, nothing placed in it.
 
+use super::Current;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// Directories that are never a releases directory, nor anything beneath them.
 const SYSTEM_TREES: &[&str] = &[
@@ -62,6 +63,30 @@ const SYSTEM_DIRS: &[&str] = &[
 
 /// Directories in a system tree where anyone may make directories of their own.
 const OPEN_IN_SYSTEM_TREES: &[&str] = &["/dev/shm"];
+
+/// The releases directory and `current` of a root, once confined: a releases directory that
+/// escapes the root is none, and a `current` that pointed into it is broken for this root
+/// (its link text kept, nothing of the target's contents).
+pub fn confine(
+    root_dir: Option<&Path>,
+    link: &Path,
+    releases_dir: Option<PathBuf>,
+    current: Current,
+) -> (Option<PathBuf>, Current) {
+    match releases_dir {
+        Some(dir) if !holds(root_dir, link, &dir) => {
+            let target = std::fs::read_link(link)
+                .map(PathBuf::into_os_string)
+                .unwrap_or_default();
+            let current = match current {
+                Current::Missing | Current::NotALink => current,
+                _ => Current::OutsideReleases { target },
+            };
+            (None, current)
+        }
+        other => (other, current),
+    }
+}
 
 /// Whether `dir` (canonical) may be the releases directory of the root at `root_dir` (a
 /// directory root) or of the link `link` (a root given by its link).

@@ -180,21 +180,9 @@ impl DeployRoot {
             });
         }
         let releases_dir = declared_releases.or(target_parent);
-        // A root is what it claims only inside itself: a releases directory that escapes it is
-        // no releases directory, and `current` is broken for this root.
-        let (releases_dir, current) = match releases_dir {
-            Some(dir) if !contain::holds(root_dir.as_deref(), &link, &dir) => {
-                let target = std::fs::read_link(&link)
-                    .map(PathBuf::into_os_string)
-                    .unwrap_or_default();
-                let current = match current {
-                    Current::Missing | Current::NotALink => current,
-                    _ => Current::OutsideReleases { target },
-                };
-                (None, current)
-            }
-            other => (other, current),
-        };
+        // A root is what it claims only inside itself (see [`contain`]).
+        let (releases_dir, current) =
+            contain::confine(root_dir.as_deref(), &link, releases_dir, current);
         let switch_time = link_meta
             .as_ref()
             .filter(|m| m.file_type().is_symlink())
