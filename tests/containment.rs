@@ -1,7 +1,8 @@
-//! Placement attacks by a local user (issue 18, items 5 and 6): a deploy root is what it
-//! claims only inside itself, and paths from another mount namespace need identity. Each
-//! test builds what the user controls, runs the built binary, and asserts the safe outcome.
-//! docs/SECURITY.md lists them with their promises.
+//! Placement attacks by a local user (issue 18, items 6, 5 and 3): a deploy root is what it
+//! claims only inside itself, paths from another mount namespace need identity, and roles
+//! count only processes with identity. Each test builds what the user controls, runs the
+//! built binary, and asserts the safe outcome. docs/SECURITY.md lists them with their
+//! promises.
 
 mod util;
 
@@ -270,3 +271,106 @@ fn a_sandboxed_worker_in_an_old_release_is_still_placed() {
     assert_eq!(doc["scan"]["other_mount_ns"], 0, "{run}");
 }
 
+/// Writes a config with one app `shop` at `root` and the role lines `roles` (and `extra`
+/// app lines), readable only as a root-owned config may be.
+fn shop_config(root: &DeployRoot, extra: &str, roles: &str) -> std::path::PathBuf {
+    let path = root.tmp().join("relwatch.yaml");
+    let body = format!(
+        "apps:\n  - name: shop\n    root: {}\n{extra}    roles:\n{roles}",
+        root.path().display()
+    );
+    std::fs::write(&path, body).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}
+
+/// Runs `sh -c 'sleep SECS; :' ARGS...` as [`USER`] (or root) in `dir`: a process whose
+/// command line says what the user likes.
+fn sh_sleep_as(uid: u32, dir: &Path, secs: &str, args: &[&std::ffi::OsStr]) -> Child {
+    let child = Child::spawn(
+        Command::new("setpriv")
+            .args([
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".into(),
+            ])
+            .args(["sh", "-c", &format!("sleep {secs}; :")])
+            .args(args)
+            .current_dir(dir),
+    );
+    poll("the shell to start its sleep", || {
+        (!child.children().is_empty()).then_some(())
+    });
+    child
+}
+
+/// Regression: two `sh -c "sleep ..." /srv/shop/current/artisan queue:work` of a user, from
+/// their home, made a CRITICAL `missing` disappear: argv text counted as a queue worker. A
+/// role counts only processes whose cwd or exe is in the app, run by the releases' owner,
+/// root or the app's `user:`.
+#[test]
+fn argv_alone_never_fills_a_role() {
+    let test = "argv_alone_never_fills_a_role";
+    if !can_run(test, is_root(), "root (to run processes as another uid)") {
+        return;
+    }
+    let root = DeployRoot::new();
+    std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    root.release("1");
+    root.switch("1");
+    let home = root.tmp().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let artisan = root.current().join("artisan");
+    let args = [artisan.as_os_str(), "queue:work".as_ref()];
+    let _fakes = [
+        sh_sleep_as(USER, &home, "1001", &args),
+        sh_sleep_as(USER, &home, "1001", &args),
+    ];
+    let cfg = shop_config(
+        &root,
+        "",
+        "      - name: queue\n        match: \"artisan queue:work\"\n        min: 2\n",
+    );
+    let (run, doc) = check_json(["--config".as_ref(), cfg.as_os_str()]);
+    let missing = findings_of(&doc, "missing");
+    assert_eq!(missing.len(), 1, "{run}");
+    assert!(pids(missing[0]).is_empty(), "{run}");
+    assert_eq!(run.code, 2, "{run}");
+}
+
+/// Regression: a user's look-alike of the real singleton (its cwd in the world-readable
+/// release) started after it made the `duplicate` remedy keep the user's pid and kill the real
+/// scheduler. A process of another uid is no instance: no duplicate; with `user:` naming
+/// that uid, it is one again, and the remedy keeps the newest.
+#[test]
+fn another_uids_look_alike_is_no_instance() {
+    let test = "another_uids_look_alike_is_no_instance";
+    if !can_run(test, is_root(), "root (to run processes as another uid)") {
+        return;
+    }
+    let root = DeployRoot::new();
+    std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r1 = root.release("1");
+    root.switch("1");
+    let real = sh_sleep_as(0, &r1, "1002", &["celery".as_ref(), "beat".as_ref()]);
+    wait_started_before_now(real.pid());
+    let fake = sh_sleep_as(USER, &r1, "1002", &["celery".as_ref(), "beat".as_ref()]);
+    let role = "      - name: scheduler\n        match: \"celery beat\"\n        singleton: true\n";
+    let cfg = shop_config(&root, "", role);
+    let (run, doc) = check_json(["--config".as_ref(), cfg.as_os_str()]);
+    assert!(findings_of(&doc, "duplicate").is_empty(), "{run}");
+    assert!(
+        !run.stdout.contains(&format!("kill -TERM {}", real.pid())),
+        "{run}"
+    );
+
+    let cfg = shop_config(&root, &format!("    user: {USER}\n"), role);
+    let (run, doc) = check_json(["--config".as_ref(), cfg.as_os_str()]);
+    let dup = findings_of(&doc, "duplicate");
+    assert_eq!(dup.len(), 1, "{run}");
+    assert_eq!(
+        pids(dup[0]),
+        [i64::from(real.pid()), i64::from(fake.pid())],
+        "{run}"
+    );
+}
