@@ -25,6 +25,7 @@ use crate::snapshot::{Link, Process, Snapshot};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// A release name, shared by every process and finding that names it (one allocation per
@@ -173,6 +174,9 @@ pub struct Attribution {
     /// Zombie children of placed processes that were still zombies when looked at again (see
     /// [`confirm_zombies`]); only these make a `zombie` finding.
     pub lasting_zombies: Vec<i32>,
+    /// The device of each root's releases directory (by app index), for [`verify`]'s look
+    /// at processes in another mount namespace.
+    pub releases_devs: Vec<Option<u64>>,
 }
 
 impl Attribution {
@@ -605,6 +609,12 @@ fn decide(found: &mut [(usize, Evidence)]) -> Option<usize> {
     Some(decider)
 }
 
+/// The device of a root's releases directory.
+fn releases_dev(root: &DeployRoot) -> Option<u64> {
+    let dir = root.releases_dir.as_ref()?;
+    std::fs::metadata(dir).ok().map(|m| m.dev())
+}
+
 /// Place every process of the snapshot.
 pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
     let mut identities = HashMap::new();
@@ -626,6 +636,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         // together (a fifth of a scan's peak memory where most processes are placed), and a
         // large allocation's untouched tail costs no resident memory.
         placements: Vec::with_capacity(snap.processes.len()),
+        releases_devs: roots.iter().map(releases_dev).collect(),
         ..Attribution::default()
     };
     let mut found: Vec<(usize, Evidence)> = Vec::new();
@@ -776,6 +787,7 @@ pub fn verify(
         })
         .collect();
     let mut answers = source.look_again_all(&seen).into_iter();
+    let attr_devs = std::mem::take(&mut attr.releases_devs);
     let mut raced = 0;
     let mut foreign = 0;
     let mut blind = Vec::new();
@@ -795,7 +807,14 @@ pub fn verify(
                 raced += 1;
                 false
             }
-            Some(Ok(SeenAgain::Foreign)) => {
+            Some(Ok(SeenAgain::Elsewhere))
+                if snap
+                    .get(pl.pid)
+                    .is_some_and(|p| backed(pl, p, attr_devs.get(pl.app).copied().flatten())) =>
+            {
+                true
+            }
+            Some(Ok(SeenAgain::Foreign | SeenAgain::Elsewhere)) => {
                 foreign += 1;
                 false
             }
@@ -805,9 +824,37 @@ pub fn verify(
             }
         }
     });
+    attr.releases_devs = attr_devs;
     attr.raced += raced;
     attr.other_mount_ns += foreign;
     attr.unreadable.extend(blind);
+}
+
+/// Whether the placement of a process in another mount namespace under our root rests on
+/// identity: the deciding evidence is a release by (device, inode); or the `cwd` or `exe` it
+/// names is, in our namespace, the same object (device, inode) as the one it holds; or, once
+/// deleted, it lies on the releases' device (a deleted release keeps its device). A path on
+/// a mount of the process's own (`unshare -m` and a tmpfs over the app) is not ours.
+fn backed(pl: &Placement, p: &Process, releases_dev: Option<u64>) -> bool {
+    let Some(decider) = pl.evidence.first() else {
+        return false;
+    };
+    let on_releases_device = |link: &Result<Link, crate::snapshot::LinkError>| {
+        let Ok(link) = link else { return false };
+        let Some((dev, ino)) = link.identity() else {
+            return false;
+        };
+        if link.is_deleted() {
+            return Some(dev) == releases_dev;
+        }
+        std::fs::metadata(Path::new(&*link.path())).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
+    };
+    match (&decider.wording, decider.how) {
+        (Wording::IsRelease, _) => true,
+        (Wording::Path, How::Cwd) => on_releases_device(&p.cwd),
+        (Wording::Path, How::Exe) => on_releases_device(&p.exe),
+        _ => false,
+    }
 }
 
 /// How long a zombie must stay one before it counts: a parent that reaps its children with

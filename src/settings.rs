@@ -24,6 +24,8 @@ pub struct AppSettings {
     pub roles: Vec<crate::config::Role>,
     /// What an `orphan` finding is worth (`orphans:` in the config).
     pub orphans: crate::config::Orphans,
+    /// A uid the app runs as besides the releases' owner and root (`user:` in the config).
+    pub user: Option<u32>,
 }
 
 impl AppSettings {
@@ -34,6 +36,7 @@ impl AppSettings {
             ignore: Vec::new(),
             roles: Vec::new(),
             orphans: Default::default(),
+            user: None,
         }
     }
 }
@@ -92,6 +95,7 @@ pub fn plan(
         ignore: app.map(|a| a.ignore.clone()).unwrap_or_default(),
         roles: app.map(|a| a.roles.clone()).unwrap_or_default(),
         orphans: app.map(|a| a.orphans).unwrap_or_default(),
+        user: app.and_then(|a| a.user),
     };
     let mut roots = Vec::new();
     let mut apps = Vec::new();

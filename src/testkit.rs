@@ -175,6 +175,8 @@ impl Fixture {
         let roots = vec![
             DeployRoot {
                 switch_time: Some(SWITCH),
+                // The deploy user: its processes (uid 1000) can fill the roles.
+                owner_uid: Some(1000),
                 ..root(
                     "shop",
                     b"/srv/shop",

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const TOP_KEYS: &[&str] = &["grace", "discover", "apps"];
 const APP_KEYS: &[&str] = &[
-    "name", "root", "releases", "grace", "ignore", "roles", "orphans",
+    "name", "root", "releases", "grace", "ignore", "roles", "orphans", "user",
 ];
 const ROLE_KEYS: &[&str] = &["name", "match", "singleton", "min", "max"];
 
@@ -205,6 +205,10 @@ impl Builder<'_> {
             .map(|n| self.orphans(n, &child(key, "orphans")))
             .transpose()?
             .unwrap_or_default();
+        let user = fields
+            .get("user")
+            .map(|n| self.user(n, &child(key, "user")))
+            .transpose()?;
         let mut ignore = Vec::new();
         if let Some(list) = fields.get("ignore") {
             let list_key = child(key, "ignore");
@@ -243,6 +247,7 @@ impl Builder<'_> {
             ignore,
             roles,
             orphans,
+            user,
         };
         Ok((app, name_node))
     }
@@ -417,6 +422,39 @@ impl Builder<'_> {
             ));
         }
         Ok(name)
+    }
+
+    /// `user:`: a user name on this host, or a uid.
+    fn user(&self, node: &Node, key: &str) -> Result<u32, ConfigError> {
+        if let Value::Int(n) = node.value {
+            return u32::try_from(n).map_err(|_| {
+                self.invalid(
+                    node,
+                    key,
+                    format!(
+                        "expected a uid from 0 to 4294967295, found {}",
+                        self.found(node)
+                    ),
+                )
+            });
+        }
+        let name = self.name(node, key)?;
+        match nix::unistd::User::from_name(&name) {
+            Ok(Some(user)) => Ok(user.uid.as_raw()),
+            Ok(None) => Err(self.invalid(
+                node,
+                key,
+                format!(
+                    "no user {} on this host (name an existing user, or give the uid as a number)",
+                    quote(&name)
+                ),
+            )),
+            Err(e) => Err(self.invalid(
+                node,
+                key,
+                format!("cannot look up user {}: {e}", quote(&name)),
+            )),
+        }
     }
 
     /// `warning`, `info` or `off`.

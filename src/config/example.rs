@@ -48,6 +48,8 @@ apps:
     orphans: warning          # optional: what a process that lost its supervisor, or a
                               # hand-started one left on an old release, is worth: warning
                               # (default), info, or off (for hosts that start workers by hand)
+    # user: deploy            # optional: a user (or uid) the app runs as besides the owner of
+                              # its releases and root; only their processes fill a role
     ignore:                   # optional: leave out processes whose command line matches
       - "^/usr/sbin/sshd"
     roles:                    # optional: kinds of processes and how many of each to expect

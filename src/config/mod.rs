@@ -71,6 +71,9 @@ pub struct AppConfig {
     pub roles: Vec<Role>,
     /// What an `orphan` finding is worth for this app.
     pub orphans: Orphans,
+    /// `user:`: the uid the app's processes run as, besides the releases' owner and root:
+    /// only processes of these uids count as instances of a role.
+    pub user: Option<u32>,
 }
 
 /// What an `orphan` finding is worth for an app (`orphans:`): hosts that start workers by hand

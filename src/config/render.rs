@@ -48,6 +48,10 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         }
         writeln!(out, "    grace: {}", duration(config.grace_for(app)))?;
         writeln!(out, "    orphans: {}", app.orphans.as_str())?;
+        match app.user {
+            Some(uid) => writeln!(out, "    user: {uid}")?,
+            None => writeln!(out, "    # user: not set")?,
+        }
         if app.ignore.is_empty() {
             writeln!(out, "    ignore: []")?;
         } else {

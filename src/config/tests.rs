@@ -256,7 +256,7 @@ fn unknown_key_in_app_reads_like_the_spec() {
     assert_eq!(
         shown,
         "/etc/relwatch/config.yaml:4:5: apps[0].naem: unknown key `naem` in app \
-         (expected one of: name, root, releases, grace, ignore, roles, orphans)"
+         (expected one of: name, root, releases, grace, ignore, roles, orphans, user)"
     );
 }
 
@@ -777,4 +777,27 @@ fn orphans_is_warning_info_or_off() {
         "apps[0].orphans",
         &["expected warning, info or off", "quiet"],
     );
+}
+
+#[test]
+fn user_is_a_name_on_this_host_or_a_uid() {
+    assert_eq!(parse(MINIMAL).unwrap().apps[0].user, None);
+    assert_eq!(
+        parse(&format!("{MINIMAL}    user: 4242\n")).unwrap().apps[0].user,
+        Some(4242)
+    );
+    assert_eq!(
+        parse(&format!("{MINIMAL}    user: root\n")).unwrap().apps[0].user,
+        Some(0)
+    );
+    let text = format!("{MINIMAL}    user: no-such-user-relwatch\n");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("no user \"no-such-user-relwatch\" on this host"),
+        "{err}"
+    );
+    let err = parse(&format!("{MINIMAL}    user: -1\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected a uid"), "{err}");
 }

@@ -6,13 +6,31 @@
 //! and the workers it forks with the same command line count once.
 
 use super::{Allowed, Detail, Finding, Input, Instance, Remedy, Severity};
-use crate::attribution::{Placement, ReleaseState};
+use crate::attribution::{How, Placement, ReleaseState};
 use crate::owner::remedy::{Arg, AsWhom, Command};
 use crate::owner::Supervisor;
 
-/// Instances of `role` in `app`, oldest first.
+/// Whether a placed process can be an instance of a role: its cwd or exe is placed in the
+/// app (a command line alone is text anyone can write), and it runs as the releases' owner,
+/// root, or the uid the app's `user:` names. Another user's look-alike never counts.
+fn has_identity(input: &Input, pl: &Placement) -> bool {
+    let held = pl
+        .evidence
+        .iter()
+        .any(|e| matches!(e.how, How::Cwd | How::Exe));
+    let Some(uid) = input.snap.get(pl.pid).map(|p| p.uid) else {
+        return false;
+    };
+    let owner = input.roots.get(pl.app).and_then(|r| r.owner_uid);
+    let user = input.settings.apps.get(pl.app).and_then(|a| a.user);
+    held && (uid == 0 || Some(uid) == owner || Some(uid) == user)
+}
+
+/// Instances of `role` in `app`, oldest first: processes with identity ([`has_identity`]).
 pub(super) fn instances<'a>(input: &'a Input, app: usize, role: &str) -> Vec<&'a Placement> {
-    let matches = |pl: &Placement| pl.app == app && pl.role.as_deref() == Some(role);
+    let matches = |pl: &Placement| {
+        pl.app == app && pl.role.as_deref() == Some(role) && has_identity(input, pl)
+    };
     let mut out: Vec<&Placement> = input
         .attr
         .placements

@@ -14,6 +14,7 @@
 //! releases are listed with `lstat` semantics, and a symlink inside the releases directory is
 //! not a release.
 
+pub mod contain;
 pub mod discover;
 pub mod history;
 
@@ -179,6 +180,9 @@ impl DeployRoot {
             });
         }
         let releases_dir = declared_releases.or(target_parent);
+        // A root is what it claims only inside itself (see [`contain`]).
+        let (releases_dir, current) =
+            contain::confine(root_dir.as_deref(), &link, releases_dir, current);
         let switch_time = link_meta
             .as_ref()
             .filter(|m| m.file_type().is_symlink())

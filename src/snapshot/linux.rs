@@ -284,12 +284,19 @@ impl<'a> ProcRoot<'a> {
     /// directory (a container, a chroot) means its paths are not ours. An error only when
     /// its namespace cannot be read (another user's process, without privilege).
     fn foreign_at(self, dir: &OwnedFd) -> Result<bool, ReadError> {
+        Ok(self.namespace_at(dir)? == SeenAgain::Foreign)
+    }
+
+    /// Which mount namespace the process behind `dir` lives in: ours ([`SeenAgain::Same`]),
+    /// another under our root ([`SeenAgain::Elsewhere`]) or another root
+    /// ([`SeenAgain::Foreign`]).
+    fn namespace_at(self, dir: &OwnedFd) -> Result<SeenAgain, ReadError> {
         let Some(own) = self.own_mnt_ns else {
-            return Ok(false);
+            return Ok(SeenAgain::Same);
         };
         let theirs = readlinkat(dir, "ns/mnt")?;
         if theirs.as_os_str() == own {
-            return Ok(false);
+            return Ok(SeenAgain::Same);
         }
         let ours = nix::sys::stat::stat(&self.root.join("self/root"))
             .ok()
@@ -298,9 +305,9 @@ impl<'a> ProcRoot<'a> {
             .ok()
             .map(|s| (s.st_dev, s.st_ino));
         Ok(match (ours, theirs) {
-            (Some(ours), Some(theirs)) => ours != theirs,
+            (Some(ours), Some(theirs)) if ours == theirs => SeenAgain::Elsewhere,
             // Another namespace whose root cannot be compared with ours: not ours.
-            _ => true,
+            _ => SeenAgain::Foreign,
         })
     }
 
@@ -351,10 +358,7 @@ impl<'a> ProcRoot<'a> {
         // Read through the same directory: the process whose start time we just checked. A
         // namespace we may not read is an error, never "ours": whether its paths mean what
         // they say is not known, and the caller counts the process as not inspected.
-        Ok(match self.foreign_at(&dir)? {
-            true => SeenAgain::Foreign,
-            false => SeenAgain::Same,
-        })
+        self.namespace_at(&dir)
     }
 }
 

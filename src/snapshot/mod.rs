@@ -424,6 +424,10 @@ pub enum SeenAgain {
     Gone,
     /// It lives under another root directory (a container, a chroot): its paths are not ours.
     Foreign,
+    /// It lives in another mount namespace under our root directory (a systemd sandbox, or a
+    /// user's `unshare -m`): a path it shows may be a mount of its own over ours, so its paths
+    /// count only where the identity of its `cwd` or `exe` backs them.
+    Elsewhere,
 }
 
 /// A source of snapshots and of the later reads about single processes: the Linux reader in

@@ -1,0 +1,185 @@
+//! Containment: a deploy root is what it claims only inside itself.
+//!
+//! A user who owns a discovered root controls its `current` and `releases` links. Followed
+//! blindly, they would make another user's app, `/root` or `/` "this root's releases": the
+//! victim's processes placed in the attacker's app, root's directory names listed in reports.
+//! So the releases directory a root ends up with is accepted only when
+//!
+//! - for a root that is a directory: it lies beneath that directory, reached from it without a
+//!   symlink (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, when the kernel has it;
+//!   otherwise the canonical path's prefix, which has no symlink left by construction);
+//! - it is owned by the owner of the root (or of the link, for a root given by its link:
+//!   `/var/www/html -> /srv/app/releases/7`) or by root, unless root owns the root itself;
+//! - it is neither `/` nor a system directory.
+//!
+//! Anything else leaves the root without releases: `broken-current`, nothing placed in it.
+
+use super::Current;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Directories that are never a releases directory, nor anything beneath them.
+const SYSTEM_TREES: &[&str] = &[
+    "/etc",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/include",
+    "/usr/share",
+    "/run",
+];
+
+/// Directories that are never a releases directory themselves (apps may live beneath them).
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/usr",
+    "/usr/local",
+    "/var",
+    "/var/lib",
+    "/var/www",
+    "/srv",
+    "/opt",
+    "/home",
+    "/tmp",
+    "/var/tmp",
+    "/mnt",
+    "/media",
+    "/dev/shm",
+];
+
+/// Directories in a system tree where anyone may make directories of their own.
+const OPEN_IN_SYSTEM_TREES: &[&str] = &["/dev/shm"];
+
+/// The releases directory and `current` of a root, once confined: a releases directory that
+/// escapes the root is none, and a `current` that pointed into it is broken for this root
+/// (its link text kept, nothing of the target's contents).
+pub fn confine(
+    root_dir: Option<&Path>,
+    link: &Path,
+    releases_dir: Option<PathBuf>,
+    current: Current,
+) -> (Option<PathBuf>, Current) {
+    match releases_dir {
+        Some(dir) if !holds(root_dir, link, &dir) => {
+            let target = std::fs::read_link(link)
+                .map(PathBuf::into_os_string)
+                .unwrap_or_default();
+            let current = match current {
+                Current::Missing | Current::NotALink => current,
+                _ => Current::OutsideReleases { target },
+            };
+            (None, current)
+        }
+        other => (other, current),
+    }
+}
+
+/// Whether `dir` (canonical) may be the releases directory of the root at `root_dir` (a
+/// directory root) or of the link `link` (a root given by its link).
+pub fn holds(root_dir: Option<&Path>, link: &Path, dir: &Path) -> bool {
+    if is_system(dir) {
+        return false;
+    }
+    let claimant = root_dir.unwrap_or(link);
+    let Ok(claimant_meta) = std::fs::symlink_metadata(claimant) else {
+        return false;
+    };
+    let Ok(dir_meta) = std::fs::metadata(dir) else {
+        return false;
+    };
+    let owner = claimant_meta.uid();
+    if owner != 0 && dir_meta.uid() != owner && dir_meta.uid() != 0 {
+        return false;
+    }
+    match root_dir {
+        Some(root) => beneath(root, dir, &dir_meta),
+        None => true,
+    }
+}
+
+/// Whether `path` is `/`, a system directory, or lies in a system tree.
+pub fn is_system(path: &Path) -> bool {
+    SYSTEM_DIRS.iter().any(|d| path == Path::new(d))
+        || (SYSTEM_TREES.iter().any(|t| path.starts_with(t))
+            && !OPEN_IN_SYSTEM_TREES.iter().any(|o| path.starts_with(o)))
+}
+
+/// Whether `dir` lies beneath `root` (itself included), reached without a symlink.
+fn beneath(root: &Path, dir: &Path, dir_meta: &std::fs::Metadata) -> bool {
+    let Ok(canon_root) = std::fs::canonicalize(root) else {
+        return false;
+    };
+    let Ok(rel) = dir.strip_prefix(&canon_root) else {
+        return false;
+    };
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return false;
+    }
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+    let Ok(root_fd) = rustix::fs::open(
+        &canon_root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match openat2(&root_fd, rel, flags, Mode::empty(), how) {
+        Ok(fd) => rustix::fs::fstat(&fd)
+            .is_ok_and(|st| st.st_dev == dir_meta.dev() && st.st_ino == dir_meta.ino()),
+        // No openat2 (old kernel, seccomp): the canonical prefix above is the check.
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => true,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_directories_are_never_releases() {
+        for p in [
+            "/",
+            "/etc",
+            "/etc/ssl",
+            "/root",
+            "/root/app",
+            "/var",
+            "/usr",
+            "/proc/1",
+            "/dev/shm",
+        ] {
+            assert!(is_system(Path::new(p)), "{p}");
+        }
+        for p in [
+            "/srv/app/releases",
+            "/var/www/app/releases",
+            "/home/u/app/releases",
+            "/dev/shm/t/app/releases",
+        ] {
+            assert!(!is_system(Path::new(p)), "{p}");
+        }
+        assert!(!is_system(Path::new("/etcetera")));
+    }
+}
