@@ -142,20 +142,12 @@ impl DeployRoot {
             source,
         };
         let given = std::path::absolute(given).map_err(io)?;
-        let meta = std::fs::symlink_metadata(&given).map_err(io)?;
-        // A symlink to a directory that itself holds `current` is a root reached through a
-        // link; any other symlink is the current link itself.
-        let link_is_root = meta.file_type().is_symlink()
-            && std::fs::symlink_metadata(given.join("current")).is_err();
-        let (root_dir, link) = if link_is_root {
-            (None, given.clone())
-        } else if std::fs::metadata(&given).map_err(io)?.is_dir() {
-            (Some(given.clone()), given.join("current"))
-        } else {
-            return Err(LayoutError::NotARoot {
-                path: crate::escape::escape(&given),
-            });
-        };
+        let (root_dir, link) =
+            root_and_link(&given)
+                .map_err(io)?
+                .ok_or_else(|| LayoutError::NotARoot {
+                    path: crate::escape::escape(&given),
+                })?;
 
         let link_meta = std::fs::symlink_metadata(&link).ok();
         let declared_releases = root_dir.as_ref().map(|r| match releases_rel {
@@ -199,26 +191,9 @@ impl DeployRoot {
 
         let name = app_name(root_dir.as_deref(), releases_dir.as_deref(), &link);
 
-        let mut releases_spellings = Vec::new();
-        if let Some(dir) = &releases_dir {
-            releases_spellings.push(dir.clone());
-            if let (Some(root), Some(fname)) = (&root_dir, dir.file_name()) {
-                let spelled = root.join(releases_rel.unwrap_or(Path::new(fname)));
-                if &spelled != dir {
-                    releases_spellings.push(spelled);
-                }
-            }
-        }
-        let mut link_spellings = vec![link.clone()];
-        if let (Some(parent), Some(fname)) = (link.parent(), link.file_name()) {
-            if let Ok(canon) = std::fs::canonicalize(parent) {
-                let canon_link = canon.join(fname);
-                if canon_link != link {
-                    link_spellings.push(canon_link);
-                }
-            }
-        }
-
+        let releases_spellings =
+            releases_spellings(root_dir.as_deref(), releases_dir.as_deref(), releases_rel);
+        let link_spellings = link_spellings(&link);
         Ok(DeployRoot {
             name,
             root: given,
@@ -242,6 +217,59 @@ impl DeployRoot {
         again.name.clone_from(&self.name);
         Ok(again)
     }
+}
+
+/// Where the root and its `current` link are, for a path given by a user, config or discovery:
+/// a directory holding `current` (root and link), a symlink to such a directory (the same), or
+/// the `current` link itself, wherever it lives (no root directory). `None`: neither.
+fn root_and_link(given: &Path) -> std::io::Result<Option<(Option<PathBuf>, PathBuf)>> {
+    let meta = std::fs::symlink_metadata(given)?;
+    // A symlink to a directory that itself holds `current` is a root reached through a link;
+    // any other symlink is the current link itself.
+    let link_is_root =
+        meta.file_type().is_symlink() && std::fs::symlink_metadata(given.join("current")).is_err();
+    Ok(if link_is_root {
+        Some((None, given.to_path_buf()))
+    } else if std::fs::metadata(given)?.is_dir() {
+        Some((Some(given.to_path_buf()), given.join("current")))
+    } else {
+        None
+    })
+}
+
+/// The ways a process may spell the releases directory: its canonical path, and the path
+/// through the root as the root was given (when a link lies between them).
+fn releases_spellings(
+    root_dir: Option<&Path>,
+    releases_dir: Option<&Path>,
+    releases_rel: Option<&Path>,
+) -> Vec<PathBuf> {
+    let mut spellings = Vec::new();
+    if let Some(dir) = releases_dir {
+        spellings.push(dir.to_path_buf());
+        if let (Some(root), Some(fname)) = (root_dir, dir.file_name()) {
+            let spelled = root.join(releases_rel.unwrap_or(Path::new(fname)));
+            if spelled != dir {
+                spellings.push(spelled);
+            }
+        }
+    }
+    spellings
+}
+
+/// The ways a process may spell the `current` link: as given, and through the canonical path
+/// of its directory.
+fn link_spellings(link: &Path) -> Vec<PathBuf> {
+    let mut spellings = vec![link.to_path_buf()];
+    if let (Some(parent), Some(fname)) = (link.parent(), link.file_name()) {
+        if let Ok(canon) = std::fs::canonicalize(parent) {
+            let canon_link = canon.join(fname);
+            if canon_link != link {
+                spellings.push(canon_link);
+            }
+        }
+    }
+    spellings
 }
 
 /// Read the link and decide what it points at. Returns the state and, when the target is a
