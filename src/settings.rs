@@ -79,6 +79,31 @@ fn same_path(a: &Path, b: &Path) -> bool {
         )
 }
 
+/// Where discovery looks: `--discover`, else the config file's `discover:`, else the defaults.
+fn discovery_places(discover_args: &[PathBuf], cfg: &Config) -> Vec<PathBuf> {
+    if !discover_args.is_empty() {
+        discover_args.to_vec()
+    } else if !cfg.discover.is_empty() {
+        cfg.discover.clone()
+    } else {
+        DEFAULT_PLACES.iter().map(PathBuf::from).collect()
+    }
+}
+
+/// The deploy roots found under `places`; one that cannot be loaded is skipped, and said so.
+fn discover_roots(places: &[PathBuf]) -> Vec<DeployRoot> {
+    discover(places)
+        .into_iter()
+        .filter_map(|path| match DeployRoot::load(&path) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("relwatch: skipping discovered {}: {e}", escape(&path));
+                None
+            }
+        })
+        .collect()
+}
+
 /// Merge arguments, config and defaults.
 pub fn plan(
     named: &[PathBuf],
@@ -130,21 +155,10 @@ pub fn plan(
             apps.push(settings_for(Some(app)));
         }
     } else {
-        let places: Vec<PathBuf> = if !discover_args.is_empty() {
-            discover_args.to_vec()
-        } else if !cfg.discover.is_empty() {
-            cfg.discover.clone()
-        } else {
-            DEFAULT_PLACES.iter().map(PathBuf::from).collect()
-        };
-        for path in discover(&places) {
-            match DeployRoot::load(&path) {
-                Ok(r) => {
-                    roots.push(r);
-                    apps.push(settings_for(None));
-                }
-                Err(e) => eprintln!("relwatch: skipping discovered {}: {e}", escape(&path)),
-            }
+        let places = discovery_places(discover_args, &cfg);
+        for root in discover_roots(&places) {
+            roots.push(root);
+            apps.push(settings_for(None));
         }
         searched = Some(places);
     }
