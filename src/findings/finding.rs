@@ -99,10 +99,13 @@ pub enum Detail {
         lost: Lost,
     },
     /// The role's (or, without one, the app's) processes that ended young.
+    /// `scans` is 0 when process events saw them end; then `exits` counts how they ended,
+    /// most common first.
     RestartLoop {
         ended: usize,
         window_secs: f64,
         scans: usize,
+        exits: Box<[(crate::events::Ended, usize)]>,
     },
     /// `hidepid`: /proc lists no other user's process at all; else the finding's pids could
     /// not be inspected: they run as `uids` (ascending), and `failed` of them because a link

@@ -290,16 +290,34 @@ impl Display for Message<'_> {
                 ended,
                 window_secs,
                 scans,
+                exits,
             } => {
                 match &f.role {
                     Some(r) => write!(w, "role {}", escape(r))?,
                     None => write!(w, "app {}", escape(&root.name))?,
                 }
+                if *scans > 0 {
+                    return write!(
+                        w,
+                        ": {ended} processes ended soon after they started within {} min (seen in {scans} scans): a crash or restart loop",
+                        (window_secs / 60.0).round()
+                    );
+                }
+                if let Some(owner) = &f.owner {
+                    write!(w, " under {owner}")?;
+                }
                 write!(
                     w,
-                    ": {ended} processes ended soon after they started within {} min (seen in {scans} scans): a crash or restart loop",
-                    (window_secs / 60.0).round()
-                )
+                    ": {ended} processes ended within {} of starting in the last {} (",
+                    human_duration(crate::findings::restart_loop::YOUNG),
+                    human_duration(*window_secs)
+                )?;
+                restart_exits(w, exits)?;
+                w.write_str("): a crash or restart loop")?;
+                if matches!(&exits[..], [(crate::events::Ended::Code(0), _)]) {
+                    w.write_str("; exiting 0, they look like success to their supervisor: look for a fatal error logged before the exit")?;
+                }
+                Ok(())
             }
             Detail::Unreadable {
                 hidepid,
@@ -613,6 +631,27 @@ fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
             }
         }
     }
+}
+
+/// "all with exit 0", "exit 255 x12, signal 9 x1"
+fn restart_exits(w: &mut Formatter, exits: &[(crate::events::Ended, usize)]) -> fmt::Result {
+    use crate::events::Ended;
+    let one = |w: &mut Formatter, e: &Ended| match e {
+        Ended::Code(c) => write!(w, "exit {c}"),
+        Ended::Signal(s) => write!(w, "killed by signal {s}"),
+    };
+    if let [(e, _)] = exits {
+        w.write_str("all with ")?;
+        return one(w, e);
+    }
+    for (i, (e, n)) in exits.iter().enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        one(w, e)?;
+        write!(w, " x{n}")?;
+    }
+    Ok(())
 }
 
 /// What restarts one process; `link` is the app's link as a shell word.
