@@ -151,6 +151,44 @@ fn a_storm_of_workers_living_50ms_is_named_within_seconds() {
     a_storm_is_named_within_seconds("0.05");
 }
 
+/// The seed incident: a master on a deleted release forks workers that die at once. One
+/// critical finding names the master, its release, the count and the exit code, within 5 s.
+#[test]
+fn a_master_on_a_deleted_release_whose_workers_die_at_once_is_critical() {
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    // Debian's interpreter itself, not a shim that forks on its own.
+    let master = Child::spawn(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import os, time\nwhile True:\n    c = os.fork()\n    if c == 0:\n        os._exit(255)\n    os.waitpid(c, 0)\n    time.sleep(0.1)\n",
+            ])
+            .current_dir(&r1),
+    );
+    root.release("2");
+    root.switch("2");
+    root.delete("1");
+    let began = std::time::Instant::now();
+    let agent = watch(&root, &[]);
+    let log = agent.wait_for_stderr("appeared CRITICAL restart-loop");
+    assert!(
+        began.elapsed().as_secs_f64() < 5.0,
+        "{:?}: {log}",
+        began.elapsed()
+    );
+    assert!(
+        log.contains(&format!("master pid {} on deleted release 1", master.pid())),
+        "{log}"
+    );
+    assert!(log.contains("workers forked and died within 1s"), "{log}");
+    assert!(log.contains("all with exit 255"), "{log}");
+    drop(master);
+    agent.wait_for_stderr("cleared restart-loop");
+    stop(agent);
+}
+
 #[test]
 fn without_process_events_scans_still_see_a_1s_storm() {
     let root = DeployRoot::new();

@@ -106,6 +106,9 @@ pub enum Detail {
         window_secs: f64,
         scans: usize,
         exits: Box<[(crate::events::Ended, usize)]>,
+        /// The dying-workers signature: they were all forked by this master (pid, state of
+        /// its release), which runs a deleted or old release, and died within a second.
+        master: Option<(i32, crate::attribution::ReleaseState)>,
     },
     /// `hidepid`: /proc lists no other user's process at all; else the finding's pids could
     /// not be inspected: they run as `uids` (ascending), and `failed` of them because a link

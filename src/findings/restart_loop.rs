@@ -20,7 +20,7 @@
 //!   faster than the scan interval is seen once per scan.
 
 use super::{Detail, Finding, Remedy, Severity};
-use crate::attribution::Attribution;
+use crate::attribution::{Attribution, Placement, ReleaseState};
 use crate::events::Ended;
 use crate::owner::Owners;
 use crate::snapshot::Snapshot;
@@ -33,6 +33,10 @@ pub const MIN_SCANS: usize = 3;
 
 /// A process that ended within this many seconds of starting ended young (event-based).
 pub const YOUNG: f64 = 10.0;
+
+/// Workers that die within this many seconds of being forked by a master on a deleted or old
+/// release are the dying-workers signature: the master cannot start them any more.
+pub const DYING: f64 = 1.0;
 
 /// A loop clears after at least this long without a young end (event-based).
 pub const QUIET: f64 = 10.0;
@@ -69,6 +73,9 @@ struct Tracked {
 #[derive(Debug, Clone)]
 struct YoungEnd {
     at: f64,
+    /// The process that forked it, and how long it lived.
+    parent: i32,
+    lived: f64,
     belongs: Belongs,
     ended: Ended,
 }
@@ -252,6 +259,8 @@ impl History {
         if waiting.len() < MAX_TRACKED {
             waiting.push(YoungEnd {
                 at: now,
+                parent: t.parent,
+                lived,
                 belongs: t.belongs,
                 ended: Ended::of(status),
             });
@@ -330,20 +339,27 @@ impl History {
             exits.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             let live = live_pids(attr, *app, role);
             let label = ends.iter().rev().find_map(|e| e.belongs.label.clone());
+            let master = dying_master(attr, &ends);
+            let severity = match master {
+                Some(_) => Severity::Critical,
+                None => Severity::Warning,
+            };
             out.push(Finding {
                 owner: label
                     .or_else(|| live.iter().find_map(|p| named(owners, *p)))
                     .or_else(|| self.label_of(&(*app, role.clone()))),
                 pids: live,
                 role: role.clone(),
+                release: master.and_then(|m| m.release.clone()),
                 ..Finding::new(
-                    Severity::Warning,
+                    severity,
                     *app,
                     Detail::RestartLoop {
                         ended: ends.len(),
                         window_secs: self.window,
                         scans: 0,
                         exits: exits.into_boxed_slice(),
+                        master: master.map(|m| (m.pid, m.state)),
                     },
                     Remedy::ReadLogs,
                 )
@@ -377,6 +393,7 @@ impl History {
                 window_secs: self.window,
                 scans: scans.len(),
                 exits: Box::new([]),
+                master: None,
             };
             out.push(Finding {
                 owner: live
@@ -390,6 +407,19 @@ impl History {
         }
         out
     }
+}
+
+/// The dying-workers signature: every one of these ends lived less than [`DYING`] and was
+/// forked by one master that runs a deleted or old release.
+fn dying_master<'a>(attr: &'a Attribution, ends: &[&YoungEnd]) -> Option<&'a Placement> {
+    let parent = ends.first()?.parent;
+    if ends.iter().any(|e| e.parent != parent || e.lived >= DYING) {
+        return None;
+    }
+    attr.placements
+        .iter()
+        .find(|pl| pl.pid == parent)
+        .filter(|pl| matches!(pl.state, ReleaseState::Deleted | ReleaseState::Old))
 }
 
 /// The owner's label, when a supervisor owns `pid` ("unsupervised" names nobody).
@@ -580,5 +610,52 @@ mod tests {
             }
             d => panic!("{d:?}"),
         }
+    }
+    #[test]
+    fn events_workers_dying_at_once_under_a_master_on_a_deleted_release_are_critical() {
+        let attr_with = |state| Attribution {
+            placements: vec![Placement {
+                pid: 1000,
+                app: 0,
+                release: Some(std::ffi::OsStr::new("1").into()),
+                state,
+                evidence: Default::default(),
+                role: None,
+            }],
+            ..Default::default()
+        };
+        let mut h = History::new(DEFAULT_LIMIT, DEFAULT_WINDOW);
+        h.set_live(true);
+        h.now = storm(&mut h, 1000.0, 8, 0.2, 0.05, 255 << 8);
+        let f = h.findings(
+            &roots(),
+            &attr_with(ReleaseState::Deleted),
+            &Owners::default(),
+        );
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert!(matches!(
+            f[0].detail,
+            Detail::RestartLoop {
+                master: Some((1000, ReleaseState::Deleted)),
+                ..
+            }
+        ));
+        // the same storm under a master on the current release is a plain loop
+        let f = h.findings(
+            &roots(),
+            &attr_with(ReleaseState::Current),
+            &Owners::default(),
+        );
+        assert_eq!(f[0].severity, Severity::Warning);
+        // workers that lived 2 s are no dying-workers signature
+        let mut h = History::new(DEFAULT_LIMIT, DEFAULT_WINDOW);
+        h.set_live(true);
+        h.now = storm(&mut h, 1000.0, 8, 3.0, 2.0, 255 << 8);
+        let f = h.findings(
+            &roots(),
+            &attr_with(ReleaseState::Deleted),
+            &Owners::default(),
+        );
+        assert_eq!(f[0].severity, Severity::Warning);
     }
 }

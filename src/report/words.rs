@@ -291,7 +291,26 @@ impl Display for Message<'_> {
                 window_secs,
                 scans,
                 exits,
+                master,
             } => {
+                if let Some((pid, state)) = master {
+                    write!(w, "master pid {pid} on {} release", state.as_str())?;
+                    if let Some(r) = &f.release {
+                        write!(w, " {}", escape(r))?;
+                    }
+                    if let Some(owner) = f.owner.as_deref().filter(|o| !o.starts_with("master pid"))
+                    {
+                        write!(w, " under {owner}")?;
+                    }
+                    write!(
+                        w,
+                        ": {ended} workers forked and died within {} in the last {} (",
+                        human_duration(crate::findings::restart_loop::DYING),
+                        human_duration(*window_secs)
+                    )?;
+                    restart_exits(w, exits)?;
+                    return w.write_str("): it cannot start them from there");
+                }
                 match &f.role {
                     Some(r) => write!(w, "role {}", escape(r))?,
                     None => write!(w, "app {}", escape(&root.name))?,
@@ -581,6 +600,9 @@ impl Display for Fix<'_> {
                 }
             }
             Remedy::RunAsRoot => run_as_root(w, &self.f.detail),
+            Remedy::ReadLogs if matches!(&self.f.detail, Detail::RestartLoop { master: Some(_), .. }) => {
+                w.write_str("restart the master on the current release (see the deleted-release or old-release finding that names it for how)")
+            }
             Remedy::ReadLogs => match &self.f.owner {
                 Some(owner) => write!(w, "find out why they exit: read the logs of {owner} (journalctl, supervisorctl tail, the app's log)"),
                 None => w.write_str("find out why they exit: read the app's log"),
