@@ -292,52 +292,7 @@ impl Display for Message<'_> {
                 scans,
                 exits,
                 master,
-            } => {
-                if let Some((pid, state)) = master {
-                    write!(w, "master pid {pid} on {} release", state.as_str())?;
-                    if let Some(r) = &f.release {
-                        write!(w, " {}", escape(r))?;
-                    }
-                    if let Some(owner) = f.owner.as_deref().filter(|o| !o.starts_with("master pid"))
-                    {
-                        write!(w, " under {owner}")?;
-                    }
-                    write!(
-                        w,
-                        ": {ended} workers forked and died within {} in the last {} (",
-                        human_duration(crate::findings::restart_loop::DYING),
-                        human_duration(*window_secs)
-                    )?;
-                    restart_exits(w, exits)?;
-                    return w.write_str("): it cannot start them from there");
-                }
-                match &f.role {
-                    Some(r) => write!(w, "role {}", escape(r))?,
-                    None => write!(w, "app {}", escape(&root.name))?,
-                }
-                if *scans > 0 {
-                    return write!(
-                        w,
-                        ": {ended} processes ended soon after they started within {} min (seen in {scans} scans): a crash or restart loop",
-                        (window_secs / 60.0).round()
-                    );
-                }
-                if let Some(owner) = &f.owner {
-                    write!(w, " under {owner}")?;
-                }
-                write!(
-                    w,
-                    ": {ended} processes ended within {} of starting in the last {} (",
-                    human_duration(crate::findings::restart_loop::YOUNG),
-                    human_duration(*window_secs)
-                )?;
-                restart_exits(w, exits)?;
-                w.write_str("): a crash or restart loop")?;
-                if matches!(&exits[..], [(crate::events::Ended::Code(0), _)]) {
-                    w.write_str("; exiting 0, they look like success to their supervisor: look for a fatal error logged before the exit")?;
-                }
-                Ok(())
-            }
+            } => restart_loop(w, f, root, (*ended, *window_secs, *scans), exits, *master),
             Detail::Unreadable {
                 hidepid,
                 uids,
@@ -653,6 +608,61 @@ fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
             }
         }
     }
+}
+
+/// The restart-loop sentence: the dying-workers signature, a loop heard from process events,
+/// or one inferred from scans.
+fn restart_loop(
+    w: &mut Formatter,
+    f: &Finding,
+    root: &DeployRoot,
+    (ended, window_secs, scans): (usize, f64, usize),
+    exits: &[(crate::events::Ended, usize)],
+    master: Option<(i32, crate::attribution::ReleaseState)>,
+) -> fmt::Result {
+    if let Some((pid, state)) = master {
+        write!(w, "master pid {pid} on {} release", state.as_str())?;
+        if let Some(r) = &f.release {
+            write!(w, " {}", escape(r))?;
+        }
+        if let Some(owner) = f.owner.as_deref().filter(|o| !o.starts_with("master pid")) {
+            write!(w, " under {owner}")?;
+        }
+        write!(
+            w,
+            ": {ended} workers forked and died within {} in the last {} (",
+            human_duration(crate::findings::restart_loop::DYING),
+            human_duration(window_secs)
+        )?;
+        restart_exits(w, exits)?;
+        return w.write_str("): it cannot start them from there");
+    }
+    match &f.role {
+        Some(r) => write!(w, "role {}", escape(r))?,
+        None => write!(w, "app {}", escape(&root.name))?,
+    }
+    if scans > 0 {
+        return write!(
+            w,
+            ": {ended} processes ended soon after they started within {} min (seen in {scans} scans): a crash or restart loop",
+            (window_secs / 60.0).round()
+        );
+    }
+    if let Some(owner) = &f.owner {
+        write!(w, " under {owner}")?;
+    }
+    write!(
+        w,
+        ": {ended} processes ended within {} of starting in the last {} (",
+        human_duration(crate::findings::restart_loop::YOUNG),
+        human_duration(window_secs)
+    )?;
+    restart_exits(w, exits)?;
+    w.write_str("): a crash or restart loop")?;
+    if matches!(exits, [(crate::events::Ended::Code(0), _)]) {
+        w.write_str("; exiting 0, they look like success to their supervisor: look for a fatal error logged before the exit")?;
+    }
+    Ok(())
 }
 
 /// "all with exit 0", "exit 255 x12, signal 9 x1"
