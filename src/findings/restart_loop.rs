@@ -45,6 +45,10 @@ pub const QUIET: f64 = 10.0;
 /// grow the agent without bound); the next scan learns the groups again.
 const MAX_TRACKED: usize = 65_536;
 
+/// At most this many restarts are remembered (about 1 MiB): a storm of 100 a second over a
+/// 30-minute window would otherwise hold 180,000. Counts saturate there, the oldest go first.
+const MAX_ENDS: usize = 16_384;
+
 /// Defaults: more than 3 young ends within 30 minutes. Four workers of one group dying within
 /// seconds of starting is worth a look; a deploy ends long-lived processes, which never count.
 pub const DEFAULT_LIMIT: usize = 3;
@@ -226,7 +230,9 @@ impl History {
             e.belongs.label.get_or_insert_with(|| master.clone());
             e
         }));
-        while self.ends.front().is_some_and(|e| now - e.at > self.window) {
+        while self.ends.front().is_some_and(|e| now - e.at > self.window)
+            || self.ends.len() > MAX_ENDS
+        {
             self.ends.pop_front();
         }
         true
