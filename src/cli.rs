@@ -113,7 +113,10 @@ Examples:
         long_about = "Run until stopped, rescanning when something changes: inotify on each deploy \
 root and its releases directory (a switch, a delete), the exit of any process a finding names, \
 the end of the grace period after a switch, and a full rescan every --interval for what nothing \
-announces (zombies, duplicates, orphans, restart loops). Between those it sleeps and uses no CPU. \
+announces (zombies, duplicates, orphans). As root it also hears the kernel's process events \
+(fork, exec, exit with exit code) and reports a restart-loop seconds after a storm starts, with \
+its count, exit codes and supervisor; without them it infers restarts from its scans and says \
+so at start. Between those it sleeps and uses no CPU. \
 Every change of findings is logged to stderr, one line per finding that appeared, changed or \
 cleared; with --textfile DIR it rewrites DIR/relwatch.prom atomically after every scan. SIGTERM \
 ends it cleanly.",
@@ -254,14 +257,20 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
     pub grace: Option<Duration>,
 
-    /// restart-loop: more than this many processes of a role (or app) that ended soon after
-    /// starting, within --restart-window, seen in at least 3 scans
+    /// restart-loop: more than this many processes of a role (or app) that ended within 10s
+    /// of starting, within --restart-window (heard from process events as root; else seen in
+    /// at least 3 scans)
     #[arg(long, value_name = "N", default_value_t = crate::findings::restart_loop::DEFAULT_LIMIT)]
     pub restart_limit: usize,
 
     /// restart-loop: the window over which ended processes are counted (at most 365d)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30m")]
     pub restart_window: Duration,
+
+    /// (tests) Do not listen to the kernel's process events: infer restarts from scans, as
+    /// where the events are unavailable. Same as RELWATCH_NO_PROC_EVENTS=1.
+    #[arg(long, hide = true)]
+    pub no_proc_events: bool,
 
     #[command(flatten)]
     pub scan: ScanArgs,

@@ -16,6 +16,8 @@
 
 // one pass over /proc into plain data (reads the host)
 pub mod snapshot;
+// the kernel's process events (fork, exec, exit) the agent listens to (reads the host)
+pub mod events;
 // each deploy root on disk: its `current` link, releases and switch history
 pub mod layout;
 // the config file, read, or refused with file, line and key

@@ -65,34 +65,150 @@ fn an_old_release_becomes_a_warning_right_after_the_grace_period() {
     stop(agent);
 }
 
+/// Debian's supervisor; the suite fails rather than skips without it (.ci/run installs it).
+fn supervisord() -> &'static str {
+    assert!(
+        std::path::Path::new("/usr/bin/supervisord").exists(),
+        "supervisord is not installed: apt-get install supervisor"
+    );
+    "/usr/bin/supervisord"
+}
+
+/// A real supervisord whose program `storm` runs from current/ and exits 0 after `life`
+/// seconds, restarted at once, forever. Each start appends a line to the returned file.
+fn storm(root: &DeployRoot, life: &str) -> (Child, std::path::PathBuf) {
+    let tmp = root.tmp();
+    let conf = tmp.join("supervisord.conf");
+    let starts = tmp.join("starts");
+    std::fs::write(
+        &conf,
+        format!(
+            "[supervisord]\nnodaemon=true\nlogfile={t}/sd.log\npidfile={t}/sd.pid\nchildlogdir={t}\n\
+[program:storm]\ncommand=sh -c 'echo x >> {s}; sleep {life}; exit 0'\ndirectory={c}\n\
+autostart=true\nautorestart=true\nstartsecs=0\nstartretries=1000000\nstopsignal=KILL\n",
+            t = tmp.display(),
+            s = starts.display(),
+            c = root.current().display(),
+        ),
+    )
+    .unwrap();
+    let sd = Child::spawn(Command::new(supervisord()).args(["-n", "-c"]).arg(&conf));
+    (sd, starts)
+}
+
+fn lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+/// "... 6 processes ended within ..." -> 6
+fn ended_count(log: &str) -> usize {
+    let line = log
+        .lines()
+        .find(|l| l.contains("appeared WARNING restart-loop"))
+        .unwrap();
+    let before = line.split(" processes ended").next().unwrap();
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A supervisord program whose worker exits 0 after `life`: the agent names the program and
+/// the count within 10 s of the storm's start, at its default settings (events, not scans:
+/// its interval is an hour), and clears the finding once the storm stops.
+fn a_storm_is_named_within_seconds(life: &str) {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let agent = watch(&root, &[]);
+    agent.wait_for_stderr("listening to process events");
+    let began = std::time::Instant::now();
+    let (sd, starts) = storm(&root, life);
+    let log = agent.wait_for_stderr("appeared WARNING restart-loop");
+    let took = began.elapsed();
+    let started = lines(&starts);
+    assert!(took.as_secs_f64() < 10.0, "took {took:?}: {log}");
+    // Those started, less the one alive now (give or take one in flight): within 10%.
+    let ended = ended_count(&log);
+    let expected = started.saturating_sub(1);
+    let slack = (expected / 10).max(1);
+    assert!(
+        ended.abs_diff(expected) <= slack,
+        "{ended} ended, {started} started: {log}"
+    );
+    assert!(log.contains("supervisord program storm"), "{log}");
+    assert!(log.contains("all with exit 0"), "{log}");
+    assert!(log.contains("exiting 0, they look like success"), "{log}");
+    drop(sd);
+    agent.wait_for_stderr("cleared restart-loop");
+    stop(agent);
+}
+
 #[test]
-fn a_worker_that_keeps_dying_is_a_restart_loop() {
+fn a_storm_of_workers_living_1s_is_named_within_seconds() {
+    a_storm_is_named_within_seconds("1");
+}
+
+#[test]
+fn a_storm_of_workers_living_50ms_is_named_within_seconds() {
+    a_storm_is_named_within_seconds("0.05");
+}
+
+/// The seed incident: a master on a deleted release forks workers that die at once. One
+/// critical finding names the master, its release, the count and the exit code, within 5 s.
+#[test]
+fn a_master_on_a_deleted_release_whose_workers_die_at_once_is_critical() {
     let root = DeployRoot::new();
     let r1 = root.release("1");
     root.switch("1");
-    // A supervisor-like loop that restarts a short-lived worker forever.
-    let _looping = Child::spawn(
-        Command::new("sh")
-            .args(["-c", "while :; do sleep 1; done"])
+    // Debian's interpreter itself, not a shim that forks on its own.
+    let master = Child::spawn(
+        Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import os, time\nwhile True:\n    c = os.fork()\n    if c == 0:\n        os._exit(255)\n    os.waitpid(c, 0)\n    time.sleep(0.1)\n",
+            ])
             .current_dir(&r1),
     );
-    // Scan often, so the loop shows in several scans.
-    let mut args: Vec<OsString> = vec!["watch".into(), root.path().into()];
-    for a in [
-        "--interval",
-        "250ms",
-        "--restart-limit",
-        "3",
-        "--restart-window",
-        "1m",
-    ] {
-        args.push(a.into());
-    }
-    let agent = Background::start(args);
-    let log = agent.wait_for_stderr("appeared WARNING restart-loop");
-    assert!(log.contains("ended soon after they started"), "{log}");
+    root.release("2");
+    root.switch("2");
+    root.delete("1");
+    let began = std::time::Instant::now();
+    let agent = watch(&root, &[]);
+    let log = agent.wait_for_stderr("appeared CRITICAL restart-loop");
+    assert!(
+        began.elapsed().as_secs_f64() < 5.0,
+        "{:?}: {log}",
+        began.elapsed()
+    );
+    assert!(
+        log.contains(&format!("master pid {} on deleted release 1", master.pid())),
+        "{log}"
+    );
+    assert!(log.contains("workers forked and died within 1s"), "{log}");
+    assert!(log.contains("all with exit 255"), "{log}");
+    drop(master);
+    agent.wait_for_stderr("cleared restart-loop");
     stop(agent);
 }
+
+#[test]
+fn without_process_events_scans_still_see_a_1s_storm() {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let agent = Background::start([
+        OsString::from("watch"),
+        root.path().into(),
+        "--no-proc-events".into(),
+        "--interval".into(),
+        "250ms".into(),
+    ]);
+    agent.wait_for_stderr("process events unavailable (--no-proc-events)");
+    let (_sd, _) = storm(&root, "1");
+    let log = agent.wait_for_stderr("appeared WARNING restart-loop");
+    assert!(log.contains("ended soon after they started"), "{log}");
+    assert!(log.contains("supervisord program storm"), "{log}");
+    stop(agent);
+}
+
 #[test]
 fn the_textfile_is_world_readable_and_always_whole() {
     let root = DeployRoot::new();

@@ -99,10 +99,16 @@ pub enum Detail {
         lost: Lost,
     },
     /// The role's (or, without one, the app's) processes that ended young.
+    /// `scans` is 0 when process events saw them end; then `exits` counts how they ended,
+    /// most common first.
     RestartLoop {
         ended: usize,
         window_secs: f64,
         scans: usize,
+        exits: Box<[(crate::events::Ended, usize)]>,
+        /// The dying-workers signature: they were all forked by this master (pid, state of
+        /// its release), which runs a deleted or old release, and died within a second.
+        master: Option<(i32, crate::attribution::ReleaseState)>,
     },
     /// `hidepid`: /proc lists no other user's process at all; else the finding's pids could
     /// not be inspected: they run as `uids` (ascending), and `failed` of them because a link

@@ -222,7 +222,8 @@ static KINDS: [About; 9] = [
     About {
         kind: Kind::RestartLoop,
         name: "restart-loop",
-        severities: &[Warning],
+        // critical: workers forked by a master on a deleted or old release die at once
+        severities: &[Warning, Critical],
         always_in_series: false,
         one: "restart loop",
         many: "restart loops",

@@ -290,17 +290,9 @@ impl Display for Message<'_> {
                 ended,
                 window_secs,
                 scans,
-            } => {
-                match &f.role {
-                    Some(r) => write!(w, "role {}", escape(r))?,
-                    None => write!(w, "app {}", escape(&root.name))?,
-                }
-                write!(
-                    w,
-                    ": {ended} processes ended soon after they started within {} min (seen in {scans} scans): a crash or restart loop",
-                    (window_secs / 60.0).round()
-                )
-            }
+                exits,
+                master,
+            } => restart_loop(w, f, root, (*ended, *window_secs, *scans), exits, *master),
             Detail::Unreadable {
                 hidepid,
                 uids,
@@ -563,6 +555,9 @@ impl Display for Fix<'_> {
                 }
             }
             Remedy::RunAsRoot => run_as_root(w, &self.f.detail),
+            Remedy::ReadLogs if matches!(&self.f.detail, Detail::RestartLoop { master: Some(_), .. }) => {
+                w.write_str("restart the master on the current release (see the deleted-release or old-release finding that names it for how)")
+            }
             Remedy::ReadLogs => match &self.f.owner {
                 Some(owner) => write!(w, "find out why they exit: read the logs of {owner} (journalctl, supervisorctl tail, the app's log)"),
                 None => w.write_str("find out why they exit: read the app's log"),
@@ -617,6 +612,82 @@ fn tree_fix(w: &mut Formatter, fix: &TreeFix, link: &str) -> fmt::Result {
             }
         }
     }
+}
+
+/// The restart-loop sentence: the dying-workers signature, a loop heard from process events,
+/// or one inferred from scans.
+fn restart_loop(
+    w: &mut Formatter,
+    f: &Finding,
+    root: &DeployRoot,
+    (ended, window_secs, scans): (usize, f64, usize),
+    exits: &[(crate::events::Ended, usize)],
+    master: Option<(i32, crate::attribution::ReleaseState)>,
+) -> fmt::Result {
+    if let Some((pid, state)) = master {
+        write!(w, "master pid {pid} on {} release", state.as_str())?;
+        if let Some(r) = &f.release {
+            write!(w, " {}", escape(r))?;
+        }
+        if let Some(owner) = f.owner.as_deref().filter(|o| !o.starts_with("master pid")) {
+            write!(w, " under {owner}")?;
+        }
+        write!(
+            w,
+            ": {ended} workers forked and died within {} in the last {} (",
+            human_duration(crate::findings::restart_loop::DYING),
+            human_duration(window_secs)
+        )?;
+        restart_exits(w, exits)?;
+        return w.write_str("): it cannot start them from there");
+    }
+    match &f.role {
+        Some(r) => write!(w, "role {}", escape(r))?,
+        None => write!(w, "app {}", escape(&root.name))?,
+    }
+    if scans > 0 {
+        return write!(
+            w,
+            ": {ended} processes ended soon after they started within {} min (seen in {scans} scans): a crash or restart loop",
+            (window_secs / 60.0).round()
+        );
+    }
+    if let Some(owner) = &f.owner {
+        write!(w, " under {owner}")?;
+    }
+    write!(
+        w,
+        ": {ended} processes ended within {} of starting in the last {} (",
+        human_duration(crate::findings::restart_loop::YOUNG),
+        human_duration(window_secs)
+    )?;
+    restart_exits(w, exits)?;
+    w.write_str("): a crash or restart loop")?;
+    if matches!(exits, [(crate::events::Ended::Code(0), _)]) {
+        w.write_str("; exiting 0, they look like success to their supervisor: look for a fatal error logged before the exit")?;
+    }
+    Ok(())
+}
+
+/// "all with exit 0", "exit 255 x12, signal 9 x1"
+fn restart_exits(w: &mut Formatter, exits: &[(crate::events::Ended, usize)]) -> fmt::Result {
+    use crate::events::Ended;
+    let one = |w: &mut Formatter, e: &Ended| match e {
+        Ended::Code(c) => write!(w, "exit {c}"),
+        Ended::Signal(s) => write!(w, "killed by signal {s}"),
+    };
+    if let [(e, _)] = exits {
+        w.write_str("all with ")?;
+        return one(w, e);
+    }
+    for (i, (e, n)) in exits.iter().enumerate() {
+        if i > 0 {
+            w.write_str(", ")?;
+        }
+        one(w, e)?;
+        write!(w, " x{n}")?;
+    }
+    Ok(())
 }
 
 /// What restarts one process; `link` is the app's link as a shell word.

@@ -2,7 +2,13 @@
 //! changed, and otherwise sleeps.
 //!
 //! - `wake`: what wakes it (signals, inotify on the deploy directories, a pidfd for each
-//!   process a finding names), all into one `poll`.
+//!   process a finding names, the kernel's process events), all into one `poll`.
+//! - `track`: which process events matter (forks of placed processes and of their parents,
+//!   execs into a release, exits of those), fed to the restart history: a restart storm shows
+//!   seconds after it starts, with its count and exit codes, and clears when it stops. Where
+//!   the events are unavailable (not root, no `CONFIG_PROC_EVENTS`, `RELWATCH_NO_PROC_EVENTS`
+//!   set) the agent says so once and infers restarts from its scans, as before; lost events
+//!   (`ENOBUFS`) mean a full rescan, said in the log.
 //! - `schedule`: when to scan (at once after a wake-up but at most once per gap, when a grace
 //!   period ends, every `--interval` for what nothing announces: zombies, duplicates, orphans,
 //!   restart loops).
@@ -16,6 +22,7 @@
 
 mod diff;
 mod schedule;
+mod track;
 mod wake;
 
 use crate::cli::WatchArgs;
@@ -48,12 +55,21 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
-    let wakers = Wakers::start()?;
+    let mut wakers = Wakers::start()?;
+    let listening = if args.no_proc_events {
+        Err("--no-proc-events".to_string())
+    } else {
+        wakers.listen()
+    };
+    let mut history = History::new(args.restart_limit, args.restart_window);
+    history.set_live(listening.is_ok());
     let mut agent = Agent {
         roots,
         settings,
         source: super::proc_reader(args.scan.jobs),
-        history: History::new(args.restart_limit, args.restart_window),
+        history,
+        releases: track::Releases::default(),
+        loops: Vec::new(),
         known: Known::default(),
         textfile: args.textfile.as_deref(),
         wakers,
@@ -61,6 +77,13 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         log,
     };
     agent.log.line(None, &watching(&agent.roots, args.interval));
+    match listening {
+        Ok(()) => agent.log.line(None, "listening to process events (fork, exec, exit)"),
+        Err(why) => agent.log.line(
+            Some(Severity::Warning),
+            &format!("process events unavailable ({why}): restarts are inferred from scans, which sees fewer and later"),
+        ),
+    }
     loop {
         let now = Instant::now();
         if agent.schedule.scan_now(now) {
@@ -75,8 +98,16 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             Wake::Rescan => agent.schedule.wake(),
             Wake::Nothing => {}
         }
+        if agent.take_events() {
+            // Let events gather: one wake-up per batch, not one per fork (a build or a storm
+            // sends hundreds a second). A restart loop is still seen within a second.
+            std::thread::sleep(EVENT_BATCH);
+        }
     }
 }
+
+/// How long the agent lets process events gather after reading some.
+const EVENT_BATCH: Duration = Duration::from_millis(50);
 
 /// Everything the agent keeps between scans.
 struct Agent<'a> {
@@ -84,6 +115,10 @@ struct Agent<'a> {
     settings: Settings,
     source: LinuxProc,
     history: History,
+    /// The release directories of the roots, for execs (see `track`).
+    releases: track::Releases,
+    /// The groups in a restart loop after the last scan or event.
+    loops: Vec<crate::findings::restart_loop::Group>,
     known: Known,
     textfile: Option<&'a Path>,
     wakers: Wakers,
@@ -108,10 +143,15 @@ impl Agent<'_> {
             &mut self.source,
             &self.settings,
             Options {
-                all_owners: false,
+                // The restart history names a loop by the owner of its workers.
+                all_owners: true,
                 history: Some(&mut self.history),
             },
         )?;
+        self.history
+            .learn(&result.snap, &result.attr, &result.owners);
+        self.releases = track::Releases::of(&self.roots);
+        self.loops_changed(now);
         self.known.update(&self.roots, &result.findings, &self.log);
         if let Some(dir) = self.textfile {
             self.write_textfile(dir, &result, began);
@@ -121,6 +161,43 @@ impl Agent<'_> {
             .after_grace(&self.roots, &self.settings, clock_now, now);
         self.wakers.watch_pids(&result);
         Ok(())
+    }
+
+    /// Hand the process events read since the last call to the restart history; scan when a
+    /// loop appears, or when events were lost. True when there were events.
+    fn take_events(&mut self) -> bool {
+        let (events, lost) = self.wakers.take_events();
+        if lost {
+            self.log.line(
+                Some(Severity::Warning),
+                "process events were lost (the kernel's queue overflowed): full rescan",
+            );
+            self.schedule.wake();
+            if !self.wakers.listening() {
+                self.history.set_live(false);
+            }
+        }
+        if !events.is_empty()
+            && track::apply(&mut self.history, &self.releases, &events, wall_now())
+            && self.loops_changed(Instant::now())
+        {
+            self.schedule.wake();
+        }
+        !events.is_empty()
+    }
+
+    /// Whether the groups in a loop changed since last asked; and a scan when the earliest
+    /// loop would clear.
+    fn loops_changed(&mut self, now: Instant) -> bool {
+        let wall = wall_now();
+        let (loops, clears) = self.history.looping(wall);
+        let loops: Vec<_> = loops.into_iter().cloned().collect();
+        self.schedule.loops_clear(
+            clears.map(|c| now + Duration::from_secs_f64((c - wall).max(0.0)) + schedule::MIN_GAP),
+        );
+        let changed = loops != self.loops;
+        self.loops = loops;
+        changed
     }
 
     /// Rewrite DIR/relwatch.prom; a failure is logged, and the agent goes on.
@@ -135,6 +212,13 @@ impl Agent<'_> {
             );
         }
     }
+}
+
+fn wall_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// "watching 2 deploy roots (/srv/shop, /srv/blog), full rescan every 5m"

@@ -21,6 +21,8 @@ pub(super) struct Schedule {
     last_scan: Option<Instant>,
     /// Something woke us: scan as soon as [`MIN_GAP`] allows.
     pending: bool,
+    /// When the restart loops clear (see [`Schedule::loops_clear`]).
+    loops_clear: Option<Instant>,
 }
 
 impl Schedule {
@@ -32,13 +34,17 @@ impl Schedule {
             due: Vec::new(),
             last_scan: None,
             pending: true,
+            loops_clear: None,
         }
     }
 
     /// Whether to scan at `now`. When it says yes, the scan counts as done: the next full
     /// rescan is an interval later.
     pub(super) fn scan_now(&mut self, now: Instant) -> bool {
-        if now >= self.next_full || self.due.iter().any(|d| *d <= now) {
+        if now >= self.next_full
+            || self.due.iter().any(|d| *d <= now)
+            || self.loops_clear.is_some_and(|d| d <= now)
+        {
             self.pending = true;
         }
         if !self.pending
@@ -50,9 +56,16 @@ impl Schedule {
         }
         self.pending = false;
         self.due.retain(|d| *d > now);
+        self.loops_clear = self.loops_clear.filter(|d| *d > now);
         self.last_scan = Some(now);
         self.next_full = now + self.interval;
         true
+    }
+
+    /// Scan at `at`, when the restart loops would clear if no process ends young before then
+    /// (replaces the last such moment), or never.
+    pub(super) fn loops_clear(&mut self, at: Option<Instant>) {
+        self.loops_clear = at;
     }
 
     /// Something changed: scan as soon as the gap allows.
@@ -97,6 +110,7 @@ impl Schedule {
             .due
             .iter()
             .copied()
+            .chain(self.loops_clear)
             .chain(std::iter::once(self.next_full))
             .min()
             .unwrap_or(self.next_full);

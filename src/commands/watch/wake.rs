@@ -9,6 +9,8 @@
 //!   dropped where they arrive: notify always asks inotify for `IN_OPEN`, and our own scan opens
 //!   these directories, which would wake us forever.
 //! - a pidfd for each live process a finding names: its exit clears the finding.
+//! - the kernel's process events socket ([`crate::events::Connector`]), when it opened: its
+//!   events are read as they come and handed to the agent ([`Wakers::take_events`]).
 //!
 //! The signal thread and notify's thread send their news on a channel and write a byte to a
 //! pipe whose read end is in the poll set. Nothing here scans; it only says what happened.
@@ -53,6 +55,11 @@ pub(super) struct Wakers {
     /// Each watched directory with its (device, inode) when it was watched.
     watched: HashMap<PathBuf, (u64, u64)>,
     pidfds: Vec<(i32, OwnedFd)>,
+    /// The process events feed, when the kernel gave us one.
+    connector: Option<crate::events::Connector>,
+    /// Events read since the agent last took them, and whether some were lost.
+    events: Vec<crate::events::Event>,
+    lost: bool,
 }
 
 impl Wakers {
@@ -101,7 +108,26 @@ impl Wakers {
             watcher,
             watched: HashMap::new(),
             pidfds: Vec::new(),
+            connector: None,
+            events: Vec::new(),
+            lost: false,
         })
+    }
+
+    /// Listen to the kernel's process events. The error says why they are unavailable.
+    pub(super) fn listen(&mut self) -> Result<(), String> {
+        self.connector = Some(crate::events::Connector::open()?);
+        Ok(())
+    }
+
+    pub(super) fn listening(&self) -> bool {
+        self.connector.is_some()
+    }
+
+    /// The process events read since the last call, and whether the kernel dropped some.
+    pub(super) fn take_events(&mut self) -> (Vec<crate::events::Event>, bool) {
+        let lost = std::mem::take(&mut self.lost);
+        (std::mem::take(&mut self.events), lost)
     }
 
     /// (Re)watch each root's directories: new ones, and ones replaced since (new inode).
@@ -154,6 +180,7 @@ impl Wakers {
     /// every watch, so the next scan watches everything again.
     pub(super) fn sleep(&mut self, wait: Duration, log: &Log) -> anyhow::Result<Wake> {
         let mut rescan = self.poll(wait)?;
+        self.read_events(log);
         let mut buf = [0u8; 64];
         while matches!(nix::unistd::read(&self.wake_r, &mut buf), Ok(n) if n > 0) {}
         while let Ok(msg) = self.rx.try_recv() {
@@ -177,11 +204,37 @@ impl Wakers {
         Ok(if rescan { Wake::Rescan } else { Wake::Nothing })
     }
 
-    /// One `poll` over the pipe and the pidfds; true when a watched process exited.
+    /// Drain the events socket (it never blocks). A read error other than lost events ends
+    /// the feed: the agent goes back to its scans.
+    fn read_events(&mut self, log: &Log) {
+        let Some(c) = &mut self.connector else { return };
+        match c.recv(&mut self.events) {
+            Ok(crate::events::Recv::Events) => {}
+            Ok(crate::events::Recv::Lost) => self.lost = true,
+            Err(e) => {
+                log.line(
+                    Some(Severity::Warning),
+                    &format!("process events: {e}; falling back to full rescans"),
+                );
+                self.connector = None;
+                self.lost = true;
+            }
+        }
+    }
+
+    /// One `poll` over the pipe, the events socket and the pidfds; true when a watched
+    /// process exited.
     fn poll(&self, wait: Duration) -> anyhow::Result<bool> {
         let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        let mut fds: Vec<PollFd> = Vec::with_capacity(self.pidfds.len() + 1);
+        let mut fds: Vec<PollFd> = Vec::with_capacity(self.pidfds.len() + 2);
         fds.push(PollFd::new(self.wake_r.as_fd(), PollFlags::POLLIN));
+        let skip = match &self.connector {
+            Some(c) => {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+                2
+            }
+            None => 1,
+        };
         for (_, fd) in &self.pidfds {
             fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
         }
@@ -194,7 +247,7 @@ impl Wakers {
         }
         Ok(fds
             .iter()
-            .skip(1)
+            .skip(skip)
             .any(|f| f.revents().is_some_and(|r| !r.is_empty())))
     }
 }

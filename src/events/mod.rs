@@ -1,0 +1,105 @@
+//! The kernel's process events connector (`NETLINK_CONNECTOR`, `CN_IDX_PROC`): a datagram
+//! socket on which the kernel announces every fork, exec and exit on the host, exits with
+//! their wait status. The agent listens to it so it hears a worker die the moment it does
+//! instead of inferring it from two scans. See `linux/cn_proc.h` and connector(4).
+//!
+//! It needs root (CAP_NET_ADMIN) and a kernel built with `CONFIG_PROC_EVENTS`; where either is
+//! missing [`Connector::open`] says why and the agent falls back to its scans. Setting
+//! `RELWATCH_NO_PROC_EVENTS=1` in the agent's environment also makes it fall back (for tests
+//! and for hosts where the feed misbehaves). The socket is non-blocking: [`Connector::recv`]
+//! drains what is queued and never waits. `ENOBUFS` on a read means the kernel dropped events
+//! because we read too slowly; the caller rescans. Nothing here decides anything.
+
+pub mod parse;
+
+pub use parse::{Ended, Event};
+use rustix::net::{netlink, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// The variable that turns the connector off (the agent then scans as it did before).
+pub const DISABLE_VAR: &str = "RELWATCH_NO_PROC_EVENTS";
+
+/// Room for the kernel's queue: a storm of a few thousand events between two reads.
+const RCVBUF: usize = 4 << 20;
+
+/// What a read found.
+pub enum Recv {
+    /// Events were queued (possibly none).
+    Events,
+    /// The kernel dropped events (`ENOBUFS`): what we know is incomplete.
+    Lost,
+}
+
+pub struct Connector {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Connector {
+    /// Open, bind to the process connector's group and subscribe. The error says why the
+    /// feed is unavailable, in words for the log.
+    pub fn open() -> Result<Connector, String> {
+        if std::env::var_os(DISABLE_VAR).is_some_and(|v| !v.is_empty() && v != "0") {
+            return Err(format!("{DISABLE_VAR} is set"));
+        }
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            Some(netlink::CONNECTOR),
+        )
+        .map_err(|e| format!("cannot open a NETLINK_CONNECTOR socket: {e}"))?;
+        // The group of CN_IDX_PROC is 1.
+        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1)).map_err(|e| {
+            format!("cannot join the process events group: {e} (needs root or CAP_NET_ADMIN)")
+        })?;
+        // Best effort: a bigger queue drops fewer events in a storm. FORCE needs CAP_NET_ADMIN.
+        if rustix::net::sockopt::set_socket_recv_buffer_size_force(&fd, RCVBUF).is_err() {
+            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, RCVBUF);
+        }
+        rustix::net::send(&fd, &parse::subscribe_message(true), SendFlags::empty()).map_err(
+            |e| format!("cannot subscribe to process events: {e} (needs root and a kernel with CONFIG_PROC_EVENTS)"),
+        )?;
+        Ok(Connector {
+            fd,
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    /// Read every queued datagram into `out`, without waiting.
+    pub fn recv(&mut self, out: &mut Vec<Event>) -> std::io::Result<Recv> {
+        let mut lost = false;
+        loop {
+            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
+                Ok((n, _)) => parse::parse(&self.buf[..n.min(self.buf.len())], out),
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::NOBUFS) => lost = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if out.iter().any(|e| matches!(e, Event::Overrun)) {
+            lost = true;
+        }
+        Ok(if lost { Recv::Lost } else { Recv::Events })
+    }
+
+    /// The raw datagrams queued now (for capturing samples).
+    #[cfg(test)]
+    fn raw(&mut self) -> Vec<Vec<u8>> {
+        let mut all = Vec::new();
+        while let Ok((n, _)) = rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
+            all.push(self.buf[..n].to_vec());
+        }
+        all
+    }
+}
+
+impl AsFd for Connector {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests;
