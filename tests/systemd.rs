@@ -352,3 +352,55 @@ fn seed_incident_under_a_user_unit_names_it_and_its_remedy_restarts_it() {
     let (run, report) = check(&container);
     assert_eq!((run.code, report.status), (0, Status::Ok), "{run}");
 }
+
+/// The agent as the package ships it (systemd/relwatch-agent.service, hardening and all), run
+/// by a real systemd: it hears the kernel's process events (which need CAP_NET_ADMIN, AF_NETLINK
+/// and the host's network namespace) and writes the textfile naming the seed incident.
+#[test]
+fn the_shipped_agent_unit_hears_process_events_and_writes_the_textfile() {
+    let Some((root, mut container)) = shop("") else {
+        return;
+    };
+    six_deploys(SYSTEM, &root, &mut container);
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/relwatch-agent.service"
+    ))
+    .unwrap()
+    .replace("/usr/bin/relwatch", util::systemd::RELWATCH);
+    container.ok(["mkdir", "-p", "/var/lib/prometheus/node-exporter"]);
+    container.start_unit("relwatch-agent.service", &unit);
+    let journal = |c: &mut Container| {
+        c.run([
+            "journalctl",
+            "-u",
+            "relwatch-agent.service",
+            "--no-pager",
+            "-o",
+            "cat",
+        ])
+        .stdout
+    };
+    let heard = container.poll("the agent to say whether it hears process events", |c| {
+        let log = journal(c);
+        (log.contains("listening to process events") || log.contains("process events unavailable"))
+            .then_some(log)
+    });
+    assert!(
+        heard.contains("listening to process events"),
+        "the shipped agent unit does not hear process events:\n{heard}"
+    );
+    let textfile = "/var/lib/prometheus/node-exporter/relwatch.prom";
+    let prom = container.poll("the agent's textfile to name the deleted release", |c| {
+        std::fs::read_to_string(c.host_path(textfile))
+            .ok()
+            .filter(|t| {
+                t.lines().any(|l| {
+                    l.starts_with("relwatch_findings{")
+                        && l.contains("kind=\"deleted-release\"")
+                        && l.ends_with(" 1")
+                })
+            })
+    });
+    assert!(prom.contains("relwatch_exit_code 2"), "{prom}");
+}
