@@ -83,16 +83,6 @@ impl Connector {
         }
         Ok(if lost { Recv::Lost } else { Recv::Events })
     }
-
-    /// The raw datagrams queued now (for capturing samples).
-    #[cfg(test)]
-    fn raw(&mut self) -> Vec<Vec<u8>> {
-        let mut all = Vec::new();
-        while let Ok((n, _)) = rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::empty()) {
-            all.push(self.buf[..n].to_vec());
-        }
-        all
-    }
 }
 
 impl AsFd for Connector {

@@ -1,25 +1,50 @@
 use super::*;
 
-/// Print the datagrams of one `sh -c 'exit 3'` (run by hand as root:
-/// `cargo test --lib events::tests::capture -- --ignored --nocapture`).
+/// The live feed: a child started and ended here is heard as its fork and its exit with its
+/// status, polled with a deadline. Needs root (CAP_NET_ADMIN); elsewhere it says why and
+/// returns, and under CI it fails. The samples below were captured from this feed.
 #[test]
-#[ignore]
-fn capture() {
-    let mut c = Connector::open().unwrap();
+fn the_kernel_tells_a_fork_and_an_exit_with_its_status() {
+    let mut c = match Connector::open() {
+        Ok(c) => c,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none_or(|v| v.is_empty() || v == "false"),
+                "process events unavailable under CI: {why}"
+            );
+            eprintln!("skipped: process events unavailable: {why}");
+            return;
+        }
+    };
     let mut child = std::process::Command::new("sh")
         .args(["-c", "exit 3"])
         .spawn()
-        .unwrap();
-    let pid = child.id();
-    child.wait().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    println!("child {pid}");
-    for d in c.raw() {
-        println!("{d:?}");
+        .expect("sh runs");
+    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+    child.wait().expect("sh is reaped");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (mut forked, mut ended) = (false, None);
+    let mut events = Vec::new();
+    while ended.is_none() || !forked {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fork and exit of pid {pid} heard within 10s: {events:?}"
+        );
+        events.clear();
+        let _ = c.recv(&mut events).expect("recv");
+        for e in &events {
+            match *e {
+                Event::Fork { child_tgid, .. } if child_tgid == pid => forked = true,
+                Event::Exit { tgid, status, .. } if tgid == pid => ended = Some(Ended::of(status)),
+                _ => {}
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    assert_eq!(ended, Some(Ended::Code(3)));
 }
 
-// Captured here (x86_64, Linux 6.x) with `capture` above: the kernel's answer to the
+// Captured here (x86_64, Linux 6.x) from the live feed: the kernel's answer to the
 // subscription, then the fork, exec and exit of `sh -c 'exit 3'` (pid 8872) started by a
 // thread (pid 8871) of the test process (tgid 8870).
 const ACK: [u8; 76] = [
