@@ -111,20 +111,21 @@ fn ended_count(log: &str) -> usize {
 }
 
 /// A supervisord program whose worker exits 0 after `life`: the agent names the program and
-/// the count within 10 s of the storm's start, at its default settings (events, not scans:
-/// its interval is an hour), and clears the finding once the storm stops.
+/// the count within a few restarts of the storm's start, at its default settings (events, not
+/// scans: its interval is an hour), and clears the finding once the storm stops. How soon, in
+/// seconds, is the benchmark's to measure (docs/BENCHMARKS.md), not a timed test's: here it is
+/// counted in restarts, which a loaded machine slows down for the storm and the agent alike.
 fn a_storm_is_named_within_seconds(life: &str) {
     let root = DeployRoot::new();
     root.release("1");
     root.switch("1");
     let agent = watch(&root, &[]);
     agent.wait_for_stderr("listening to process events");
-    let began = std::time::Instant::now();
     let (sd, starts) = storm(&root, life);
     let log = agent.wait_for_stderr("appeared WARNING restart-loop");
-    let took = began.elapsed();
     let started = lines(&starts);
-    assert!(took.as_secs_f64() < 10.0, "took {took:?}: {log}");
+    // The limit is 3 restarts: named at the 4th or soon after, never dozens later.
+    assert!(started <= 10, "named only after {started} starts: {log}");
     // Those started, less the one alive now (give or take one in flight): within 10%.
     let ended = ended_count(&log);
     let expected = started.saturating_sub(1);
@@ -152,7 +153,8 @@ fn a_storm_of_workers_living_50ms_is_named_within_seconds() {
 }
 
 /// The seed incident: a master on a deleted release forks workers that die at once. One
-/// critical finding names the master, its release, the count and the exit code, within 5 s.
+/// critical finding names the master, its release, the count and the exit code, within a few
+/// dozen of the deaths (about 10 a second here), whatever the load.
 #[test]
 fn a_master_on_a_deleted_release_whose_workers_die_at_once_is_critical() {
     let root = DeployRoot::new();
@@ -170,14 +172,15 @@ fn a_master_on_a_deleted_release_whose_workers_die_at_once_is_critical() {
     root.release("2");
     root.switch("2");
     root.delete("1");
-    let began = std::time::Instant::now();
     let agent = watch(&root, &[]);
     let log = agent.wait_for_stderr("appeared CRITICAL restart-loop");
-    assert!(
-        began.elapsed().as_secs_f64() < 5.0,
-        "{:?}: {log}",
-        began.elapsed()
-    );
+    let died: usize = log
+        .split(" workers forked and died")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of dead workers: {log}"));
+    assert!(died <= 50, "named only after {died} workers died: {log}");
     assert!(
         log.contains(&format!("master pid {} on deleted release 1", master.pid())),
         "{log}"
