@@ -121,6 +121,10 @@ pub fn second_look(
 
 /// The roots read again, when a `current` link moved (or was replaced) since they were read.
 fn layout_moved(roots: &[DeployRoot]) -> Option<Vec<DeployRoot>> {
+    // The common case costs an lstat per root, not a reading of every root again.
+    if !roots.iter().any(DeployRoot::may_have_moved) {
+        return None;
+    }
     let reloaded: Vec<DeployRoot> = roots
         .iter()
         .map(|r| r.reload().unwrap_or_else(|_| r.clone()))

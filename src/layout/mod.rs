@@ -175,10 +175,7 @@ impl DeployRoot {
         // A root is what it claims only inside itself (see [`contain`]).
         let (releases_dir, current) =
             contain::confine(root_dir.as_deref(), &link, releases_dir, current);
-        let switch_time = link_meta
-            .as_ref()
-            .filter(|m| m.file_type().is_symlink())
-            .map(|m| m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9);
+        let switch_time = switch_time_of(link_meta.as_ref());
 
         let (releases, truncated) = match &releases_dir {
             Some(dir) => list_releases(dir),
@@ -211,12 +208,36 @@ impl DeployRoot {
         })
     }
 
+    /// Whether reading this root again could give another `current` or switch time: the link
+    /// was replaced since (a deploy switches by rename, so its ctime moves), or the release it
+    /// named is gone, or it did not name a release (a dangling target may have appeared). Two
+    /// `lstat`s for a healthy root, where a whole [`DeployRoot::reload`] lists the releases and
+    /// reads the switch history.
+    pub fn may_have_moved(&self) -> bool {
+        let link = std::fs::symlink_metadata(&self.link).ok();
+        if switch_time_of(link.as_ref()) != self.switch_time {
+            return true;
+        }
+        match (&self.current, &self.releases_dir) {
+            (Current::Ok { release }, Some(dir)) => {
+                !std::fs::metadata(dir.join(release)).is_ok_and(|m| m.is_dir())
+            }
+            _ => true,
+        }
+    }
+
     /// Read the same root again (after `current` moved), keeping its configured name.
     pub fn reload(&self) -> Result<DeployRoot, LayoutError> {
         let mut again = Self::load_with(&self.root, self.releases_rel.as_deref())?;
         again.name.clone_from(&self.name);
         Ok(again)
     }
+}
+
+/// When the `current` link was last replaced (its ctime), or `None` when it is not a symlink.
+fn switch_time_of(link: Option<&std::fs::Metadata>) -> Option<f64> {
+    link.filter(|m| m.file_type().is_symlink())
+        .map(|m| m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9)
 }
 
 /// Where the root and its `current` link are, for a path given by a user, config or discovery:
