@@ -206,6 +206,12 @@ pub struct ScanArgs {
     /// [default: the CPUs relwatch may use, at most 4; one thread below 512 processes]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
+
+    /// Give up on a scan that takes longer than this: the run ends with UNKNOWN (exit 3) and
+    /// says why, in the asked format. A stalled NFS or FUSE mount under a deploy root must not
+    /// hang a monitor (e.g. 30s, 2m; at most 365d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub deadline: Duration,
 }
 
 /// The `--discover` help of `wait` and `watch`.
@@ -428,6 +434,17 @@ pub struct ErrorOutput {
 
 impl Cli {
     /// Where an error of this (parsed) command line goes.
+    /// The scan deadline of a command that scans (see [`crate::watchdog`]).
+    pub fn scan_deadline(&self) -> Option<Duration> {
+        match &self.command {
+            Command::Check(a) | Command::Ps(a) => Some(a.scan.deadline),
+            Command::Wait(a) => Some(a.scan.deadline),
+            Command::Watch(a) => Some(a.scan.deadline),
+            Command::InUse(_) => Some(crate::watchdog::DEFAULT),
+            _ => None,
+        }
+    }
+
     pub fn error_output(&self) -> ErrorOutput {
         match &self.command {
             Command::Check(a) | Command::Ps(a) => ErrorOutput {

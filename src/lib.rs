@@ -45,6 +45,8 @@ pub mod commands;
 #[cfg(test)]
 mod testkit;
 
+pub mod watchdog;
+
 use exit::ExitCode;
 
 /// Run the parsed command line and return its exit code. A failed run exits 3 (UNKNOWN) and
@@ -52,6 +54,16 @@ use exit::ExitCode;
 /// would have gone ([`commands::write_error`]): NRPE and most check runners drop stderr.
 pub fn run(cli: cli::Cli) -> ExitCode {
     let to = cli.error_output();
+    if let Some(limit) = cli.scan_deadline() {
+        watchdog::install(limit, to.clone());
+    }
+    // A one-shot command is one scan, its roots' reading included; `wait` and `watch` arm each
+    // scan (crate::scan::scan).
+    let one_shot = matches!(
+        cli.command,
+        cli::Command::Check(_) | cli::Command::Ps(_) | cli::Command::InUse(_)
+    );
+    let _whole_run = one_shot.then(watchdog::arm);
     match run_command(cli) {
         Ok(code) => code,
         Err(e) => {

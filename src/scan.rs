@@ -55,6 +55,7 @@ pub fn scan(
     settings: &Settings,
     options: Options,
 ) -> anyhow::Result<Scan> {
+    let _deadline = crate::watchdog::arm();
     let mut retried = false;
     loop {
         let snap = read(source)?;

@@ -46,6 +46,25 @@ pub fn error_document(format: Format, message: &str) -> Option<String> {
     }
 }
 
+/// [`write_error`] from a thread that must not wait for stdout's lock (the watchdog: the scan
+/// it gives up on holds that lock for the whole run). It writes to a duplicate of fd 1.
+pub fn write_error_unlocked(to: &ErrorOutput, message: &str) {
+    use std::os::fd::AsFd;
+    if to.file.is_some() {
+        return write_error(to, message);
+    }
+    let Some(doc) = error_document(to.format, message) else {
+        return;
+    };
+    let written = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::io::Write::write_all(&mut std::fs::File::from(fd), doc.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("relwatch: error: cannot write the error document to stdout: {e}");
+    }
+}
+
 /// Write the document of a failed run where the report would have gone: the `--output` file
 /// (atomically, like a report) or stdout. A file that cannot be written is said on stderr: the
 /// document never lands elsewhere, where nobody reads it.

@@ -22,6 +22,17 @@ use std::ffi::OsStr;
 use std::fmt::{self, Display, Formatter, Write};
 use std::os::unix::ffi::OsStrExt;
 
+/// The watchdog's message: a scan outlived `--deadline` (see `crate::watchdog`).
+pub fn deadline_missed(limit: std::time::Duration) -> String {
+    format!(
+        "the scan did not finish within {}: a deploy root or a process's files may lie on a \
+         file system that stopped answering (a stalled NFS or FUSE mount: `grep -E ' (nfs|fuse)' \
+         /proc/self/mountinfo` lists them); fix or unmount it, or give a longer --deadline on a \
+         host that is only slow",
+        human_duration(limit.as_secs_f64())
+    )
+}
+
 /// "3h 2m", "45s", "2d 4h": the two largest units, for people.
 pub fn human_duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;

@@ -2,7 +2,7 @@
 //! directory so that a pid reused mid-read cannot mix two processes' files.
 //!
 //! For every pid it reads exactly `stat`, `cmdline`, and the `cwd` and `exe` links (text via
-//! `readlinkat`; identity and link count via `fstatat` through the link: always for `cwd`, for
+//! `readlinkat`; identity and link count via `statx` through the link (see `identity_of`): always for `cwd`, for
 //! `exe` only when the text ends in ` (deleted)`, see [`Identity`]). Nothing else is read for
 //! every process: reads that few processes need are done later, on demand, by pid, and say
 //! why they failed ([`ReadError`]). It parses nothing itself (see [`super::parse`]) and never
@@ -301,9 +301,9 @@ impl<'a> ProcRoot<'a> {
         let ours = nix::sys::stat::stat(&self.root.join("self/root"))
             .ok()
             .map(|s| (s.st_dev, s.st_ino));
-        let theirs = fstatat(dir, "root", AtFlags::empty())
+        let theirs = identity_of(dir, c"root")
             .ok()
-            .map(|s| (s.st_dev, s.st_ino));
+            .map(|(dev, ino, _)| (u64::from(dev), ino));
         Ok(match (ours, theirs) {
             (Some(ours), Some(theirs)) if ours == theirs => SeenAgain::Elsewhere,
             // Another namespace whose root cannot be compared with ours: not ours.
@@ -566,7 +566,7 @@ fn read_link(
     };
     let (dev, ino, nlink) =
         if identity == Identity::Always || text.as_bytes().ends_with(Link::DELETED) {
-            identity_of(fstatat(dir, name, AtFlags::empty()).map_err(link_error)?)
+            identity_of(dir, name)?
         } else {
             (0, 0, 1)
         };
@@ -578,14 +578,26 @@ fn read_link(
     })
 }
 
-/// `(dev, ino, nlink)` as [`Link`] keeps them. Both numbers fit in 32 bits (see `Link::dev`);
-/// were one ever wider, the identity is not taken and the link counts as not deleted, as when
-/// it was not statted.
-fn identity_of(st: nix::sys::stat::FileStat) -> (u32, u64, u32) {
-    match (u32::try_from(st.st_dev), u32::try_from(st.st_nlink)) {
-        (Ok(dev), Ok(nlink)) => (dev, st.st_ino, nlink),
-        _ => (0, 0, 1),
-    }
+/// `(dev, ino, nlink)` of what the magic link `dir/name` leads to, as [`Link`] keeps them.
+///
+/// Asked with `statx` and an empty mask plus `AT_STATX_DONT_SYNC`: the numbers the kernel holds
+/// for the inode, never a fresh round trip to the file system. A plain `stat` through a cwd on
+/// FUSE asks the FUSE daemon (`GETATTR`); a user whose daemon stops answering would hang the
+/// scan, and a FUSE mount without `allow_other` answers root with `EACCES`. With an empty mask
+/// FUSE fills the reply from its cache and asks nobody, and NFS does not revalidate; local file
+/// systems answer exactly as `stat` does (tests/hostile_users.rs, the FUSE test).
+///
+/// Both numbers fit in 32 bits (see `Link::dev`); were one ever wider, the identity is not
+/// taken and the link counts as not deleted, as when it was not statted.
+fn identity_of(dir: impl AsFd, name: &std::ffi::CStr) -> Result<(u32, u64, u32), LinkError> {
+    use rustix::fs::{statx, AtFlags as At, StatxFlags};
+    let st = statx(dir, name, At::STATX_DONT_SYNC, StatxFlags::empty())
+        .map_err(|e| link_error(Errno::from_raw(e.raw_os_error())))?;
+    let dev = rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor);
+    Ok(match u32::try_from(dev) {
+        Ok(dev) => (dev, st.stx_ino, st.stx_nlink),
+        Err(_) => (0, 0, 1),
+    })
 }
 
 /// The shared copy of a link text (see [`Link::target`]).
@@ -619,7 +631,7 @@ fn long_link(
     targets: &mut HashSet<Arc<OsStr>>,
 ) -> Result<Link, LinkError> {
     use std::os::unix::ffi::OsStrExt;
-    let (dev, ino, nlink) = identity_of(fstatat(dir, name, AtFlags::empty()).map_err(link_error)?);
+    let (dev, ino, nlink) = identity_of(dir, name)?;
     let mut text = printable_ancestor(proc, dir, name).ok_or(LinkError::Failed)?;
     text.extend_from_slice(Link::BELOW.as_bytes());
     Ok(Link {
