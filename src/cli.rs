@@ -386,8 +386,9 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// Write the report to FILE instead of stdout, atomically (a temp file in the same
-    /// directory, renamed over it) and mode 0644, e.g. node_exporter's textfile directory
+    /// Write the report to FILE instead of stdout, atomically (an unnamed temp file in the same
+    /// directory, renamed over it: a run killed meanwhile leaves nothing) and mode 0644, e.g.
+    /// node_exporter's textfile directory
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
