@@ -14,6 +14,15 @@
 //! [`scan`] runs the stages in that order, for every command. The modules below are listed in
 //! the order data flows through them.
 
+/// `eprintln!` that never panics: stderr into a pipe whose reader has gone (EPIPE) must not
+/// turn a verdict into a panic's exit 101. What cannot be said is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 // one pass over /proc into plain data (reads the host)
 pub mod snapshot;
 // the kernel's process events (fork, exec, exit) the agent listens to (reads the host)
@@ -68,7 +77,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let message = format!("{e:#}");
-            eprintln!("relwatch: error: {message}");
+            say!("relwatch: error: {message}");
             commands::write_error(&to, &escape::visible(&message));
             ExitCode::Unknown
         }

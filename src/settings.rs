@@ -97,7 +97,7 @@ fn discover_roots(places: &[PathBuf]) -> Vec<DeployRoot> {
         .filter_map(|path| match DeployRoot::load(&path) {
             Ok(r) => Some(r),
             Err(e) => {
-                eprintln!("relwatch: skipping discovered {}: {e}", escape(&path));
+                say!("relwatch: skipping discovered {}: {e}", escape(&path));
                 None
             }
         })

@@ -37,7 +37,7 @@ pub fn install(limit: Duration, to: ErrorOutput) {
         .name("relwatch-watchdog".into())
         .spawn(move || watch(&watched, limit, &to));
     if let Err(e) = spawned {
-        eprintln!("relwatch: warning: no scan deadline (cannot start its thread: {e})");
+        say!("relwatch: warning: no scan deadline (cannot start its thread: {e})");
     }
 }
 
@@ -64,7 +64,7 @@ fn watch(deadline: &(Mutex<Option<Instant>>, Condvar), limit: Duration, to: &Err
 /// The scan is late: say so where the report would have gone, and end the run.
 fn fire(limit: Duration, to: &ErrorOutput) -> ! {
     let message = crate::report::words::deadline_missed(limit);
-    eprintln!("relwatch: error: {message}");
+    say!("relwatch: error: {message}");
     crate::commands::write_error_unlocked(to, &message);
     std::process::exit(i32::from(crate::exit::ExitCode::Unknown as u8));
 }

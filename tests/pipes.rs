@@ -148,3 +148,40 @@ fn errors_exit_3_into_a_closed_pipe() {
         );
     }
 }
+
+/// stderr into a pipe whose reader has gone (`relwatch ... 2>&1 >/dev/null | head -0` in a
+/// hook): every message relwatch says fails with EPIPE. That must not turn the verdict into a
+/// panic's 101; stdout (the report) is untouched.
+#[test]
+fn a_closed_stderr_keeps_the_verdict() {
+    const SCRIPT: &str = r#"set -o pipefail
+{ trap '' PIPE; while printf x 2>/dev/null; do :; done; exec "$0" "$@" 2>&1 >/dev/null; } | head -n 0"#;
+    let (root, _master) = incident();
+    for (args, code) in [
+        // an error: said on stderr, exit 3
+        (
+            vec![OsString::from("check"), "/nonexistent/relwatch-root".into()],
+            3,
+        ),
+        // discovery says what it found on stderr; the incident is CRITICAL
+        (
+            vec![
+                OsString::from("check"),
+                "--discover".into(),
+                root.tmp().into(),
+                "--grace".into(),
+                "0s".into(),
+            ],
+            2,
+        ),
+    ] {
+        let mut argv: Vec<OsString> = vec![
+            "-c".into(),
+            SCRIPT.into(),
+            env!("CARGO_BIN_EXE_relwatch").into(),
+        ];
+        argv.extend(args.iter().cloned());
+        let run = run_program("bash", argv);
+        assert_eq!(run.code, code, "{args:?}: {run}");
+    }
+}

@@ -54,9 +54,9 @@ fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Result
             return Ok(ExitCode::Ok);
         }
         // Machine formats still get a whole, valid document (with no apps).
-        eprintln!("relwatch: {msg}");
+        say!("relwatch: {msg}");
     } else if let Some(places) = &searched {
-        eprintln!("relwatch: {}", discovered(&roots, places));
+        say!("relwatch: {}", discovered(&roots, places));
     }
     let mut source = super::proc_reader(args.scan.jobs);
     let began = std::time::Instant::now();

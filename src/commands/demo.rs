@@ -119,7 +119,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 if let Ok(mut c) = cleanup.lock() {
                     c.run();
                 }
-                eprintln!("relwatch demo: interrupted by {sig}; ended its processes and removed its directory");
+                say!("relwatch demo: interrupted by {sig}; ended its processes and removed its directory");
                 std::process::exit(128 + sig as i32);
             }
         });

@@ -61,7 +61,7 @@ pub fn write_error_unlocked(to: &ErrorOutput, message: &str) {
         .try_clone_to_owned()
         .and_then(|fd| std::io::Write::write_all(&mut std::fs::File::from(fd), doc.as_bytes()));
     if let Err(e) = written {
-        eprintln!("relwatch: error: cannot write the error document to stdout: {e}");
+        say!("relwatch: error: cannot write the error document to stdout: {e}");
     }
 }
 
@@ -75,7 +75,7 @@ pub fn write_error(to: &ErrorOutput, message: &str) {
     match &to.file {
         Some(path) => {
             if let Err(e) = output::write_atomic(path, doc.as_bytes()) {
-                eprintln!(
+                say!(
                     "relwatch: error: cannot write the error document to {}: {e}",
                     crate::escape::escape(path)
                 );
@@ -86,7 +86,7 @@ pub fn write_error(to: &ErrorOutput, message: &str) {
             if let Err(e) = std::io::Write::write_all(&mut out, doc.as_bytes())
                 .and_then(|()| std::io::Write::flush(&mut out))
             {
-                eprintln!("relwatch: error: cannot write the error document to stdout: {e}");
+                say!("relwatch: error: cannot write the error document to stdout: {e}");
             }
         }
     }
