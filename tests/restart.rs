@@ -273,3 +273,123 @@ fn a_systemd_unit_on_a_deleted_release_is_restarted() {
     let check = container.relwatch(["check", "/srv/app", "--grace", "0s"]);
     assert_eq!(check.code, 0, "the next check is OK\n{check}");
 }
+
+/// A runit service (`runsv DIR`, its `run` script starting a worker from current): `restart
+/// --yes` confirms it with `sv status DIR` and restarts it with `sv restart DIR`.
+#[test]
+fn a_runit_service_is_restarted_through_sv() {
+    if !std::path::Path::new("/usr/bin/runsv").exists() {
+        skip("runit is not installed: apt-get install runit (scripts/test-deps)");
+        return;
+    }
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let svc = root.tmp().join("worker");
+    std::fs::create_dir(&svc).unwrap();
+    let run_script = svc.join("run");
+    std::fs::write(
+        &run_script,
+        format!(
+            "#!/bin/sh\ncd '{}' && exec sleep 1000\n",
+            root.current().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&run_script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let runsv = Child::spawn(Command::new("/usr/bin/runsv").arg(&svc).current_dir("/"));
+    let first = runsv.wait_for_children(1, "sleep")[0];
+    let ticks = start_ticks(first);
+    root.release("2");
+    root.switch("2");
+    let run = relwatch_restart(&root, &["--yes", "--timeout", "30s"]);
+    assert_eq!(run.code, 0, "{run}");
+    let line = format!("sv restart {}: done", svc.display());
+    assert!(run.stderr.contains(&line), "{run}");
+    assert!(!alive(first, ticks), "{run}");
+    let check = relwatch(["check".as_ref(), root.path().as_os_str()]);
+    assert_eq!(check.code, 0, "the next check is OK\n{check}");
+}
+
+/// `wait --restart`, as a deploy recipe that opts in runs it after the switch: the supervisord
+/// program is restarted and the wait ends converged.
+#[test]
+fn wait_with_restart_restarts_and_converges() {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let conf = supervisord_conf(&root.tmp(), &root.current());
+    let sd = Child::spawn(
+        Command::new("/usr/bin/supervisord")
+            .args(["-n", "-c"])
+            .arg(&conf)
+            .current_dir("/"),
+    );
+    let first = sd.wait_for_children(1, "sleep")[0];
+    let ticks = start_ticks(first);
+    root.release("2");
+    root.switch("2");
+    let plain = relwatch([
+        "wait".as_ref(),
+        root.path().as_os_str(),
+        "--timeout".as_ref(),
+        "1s".as_ref(),
+    ]);
+    assert_eq!(
+        plain.code, 1,
+        "plain wait restarts nothing: it times out\n{plain}"
+    );
+    assert!(alive(first, ticks), "{plain}");
+    let run = relwatch([
+        "wait".as_ref(),
+        root.path().as_os_str(),
+        "--restart".as_ref(),
+        "--timeout".as_ref(),
+        "30s".as_ref(),
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!alive(first, ticks), "{run}");
+}
+
+/// The shell recipe's opt-in: `RELWATCH_RESTART=1 relwatch-deploy switch` switches, restarts
+/// the supervisord program left on the old release, and exits 0; without it, the default is
+/// unchanged (the wait only waits, and times out).
+#[test]
+fn the_shell_recipe_restarts_only_when_asked() {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let conf = supervisord_conf(&root.tmp(), &root.current());
+    let sd = Child::spawn(
+        Command::new("/usr/bin/supervisord")
+            .args(["-n", "-c"])
+            .arg(&conf)
+            .current_dir("/"),
+    );
+    let first = sd.wait_for_children(1, "sleep")[0];
+    let ticks = start_ticks(first);
+    root.release("2");
+    root.release("3");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/shell/relwatch-deploy");
+    let recipe = |release: &str, timeout: &str, restart: bool| {
+        let mut args: Vec<std::ffi::OsString> =
+            vec![script.clone().into(), "switch".into(), root.path().into()];
+        args.extend([release.into(), timeout.into()]);
+        let mut env = vec![format!("RELWATCH={}", env!("CARGO_BIN_EXE_relwatch"))];
+        if restart {
+            env.push("RELWATCH_RESTART=1".into());
+        }
+        let mut argv: Vec<std::ffi::OsString> = env.into_iter().map(Into::into).collect();
+        argv.push("sh".into());
+        argv.extend(args);
+        run_program("env", argv)
+    };
+    let plain = recipe("2", "1s", false);
+    assert_eq!(plain.code, 1, "the default only waits\n{plain}");
+    assert!(alive(first, ticks), "{plain}");
+    let run = recipe("3", "30s", true);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("supervisorctl -c"), "{run}");
+    assert!(!alive(first, ticks), "{run}");
+}

@@ -86,6 +86,7 @@ impl Report {
     ) -> anyhow::Result<ExitCode> {
         if self.json {
             let doc = Document {
+                version: 1,
                 status: code.name(),
                 exit_code: code.code(),
                 dry_run: self.dry_run,
@@ -151,6 +152,7 @@ fn state(s: &State) -> String {
 
 #[derive(Serialize)]
 struct Document<'a> {
+    version: u32,
     status: &'static str,
     exit_code: u8,
     dry_run: bool,
