@@ -76,7 +76,8 @@ not be inspected).")
 then exit 0. Call it from a deploy hook right after the symlink switch. Workers still on an old \
 release are polled by pid and start time, so the wait ends within a fraction of a second of the \
 last one being replaced, and a reused pid is never taken for an old worker. It reports; it \
-restarts nothing.",
+restarts nothing, unless given --restart: then it is `relwatch restart --yes` (see its help and \
+docs/RESTART.md).",
         after_help = "Exit codes:
   0  every process runs the current release
   1  timed out: each process still on an old release is listed with its owner and fix
@@ -287,14 +288,22 @@ pub struct RestartArgs {
 
     /// Output format: the plan, each action and its outcome go to stderr one line each
     /// either way; json also prints them as one document on stdout (docs/JSON.md)
-    #[arg(long, short = 'f', value_enum, default_value_t = InUseFormat::Text)]
-    pub format: InUseFormat,
+    #[arg(long, short = 'f', value_enum, default_value_t = RestartFormat::Text)]
+    pub format: RestartFormat,
 
     #[command(flatten)]
     pub roots: RootsArgs,
 
     #[command(flatten)]
     pub scan: ScanArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestartFormat {
+    /// The verdict line on stdout, for people
+    Text,
+    /// One JSON document: the plan and each outcome (schema: docs/JSON.md)
+    Json,
 }
 
 /// The finding kinds `restart` acts on.
@@ -526,15 +535,14 @@ impl Cli {
                 format: a.format,
                 file: a.output.clone(),
             },
-            Command::InUse(InUseArgs { format, .. })
-            | Command::Restart(RestartArgs { format, .. })
-                if *format == InUseFormat::Json =>
-            {
-                ErrorOutput {
-                    format: Format::Json,
-                    file: None,
-                }
-            }
+            Command::InUse(a) if a.format == InUseFormat::Json => ErrorOutput {
+                format: Format::Json,
+                file: None,
+            },
+            Command::Restart(a) if a.format == RestartFormat::Json => ErrorOutput {
+                format: Format::Json,
+                file: None,
+            },
             _ => ErrorOutput::default(),
         }
     }

@@ -23,7 +23,7 @@ mod exec;
 mod plan;
 mod say;
 
-use crate::cli::{InUseFormat, RestartArgs, RestartKind, WaitArgs};
+use crate::cli::{RestartArgs, RestartFormat, RestartKind, WaitArgs};
 use crate::exit::ExitCode;
 use crate::findings::{Finding, Kind};
 use crate::layout::DeployRoot;
@@ -62,7 +62,7 @@ pub fn run(args: &RestartArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
         yes: args.yes,
         timeout: args.timeout,
         parallel: usize::from(args.parallel),
-        json: args.format == InUseFormat::Json,
+        json: args.format == RestartFormat::Json,
         jobs: args.scan.jobs,
     };
     restart(&args.roots, &opts, out)
