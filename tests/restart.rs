@@ -156,8 +156,17 @@ fn supervisord_conf(tmp: &std::path::Path, current: &std::path::Path) -> std::pa
     conf
 }
 
-#[test]
-fn a_supervisord_program_is_restarted_through_supervisorctl() {
+/// A real supervisord (`-c CONF`, started from `/`) whose program `worker` runs `sleep` from
+/// `current` (release 1): the program's first process and its start time.
+struct Supervised {
+    root: DeployRoot,
+    conf: std::path::PathBuf,
+    first: i32,
+    ticks: u64,
+    _sd: Child,
+}
+
+fn supervised() -> Supervised {
     let root = DeployRoot::new();
     root.release("1");
     root.switch("1");
@@ -169,7 +178,24 @@ fn a_supervisord_program_is_restarted_through_supervisorctl() {
             .current_dir("/"),
     );
     let first = sd.wait_for_children(1, "sleep")[0];
-    let ticks = start_ticks(first);
+    Supervised {
+        ticks: start_ticks(first),
+        root,
+        conf,
+        first,
+        _sd: sd,
+    }
+}
+
+#[test]
+fn a_supervisord_program_is_restarted_through_supervisorctl() {
+    let Supervised {
+        root,
+        conf,
+        first,
+        ticks,
+        _sd,
+    } = supervised();
     root.release("2");
     root.switch("2");
     let run = relwatch_restart(&root, &["--yes", "--timeout", "30s"]);
@@ -315,18 +341,13 @@ fn a_runit_service_is_restarted_through_sv() {
 /// program is restarted and the wait ends converged.
 #[test]
 fn wait_with_restart_restarts_and_converges() {
-    let root = DeployRoot::new();
-    root.release("1");
-    root.switch("1");
-    let conf = supervisord_conf(&root.tmp(), &root.current());
-    let sd = Child::spawn(
-        Command::new("/usr/bin/supervisord")
-            .args(["-n", "-c"])
-            .arg(&conf)
-            .current_dir("/"),
-    );
-    let first = sd.wait_for_children(1, "sleep")[0];
-    let ticks = start_ticks(first);
+    let Supervised {
+        root,
+        first,
+        ticks,
+        _sd,
+        ..
+    } = supervised();
     root.release("2");
     root.switch("2");
     let plain = relwatch([
@@ -356,18 +377,13 @@ fn wait_with_restart_restarts_and_converges() {
 /// unchanged (the wait only waits, and times out).
 #[test]
 fn the_shell_recipe_restarts_only_when_asked() {
-    let root = DeployRoot::new();
-    root.release("1");
-    root.switch("1");
-    let conf = supervisord_conf(&root.tmp(), &root.current());
-    let sd = Child::spawn(
-        Command::new("/usr/bin/supervisord")
-            .args(["-n", "-c"])
-            .arg(&conf)
-            .current_dir("/"),
-    );
-    let first = sd.wait_for_children(1, "sleep")[0];
-    let ticks = start_ticks(first);
+    let Supervised {
+        root,
+        first,
+        ticks,
+        _sd,
+        ..
+    } = supervised();
     root.release("2");
     root.release("3");
     let script =

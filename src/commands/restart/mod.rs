@@ -47,17 +47,8 @@ struct Opts {
 
 /// `relwatch restart`.
 pub fn run(args: &RestartArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let kinds = args
-        .kinds
-        .iter()
-        .map(|k| match k {
-            RestartKind::DeletedRelease => Kind::DeletedRelease,
-            RestartKind::OldRelease => Kind::OldRelease,
-            RestartKind::Zombie => Kind::Zombie,
-        })
-        .collect();
     let opts = Opts {
-        kinds,
+        kinds: args.kinds.iter().filter_map(|k| kind_named(*k)).collect(),
         dry_run: args.dry_run,
         yes: args.yes,
         timeout: args.timeout,
@@ -72,7 +63,10 @@ pub fn run(args: &RestartArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
 /// the consent) on the processes of deleted and old releases, within the wait's timeout.
 pub fn after_wait(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let opts = Opts {
-        kinds: vec![Kind::DeletedRelease, Kind::OldRelease],
+        kinds: [RestartKind::DeletedRelease, RestartKind::OldRelease]
+            .into_iter()
+            .filter_map(kind_named)
+            .collect(),
         dry_run: false,
         yes: true,
         timeout: args.timeout,
@@ -81,6 +75,16 @@ pub fn after_wait(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCo
         jobs: args.scan.jobs,
     };
     restart(&args.roots, &opts, out)
+}
+
+/// The finding kind a `--kinds` value names (the same name as in every output).
+fn kind_named(k: RestartKind) -> Option<Kind> {
+    use clap::ValueEnum;
+    let value = k.to_possible_value()?;
+    Kind::table()
+        .iter()
+        .find(|a| a.name == value.get_name())
+        .map(|a| a.kind)
 }
 
 fn restart(
@@ -318,5 +322,20 @@ fn verdict(actions: &[Action], dry_run: bool) -> ExitCode {
         ExitCode::Ok
     } else {
         ExitCode::Warning
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kinds_value_names_a_finding_kind() {
+        use clap::ValueEnum;
+        for k in RestartKind::value_variants() {
+            let kind = kind_named(*k).expect("a kind of that name");
+            let value = k.to_possible_value().expect("a value");
+            assert_eq!(kind.as_str(), value.get_name());
+        }
     }
 }
