@@ -203,6 +203,8 @@ fn why_not(roots: &[DeployRoot], f: &Finding) -> String {
     let n = f.remedy.commands().len();
     let what = if n == 0 {
         "no command restarts it"
+    } else if single(&f.remedy).is_some_and(|c| c.program == "pm2") {
+        "pm2 restart keeps the app's directory (pm_cwd), so the app would come back on the same release; pm2 delete, pm2 start SCRIPT --cwd the current link, and pm2 save move it (a person's step)"
     } else if single(&f.remedy).is_some() {
         "relwatch restart does not drive this supervisor"
     } else {
