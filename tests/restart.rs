@@ -409,3 +409,42 @@ fn the_shell_recipe_restarts_only_when_asked() {
     assert!(run.stderr.contains("supervisorctl -c"), "{run}");
     assert!(!alive(first, ticks), "{run}");
 }
+
+/// On a terminal it asks once for the whole plan: "n" changes nothing (exit 3), "y" acts.
+/// `script` (util-linux) gives it a pseudo-terminal and types the answer.
+#[test]
+fn on_a_terminal_it_asks_once() {
+    let (root, child) = sleeper_on_old_release();
+    let ticks = child.start_ticks();
+    let ask = |answer: &str| {
+        let line = format!(
+            "{} restart {}",
+            env!("CARGO_BIN_EXE_relwatch"),
+            root.path().display()
+        );
+        // `timeout` ends it (by its own pid) should it ever wait for an answer that never comes.
+        let mut script = std::process::Command::new("timeout")
+            .args(["60", "script", "-q", "-e", "-c", &line, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux)");
+        use std::io::Write;
+        let mut stdin = script.stdin.take().expect("stdin");
+        stdin.write_all(answer.as_bytes()).expect("type the answer");
+        drop(stdin);
+        let out = script.wait_with_output().expect("script ends");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = ask("n\n");
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("[y/N]") && out.contains("declined"), "{out}");
+    assert!(alive(child.pid(), ticks), "{out}");
+    let (code, out) = ask("y\n");
+    assert_eq!(code, Some(1), "ended, nothing starts it again\n{out}");
+    assert!(!alive(child.pid(), ticks), "{out}");
+}
