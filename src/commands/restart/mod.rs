@@ -124,6 +124,16 @@ fn restart(
         report.line(&why);
         return report.finish(ExitCode::Unknown, &roots, &actions, out);
     }
+    if !opts.yes {
+        // An answer may take minutes: ask the supervisors again before acting.
+        for a in actions.iter_mut() {
+            if matches!(a.state, State::Confirmed(_)) {
+                if let Err(why) = confirm::confirm(a, &mut source) {
+                    a.state = State::Skipped(format!("no longer confirmed: {why}"));
+                }
+            }
+        }
+    }
     act(
         &mut actions,
         opts.parallel,
