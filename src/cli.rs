@@ -76,7 +76,8 @@ not be inspected).")
 then exit 0. Call it from a deploy hook right after the symlink switch. Workers still on an old \
 release are polled by pid and start time, so the wait ends within a fraction of a second of the \
 last one being replaced, and a reused pid is never taken for an old worker. It reports; it \
-restarts nothing.",
+restarts nothing, unless given --restart: then it is `relwatch restart --yes` (see its help and \
+docs/RESTART.md).",
         after_help = "Exit codes:
   0  every process runs the current release
   1  timed out: each process still on an old release is listed with its owner and fix
@@ -89,6 +90,34 @@ Examples:
   ln -s releases/65 current.new && mv -T current.new current && relwatch wait ."
     )]
     Wait(WaitArgs),
+
+    /// Restart what runs an old or deleted release, through its supervisor, and wait for it
+    #[command(
+        long_about = "Plan from one scan one action per owner of the processes on an old or \
+deleted release (a systemd unit, a supervisord program, a runit service, an unsupervised app \
+server master; never one per worker), confirm each with the supervisor's own view (systemctl \
+show, supervisorctl pid, sv status: the pid must be the one the scan saw; anything that does \
+not confirm is skipped and said, never guessed), run the remedies' fixed commands with argv \
+arrays (no shell) as the right user, each with a timeout, then wait until every process the \
+plan covered is replaced by one on the current release. Without --yes it asks once on a \
+terminal and refuses without one. It never touches relwatch's own units, PID 1, or anything \
+outside the apps it checked. An unsupervised process is only ended (with the remedy's \
+signal): nothing starts it again, and the run says so and exits 1 (docs/RESTART.md).",
+        after_help = "Exit codes:
+  0  converged: every process the plan covered was replaced by one on the current release
+     (or nothing needed a restart; --dry-run always)
+  1  an action failed, timed out, was skipped (not confirmed by its supervisor), or ended an
+     unsupervised process that nothing starts again; each is listed with its output
+  2  a finding no restart can fix remains (a broken current link)
+  3  could not plan: processes that could run the app's code could not be inspected, no
+     terminal and no --yes, the plan declined, or bad arguments
+
+Examples:
+  relwatch restart /srv/shop --dry-run
+  relwatch restart /srv/shop --yes --timeout 2m
+  relwatch restart --kinds deleted-release --yes --format json"
+    )]
+    Restart(RestartArgs),
 
     /// Before a cleanup: is any process still using these release directories?
     #[command(
@@ -224,11 +253,83 @@ pub struct WaitArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
 
+    /// Restart what still runs an old or deleted release first, through its supervisor, as
+    /// `relwatch restart --yes` does (for deploy recipes that opt in; docs/RESTART.md)
+    #[arg(long)]
+    pub restart: bool,
+
     #[command(flatten)]
     pub roots: RootsArgs,
 
     #[command(flatten)]
     pub scan: ScanArgs,
+}
+
+/// `restart`'s arguments.
+#[derive(Debug, clap::Args)]
+#[command(mut_args(restart_words))]
+pub struct RestartArgs {
+    /// The findings whose processes to restart (comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KINDS",
+          default_values_t = [RestartKind::DeletedRelease, RestartKind::OldRelease])]
+    pub kinds: Vec<RestartKind>,
+
+    /// Print the plan (each action confirmed with its supervisor) and exit 0: change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Act without asking (a deploy hook, a script); without it, ask once on a terminal and
+    /// refuse (exit 3) without one
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Give up after this long, the actions and the wait for their processes together (e.g.
+    /// 30s, 2m; at most 365d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+    pub timeout: Duration,
+
+    /// Run up to N actions at once
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+
+    /// Output format: the plan, each action and its outcome go to stderr one line each
+    /// either way; json also prints them as one document on stdout (docs/JSON.md)
+    #[arg(long, short = 'f', value_enum, default_value_t = RestartFormat::Text)]
+    pub format: RestartFormat,
+
+    #[command(flatten)]
+    pub roots: RootsArgs,
+
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestartFormat {
+    /// The verdict line on stdout, for people
+    Text,
+    /// One JSON document: the plan and each outcome (schema: docs/JSON.md)
+    Json,
+}
+
+/// The finding kinds `restart` acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestartKind {
+    /// Processes on a release directory that no longer exists
+    DeletedRelease,
+    /// Processes on an existing release that is not current
+    OldRelease,
+    /// Parents that do not reap their zombies
+    Zombie,
+}
+
+/// `restart`'s help for the shared arguments.
+fn restart_words(arg: clap::Arg) -> clap::Arg {
+    match arg.get_id().as_str() {
+        "discover" => arg.help(DISCOVER_NAMED),
+        "config" => arg.help("Config file [default: /etc/relwatch/config.yaml when it exists]"),
+        _ => arg,
+    }
 }
 
 /// `wait`'s help for the shared arguments, and its order: --discover before --config.
@@ -453,6 +554,10 @@ impl Cli {
                 file: a.output.clone(),
             },
             Command::InUse(a) if a.format == InUseFormat::Json => ErrorOutput {
+                format: Format::Json,
+                file: None,
+            },
+            Command::Restart(a) if a.format == RestartFormat::Json => ErrorOutput {
                 format: Format::Json,
                 file: None,
             },

@@ -106,6 +106,7 @@ fn run_command(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => commands::check::run(args, out),
         Command::Ps(args) => commands::check::ps(args, out),
         Command::Wait(args) => commands::wait::run(args, out),
+        Command::Restart(args) => commands::restart::run(args, out),
         Command::InUse(args) => commands::in_use::run(args, out),
         Command::Watch(args) => commands::watch::run(args, out),
         Command::Demo => commands::demo::run(out),

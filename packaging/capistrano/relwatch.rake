@@ -13,6 +13,10 @@
 #
 #   set :relwatch_bin, "relwatch"
 #   set :relwatch_timeout, "5m"
+#   set :relwatch_restart, false   # true: restart what still runs an old or deleted release
+#                                  # through its supervisor first (relwatch wait --restart,
+#                                  # docs/RESTART.md); needs root or a sudo rule for exactly
+#                                  # that command: the shipped rule does not allow it
 
 require "shellwords"
 
@@ -44,7 +48,7 @@ namespace :relwatch do
   desc "Wait until every process runs the new release"
   task :wait do
     on release_roles(fetch(:relwatch_roles, :all)) do |host|
-      status, out = RelwatchTasks.run(self, fetch(:relwatch_bin, "relwatch"), [:wait, deploy_to, "--timeout", fetch(:relwatch_timeout, "5m")])
+      status, out = RelwatchTasks.run(self, fetch(:relwatch_bin, "relwatch"), [:wait, deploy_to, "--timeout", fetch(:relwatch_timeout, "5m")] + (fetch(:relwatch_restart, false) ? ["--restart"] : []))
       info out
       # 1 (timeout), 2 (a deleted release, a broken current link) and 3 (cannot tell) fail the deploy.
       if status == 3

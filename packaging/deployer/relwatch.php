@@ -12,11 +12,17 @@
 // when the sudo rule /usr/share/relwatch/sudoers is installed (see its header), and plain
 // `relwatch ...` otherwise, which answers "cannot tell" (exit 3) over processes it may not read:
 // the wait then fails the deploy, and the cleanup keeps every old release, saying why.
+//
+// Opt in to restarting what still runs an old or deleted release right after the switch, through
+// its supervisor (`relwatch wait --restart`, docs/RESTART.md): set('relwatch_restart', true). It
+// needs root: deploy as root, or add a sudo rule for exactly that command (docs/RESTART.md); the
+// shipped rule does not allow it. Off by default: the wait then only waits.
 
 namespace Deployer;
 
 set('relwatch_bin', 'relwatch');
 set('relwatch_timeout', '5m');
+set('relwatch_restart', false);
 
 // The command line that runs relwatch with $args: through sudo when the host's sudo rule allows
 // exactly that command, else as the deploy user.
@@ -42,7 +48,8 @@ const RELWATCH_BLIND = 'relwatch could not see every process (install the sudo r
 
 desc('Waits until every process runs the new release');
 task('relwatch:wait', function () {
-    [$status, $out] = relwatch_run('wait {{deploy_path}} --timeout {{relwatch_timeout}}');
+    $restart = get('relwatch_restart') ? ' --restart' : '';
+    [$status, $out] = relwatch_run('wait {{deploy_path}} --timeout {{relwatch_timeout}}' . $restart);
     writeln($out);
     // 1 (timeout), 2 (a deleted release, a broken current link) and 3 (cannot tell) fail the deploy.
     if ($status === 3) {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod docs;
 pub mod in_use;
+pub mod restart;
 pub mod wait;
 pub mod watch;
 

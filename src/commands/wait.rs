@@ -9,7 +9,8 @@
 //! waiting cannot fix them. So does blindness: a process that could run an app's code but
 //! could not be inspected (another user's, without root) may be on any release, so the wait
 //! answers "cannot tell" (3) with why and how to see it, never "converged" over it. It
-//! reports; it restarts nothing.
+//! reports; it restarts nothing, unless asked with `--restart` (then it is `relwatch restart
+//! --yes`: [`super::restart`]).
 
 use crate::attribution::{Attribution, ReleaseState};
 use crate::cli::WaitArgs;
@@ -25,8 +26,10 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-const POLL: Duration = Duration::from_millis(50);
-const FULL_SCAN: Duration = Duration::from_secs(1);
+/// How often the laggards are polled between scans (`restart` polls what it waits for too).
+pub(crate) const POLL: Duration = Duration::from_millis(50);
+/// How often a full scan runs while waiting.
+pub(crate) const FULL_SCAN: Duration = Duration::from_secs(1);
 const REDRAW: Duration = Duration::from_millis(250);
 
 /// A process still on an old release.
@@ -65,6 +68,9 @@ struct Clock {
 }
 
 pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    if args.restart {
+        return super::restart::after_wait(args, out);
+    }
     // Grace does not apply: wait is for every process, now.
     let Plan {
         mut roots,

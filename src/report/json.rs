@@ -110,7 +110,9 @@ impl Serialize for FixOut {
     }
 }
 
-struct CommandOut<'a>(&'a Command);
+/// One command as `{"argv": [bytestr, ...], "as": uid}` (docs/JSON.md); `relwatch restart` writes its
+/// actions with it too.
+pub struct CommandOut<'a>(pub &'a Command);
 
 impl Serialize for CommandOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -1,0 +1,351 @@
+//! `relwatch restart` (and `relwatch wait --restart`): fix what a scan found, through the
+//! supervisor of each process, and prove it converged.
+//!
+//! ```text
+//!  one scan ─► plan ─► confirm ─► consent ─► act ─► wait ─► outcomes
+//!              (one     (the        (--yes,    (argv,   (like     (exit 0/1/2/3)
+//!              action   supervisor  or ask     as whom, `wait`)
+//!              per      says the    once on a  timeout)
+//!              owner)   same pid)   terminal)
+//! ```
+//!
+//! The plan comes from the findings' remedies (commands as data, [`plan`]); each action is
+//! confirmed with the supervisor's own view ([`confirm`]); programs run with argv arrays, as
+//! the user the command names, with a deadline ([`exec`]); then [`converge`] waits. The plan,
+//! each action and each outcome are one line each on stderr; `--format json` adds a document
+//! on stdout (docs/JSON.md). Exit: 0 converged, 1 an action failed, timed out, was skipped or
+//! ended what nothing starts again, 2 a finding no restart fixes (broken current), 3 could
+//! not plan (blind, refused, declined).
+
+mod confirm;
+mod converge;
+mod exec;
+mod plan;
+mod say;
+
+use crate::cli::{RestartArgs, RestartFormat, RestartKind, WaitArgs};
+use crate::exit::ExitCode;
+use crate::findings::{Finding, Kind};
+use crate::layout::DeployRoot;
+use crate::scan::{scan, Options};
+use crate::settings::Plan;
+use crate::snapshot::ProcSource;
+use plan::{Action, State, Via};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// What a run is asked to do, from `restart` or from `wait --restart`.
+struct Opts {
+    kinds: Vec<Kind>,
+    dry_run: bool,
+    yes: bool,
+    timeout: Duration,
+    parallel: usize,
+    json: bool,
+    jobs: Option<u16>,
+}
+
+/// `relwatch restart`.
+pub fn run(args: &RestartArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let opts = Opts {
+        kinds: args.kinds.iter().filter_map(|k| kind_named(*k)).collect(),
+        dry_run: args.dry_run,
+        yes: args.yes,
+        timeout: args.timeout,
+        parallel: usize::from(args.parallel),
+        json: args.format == RestartFormat::Json,
+        jobs: args.scan.jobs,
+    };
+    restart(&args.roots, &opts, out)
+}
+
+/// `relwatch wait --restart`: the deploy recipes' opt-in. Acts without asking (the flag is
+/// the consent) on the processes of deleted and old releases, within the wait's timeout.
+pub fn after_wait(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let opts = Opts {
+        kinds: [RestartKind::DeletedRelease, RestartKind::OldRelease]
+            .into_iter()
+            .filter_map(kind_named)
+            .collect(),
+        dry_run: false,
+        yes: true,
+        timeout: args.timeout,
+        parallel: 1,
+        json: false,
+        jobs: args.scan.jobs,
+    };
+    restart(&args.roots, &opts, out)
+}
+
+/// The finding kind a `--kinds` value names (the same name as in every output).
+fn kind_named(k: RestartKind) -> Option<Kind> {
+    use clap::ValueEnum;
+    let value = k.to_possible_value()?;
+    Kind::table()
+        .iter()
+        .find(|a| a.name == value.get_name())
+        .map(|a| a.kind)
+}
+
+fn restart(
+    roots_args: &crate::cli::RootsArgs,
+    opts: &Opts,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let deadline = Instant::now() + opts.timeout;
+    let Plan {
+        mut roots,
+        settings,
+        ..
+    } = super::plan(roots_args, Some(Duration::ZERO))?;
+    let mut source = super::proc_reader(opts.jobs);
+    let result = scan(&mut roots, &mut source, &settings, Options::default())?;
+    let mut report = say::Report::new(opts.json, opts.dry_run);
+    if let Some(code) = cannot_plan(&result.findings, &roots, &mut report) {
+        return report.finish(code, &roots, &[], out);
+    }
+    let mut actions = plan::plan(&result, &roots, &opts.kinds);
+    drop(result);
+    for a in actions.iter_mut().filter(|a| a.state == State::Planned) {
+        a.state = match confirm::confirm(a, &mut source) {
+            Ok(said) => State::Confirmed(said),
+            Err(why) => State::Skipped(why),
+        };
+    }
+    report.plan(&roots, &actions);
+    let confirmed = actions
+        .iter()
+        .any(|a| matches!(a.state, State::Confirmed(_)));
+    if opts.dry_run || !confirmed {
+        let code = verdict(&actions, opts.dry_run);
+        return report.finish(code, &roots, &actions, out);
+    }
+    if let Err(why) = consent(opts.yes, actions.len()) {
+        report.line(&why);
+        return report.finish(ExitCode::Unknown, &roots, &actions, out);
+    }
+    if !opts.yes {
+        // An answer may take minutes: ask the supervisors again before acting.
+        for a in actions.iter_mut() {
+            if matches!(a.state, State::Confirmed(_)) {
+                if let Err(why) = confirm::confirm(a, &mut source) {
+                    a.state = State::Skipped(format!("no longer confirmed: {why}"));
+                }
+            }
+        }
+    }
+    act(
+        &mut actions,
+        opts.parallel,
+        deadline,
+        &mut source,
+        &mut report,
+    );
+    let waited = converge::wait(
+        &mut roots,
+        &mut source,
+        &settings,
+        &actions,
+        &opts.kinds,
+        deadline,
+    )?;
+    outcomes(&mut actions, &waited, &mut source, &roots);
+    report.outcomes(&actions);
+    if !waited.unfixable.is_empty() {
+        for l in &waited.unfixable {
+            report.line(l);
+        }
+        return report.finish(ExitCode::Critical, &roots, &actions, out);
+    }
+    report.finish(verdict(&actions, false), &roots, &actions, out)
+}
+
+/// Blind (3) or a broken current link (2): nothing is planned.
+fn cannot_plan(
+    findings: &[Finding],
+    roots: &[DeployRoot],
+    report: &mut say::Report,
+) -> Option<ExitCode> {
+    let unfixable = unfixable(findings, roots);
+    if !unfixable.is_empty() {
+        report.line("CRITICAL, not restarting: current is broken, so a restart would start nothing on the current release");
+        for l in &unfixable {
+            report.line(l);
+        }
+        return Some(ExitCode::Critical);
+    }
+    let blind: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.kind == Kind::Unreadable)
+        .collect();
+    if blind.is_empty() {
+        return None;
+    }
+    report.line("UNKNOWN, not restarting: processes that could run an app's code could not be inspected, so the plan could miss them");
+    for f in blind {
+        report.line(&say::finding(f, &roots[f.app]));
+    }
+    Some(ExitCode::Unknown)
+}
+
+/// The findings no restart fixes, one line each.
+fn unfixable(findings: &[Finding], roots: &[DeployRoot]) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| converge::is_unfixable(f.kind, f.severity))
+        .map(|f| say::finding(f, &roots[f.app]))
+        .collect()
+}
+
+/// `--yes`, or a "y" on a terminal; else why not.
+fn consent(yes: bool, n: usize) -> Result<(), String> {
+    use std::io::IsTerminal;
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("not restarting: no terminal to ask on; pass --yes to act on this plan (or --dry-run to only see it)".into());
+    }
+    eprint!(
+        "relwatch restart: act on the {n} item{} above? [y/N] ",
+        if n == 1 { "" } else { "s" }
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| format!("not restarting: cannot read the answer: {e}"))?;
+    match answer.trim() {
+        "y" | "Y" | "yes" => Ok(()),
+        _ => Err("not restarting: declined".into()),
+    }
+}
+
+/// Run the confirmed actions, `parallel` at a time; each line said as it ends.
+fn act(
+    actions: &mut [Action],
+    parallel: usize,
+    deadline: Instant,
+    source: &mut dyn ProcSource,
+    report: &mut say::Report,
+) {
+    let n = actions.len();
+    // Signals first, here (they need the reader); commands then on threads.
+    for (i, a) in actions.iter_mut().enumerate() {
+        if let (State::Confirmed(_), Some(Via::Signal { signal })) = (&a.state, &a.via) {
+            a.state = match exec::signal(a.top.pid, a.top.start_ticks, *signal, source) {
+                Ok(()) => State::Done("signal sent".into()),
+                Err(why) => State::Failed(why),
+            };
+            report.action(i, n, a);
+        }
+    }
+    let todo: Vec<usize> = (0..n)
+        .filter(|&i| matches!(actions[i].state, State::Confirmed(_)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let work: Vec<(usize, Option<crate::owner::remedy::Command>)> = todo
+        .iter()
+        .map(|&i| (i, actions[i].command.clone()))
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..parallel.min(work.len()) {
+            let (tx, next, work) = (tx.clone(), &next, &work);
+            s.spawn(move || loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((i, command)) = work.get(k) else {
+                    break;
+                };
+                let _ = tx.send((*i, run_one(command.as_ref(), deadline)));
+            });
+        }
+        drop(tx);
+        for (i, state) in rx {
+            actions[i].state = state;
+            report.action(i, n, &actions[i]);
+        }
+    });
+}
+
+/// Run one action's command until the deadline.
+fn run_one(command: Option<&crate::owner::remedy::Command>, deadline: Instant) -> State {
+    let Some(c) = command else {
+        return State::Skipped("no command".into());
+    };
+    match exec::run(c, deadline) {
+        Err(e) => State::Failed(format!("cannot run {}: {e}", c.program)),
+        Ok(ran) => {
+            let output =
+                crate::escape::escape_bytes(String::from_utf8_lossy(&ran.output).trim().as_bytes());
+            if ran.ok() {
+                State::Done(output)
+            } else if ran.status.is_none() {
+                State::TimedOut(output)
+            } else {
+                State::Failed(format!("{}: {output}", ran.how()))
+            }
+        }
+    }
+}
+
+/// What became of each action that ran, from the wait.
+fn outcomes(
+    actions: &mut [Action],
+    waited: &converge::Waited,
+    source: &mut dyn ProcSource,
+    roots: &[DeployRoot],
+) {
+    for (i, a) in actions.iter_mut().enumerate() {
+        if !matches!(a.state, State::Done(_)) {
+            continue;
+        }
+        if let Some((_, left)) = waited.pending.iter().find(|(k, _)| *k == i) {
+            let pids: Vec<String> = left.iter().map(|c| c.pid.to_string()).collect();
+            a.state = State::NotReplaced(format!(
+                "still on an old or deleted release when the time was up: pid {}",
+                pids.join(", ")
+            ));
+            continue;
+        }
+        // A zombie has ended: only its parent has not reaped it yet.
+        let alive = source
+            .stat(a.top.pid)
+            .is_ok_and(|s| s.start_ticks == a.top.start_ticks && s.state != b'Z');
+        a.state = match (&a.via, alive) {
+            (Some(Via::Signal { .. }), false) => State::Ended(format!(
+                "pid {} ended, and nothing starts it again: start it from {}",
+                a.top.pid,
+                crate::escape::shell_word(&roots[a.app].link)
+            )),
+            _ => State::Replaced(format!(
+                "{} process{} replaced on the current release",
+                a.covered.len(),
+                if a.covered.len() == 1 { "" } else { "es" }
+            )),
+        };
+    }
+}
+
+/// 0 when every action converged (or, for a dry run, always); 1 when any did not.
+fn verdict(actions: &[Action], dry_run: bool) -> ExitCode {
+    if dry_run || !actions.iter().any(|a| a.state.is_bad()) {
+        ExitCode::Ok
+    } else {
+        ExitCode::Warning
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kinds_value_names_a_finding_kind() {
+        use clap::ValueEnum;
+        for k in RestartKind::value_variants() {
+            let kind = kind_named(*k).expect("a kind of that name");
+            let value = k.to_possible_value().expect("a value");
+            assert_eq!(kind.as_str(), value.get_name());
+        }
+    }
+}

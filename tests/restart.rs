@@ -1,0 +1,450 @@
+//! `relwatch restart`: real processes on an old or deleted release, restarted through their
+//! real supervisor (supervisord, systemd in a container), confirmed with the supervisor's own
+//! view, and the next `check` OK; an unsupervised gunicorn ended with its graceful signal and
+//! said to need starting again; a forged supervisor refused; `--dry-run` and a missing
+//! terminal change nothing. Tests that need root or a package fail under CI=true without them.
+
+mod util;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use util::systemd::Container;
+use util::*;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Whether `pid` is still the process that started at `ticks` (and not a zombie).
+fn alive(pid: i32, ticks: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    fields.first() != Some(&"Z") && fields.get(19).and_then(|t| t.parse().ok()) == Some(ticks)
+}
+
+/// A sleeper started in release 1 of a fresh root, with current then switched to 2.
+fn sleeper_on_old_release() -> (DeployRoot, Child) {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let child = Child::sleep_in(root.current());
+    wait_started_before_now(child.pid());
+    root.release("2");
+    root.switch("2");
+    (root, child)
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let (root, child) = sleeper_on_old_release();
+    let ticks = child.start_ticks();
+    let run = relwatch_restart(&root, &["--dry-run"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("dry run"), "{run}");
+    let plan = format!("kill -TERM {}: confirmed", child.pid());
+    assert!(
+        run.stderr.contains(&plan),
+        "the plan names the action\n{run}"
+    );
+    assert!(
+        alive(child.pid(), ticks),
+        "a dry run ended the process\n{run}"
+    );
+}
+
+/// `relwatch restart ROOT ARGS...`
+fn relwatch_restart(root: &DeployRoot, args: &[&str]) -> Run {
+    let mut argv: Vec<std::ffi::OsString> = vec!["restart".into(), root.path().into()];
+    argv.extend(args.iter().map(Into::into));
+    relwatch(argv)
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_it_refuses() {
+    let (root, child) = sleeper_on_old_release();
+    let ticks = child.start_ticks();
+    let run = relwatch_restart(&root, &[]);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(run.stderr.contains("pass --yes"), "{run}");
+    assert!(alive(child.pid(), ticks), "{run}");
+    let json = relwatch_restart(&root, &["--format", "json"]);
+    assert_eq!(json.code, 3, "{json}");
+    let doc = json.json();
+    assert_eq!(doc["status"], "unknown", "{json}");
+    assert_eq!(doc["actions"][0]["state"], "confirmed", "{json}");
+    assert_eq!(doc["actions"][0]["pids"][0], child.pid(), "{json}");
+}
+
+/// gunicorn's master and workers, started from current (release 1), unsupervised; current then
+/// moves to 2. Nothing would start the master again, so `restart --yes` ends it with the
+/// remedy's signal, says so, and exits 1.
+#[test]
+fn an_unsupervised_gunicorn_is_ended_and_said_to_need_starting() {
+    if !std::path::Path::new("/usr/bin/gunicorn").exists() {
+        skip("gunicorn is not installed: apt-get install gunicorn (scripts/test-deps)");
+        return;
+    }
+    let root = DeployRoot::new();
+    root.write(
+        "releases/1/app.py",
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'1']\n",
+    );
+    root.switch("1");
+    let sock = root.tmp().join("g.sock");
+    let master = Child::spawn(
+        Command::new("/usr/bin/gunicorn")
+            .args(["--workers", "2", "--bind"])
+            .arg(format!("unix:{}", sock.display()))
+            .arg("app:app")
+            .env_remove("PWD")
+            .current_dir(root.current()),
+    );
+    let workers = master.wait_for_children(2, "gunicorn");
+    let ticks = master.start_ticks();
+    wait_started_before_now(master.pid());
+    root.release("2");
+    root.switch("2");
+    let run = relwatch_restart(&root, &["--yes", "--timeout", "30s", "--format", "json"]);
+    assert_eq!(run.code, 1, "ended, not restarted: not converged\n{run}");
+    let doc = run.json();
+    let actions = array(&doc, "actions");
+    assert_eq!(
+        actions.len(),
+        1,
+        "one action for the master, none per worker\n{run}"
+    );
+    assert_eq!(actions[0]["state"], "ended", "{run}");
+    assert!(
+        actions[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("nothing starts it again: start it from")),
+        "{run}"
+    );
+    let covered = pids(&actions[0]);
+    for p in workers.iter().chain([&master.pid()]) {
+        assert!(covered.contains(&i64::from(*p)), "pid {p} covered\n{run}");
+    }
+    assert!(!alive(master.pid(), ticks), "the master was ended\n{run}");
+    assert!(run.stderr.contains("outcome [1/1]"), "{run}");
+}
+
+/// Debian's supervisor; the suite fails rather than skips without it.
+fn supervisord_conf(tmp: &std::path::Path, current: &std::path::Path) -> std::path::PathBuf {
+    assert!(
+        std::path::Path::new("/usr/bin/supervisord").exists(),
+        "supervisord is not installed: apt-get install supervisor"
+    );
+    let conf = tmp.join("supervisord.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[supervisord]\nnodaemon=true\nlogfile={t}/sd.log\npidfile={t}/sd.pid\nchildlogdir={t}\n\
+[unix_http_server]\nfile={t}/sd.sock\n\
+[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
+[supervisorctl]\nserverurl=unix://{t}/sd.sock\n\
+[program:worker]\ncommand=sleep 1000\ndirectory={c}\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
+            t = tmp.display(),
+            c = current.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+/// A real supervisord (`-c CONF`, started from `/`) whose program `worker` runs `sleep` from
+/// `current` (release 1): the program's first process and its start time.
+struct Supervised {
+    root: DeployRoot,
+    conf: std::path::PathBuf,
+    first: i32,
+    ticks: u64,
+    _sd: Child,
+}
+
+fn supervised() -> Supervised {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let conf = supervisord_conf(&root.tmp(), &root.current());
+    let sd = Child::spawn(
+        Command::new("/usr/bin/supervisord")
+            .args(["-n", "-c"])
+            .arg(&conf)
+            .current_dir("/"),
+    );
+    let first = sd.wait_for_children(1, "sleep")[0];
+    Supervised {
+        ticks: start_ticks(first),
+        root,
+        conf,
+        first,
+        _sd: sd,
+    }
+}
+
+#[test]
+fn a_supervisord_program_is_restarted_through_supervisorctl() {
+    let Supervised {
+        root,
+        conf,
+        first,
+        ticks,
+        _sd,
+    } = supervised();
+    root.release("2");
+    root.switch("2");
+    let run = relwatch_restart(&root, &["--yes", "--timeout", "30s"]);
+    assert_eq!(run.code, 0, "{run}");
+    let line = format!("supervisorctl -c {} restart worker:worker", conf.display());
+    assert!(run.stderr.contains(&line), "{run}");
+    assert!(run.stderr.contains("replaced"), "{run}");
+    assert!(!alive(first, ticks), "{run}");
+    let check = relwatch(["check".as_ref(), root.path().as_os_str()]);
+    assert_eq!(check.code, 0, "the next check is OK\n{check}");
+}
+
+/// A uid with no passwd entry, for the "local user" of a forgery.
+const USER: u32 = 4_242_422;
+
+/// A user's own process titled `supervisord`, with `SUPERVISOR_PROCESS_NAME=all`, above their
+/// worker on an old release: the remedy says `supervisorctl restart all` as that user, but no
+/// supervisord answers for that pid, so the action is skipped and nothing is restarted.
+#[test]
+fn a_forged_supervisor_is_refused() {
+    if !is_root() {
+        skip("a forged owner needs root (to run processes as another uid)");
+        return;
+    }
+    let root = DeployRoot::new();
+    std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r1 = root.release("1");
+    root.switch("1");
+    let user = USER.to_string();
+    let fake = Child::spawn(
+        Command::new("setpriv")
+            .args([
+                format!("--reuid={user}"),
+                format!("--regid={user}"),
+                "--clear-groups".into(),
+            ])
+            .args([
+                "bash",
+                "-c",
+                r#"exec -a supervisord bash -c '(cd "$0" && exec sleep 1001) & wait' "$0""#,
+            ])
+            .arg(&r1)
+            .env("SUPERVISOR_ENABLED", "1")
+            .env("SUPERVISOR_PROCESS_NAME", "all")
+            .current_dir("/"),
+    );
+    let worker = fake.wait_for_children(1, "sleep")[0];
+    let ticks = start_ticks(worker);
+    wait_started_before_now(worker);
+    root.release("2");
+    root.switch("2");
+    let run = relwatch_restart(&root, &["--yes", "--timeout", "10s", "--format", "json"]);
+    assert_eq!(run.code, 1, "skipped: not converged\n{run}");
+    let doc = run.json();
+    let actions = array(&doc, "actions");
+    assert_eq!(actions.len(), 1, "{run}");
+    assert_eq!(actions[0]["state"], "skipped", "{run}");
+    assert_eq!(actions[0]["command"]["as"], USER, "{run}");
+    assert!(alive(worker, ticks), "the worker was not touched\n{run}");
+    assert!(alive(fake.pid(), fake.start_ticks()), "{run}");
+}
+
+/// The seed incident under a real systemd: a unit's master and two workers on a release that
+/// a cleanup deleted. `restart --yes` restarts the unit (confirmed by `systemctl show`), waits
+/// for the new master, and the next check is OK.
+#[test]
+fn a_systemd_unit_on_a_deleted_release_is_restarted() {
+    let root = DeployRoot::named("app");
+    root.release("1");
+    root.switch("1");
+    let Some(mut container) = Container::boot(&[(&root.tmp(), "/srv")]) else {
+        return;
+    };
+    let unit = "shop-queue.service";
+    container.start_unit(
+        unit,
+        "[Service]\nWorkingDirectory=/srv/app/current\n\
+         ExecStart=/bin/sh -c 'sleep 1000 & sleep 1000 & wait'\n",
+    );
+    let first = container.poll("the unit's master and two workers", |c| {
+        let main = c.main_pid(&["systemctl"], unit);
+        (main > 0 && c.children(main).len() == 2).then_some(main)
+    });
+    root.release("2");
+    root.switch("2");
+    root.delete("1");
+    let dry = container.relwatch(["restart", "/srv/app", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stderr
+            .contains("systemctl restart shop-queue.service: confirmed"),
+        "{dry}"
+    );
+    assert_eq!(container.main_pid(&["systemctl"], unit), first, "{dry}");
+    let run = container.relwatch(["restart", "/srv/app", "--yes", "--timeout", "60s"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("deleted-release"), "{run}");
+    assert!(run.stderr.contains("replaced"), "{run}");
+    let main = container.main_pid(&["systemctl"], unit);
+    assert!(main > 0 && main != first, "a new master\n{run}");
+    let check = container.relwatch(["check", "/srv/app", "--grace", "0s"]);
+    assert_eq!(check.code, 0, "the next check is OK\n{check}");
+}
+
+/// A runit service (`runsv DIR`, its `run` script starting a worker from current): `restart
+/// --yes` confirms it with `sv status DIR` and restarts it with `sv restart DIR`.
+#[test]
+fn a_runit_service_is_restarted_through_sv() {
+    if !std::path::Path::new("/usr/bin/runsv").exists() {
+        skip("runit is not installed: apt-get install runit (scripts/test-deps)");
+        return;
+    }
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let svc = root.tmp().join("worker");
+    std::fs::create_dir(&svc).unwrap();
+    let run_script = svc.join("run");
+    std::fs::write(
+        &run_script,
+        format!(
+            "#!/bin/sh\ncd '{}' && exec sleep 1000\n",
+            root.current().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&run_script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let runsv = Child::spawn(Command::new("/usr/bin/runsv").arg(&svc).current_dir("/"));
+    let first = runsv.wait_for_children(1, "sleep")[0];
+    let ticks = start_ticks(first);
+    root.release("2");
+    root.switch("2");
+    let run = relwatch_restart(&root, &["--yes", "--timeout", "30s"]);
+    assert_eq!(run.code, 0, "{run}");
+    let line = format!("sv restart {}: done", svc.display());
+    assert!(run.stderr.contains(&line), "{run}");
+    assert!(!alive(first, ticks), "{run}");
+    let check = relwatch(["check".as_ref(), root.path().as_os_str()]);
+    assert_eq!(check.code, 0, "the next check is OK\n{check}");
+}
+
+/// `wait --restart`, as a deploy recipe that opts in runs it after the switch: the supervisord
+/// program is restarted and the wait ends converged.
+#[test]
+fn wait_with_restart_restarts_and_converges() {
+    let Supervised {
+        root,
+        first,
+        ticks,
+        _sd,
+        ..
+    } = supervised();
+    root.release("2");
+    root.switch("2");
+    let plain = relwatch([
+        "wait".as_ref(),
+        root.path().as_os_str(),
+        "--timeout".as_ref(),
+        "1s".as_ref(),
+    ]);
+    assert_eq!(
+        plain.code, 1,
+        "plain wait restarts nothing: it times out\n{plain}"
+    );
+    assert!(alive(first, ticks), "{plain}");
+    let run = relwatch([
+        "wait".as_ref(),
+        root.path().as_os_str(),
+        "--restart".as_ref(),
+        "--timeout".as_ref(),
+        "30s".as_ref(),
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(!alive(first, ticks), "{run}");
+}
+
+/// The shell recipe's opt-in: `RELWATCH_RESTART=1 relwatch-deploy switch` switches, restarts
+/// the supervisord program left on the old release, and exits 0; without it, the default is
+/// unchanged (the wait only waits, and times out).
+#[test]
+fn the_shell_recipe_restarts_only_when_asked() {
+    let Supervised {
+        root,
+        first,
+        ticks,
+        _sd,
+        ..
+    } = supervised();
+    root.release("2");
+    root.release("3");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/shell/relwatch-deploy");
+    let recipe = |release: &str, timeout: &str, restart: bool| {
+        let mut args: Vec<std::ffi::OsString> =
+            vec![script.clone().into(), "switch".into(), root.path().into()];
+        args.extend([release.into(), timeout.into()]);
+        let mut env = vec![format!("RELWATCH={}", env!("CARGO_BIN_EXE_relwatch"))];
+        if restart {
+            env.push("RELWATCH_RESTART=1".into());
+        }
+        let mut argv: Vec<std::ffi::OsString> = env.into_iter().map(Into::into).collect();
+        argv.push("sh".into());
+        argv.extend(args);
+        run_program("env", argv)
+    };
+    let plain = recipe("2", "1s", false);
+    assert_eq!(plain.code, 1, "the default only waits\n{plain}");
+    assert!(alive(first, ticks), "{plain}");
+    let run = recipe("3", "30s", true);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("supervisorctl -c"), "{run}");
+    assert!(!alive(first, ticks), "{run}");
+}
+
+/// On a terminal it asks once for the whole plan: "n" changes nothing (exit 3), "y" acts.
+/// `script` (util-linux) gives it a pseudo-terminal and types the answer.
+#[test]
+fn on_a_terminal_it_asks_once() {
+    let (root, child) = sleeper_on_old_release();
+    let ticks = child.start_ticks();
+    let ask = |answer: &str| {
+        let line = format!(
+            "{} restart {}",
+            env!("CARGO_BIN_EXE_relwatch"),
+            root.path().display()
+        );
+        // `timeout` ends it (by its own pid) should it ever wait for an answer that never comes.
+        let mut script = std::process::Command::new("timeout")
+            .args(["60", "script", "-q", "-e", "-c", &line, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux)");
+        use std::io::Write;
+        let mut stdin = script.stdin.take().expect("stdin");
+        stdin.write_all(answer.as_bytes()).expect("type the answer");
+        drop(stdin);
+        let out = script.wait_with_output().expect("script ends");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = ask("n\n");
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("[y/N]") && out.contains("declined"), "{out}");
+    assert!(alive(child.pid(), ticks), "{out}");
+    let (code, out) = ask("y\n");
+    assert_eq!(code, Some(1), "ended, nothing starts it again\n{out}");
+    assert!(!alive(child.pid(), ticks), "{out}");
+}
