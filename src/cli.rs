@@ -542,6 +542,7 @@ impl Cli {
             Command::Check(a) | Command::Ps(a) => Some(a.scan.deadline),
             Command::Wait(a) => Some(a.scan.deadline),
             Command::Watch(a) => Some(a.scan.deadline),
+            Command::Restart(a) => Some(a.scan.deadline),
             Command::InUse(_) => Some(crate::watchdog::DEFAULT),
             _ => None,
         }

@@ -30,7 +30,7 @@ impl Report {
     }
 
     pub fn line(&mut self, line: &str) {
-        eprintln!("{PREFIX} {line}");
+        say!("{PREFIX} {line}");
         self.notes.push(line.to_string());
     }
 
@@ -38,11 +38,11 @@ impl Report {
     pub fn plan(&mut self, roots: &[DeployRoot], actions: &[Action]) {
         let n = actions.len();
         if n == 0 {
-            eprintln!("{PREFIX} plan: nothing to restart");
+            say!("{PREFIX} plan: nothing to restart");
         }
         for (i, a) in actions.iter().enumerate() {
             let kinds: Vec<&str> = a.kinds.iter().map(|k| k.as_str()).collect();
-            eprintln!(
+            say!(
                 "{PREFIX} plan [{}/{n}] {} of app {}, {} ({}): {}: {}",
                 i + 1,
                 a.owner,
@@ -56,7 +56,7 @@ impl Report {
     }
 
     pub fn action(&mut self, i: usize, n: usize, a: &Action) {
-        eprintln!(
+        say!(
             "{PREFIX} action [{}/{n}] {}: {}",
             i + 1,
             command(a),
@@ -67,7 +67,7 @@ impl Report {
     pub fn outcomes(&mut self, actions: &[Action]) {
         let n = actions.len();
         for (i, a) in actions.iter().enumerate() {
-            eprintln!(
+            say!(
                 "{PREFIX} outcome [{}/{n}] {}: {}",
                 i + 1,
                 a.owner,
