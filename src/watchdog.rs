@@ -13,6 +13,8 @@
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+
 use crate::cli::ErrorOutput;
 
 /// The deadline when the command line names none.
@@ -33,9 +35,18 @@ pub fn install(limit: Duration, to: ErrorOutput) {
     if INSTALLED.set(Watchdog { limit, deadline }).is_err() {
         return;
     }
+    // Born with every signal blocked (a thread inherits its creator's mask): a signal the
+    // commands take on their own (`watch` and `wait` read SIGTERM from a signalfd) must never
+    // be delivered here, where its default action would end the run.
+    let all = SigSet::all();
+    let mut before = SigSet::empty();
+    let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut before));
     let spawned = std::thread::Builder::new()
         .name("relwatch-watchdog".into())
         .spawn(move || watch(&watched, limit, &to));
+    if blocked.is_ok() {
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    }
     if let Err(e) = spawned {
         say!("relwatch: warning: no scan deadline (cannot start its thread: {e})");
     }
