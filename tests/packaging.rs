@@ -3,6 +3,8 @@
 //! maintainer scripts they name exist and are executable shell; the sudo rule both ship is valid
 //! sudoers syntax (`visudo -cf`) and allows only `in-use` and `wait`; every shipped Prometheus alert fires and resolves (`promtool test rules`).
 
+mod util;
+
 use std::path::Path;
 
 fn manifest() -> (std::path::PathBuf, String) {
@@ -69,7 +71,35 @@ fn every_packaged_file_exists_or_is_built() {
                 "{script} enables the timer"
             );
         }
-        assert!(text.contains(script) || text.contains("maintainer-scripts = \"packaging/deb/\""));
+        match script.strip_prefix("packaging/deb/") {
+            // cargo-deb takes every file of the directory it is given, under its own name.
+            Some(_) => assert!(
+                text.contains("maintainer-scripts = \"packaging/deb/\""),
+                "the deb metadata does not take its maintainer scripts from packaging/deb/"
+            ),
+            None => assert!(
+                text.contains(&format!("_script = \"{script}\"")),
+                "the rpm metadata does not name {script}"
+            ),
+        }
+    }
+    // dpkg runs only maintainer scripts with these names: a misspelt one would never run.
+    let known = [
+        "preinst",
+        "postinst",
+        "prerm",
+        "postrm",
+        "triggers",
+        "conffiles",
+        "templates",
+        "config",
+    ];
+    for entry in std::fs::read_dir(dir.join("packaging/deb")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            known.contains(&name.as_str()),
+            "packaging/deb/{name} is no maintainer script dpkg runs"
+        );
     }
 }
 
@@ -205,4 +235,109 @@ fn every_shipped_alert_fires_and_resolves() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The man page as `man` shows it: the sections a reader looks for, in order (EXIT STATUS,
+/// ENVIRONMENT, FILES; no clap "EXTRA"), no reference to a page that does not ship
+/// (`relwatch-check(1)`), and every example of every `--help` on a line of its own, as written:
+/// groff fills plain text, and a filled example is two commands run together.
+#[test]
+fn the_man_page_keeps_its_examples_and_sections() {
+    let page = run_ok(env!("CARGO_BIN_EXE_relwatch"), &["man"], None);
+    let shown = match std::process::Command::new("man")
+        .args(["-l", "-"])
+        .env("MANWIDTH", "80")
+        .env("MAN_KEEP_FORMATTING", "")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(page.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "man -l -: {out:?}");
+            assert!(
+                out.stderr.is_empty(),
+                "groff warned: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+        Err(e) => {
+            return util::skip(&format!(
+                "man cannot run ({e}): apt-get install man-db groff-base"
+            ));
+        }
+    };
+    let headings: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .collect();
+    let mut at = 0;
+    for want in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "COMMANDS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "SEE ALSO",
+        "RELWATCH CHECK",
+    ] {
+        match headings[at..].iter().position(|h| *h == want) {
+            Some(i) => at += i + 1,
+            None => panic!(
+                "no section {want} after {:?}: {headings:?}",
+                headings.get(at.wrapping_sub(1))
+            ),
+        }
+    }
+    assert!(!shown.contains("EXTRA"), "clap's EXTRA section is back");
+    assert!(
+        !shown.contains("relwatch-check(1)"),
+        "refers to a page that does not ship"
+    );
+    assert!(shown.contains("NO_COLOR"), "ENVIRONMENT names NO_COLOR");
+    let lines: Vec<&str> = shown.lines().map(str::trim).collect();
+    let mut examples = 0;
+    for sub in [
+        "check",
+        "ps",
+        "wait",
+        "in-use",
+        "watch",
+        "completions",
+        "man",
+    ] {
+        let help = run_ok(env!("CARGO_BIN_EXE_relwatch"), &[sub, "--help"], None);
+        let Some((_, after)) = help.split_once("\nExample") else {
+            continue;
+        };
+        for example in after.lines().skip(1).take_while(|l| l.starts_with("  ")) {
+            examples += 1;
+            assert!(lines.contains(&example.trim()), "relwatch {sub} --help's example {example:?} is not a line of its own in the man page:\n{shown}");
+        }
+    }
+    assert!(examples >= 15, "found the examples of --help: {examples}");
+}
+
+/// Runs `program args`, asserts it succeeded, returns its stdout.
+fn run_ok(program: &str, args: &[&str], dir: Option<&Path>) -> String {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }
