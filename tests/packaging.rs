@@ -1,7 +1,10 @@
 //! The packages: every file Cargo.toml's [package.metadata.deb] and [package.metadata.generate-rpm]
 //! name exists in the repository, or is made by the release build or packaging/build-assets; the
-//! maintainer scripts they name exist and are executable shell; the sudo rule both ship is valid
-//! sudoers syntax (`visudo -cf`) and allows only `in-use` and `wait`; every shipped Prometheus alert fires and resolves (`promtool test rules`).
+//! maintainer scripts they name exist and are shell scripts dpkg and rpm run; every link in the
+//! docs they install leads to a file they install; the sudo rule both ship is valid sudoers
+//! syntax (`visudo -cf`) and allows only `in-use` and `wait`; every shipped Prometheus alert
+//! fires and resolves (`promtool test rules`); the man page keeps its sections and examples
+//! through `man`. Installing the .deb is tests/package_install.rs.
 
 mod util;
 
@@ -29,6 +32,80 @@ fn asset_sources(text: &str) -> Vec<String> {
     out
 }
 
+/// (source, installed path) of every asset, deb rows first, then rpm; a deb destination
+/// ending in `/` is a directory that gets the source's file name.
+fn asset_pairs(text: &str) -> Vec<(String, String)> {
+    let meta = &text[text.find("[package.metadata.deb]").expect("deb metadata")..];
+    let quoted = |line: &str| -> Vec<String> {
+        line.split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for line in meta.lines().map(str::trim) {
+        if line.starts_with("[\"") {
+            let q = quoted(line);
+            let mut dest = format!("/{}", q[1]);
+            if dest.ends_with('/') {
+                dest.push_str(q[0].rsplit('/').next().unwrap());
+            }
+            out.push((q[0].clone(), dest));
+        } else if line.starts_with("{ source = ") {
+            let q = quoted(line);
+            out.push((
+                q[0].clone(),
+                q[1].replace("/usr/lib/systemd", "/lib/systemd"),
+            ));
+        }
+    }
+    out
+}
+
+/// Every relative link in a Markdown file the packages install (README.md, docs/*.md) leads to
+/// a file the same package installs, where the link says: the README in /usr/share/doc/relwatch/
+/// is the one packaging/build-assets makes, whose `docs/X.md` links read `X.md`, since the docs
+/// are installed beside it.
+#[test]
+fn every_link_in_the_installed_docs_leads_to_an_installed_file() {
+    let (dir, text) = manifest();
+    run_ok(
+        "sh",
+        &["packaging/build-assets", env!("CARGO_BIN_EXE_relwatch")],
+        Some(&dir),
+    );
+    let pairs = asset_pairs(&text);
+    let deb_rows = text[text.find("[package.metadata.deb]").unwrap()
+        ..text.find("[package.metadata.generate-rpm]").unwrap()]
+        .lines()
+        .filter(|l| l.trim().starts_with("[\""))
+        .count();
+    let mut checked = 0;
+    for (name, assets) in [("deb", &pairs[..deb_rows]), ("rpm", &pairs[deb_rows..])] {
+        let installed: Vec<&str> = assets.iter().map(|(_, d)| d.as_str()).collect();
+        for (src, dest) in assets.iter().filter(|(_, d)| d.ends_with(".md")) {
+            let body =
+                std::fs::read_to_string(dir.join(src)).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let here = Path::new(dest).parent().unwrap();
+            for link in body.split("](").skip(1).filter_map(|l| l.split(')').next()) {
+                let target = link.split('#').next().unwrap();
+                if target.is_empty() || target.contains("://") {
+                    continue;
+                }
+                let path = here.join(target);
+                assert!(
+                    installed.contains(&path.to_str().unwrap()),
+                    "{name}: {dest} links {link}, but the package does not install {}",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "links checked: {checked}");
+}
+
 #[test]
 fn every_packaged_file_exists_or_is_built() {
     let (dir, text) = manifest();
@@ -44,7 +121,7 @@ fn every_packaged_file_exists_or_is_built() {
         }
         if let Some(name) = src.strip_prefix("target/assets/") {
             assert!(
-                build_assets.contains(name),
+                build_assets.contains(&format!("\"${{tmp}}/{name}\"")),
                 "{src}: packaging/build-assets does not make it"
             );
             continue;
@@ -117,7 +194,10 @@ fn build_assets_makes_the_man_page_and_completions() {
         .unwrap();
     assert!(status.success());
     for f in [
+        "relwatch",
         "relwatch.1.gz",
+        "relwatch-deploy.1.gz",
+        "README.md",
         "relwatch.bash",
         "_relwatch",
         "relwatch.fish",
