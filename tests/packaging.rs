@@ -389,15 +389,16 @@ fn the_man_page_keeps_its_examples_and_sections() {
     assert!(shown.contains("NO_COLOR"), "ENVIRONMENT names NO_COLOR");
     let lines: Vec<&str> = shown.lines().map(str::trim).collect();
     let mut examples = 0;
-    for sub in [
-        "check",
-        "ps",
-        "wait",
-        "in-use",
-        "watch",
-        "completions",
-        "man",
-    ] {
+    // The commands as the page's COMMANDS section lists them ("relwatch check", ...).
+    let section =
+        &shown[shown.find("\nCOMMANDS\n").unwrap()..shown.find("\nEXIT STATUS\n").unwrap()];
+    let subs: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("relwatch "))
+        .filter(|rest| !rest.contains(' '))
+        .collect();
+    assert!(subs.len() >= 8, "COMMANDS lists the commands: {subs:?}");
+    for sub in subs {
         let help = run_ok(env!("CARGO_BIN_EXE_relwatch"), &[sub, "--help"], None);
         let Some((_, after)) = help.split_once("\nExample") else {
             continue;
