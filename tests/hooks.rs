@@ -111,6 +111,10 @@ fn spawn_with_pid(dir: &std::path::Path, want: i32) -> Option<Child> {
     None
 }
 
+/// The old worker exits and a new process on the current release gets its pid, all while
+/// `wait` is stopped (SIGSTOP), so that its next poll of the laggard by pid finds the pid alive
+/// again: only the start time tells the two apart. Without the stop, `wait` could see the pid
+/// gone in the gap before the reuse, and the test would prove nothing about reuse.
 #[test]
 fn wait_is_not_fooled_by_a_reused_pid() {
     if !nix::unistd::geteuid().is_root() {
@@ -132,14 +136,20 @@ fn wait_is_not_fooled_by_a_reused_pid() {
     ]));
     wait.wait_for_output("waiting for 1 of");
     assert!(wait.running());
+    use nix::sys::signal::{kill, Signal};
+    let wait_pid = nix::unistd::Pid::from_raw(wait.pid());
+    kill(wait_pid, Signal::SIGSTOP).expect("stop wait");
     drop(old);
     // The same pid comes back, now a worker on the current release.
-    let Some(reused) = spawn_with_pid(&r2, old_pid) else {
-        eprintln!("skipped: could not get pid {old_pid} again (busy host)");
+    let reused = spawn_with_pid(&r2, old_pid);
+    kill(wait_pid, Signal::SIGCONT).expect("continue wait");
+    let Some(reused) = reused else {
+        util::skip(&format!("could not get pid {old_pid} again (busy host)"));
         return;
     };
     let run = wait.finish();
     assert_eq!(run.code, 0, "the reused pid runs release 2: {run}");
+    assert!(run.stdout.contains("OK: all"), "{run}");
     assert_eq!(reused.pid(), old_pid);
     assert!(
         comm(reused.pid()).is_some(),

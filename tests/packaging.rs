@@ -1,7 +1,12 @@
 //! The packages: every file Cargo.toml's [package.metadata.deb] and [package.metadata.generate-rpm]
 //! name exists in the repository, or is made by the release build or packaging/build-assets; the
-//! maintainer scripts they name exist and are executable shell; the sudo rule both ship is valid
-//! sudoers syntax (`visudo -cf`) and allows only `in-use` and `wait`; every shipped Prometheus alert fires and resolves (`promtool test rules`).
+//! maintainer scripts they name exist and are shell scripts dpkg and rpm run; every link in the
+//! docs they install leads to a file they install; the sudo rule both ship is valid sudoers
+//! syntax (`visudo -cf`) and allows only `in-use` and `wait`; every shipped Prometheus alert
+//! fires and resolves (`promtool test rules`); the man page keeps its sections and examples
+//! through `man`. Installing the .deb is tests/package_install.rs.
+
+mod util;
 
 use std::path::Path;
 
@@ -27,6 +32,80 @@ fn asset_sources(text: &str) -> Vec<String> {
     out
 }
 
+/// (source, installed path) of every asset, deb rows first, then rpm; a deb destination
+/// ending in `/` is a directory that gets the source's file name.
+fn asset_pairs(text: &str) -> Vec<(String, String)> {
+    let meta = &text[text.find("[package.metadata.deb]").expect("deb metadata")..];
+    let quoted = |line: &str| -> Vec<String> {
+        line.split('"')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for line in meta.lines().map(str::trim) {
+        if line.starts_with("[\"") {
+            let q = quoted(line);
+            let mut dest = format!("/{}", q[1]);
+            if dest.ends_with('/') {
+                dest.push_str(q[0].rsplit('/').next().unwrap());
+            }
+            out.push((q[0].clone(), dest));
+        } else if line.starts_with("{ source = ") {
+            let q = quoted(line);
+            out.push((
+                q[0].clone(),
+                q[1].replace("/usr/lib/systemd", "/lib/systemd"),
+            ));
+        }
+    }
+    out
+}
+
+/// Every relative link in a Markdown file the packages install (README.md, docs/*.md) leads to
+/// a file the same package installs, where the link says: the README in /usr/share/doc/relwatch/
+/// is the one packaging/build-assets makes, whose `docs/X.md` links read `X.md`, since the docs
+/// are installed beside it.
+#[test]
+fn every_link_in_the_installed_docs_leads_to_an_installed_file() {
+    let (dir, text) = manifest();
+    run_ok(
+        "sh",
+        &["packaging/build-assets", env!("CARGO_BIN_EXE_relwatch")],
+        Some(&dir),
+    );
+    let pairs = asset_pairs(&text);
+    let deb_rows = text[text.find("[package.metadata.deb]").unwrap()
+        ..text.find("[package.metadata.generate-rpm]").unwrap()]
+        .lines()
+        .filter(|l| l.trim().starts_with("[\""))
+        .count();
+    let mut checked = 0;
+    for (name, assets) in [("deb", &pairs[..deb_rows]), ("rpm", &pairs[deb_rows..])] {
+        let installed: Vec<&str> = assets.iter().map(|(_, d)| d.as_str()).collect();
+        for (src, dest) in assets.iter().filter(|(_, d)| d.ends_with(".md")) {
+            let body =
+                std::fs::read_to_string(dir.join(src)).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let here = Path::new(dest).parent().unwrap();
+            for link in body.split("](").skip(1).filter_map(|l| l.split(')').next()) {
+                let target = link.split('#').next().unwrap();
+                if target.is_empty() || target.contains("://") {
+                    continue;
+                }
+                let path = here.join(target);
+                assert!(
+                    installed.contains(&path.to_str().unwrap()),
+                    "{name}: {dest} links {link}, but the package does not install {}",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "links checked: {checked}");
+}
+
 #[test]
 fn every_packaged_file_exists_or_is_built() {
     let (dir, text) = manifest();
@@ -42,7 +121,7 @@ fn every_packaged_file_exists_or_is_built() {
         }
         if let Some(name) = src.strip_prefix("target/assets/") {
             assert!(
-                build_assets.contains(name),
+                build_assets.contains(&format!("\"${{tmp}}/{name}\"")),
                 "{src}: packaging/build-assets does not make it"
             );
             continue;
@@ -69,7 +148,35 @@ fn every_packaged_file_exists_or_is_built() {
                 "{script} enables the timer"
             );
         }
-        assert!(text.contains(script) || text.contains("maintainer-scripts = \"packaging/deb/\""));
+        match script.strip_prefix("packaging/deb/") {
+            // cargo-deb takes every file of the directory it is given, under its own name.
+            Some(_) => assert!(
+                text.contains("maintainer-scripts = \"packaging/deb/\""),
+                "the deb metadata does not take its maintainer scripts from packaging/deb/"
+            ),
+            None => assert!(
+                text.contains(&format!("_script = \"{script}\"")),
+                "the rpm metadata does not name {script}"
+            ),
+        }
+    }
+    // dpkg runs only maintainer scripts with these names: a misspelt one would never run.
+    let known = [
+        "preinst",
+        "postinst",
+        "prerm",
+        "postrm",
+        "triggers",
+        "conffiles",
+        "templates",
+        "config",
+    ];
+    for entry in std::fs::read_dir(dir.join("packaging/deb")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            known.contains(&name.as_str()),
+            "packaging/deb/{name} is no maintainer script dpkg runs"
+        );
     }
 }
 
@@ -87,7 +194,10 @@ fn build_assets_makes_the_man_page_and_completions() {
         .unwrap();
     assert!(status.success());
     for f in [
+        "relwatch",
         "relwatch.1.gz",
+        "relwatch-deploy.1.gz",
+        "README.md",
         "relwatch.bash",
         "_relwatch",
         "relwatch.fish",
@@ -205,4 +315,110 @@ fn every_shipped_alert_fires_and_resolves() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The man page as `man` shows it: the sections a reader looks for, in order (EXIT STATUS,
+/// ENVIRONMENT, FILES; no clap "EXTRA"), no reference to a page that does not ship
+/// (`relwatch-check(1)`), and every example of every `--help` on a line of its own, as written:
+/// groff fills plain text, and a filled example is two commands run together.
+#[test]
+fn the_man_page_keeps_its_examples_and_sections() {
+    let page = run_ok(env!("CARGO_BIN_EXE_relwatch"), &["man"], None);
+    let shown = match std::process::Command::new("man")
+        .args(["-l", "-"])
+        .env("MANWIDTH", "80")
+        .env("MAN_KEEP_FORMATTING", "")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(mut child) => {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(page.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "man -l -: {out:?}");
+            assert!(
+                out.stderr.is_empty(),
+                "groff warned: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+        Err(e) => {
+            return util::skip(&format!(
+                "man cannot run ({e}): apt-get install man-db groff-base"
+            ));
+        }
+    };
+    let headings: Vec<&str> = shown
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .collect();
+    let mut at = 0;
+    for want in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "COMMANDS",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "SEE ALSO",
+        "RELWATCH CHECK",
+    ] {
+        match headings[at..].iter().position(|h| *h == want) {
+            Some(i) => at += i + 1,
+            None => panic!(
+                "no section {want} after {:?}: {headings:?}",
+                headings.get(at.wrapping_sub(1))
+            ),
+        }
+    }
+    assert!(!shown.contains("EXTRA"), "clap's EXTRA section is back");
+    assert!(
+        !shown.contains("relwatch-check(1)"),
+        "refers to a page that does not ship"
+    );
+    assert!(shown.contains("NO_COLOR"), "ENVIRONMENT names NO_COLOR");
+    let lines: Vec<&str> = shown.lines().map(str::trim).collect();
+    let mut examples = 0;
+    // The commands as the page's COMMANDS section lists them ("relwatch check", ...).
+    let section =
+        &shown[shown.find("\nCOMMANDS\n").unwrap()..shown.find("\nEXIT STATUS\n").unwrap()];
+    let subs: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("relwatch "))
+        .filter(|rest| !rest.contains(' '))
+        .collect();
+    assert!(subs.len() >= 8, "COMMANDS lists the commands: {subs:?}");
+    for sub in subs {
+        let help = run_ok(env!("CARGO_BIN_EXE_relwatch"), &[sub, "--help"], None);
+        let Some((_, after)) = help.split_once("\nExample") else {
+            continue;
+        };
+        for example in after.lines().skip(1).take_while(|l| l.starts_with("  ")) {
+            examples += 1;
+            assert!(lines.contains(&example.trim()), "relwatch {sub} --help's example {example:?} is not a line of its own in the man page:\n{shown}");
+        }
+    }
+    assert!(examples >= 15, "found the examples of --help: {examples}");
+}
+
+/// Runs `program args`, asserts it succeeded, returns its stdout.
+fn run_ok(program: &str, args: &[&str], dir: Option<&Path>) -> String {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }

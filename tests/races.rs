@@ -211,7 +211,7 @@ fn current_flipping_during_scans_gives_one_consistent_layout() {
         let flipper = s.spawn(|| {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) && i < 1_000_000 {
-                let name = if i % 2 == 0 { "b" } else { "a" };
+                let name = if i.is_multiple_of(2) { "b" } else { "a" };
                 if i % 4 < 2 {
                     root.switch(name);
                 } else {

@@ -21,6 +21,9 @@ use super::{children_of, comm, run_program, skip, tempdir, Cgroup, Run, DEADLINE
 /// Where the built `relwatch` binary is inside every container.
 pub const RELWATCH: &str = "/opt/relw/relwatch";
 
+/// Where [`Container::boot_for_packages`] binds the host's dpkg database (read-only).
+const HOST_DPKG: &str = "/opt/host-dpkg";
+
 /// How long the container may take to halt after SIGTERM before it is killed.
 const HALT_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -43,6 +46,40 @@ impl Container {
     /// a message, when this host cannot run one (not root, `systemd-nspawn` missing); under CI
     /// that fails the test instead (see [`skip`]).
     pub fn boot(binds: &[(&Path, &str)]) -> Option<Container> {
+        Self::boot_with(binds, &[])
+    }
+
+    /// A container in which packages install: a writable layer over the host's `/usr`
+    /// (`--overlay=/usr::/usr`, thrown away with the container: the host is untouched) and a
+    /// copy of the host's dpkg database in `/var/lib/dpkg`, so `dpkg -i` knows what is installed.
+    /// The copy's `statoverride` is emptied: it names groups the container's `/etc` lacks.
+    /// The host's `/usr/sbin/policy-rc.d`, if any, is still there: see [`Self::remove`].
+    pub fn boot_for_packages(binds: &[(&Path, &str)]) -> Option<Container> {
+        let host_dpkg = format!("--bind-ro=/var/lib/dpkg:{HOST_DPKG}");
+        let container = Self::boot_with(binds, &["--overlay=/usr::/usr", &host_dpkg])?;
+        container.ok([
+            "mkdir",
+            "-p",
+            "/var/lib/dpkg",
+            "/var/log",
+            "/var/cache/debconf",
+        ]);
+        container.ok(["cp", "-a", &format!("{HOST_DPKG}/."), "/var/lib/dpkg/"]);
+        container.ok(["truncate", "-s", "0", "/var/lib/dpkg/statoverride"]);
+        // runit (a test dependency) processes its file trigger on /usr/bin and
+        // /lib/systemd/system with its /etc/sv and users, which the container's /etc lacks:
+        // in the copy, it takes no interest in what a test installs.
+        container.ok(["sed", "-i", "/ runit\\//d", "/var/lib/dpkg/triggers/File"]);
+        Some(container)
+    }
+
+    /// Removes `path` inside the container (in the `/usr` overlay for a path under `/usr`).
+    pub fn remove(&self, path: &str) {
+        self.ok(["rm", "-f", path]);
+    }
+
+    /// [`Self::boot`] with more arguments for systemd-nspawn.
+    fn boot_with(binds: &[(&Path, &str)], extra: &[&str]) -> Option<Container> {
         if !nix::unistd::geteuid().is_root() {
             skip("booting a systemd container needs root");
             return None;
@@ -62,7 +99,7 @@ impl Container {
         let cgroups = Self::cgroups(&name)?;
         let logdir = tempdir();
         let log = logdir.path().join("console");
-        let nspawn = Self::spawn(&name, &cgroups, binds, &log);
+        let nspawn = Self::spawn(&name, &cgroups, binds, extra, &log);
         let nspawn_pid = i32::try_from(nspawn.id()).expect("pid fits in i32");
         let mut container = Container {
             nspawn,
@@ -95,6 +132,7 @@ impl Container {
         name: &str,
         cgroups: &[Cgroup],
         binds: &[(&Path, &str)],
+        extra: &[&str],
         log: &Path,
     ) -> std::process::Child {
         let mut script = String::new();
@@ -131,6 +169,7 @@ impl Container {
             bind.push(format!(":{inside}"));
             args.push(bind);
         }
+        args.extend(extra.iter().map(OsString::from));
         args.push("-b".into());
         let console = fs::File::create(log).expect("create the container's console log");
         let mut cmd = Command::new("sh");
