@@ -206,6 +206,14 @@ pub struct ScanArgs {
     /// [default: the CPUs relwatch may use, at most 4; one thread below 512 processes]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
+
+    /// Read the mapped and open files of every process: a worker that keeps a release only
+    /// through a shared library, a log or a database it holds open. Without it they are read
+    /// only for processes that cwd, exe and command line do not place and that could run an
+    /// app's code (the deploy root's owner, a uid already running the app, or a child of an
+    /// app's process); --deep costs about what lsof costs
+    #[arg(long)]
+    pub deep: bool,
 }
 
 /// The `--discover` help of `wait` and `watch`.

@@ -209,7 +209,10 @@ fn check(root: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         },
         color: ColorChoice::Auto,
         output: None,
-        scan: ScanArgs { jobs: None },
+        scan: ScanArgs {
+            jobs: None,
+            deep: false,
+        },
     };
     super::check::run(&args, out)
 }

@@ -113,9 +113,27 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
             path()
         ),
         (Wording::Path, How::Script) => format!("command line names {}", path()),
+        (Wording::Env(key), _) => format!("{key} names {}", path()),
+        (Wording::Mount, how) => format!(
+            "{} {}{}, through a mount in another mount namespace",
+            how.as_str(),
+            path(),
+            if e.deleted { " (deleted)" } else { "" }
+        ),
+        (Wording::Path, How::MappedFile) => format!("maps {}{}", path(), deleted(e)),
+        (Wording::Path, How::OpenFile) => format!("holds open {}{}", path(), deleted(e)),
         (Wording::Path, how) if e.deleted => format!("{} {} (deleted)", how.as_str(), path()),
         (Wording::Path, how) => format!("{} {}", how.as_str(), path()),
     })
+}
+
+/// What follows a path whose file was deleted.
+fn deleted(e: &Evidence) -> &'static str {
+    if e.deleted {
+        " (deleted)"
+    } else {
+        ""
+    }
 }
 
 /// `2026-11-21 12:00:03 UTC`

@@ -832,6 +832,30 @@ impl ProcSource for LinuxProc {
         let dir = self.open_pid(pid)?;
         self.proc_root().foreign_at(&dir)
     }
+
+    fn mounts_of(&mut self, pid: i32) -> Result<Option<Vec<u8>>, ReadError> {
+        let dir = self.open_pid(pid)?;
+        if self.proc_root().namespace_at(&dir)? == SeenAgain::Same {
+            return Ok(None);
+        }
+        read_mountinfo(&mut self.buf, &dir).map(Some)
+    }
+
+    fn own_mounts(&mut self) -> Result<Vec<u8>, ReadError> {
+        let dir = self.open_pid(std::process::id() as i32)?;
+        read_mountinfo(&mut self.buf, &dir)
+    }
+}
+
+/// `mountinfo` under an open `/proc/PID`: at most [`super::MOUNTINFO_CAP`] bytes, whole lines.
+fn read_mountinfo(buf: &mut Vec<u8>, dir: &OwnedFd) -> Result<Vec<u8>, ReadError> {
+    let got = read_capped_at(buf, dir, "mountinfo", ReadUntil::Eof, super::MOUNTINFO_CAP)?;
+    let mut out = std::mem::take(buf);
+    if got == Got::Truncated {
+        let end = memchr::memrchr(b'\n', &out).map_or(0, |i| i + 1);
+        out.truncate(end);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

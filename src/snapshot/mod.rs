@@ -394,6 +394,13 @@ pub const ENV_KEYS: &[&str] = &[
     "SUPERVISOR_GROUP_NAME",
     "pm_id",
     "name",
+    // Interpreter module paths, read only for interpreter processes (see `crate::holds`) and
+    // only compared with the deploy roots: a value is never shown beyond the release it names.
+    "PYTHONPATH",
+    "RUBYLIB",
+    "PERL5LIB",
+    "NODE_PATH",
+    "BUNDLE_GEMFILE",
 ];
 
 /// A process as the snapshot saw it, to be looked at again before it decides a finding (see
@@ -466,7 +473,21 @@ pub trait ProcSource {
         pid: i32,
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<OsString>, ReadError>;
+    /// The mounts `pid` sees (`/proc/PID/mountinfo`, its first [`MOUNTINFO_CAP`] bytes, whole
+    /// lines only), or `None` when it lives in our mount namespace (then nothing is read).
+    /// The default: every process lives in ours.
+    fn mounts_of(&mut self, pid: i32) -> Result<Option<Vec<u8>>, ReadError> {
+        let _ = pid;
+        Ok(None)
+    }
+    /// The mounts we see (`/proc/self/mountinfo`, capped like [`ProcSource::mounts_of`]).
+    fn own_mounts(&mut self) -> Result<Vec<u8>, ReadError> {
+        Ok(Vec::new())
+    }
 }
+
+/// The most of a `mountinfo` file read: a host with a thousand mounts has about 150 KiB.
+pub const MOUNTINFO_CAP: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod comm_tests {

@@ -1,0 +1,294 @@
+//! Every way a process holds a release besides its cwd and exe (issue 20), against real
+//! processes: a C program that `dlopen`s a `.so` from the release, a Python process whose
+//! `PYTHONPATH` points into it, a process holding a log and an SQLite database open there, and
+//! a process in `unshare --mount` with a bind mount of `current`. Each one's cwd and exe are
+//! outside every release. For each: `old-release` after the switch, `in-use` lists it,
+//! `deleted-release` after the cleanup, and nothing once it is restarted from `current`.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use util::*;
+
+/// `relwatch check --format json ROOT --grace 0s`.
+fn check_now(root: &DeployRoot) -> (Run, serde_json::Value) {
+    check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()])
+}
+
+/// The one finding of `kind` naming `pid`, and the hows of its evidence about `pid`.
+fn finding_for(doc: &serde_json::Value, kind: &str, pid: i32, run: &Run) -> Vec<String> {
+    let found: Vec<_> = findings_of(doc, kind)
+        .into_iter()
+        .filter(|f| pids(f).contains(&i64::from(pid)))
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} finding names pid {pid}\n{run}");
+    evidence_hows(found[0], pid)
+}
+
+/// What every holder goes through. `start(dir)` starts the process holding `dir` (a release
+/// through `current`, or the release itself) with cwd and exe outside it, and returns once it
+/// holds it; `how` is the evidence expected to place it.
+fn lifecycle(root: &DeployRoot, how: &str, start: &dyn Fn(&Path) -> Child) {
+    let r1 = root.release("1");
+    root.switch("1");
+    let holder = start(&r1);
+    let (run, doc) = check_now(root);
+    assert_eq!(
+        run.code, 0,
+        "on the current release nothing is reported\n{run}"
+    );
+    assert!(
+        process(&doc, holder.pid()).is_some_and(|p| p["release_state"] == "current"),
+        "pid {} is placed on the current release by its {how}\n{run}",
+        holder.pid()
+    );
+
+    root.release("2");
+    root.switch("2");
+    let (run, doc) = check_now(root);
+    assert_eq!(run.code, 1, "an old release is a warning\n{run}");
+    let hows = finding_for(&doc, "old-release", holder.pid(), &run);
+    assert!(
+        hows.iter().any(|h| h == how),
+        "placed by {how}: {hows:?}\n{run}"
+    );
+
+    let inuse = relwatch([
+        "in-use".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        r1.as_os_str(),
+    ]);
+    assert_eq!(inuse.code, 1, "release 1 is in use\n{inuse}");
+    let users = inuse.json()["paths"][0]["processes"].clone();
+    assert!(
+        users.as_array().is_some_and(|u| u
+            .iter()
+            .any(|u| u["pid"].as_i64() == Some(i64::from(holder.pid())))),
+        "in-use lists pid {}\n{inuse}",
+        holder.pid()
+    );
+
+    root.delete("1");
+    let (run, doc) = check_now(root);
+    assert_eq!(run.code, 2, "a deleted release is critical\n{run}");
+    let hows = finding_for(&doc, "deleted-release", holder.pid(), &run);
+    assert!(
+        hows.iter().any(|h| h == how),
+        "placed by {how}: {hows:?}\n{run}"
+    );
+
+    drop(holder);
+    let again = start(&root.current());
+    let (run, doc) = check_now(root);
+    assert_eq!(
+        run.code, 0,
+        "restarted from current, nothing is reported\n{run}"
+    );
+    assert!(
+        process(&doc, again.pid()).is_some_and(|p| p["release_state"] == "current"),
+        "the restarted pid {} is on the current release\n{run}",
+        again.pid()
+    );
+}
+
+/// `/proc/PID/maps` or `/proc/PID/fd` of `pid` names `what`.
+fn holds(pid: i32, what: &str) -> bool {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .any(|t| t.to_string_lossy().contains(what))
+        })
+        .unwrap_or(false);
+    maps.contains(what) || fds
+}
+
+/// Whether `program` runs here; under CI a missing one fails the test.
+fn have(program: &str, arg: &str) -> bool {
+    let ok = Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(&format!(
+            "{program} is not installed (scripts/test-deps installs it)"
+        ));
+    }
+    ok
+}
+
+fn gcc(args: &[&std::ffi::OsStr]) {
+    let out = Command::new("gcc")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("gcc: {e}"));
+    assert!(out.status.success(), "gcc {args:?}: {out:?}");
+}
+
+/// A worker whose cwd is `/`, whose executable lies outside the releases and whose command
+/// line names nothing, but that
+/// `dlopen`s `lib/ext.so` from the release: placed by the mapped file.
+#[test]
+fn a_dlopened_library_holds_its_release() {
+    if !have("gcc", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let bin = root.tmp().join("loader");
+    let src = root.tmp().join("loader.c");
+    std::fs::write(
+        &src,
+        "#include <dlfcn.h>\n#include <stdlib.h>\n#include <unistd.h>\nint main(void) {\n\
+         const char *ext = getenv(\"EXT\");\n\
+         if (!ext || !dlopen(ext, RTLD_NOW)) return 1;\n for (;;) pause();\n}\n",
+    )
+    .expect("write loader.c");
+    gcc(&[
+        src.as_os_str(),
+        "-o".as_ref(),
+        bin.as_os_str(),
+        "-ldl".as_ref(),
+    ]);
+    let ext_src = root.tmp().join("ext.c");
+    std::fs::write(&ext_src, "int ext_answer(void) { return 42; }\n").expect("write ext.c");
+    let build_ext = |release: &str| {
+        let lib = root.release(release).join("lib");
+        std::fs::create_dir_all(&lib).expect("create lib/");
+        let so = lib.join("ext.so");
+        gcc(&[
+            "-shared".as_ref(),
+            "-fPIC".as_ref(),
+            ext_src.as_os_str(),
+            "-o".as_ref(),
+            so.as_os_str(),
+        ]);
+    };
+    build_ext("1");
+    build_ext("2");
+    lifecycle(&root, "mapped-file", &|dir| {
+        let child = Child::spawn(
+            // In the environment, not the command line: only the mapped file names the release.
+            Command::new(&bin)
+                .env("EXT", dir.join("lib/ext.so"))
+                .current_dir("/"),
+        );
+        poll("the loader to map ext.so", || {
+            holds(child.pid(), "ext.so").then_some(())
+        });
+        child
+    });
+}
+
+/// A Python worker started with `PYTHONPATH` into the release (its cwd `/`, its exe the
+/// system's python): placed by the interpreter path, which is never shown beyond the release.
+#[test]
+fn a_python_path_into_a_release_holds_it() {
+    if !have("python3", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    for r in ["1", "2"] {
+        root.write(format!("releases/{r}/lib/appmod.py"), "ANSWER = 42\n");
+    }
+    let secret = "/tmp/not-a-release-but-a-secret-token";
+    lifecycle(&root, "interpreter-path", &|dir| {
+        let dir = std::fs::canonicalize(dir).expect("canonical release");
+        let path = format!("{}/lib:{secret}", dir.display());
+        let ready = root.tmp().join(format!("ready-{}", std::process::id()));
+        let _ = std::fs::remove_file(&ready);
+        let child = Child::spawn(
+            Command::new("python3")
+                .args([
+                    "-c",
+                    "import appmod, sys, time; open(sys.argv[1], 'w').close(); time.sleep(1000)",
+                ])
+                .arg(&ready)
+                .env("PYTHONPATH", path)
+                .current_dir("/"),
+        );
+        poll("python to import appmod", || ready.exists().then_some(()));
+        child
+    });
+    // Only the release directory is ever shown, not the rest of the value.
+    let r2 = root.release("2");
+    let child = Child::spawn(
+        Command::new("python3")
+            .args(["-c", "import time; time.sleep(1000)"])
+            .env("PYTHONPATH", format!("{}/lib:{secret}", r2.display()))
+            .current_dir("/"),
+    );
+    poll("python to start", || {
+        (comm(child.pid()).as_deref() == Some("python3")).then_some(())
+    });
+    let (run, _) = check_now(&root);
+    assert!(!run.stdout.contains(secret), "{run}");
+}
+
+/// A worker holding a log and an SQLite database open in the release, its cwd and exe
+/// elsewhere (a Laravel `storage/` that was never moved to `shared/`): placed by the open files.
+#[test]
+fn an_open_log_and_database_hold_their_release() {
+    if !have("python3", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    for r in ["1", "2"] {
+        std::fs::create_dir_all(root.release(r).join("storage")).expect("create storage/");
+    }
+    let script = "import sqlite3, sys, time\n\
+                  log = open(sys.argv[1] + '/storage/app.log', 'a')\n\
+                  db = sqlite3.connect(sys.argv[1] + '/storage/app.sqlite')\n\
+                  db.execute('create table if not exists t (x)')\n\
+                  db.commit()\n\
+                  time.sleep(1000)\n";
+    lifecycle(&root, "open-file", &|dir| {
+        let child = Child::spawn(
+            Command::new("python3")
+                .args(["-c", script])
+                .arg(dir)
+                .current_dir("/"),
+        );
+        poll("the worker to open its log and database", || {
+            (holds(child.pid(), "app.log") && holds(child.pid(), "app.sqlite")).then_some(())
+        });
+        child
+    });
+}
+
+/// A process in `unshare --mount` with `current` bind-mounted at a directory of its own: its
+/// cwd (`MNT/web`) means nothing in our namespace. Placed through its mounts, by identity.
+#[test]
+fn a_bind_mount_in_another_mount_namespace_holds_its_release() {
+    if !have("unshare", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    for r in ["1", "2"] {
+        std::fs::create_dir_all(root.release(r).join("web")).expect("create web/");
+    }
+    let mnt: PathBuf = root.tmp().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("create mnt/");
+    lifecycle(&root, "cwd", &|dir| {
+        let script = format!(
+            "mount --bind '{}' '{}' && cd '{}/web' && exec sleep 1000",
+            dir.display(),
+            mnt.display(),
+            mnt.display()
+        );
+        let child = Child::spawn(
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(script)
+                .current_dir("/"),
+        );
+        poll(
+            "the namespaced worker to run sleep in the bind mount",
+            || (comm(child.pid()).as_deref() == Some("sleep")).then_some(()),
+        );
+        child
+    });
+}
