@@ -73,8 +73,10 @@ pub struct Held {
     /// The environment key that named it ([`How::InterpreterPath`]).
     pub key: Option<&'static str>,
     /// Read in another mount namespace and translated to ours through its mounts, its
-    /// identity checked (see [`Wording::Mount`]).
+    /// identity checked (see [`Wording::Checked`]).
     pub through_mounts: bool,
+    /// Its identity was checked at its path in our namespace (see [`Wording::Checked`]).
+    pub checked: bool,
 }
 
 /// Where a process stands relative to `current`. Ordered from best to worst.
@@ -130,10 +132,11 @@ pub enum Wording {
     /// An interpreter's module path names the release (`PYTHONPATH names release 1`): the
     /// value itself is never shown.
     Env(&'static str),
-    /// A path the process holds in another mount namespace, translated to ours through its
-    /// mounts and backed by identity (`crate::holds`): `cwd /srv/app/releases/1/web, through
-    /// a mount`.
-    Mount,
+    /// A path the process holds whose identity `crate::holds` checked in our mount namespace
+    /// (the same device and inode at our path): it holds in any namespace. `through_mounts`:
+    /// read in another mount namespace and translated to ours through its mounts (`cwd
+    /// /srv/app/releases/1/web, through a mount in another mount namespace`).
+    Checked { through_mounts: bool },
 }
 
 /// When a process that names a path through `current` started, against the switch.
@@ -692,9 +695,13 @@ impl<'a> Placer<'a> {
             let Some((_, e)) = found.get_mut(before) else {
                 continue;
             };
-            match (h.key, h.through_mounts) {
+            match (h.key, h.through_mounts || h.checked) {
                 (Some(key), _) => e.wording = Wording::Env(key),
-                (None, true) if e.wording == Wording::Path => e.wording = Wording::Mount,
+                (None, true) if e.wording == Wording::Path => {
+                    e.wording = Wording::Checked {
+                        through_mounts: h.through_mounts,
+                    }
+                }
                 _ => {}
             }
         }
@@ -933,7 +940,7 @@ fn backed(pl: &Placement, p: &Process, releases_dev: Option<u64>) -> bool {
     };
     match (&decider.wording, decider.how) {
         // Translated through the process's own mounts and checked there (`crate::holds`).
-        (Wording::IsRelease | Wording::Mount, _) => true,
+        (Wording::IsRelease | Wording::Checked { .. }, _) => true,
         (Wording::Path, How::Cwd) => on_releases_device(&p.cwd),
         (Wording::Path, How::Exe) => on_releases_device(&p.exe),
         _ => false,

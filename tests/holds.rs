@@ -129,15 +129,9 @@ fn gcc(args: &[&std::ffi::OsStr]) {
     assert!(out.status.success(), "gcc {args:?}: {out:?}");
 }
 
-/// A worker whose cwd is `/`, whose executable lies outside the releases and whose command
-/// line names nothing, but that
-/// `dlopen`s `lib/ext.so` from the release: placed by the mapped file.
-#[test]
-fn a_dlopened_library_holds_its_release() {
-    if !have("gcc", "--version") {
-        return;
-    }
-    let root = DeployRoot::new();
+/// A C program (`EXT=PATH loader`) that `dlopen`s `PATH` and waits, built in `root`'s temp
+/// dir; and `lib/ext.so` built into releases 1 and 2.
+fn loader_and_libraries(root: &DeployRoot) -> PathBuf {
     let bin = root.tmp().join("loader");
     let src = root.tmp().join("loader.c");
     std::fs::write(
@@ -155,7 +149,7 @@ fn a_dlopened_library_holds_its_release() {
     ]);
     let ext_src = root.tmp().join("ext.c");
     std::fs::write(&ext_src, "int ext_answer(void) { return 42; }\n").expect("write ext.c");
-    let build_ext = |release: &str| {
+    for release in ["1", "2"] {
         let lib = root.release(release).join("lib");
         std::fs::create_dir_all(&lib).expect("create lib/");
         let so = lib.join("ext.so");
@@ -166,20 +160,58 @@ fn a_dlopened_library_holds_its_release() {
             "-o".as_ref(),
             so.as_os_str(),
         ]);
-    };
-    build_ext("1");
-    build_ext("2");
+    }
+    bin
+}
+
+/// Starts `cmd` and waits until it maps `ext.so`.
+fn mapping_ext(cmd: &mut Command) -> Child {
+    let child = Child::spawn(cmd);
+    poll("the loader to map ext.so", || {
+        holds(child.pid(), "ext.so").then_some(())
+    });
+    child
+}
+
+/// A worker whose cwd is `/`, whose executable lies outside the releases and whose command
+/// line names nothing, but that `dlopen`s `lib/ext.so` from the release: placed by the mapped
+/// file.
+#[test]
+fn a_dlopened_library_holds_its_release() {
+    if !have("gcc", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let bin = loader_and_libraries(&root);
     lifecycle(&root, "mapped-file", &|dir| {
-        let child = Child::spawn(
-            // In the environment, not the command line: only the mapped file names the release.
+        // In the environment, not the command line: only the mapped file names the release.
+        mapping_ext(
             Command::new(&bin)
                 .env("EXT", dir.join("lib/ext.so"))
                 .current_dir("/"),
-        );
-        poll("the loader to map ext.so", || {
-            holds(child.pid(), "ext.so").then_some(())
-        });
-        child
+        )
+    });
+}
+
+/// The same worker in a mount namespace of its own that mounts nothing (what systemd's
+/// `PrivateTmp=` or `ProtectSystem=` give a service): its mapped file counts by identity (the
+/// device and inode of the maps line are those at the path in our namespace), and once
+/// deleted through its mounts. Path text from another namespace alone would not.
+#[test]
+fn a_library_mapped_in_a_private_mount_namespace_counts_by_identity() {
+    if !have("gcc", "--version") || !have("unshare", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let bin = loader_and_libraries(&root);
+    lifecycle(&root, "mapped-file", &|dir| {
+        mapping_ext(
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private"])
+                .arg(&bin)
+                .env("EXT", dir.join("lib/ext.so"))
+                .current_dir("/"),
+        )
     });
 }
 

@@ -100,6 +100,7 @@ fn named(key: &'static str, release: &std::ffi::OsStr) -> Held {
         },
         key: Some(key),
         through_mounts: false,
+        checked: false,
     }
 }
 

@@ -23,7 +23,7 @@ pub mod mounts;
 use crate::attribution::{self, Attribution, Held, How};
 use crate::layout::DeployRoot;
 use crate::settings::Settings;
-use crate::snapshot::{Link, ProcSource, Process, Snapshot};
+use crate::snapshot::{HeldFile, Link, ProcSource, Process, Snapshot};
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 
@@ -44,7 +44,7 @@ pub fn look(
         return;
     }
     let picked = candidates(roots, snap, attr, deep);
-    let mut held: Vec<(i32, Vec<Held>)> = Vec::new();
+    let mut held: std::collections::BTreeMap<i32, Vec<Held>> = Default::default();
     let interpreters: Vec<i32> = picked
         .iter()
         .filter(|p| interp::is_interpreter(p))
@@ -57,14 +57,14 @@ pub fn look(
             h.extend(found);
         }
         if !h.is_empty() {
-            held.push((p.pid, h));
+            held.insert(p.pid, h);
         }
     }
-    held.extend(mounts::look(roots, snap, attr, &picked, source));
+    mounts::look(roots, snap, attr, &picked, &mut held, source);
     if held.is_empty() {
         return;
     }
-    held.sort_by_key(|(pid, _)| *pid);
+    let held: Vec<(i32, Vec<Held>)> = held.into_iter().collect();
     merge(roots, snap, attr, settings, &held);
 }
 
@@ -138,32 +138,39 @@ pub fn in_releases(roots: &[DeployRoot], path: &[u8]) -> bool {
 /// nothing: the process was placed or not by its cwd and exe, as before.
 fn files(roots: &[DeployRoot], pid: i32, source: &mut dyn ProcSource) -> Vec<Held> {
     let wanted = |path: &[u8]| in_releases(roots, path);
-    let mut out = Vec::new();
     // issue 17: a maps or fd/ we could not read leaves the process as the cheap pass saw it.
-    for path in source.mapped_files(pid, &wanted).unwrap_or_default() {
-        out.push(held(How::MappedFile, path.as_bytes()));
-    }
-    let open = source.open_files(pid).unwrap_or_default();
-    for path in open.iter().filter(|f| wanted(f.as_bytes())) {
-        out.push(held(How::OpenFile, path.as_bytes()));
-    }
-    out
+    let read = source.held_files(pid, &wanted).unwrap_or_default();
+    let mapped = read.mapped.iter().map(|f| held(How::MappedFile, f));
+    let open = read.open.iter().map(|f| held(How::OpenFile, f));
+    mapped.chain(open).collect()
 }
 
-/// A held file by its text as the kernel printed it. Its link count is not known: the
-/// kernel's ` (deleted)` suffix says it, and the release's state is decided by whether the
-/// release directory exists, never by the suffix.
-fn held(how: How, text: &[u8]) -> Held {
+/// A held file as the kernel printed it, with its identity where known. A mapped file's link
+/// count is not known: the kernel's ` (deleted)` suffix says it then, and the release's state
+/// is decided by whether the release directory exists, never by the suffix. Not `checked`: a
+/// process in another mount namespace has its files translated and checked by
+/// [`mounts::look`], and in ours the path is ours.
+fn held(how: How, file: &HeldFile) -> Held {
+    let text = file.path.as_bytes();
+    let suffixed = u32::from(!text.ends_with(Link::DELETED));
+    let (dev, ino, nlink) = match file.identity {
+        Some((dev, ino, nlink)) => match u32::try_from(dev) {
+            Ok(dev) => (dev, ino, nlink.unwrap_or(suffixed)),
+            Err(_) => (0, 0, nlink.unwrap_or(suffixed)),
+        },
+        None => (0, 0, suffixed),
+    };
     Held {
         how,
         link: Link {
             target: std::ffi::OsStr::from_bytes(text).into(),
-            dev: 0,
-            ino: 0,
-            nlink: u32::from(!text.ends_with(Link::DELETED)),
+            dev,
+            ino,
+            nlink,
         },
         key: None,
         through_mounts: false,
+        checked: false,
     }
 }
 
@@ -183,16 +190,32 @@ mod tests {
         assert!(!in_releases(&roots, b"/srv/app/shared/log"));
     }
 
+    fn file(path: &str, identity: Option<(u64, u64, Option<u32>)>) -> HeldFile {
+        HeldFile {
+            path: path.into(),
+            identity,
+        }
+    }
+
     #[test]
-    fn a_deleted_file_is_known_by_the_kernels_suffix() {
-        let h = held(How::MappedFile, b"/srv/app/releases/1/ext.so (deleted)");
+    fn a_deleted_mapping_is_known_by_the_kernels_suffix_and_an_open_file_by_its_links() {
+        let h = held(
+            How::MappedFile,
+            &file("/srv/app/releases/1/ext.so (deleted)", None),
+        );
         assert!(h.link.is_deleted());
         assert_eq!(
             &*h.link.path(),
             std::ffi::OsStr::new("/srv/app/releases/1/ext.so")
         );
-        assert!(!held(How::OpenFile, b"/srv/app/releases/1/log")
-            .link
-            .is_deleted());
+        let open = |nlink| {
+            held(
+                How::OpenFile,
+                &file("/srv/app/releases/1/log", Some((1, 2, nlink))),
+            )
+        };
+        assert!(!open(Some(1)).link.is_deleted());
+        assert!(open(Some(0)).link.is_deleted());
+        assert_eq!(open(Some(1)).link.identity(), Some((1, 2)));
     }
 }

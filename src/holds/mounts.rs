@@ -17,6 +17,7 @@ use crate::escape::unescape_octal;
 use crate::layout::DeployRoot;
 use crate::snapshot::parse::mountinfo::{mounts, parse_dev};
 use crate::snapshot::{Link, LinkError, ProcSource, Process, Snapshot};
+use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
@@ -48,16 +49,19 @@ pub fn parse(info: &[u8]) -> Vec<MountAt> {
         .collect()
 }
 
-/// The processes in other mount namespaces whose cwd or exe lies in a release, by pid, with
-/// what they hold translated to our paths. Looked at: the `picked` candidates whose cwd is on
-/// a releases' device, and any process whose cwd or exe was deleted on one.
+/// Translate what the processes in other mount namespaces hold to our paths (see the module
+/// docs), into `held` by pid: their cwd and exe, and the files already in `held` that could
+/// not be checked in our namespace. Looked at: the `picked` candidates whose cwd is on a
+/// releases' device, any process whose cwd or exe was deleted on one, and any process in
+/// `held` with a file not checked. A process in our namespace costs one `readlink`.
 pub fn look(
     roots: &[DeployRoot],
     snap: &Snapshot,
     attr: &Attribution,
     picked: &[&Process],
+    held: &mut BTreeMap<i32, Vec<Held>>,
     source: &mut dyn ProcSource,
-) -> Vec<(i32, Vec<Held>)> {
+) {
     let devs: Vec<u64> = attr.releases_devs.iter().flatten().copied().collect();
     let on_releases = |l: &Result<Link, LinkError>, deleted: bool| {
         l.as_ref().ok().is_some_and(|l| {
@@ -76,10 +80,15 @@ pub fn look(
             .filter(|p| on_releases(&p.cwd, true) || on_releases(&p.exe, true))
             .map(|p| p.pid),
     );
+    pids.extend(
+        held.iter()
+            .filter(|(_, h)| h.iter().any(|h| !h.checked && h.key.is_none()))
+            .map(|(pid, _)| *pid),
+    );
     pids.sort_unstable();
     pids.dedup();
     let mut ours: Option<Vec<MountAt>> = None;
-    let mut out = Vec::new();
+    let wanted = |p: &[u8]| super::in_releases(roots, p);
     for pid in pids {
         // issue 17: a namespace we cannot read leaves the process as the cheap pass saw it
         // (and the second look counts it as not inspected).
@@ -89,27 +98,33 @@ pub fn look(
         let Some(p) = snap.get(pid) else { continue };
         let ours = ours.get_or_insert_with(|| parse(&source.own_mounts().unwrap_or_default()));
         let theirs = parse(&info);
-        let held: Vec<Held> = [(How::Cwd, &p.cwd), (How::Exe, &p.exe)]
-            .into_iter()
-            .filter_map(|(how, link)| {
-                let link = link.as_ref().ok()?;
-                let path = translate(&|p| super::in_releases(roots, p), link, &theirs, ours)?;
-                Some(Held {
-                    how,
-                    link: Link {
-                        target: std::ffi::OsStr::from_bytes(&path).into(),
-                        ..link.clone()
-                    },
-                    key: None,
-                    through_mounts: true,
-                })
+        let through = |how, link: &Link| {
+            let path = translate(&wanted, link, &theirs, ours)?;
+            Some(Held {
+                how,
+                link: Link {
+                    target: std::ffi::OsStr::from_bytes(&path).into(),
+                    ..link.clone()
+                },
+                key: None,
+                through_mounts: true,
+                checked: true,
             })
+        };
+        let mut found: Vec<Held> = [(How::Cwd, &p.cwd), (How::Exe, &p.exe)]
+            .into_iter()
+            .filter_map(|(how, link)| through(how, link.as_ref().ok()?))
             .collect();
-        if !held.is_empty() {
-            out.push((pid, held));
+        for h in held.remove(&pid).unwrap_or_default() {
+            match (h.checked, h.key) {
+                (false, None) => found.extend(through(h.how, &h.link)),
+                _ => found.push(h),
+            }
+        }
+        if !found.is_empty() {
+            held.insert(pid, found);
         }
     }
-    out
 }
 
 /// `path` is `prefix` or below it, by whole components: what follows it there.

@@ -114,14 +114,24 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
         ),
         (Wording::Path, How::Script) => format!("command line names {}", path()),
         (Wording::Env(key), _) => format!("{key} names {}", path()),
-        (Wording::Mount, how) => format!(
+        (
+            Wording::Checked {
+                through_mounts: true,
+            },
+            how,
+        ) => format!(
             "{} {}{}, through a mount in another mount namespace",
             how.as_str(),
             path(),
-            if e.deleted { " (deleted)" } else { "" }
+            deleted(e)
         ),
-        (Wording::Path, How::MappedFile) => format!("maps {}{}", path(), deleted(e)),
-        (Wording::Path, How::OpenFile) => format!("holds open {}{}", path(), deleted(e)),
+        (Wording::Path | Wording::Checked { .. }, How::MappedFile) => {
+            format!("maps {}{}", path(), deleted(e))
+        }
+        (Wording::Path | Wording::Checked { .. }, How::OpenFile) => {
+            format!("holds open {}{}", path(), deleted(e))
+        }
+        (Wording::Checked { .. }, how) => format!("{} {}{}", how.as_str(), path(), deleted(e)),
         (Wording::Path, how) if e.deleted => format!("{} {} (deleted)", how.as_str(), path()),
         (Wording::Path, how) => format!("{} {}", how.as_str(), path()),
     })

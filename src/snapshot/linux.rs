@@ -18,14 +18,14 @@
 use super::cgroupfs::{Answer, Walked};
 use super::parse::cgroup::{hierarchies, systemd_cgroup};
 use super::parse::environ::environ_keys;
-use super::parse::maps::maps_path;
+use super::parse::maps::{maps_entry, maps_path};
 use super::parse::mountinfo::{cgroup_mounts, proc_hides_pids};
 use super::parse::stat::{parse_stat, Stat};
 use super::parse::status::{effective_caps, CAP_SYS_PTRACE};
 use super::read::{read_at, read_capped_at, stream_lines_at, Got, ReadUntil, ARGS_CAP};
 use super::{
-    CgroupAndEnv, Clock, Cmdline, Comm, Link, LinkError, PidStat, ProcSource, Process, ProcessSeen,
-    ReadError, SeenAgain, Snapshot,
+    CgroupAndEnv, Clock, Cmdline, Comm, HeldFile, HeldFiles, Link, LinkError, PidStat, ProcSource,
+    Process, ProcessSeen, ReadError, SeenAgain, Snapshot,
 };
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
@@ -831,6 +831,61 @@ impl ProcSource for LinuxProc {
     fn foreign_mount_ns(&mut self, pid: i32) -> Result<bool, ReadError> {
         let dir = self.open_pid(pid)?;
         self.proc_root().foreign_at(&dir)
+    }
+
+    fn held_files(
+        &mut self,
+        pid: i32,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<HeldFiles, ReadError> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = self.open_pid(pid)?;
+        let mut out = HeldFiles::default();
+        // Streamed like `mapped_files`: only the wanted paths are kept.
+        stream_lines_at(&mut self.buf, &dir, "maps", ARGS_CAP, &mut |line| {
+            if let Some((path, dev, ino)) = maps_entry(line) {
+                let last = out.mapped.last().map(|l| l.path.as_bytes());
+                if wanted(path) && last != Some(path) {
+                    out.mapped.push(HeldFile {
+                        path: OsStr::from_bytes(path).to_os_string(),
+                        identity: Some((dev, ino, None)),
+                    });
+                }
+            }
+        })?;
+        let fd_dir = openat(
+            &dir,
+            "fd",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut entries = nix::dir::Dir::from_fd(fd_dir)?;
+        let names: Vec<std::ffi::CString> = entries
+            .iter()
+            .flatten()
+            .map(|e| e.file_name().to_owned())
+            .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
+            .collect();
+        for n in &names {
+            // A descriptor closed since the listing is not there; a target we may not read
+            // leaves the process as its cwd and exe placed it.
+            let Ok(target) = readlinkat(&entries, n.as_c_str()) else {
+                continue;
+            };
+            if !wanted(target.as_bytes()) {
+                continue;
+            }
+            let identity = fstatat(&entries, n.as_c_str(), AtFlags::empty())
+                .ok()
+                .and_then(|st| {
+                    Some((st.st_dev, st.st_ino, Some(u32::try_from(st.st_nlink).ok()?)))
+                });
+            out.open.push(HeldFile {
+                path: target,
+                identity,
+            });
+        }
+        Ok(out)
     }
 
     fn mounts_of(&mut self, pid: i32) -> Result<Option<Vec<u8>>, ReadError> {

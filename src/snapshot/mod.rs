@@ -473,6 +473,33 @@ pub trait ProcSource {
         pid: i32,
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<OsString>, ReadError>;
+    /// The mapped and open files of `pid` that `wanted` accepts, with their identity where the
+    /// kernel gives it (a maps line carries device and inode; an open file is `stat`ed through
+    /// its descriptor, which also gives its link count). Others are never kept. The default
+    /// asks [`ProcSource::mapped_files`] and [`ProcSource::open_files`] and knows no identity.
+    fn held_files(
+        &mut self,
+        pid: i32,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<HeldFiles, ReadError> {
+        let plain = |path: OsString| HeldFile {
+            path,
+            identity: None,
+        };
+        Ok(HeldFiles {
+            mapped: self
+                .mapped_files(pid, wanted)?
+                .into_iter()
+                .map(plain)
+                .collect(),
+            open: self
+                .open_files(pid)?
+                .into_iter()
+                .filter(|f| wanted(std::os::unix::ffi::OsStrExt::as_bytes(f.as_os_str())))
+                .map(plain)
+                .collect(),
+        })
+    }
     /// The mounts `pid` sees (`/proc/PID/mountinfo`, its first [`MOUNTINFO_CAP`] bytes, whole
     /// lines only), or `None` when it lives in our mount namespace (then nothing is read).
     /// The default: every process lives in ours.
@@ -484,6 +511,22 @@ pub trait ProcSource {
     fn own_mounts(&mut self) -> Result<Vec<u8>, ReadError> {
         Ok(Vec::new())
     }
+}
+
+/// A file a process maps or holds open (see [`ProcSource::held_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldFile {
+    /// As the kernel printed it, with its ` (deleted)` suffix.
+    pub path: OsString,
+    /// `(st_dev, st_ino, link count)`; the link count of a mapped file is not known (`None`).
+    pub identity: Option<(u64, u64, Option<u32>)>,
+}
+
+/// What [`ProcSource::held_files`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldFiles {
+    pub mapped: Vec<HeldFile>,
+    pub open: Vec<HeldFile>,
 }
 
 /// The most of a `mountinfo` file read: a host with a thousand mounts has about 150 KiB.
