@@ -209,7 +209,7 @@ pub struct Attribution {
     /// Zombie children of placed processes that were still zombies when looked at again (see
     /// [`confirm_zombies`]); only these make a `zombie` finding.
     pub lasting_zombies: Vec<i32>,
-    /// The device of each root's releases directory (by app index), for [`verify`]'s look
+    /// The device of each root's releases directory (by app index), for `crate::holds`' look
     /// at processes in another mount namespace.
     pub releases_devs: Vec<Option<u64>>,
 }
@@ -668,17 +668,17 @@ impl<'a> Placer<'a> {
         }
     }
 
-    /// Place one process by its cwd, exe, command line and what else it holds (`held`).
+    /// Place one process by its cwd, exe, command line and what else it holds (`held`). In
+    /// another mount namespace (`own_ns` false) the text of its cwd, exe and command line is
+    /// not ours: only what `held` translated counts.
     fn place_one(
         &self,
         p: &Process,
         held: &[Held],
+        own_ns: bool,
         found: &mut Vec<(usize, Evidence)>,
     ) -> Option<Placement> {
         found.clear();
-        // What a process in another mount namespace names as text is not ours: only what
-        // `held` translated counts then.
-        let own_ns = !held.iter().any(|h| h.through_mounts);
         if let (Ok(cwd), true) = (&p.cwd, own_ns) {
             self.link_evidence(p, How::Cwd, cwd, found);
         }
@@ -726,18 +726,20 @@ impl<'a> Placer<'a> {
     }
 }
 
+/// What `crate::holds` read more of one process: its pid, whether it lives in another mount
+/// namespace (then only `held` counts, see [`Held::through_mounts`]), and what it holds.
+pub type HeldBy = (i32, bool, Vec<Held>);
+
 /// Place again the processes `crate::holds` read more of: each by everything the cheap pass
-/// read of it and what it holds (`held`, by pid). Pure, like [`attribute`]; a process placed
-/// by none of it is left out.
-pub fn attribute_held(
-    roots: &[DeployRoot],
-    snap: &Snapshot,
-    held: &[(i32, Vec<Held>)],
-) -> Vec<Placement> {
+/// read of it and what it holds. Pure, like [`attribute`]; a process placed by none of it is
+/// left out.
+pub fn attribute_held(roots: &[DeployRoot], snap: &Snapshot, held: &[HeldBy]) -> Vec<Placement> {
     let placer = Placer::new(roots, snap);
     let mut found = Vec::new();
     held.iter()
-        .filter_map(|(pid, held)| placer.place_one(snap.get(*pid)?, held, &mut found))
+        .filter_map(|(pid, elsewhere, held)| {
+            placer.place_one(snap.get(*pid)?, held, !elsewhere, &mut found)
+        })
         .collect()
 }
 
@@ -769,7 +771,7 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
             blind.push(p);
             continue;
         }
-        if let Some(pl) = placer.place_one(p, &[], &mut found) {
+        if let Some(pl) = placer.place_one(p, &[], true, &mut found) {
             out.placements.push(pl);
         }
     }
@@ -871,7 +873,6 @@ pub fn verify(
         })
         .collect();
     let mut answers = source.look_again_all(&seen).into_iter();
-    let attr_devs = std::mem::take(&mut attr.releases_devs);
     let mut raced = 0;
     let mut foreign = 0;
     let mut blind = Vec::new();
@@ -892,9 +893,7 @@ pub fn verify(
                 false
             }
             Some(Ok(SeenAgain::Elsewhere | SeenAgain::Foreign))
-                if snap
-                    .get(pl.pid)
-                    .is_some_and(|p| backed(pl, p, attr_devs.get(pl.app).copied().flatten())) =>
+                if snap.get(pl.pid).is_some_and(|p| backed(pl, p)) =>
             {
                 true
             }
@@ -908,7 +907,6 @@ pub fn verify(
             }
         }
     });
-    attr.releases_devs = attr_devs;
     attr.raced += raced;
     attr.other_mount_ns += foreign;
     attr.unreadable.extend(blind);
@@ -916,10 +914,12 @@ pub fn verify(
 
 /// Whether the placement of a process in another mount namespace under our root rests on
 /// identity: the deciding evidence is a release by (device, inode); or the `cwd` or `exe` it
-/// names is, in our namespace, the same object (device, inode) as the one it holds; or, once
-/// deleted, it lies on the releases' device (a deleted release keeps its device). A path on
-/// a mount of the process's own (`unshare -m` and a tmpfs over the app) is not ours.
-fn backed(pl: &Placement, p: &Process, releases_dev: Option<u64>) -> bool {
+/// names is, in our namespace, the same object (device, inode) as the one it holds; or
+/// `crate::holds` translated it through the process's mounts and checked it there (a deleted
+/// cwd: the mount's root lies in a release on the file's device). A path on a mount of the
+/// process's own (`unshare -m` and a tmpfs over the app, or a bind of the user's own
+/// directory, deleted since) is not ours.
+fn backed(pl: &Placement, p: &Process) -> bool {
     let Some(decider) = pl.evidence.first() else {
         return false;
     };
@@ -930,8 +930,10 @@ fn backed(pl: &Placement, p: &Process, releases_dev: Option<u64>) -> bool {
         let Some((dev, ino)) = link.identity() else {
             return false;
         };
+        // A deleted object cannot be looked at here: only its mounts back it (`crate::holds`,
+        // which replaced this placement when they did).
         if link.is_deleted() {
-            return Some(dev) == releases_dev;
+            return false;
         }
         let Some(ours) = decider.path.as_deref() else {
             return false;

@@ -3,9 +3,13 @@
 //! prints them.
 //!
 //! It looks deeper than `check`: besides cwd, exe and command-line paths it reads every open
-//! file descriptor and every memory-mapped file. Those reads are paid only by the processes
-//! that could hold one: user-space processes in our mount namespace (kernel threads, zombies
-//! and containers' processes, whose paths are not ours, are skipped and counted).
+//! file descriptor and every memory-mapped file, and an interpreter's module paths
+//! (`PYTHONPATH`, ...: shown as the path asked about, never as the value). Those reads are paid
+//! only by the processes that could hold one: user-space processes (kernel threads and zombies
+//! are skipped). A process in another mount namespace has its cwd and exe translated to our
+//! paths through its mounts and believed by identity ([`crate::holds::mounts`]: a container on
+//! a bind mount of `current`); a container's other paths are not ours, so one that holds
+//! nothing so translated is skipped and counted.
 //!
 //! It reads /proc with the scan's first stage ([`crate::scan::read`]) but places no process in
 //! an app: the paths asked about need not belong to any deploy root, and a process holds a path

@@ -12,7 +12,8 @@
 //!
 //! Cost decides who is read ([`candidates`]): by default only processes the cheap pass could
 //! not place that could run an app's code (the uid that owns a deploy root, a uid already
-//! running an app, or a descendant of a placed process); with `--deep`, every process. Maps
+//! running an app's processes, or a descendant of a placed process); with `--deep`, every
+//! process. Maps
 //! are streamed and only paths inside a releases directory are kept (see
 //! [`crate::snapshot::ProcSource::mapped_files`]). What is found is placed like a cwd or exe
 //! ([`crate::attribution::attribute_held`]); each app's `ignore` and `roles` apply to it.
@@ -20,7 +21,7 @@
 pub mod interp;
 pub mod mounts;
 
-use crate::attribution::{self, Attribution, Held, How};
+use crate::attribution::{self, Attribution, Held, HeldBy, How};
 use crate::layout::DeployRoot;
 use crate::settings::Settings;
 use crate::snapshot::{HeldFile, Link, ProcSource, Process, Snapshot};
@@ -60,11 +61,17 @@ pub fn look(
             held.insert(p.pid, h);
         }
     }
-    mounts::look(roots, snap, attr, &picked, &mut held, source);
-    if held.is_empty() {
+    let elsewhere = mounts::look(roots, snap, attr, &picked, &mut held, source);
+    if held.is_empty() && elsewhere.is_empty() {
         return;
     }
-    let held: Vec<(i32, Vec<Held>)> = held.into_iter().collect();
+    for pid in &elsewhere {
+        held.entry(*pid).or_default();
+    }
+    let held: Vec<HeldBy> = held
+        .into_iter()
+        .map(|(pid, h)| (pid, elsewhere.contains(&pid), h))
+        .collect();
     merge(roots, snap, attr, settings, &held);
 }
 
@@ -75,27 +82,38 @@ fn merge(
     snap: &Snapshot,
     attr: &mut Attribution,
     settings: &Settings,
-    held: &[(i32, Vec<Held>)],
+    held: &[HeldBy],
 ) {
     let mut extra = Attribution {
         placements: attribution::attribute_held(roots, snap, held),
         ..Attribution::default()
     };
     attribution::apply_settings(&mut extra, snap, settings);
-    let redone: HashSet<i32> = held.iter().map(|(pid, _)| *pid).collect();
+    let redone: HashSet<i32> = held.iter().map(|(pid, _, _)| *pid).collect();
+    // A process in another mount namespace that its path text placed and its mounts do not
+    // back is placed nowhere, and counted as before (`scan.other_mount_ns`).
+    attr.other_mount_ns += held
+        .iter()
+        .filter(|(pid, elsewhere, _)| {
+            *elsewhere && attr.get(*pid).is_some() && extra.get(*pid).is_none()
+        })
+        .count();
     attr.placements.retain(|pl| !redone.contains(&pl.pid));
     attr.placements.append(&mut extra.placements);
     attr.placements.sort_by_key(|pl| pl.pid);
 }
 
 /// The processes worth reading more of: every live user-space process with `deep`; else
-/// those not placed yet that could run an app's code.
+/// those not placed yet that could run an app's code: running as the uid that owns a deploy
+/// root or as one already running an app's processes, or below a placed process.
 fn candidates<'s>(
     roots: &[DeployRoot],
     snap: &'s Snapshot,
     attr: &Attribution,
     deep: bool,
 ) -> Vec<&'s Process> {
+    // The uids that own a deploy root, and those already running an app's processes (a root
+    // owned by root whose workers run as www-data).
     let mut uids: HashSet<u32> = roots.iter().filter_map(|r| r.owner_uid).collect();
     uids.extend(
         attr.placements

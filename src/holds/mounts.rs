@@ -17,7 +17,7 @@ use crate::escape::unescape_octal;
 use crate::layout::DeployRoot;
 use crate::snapshot::parse::mountinfo::{mounts, parse_dev};
 use crate::snapshot::{Link, LinkError, ProcSource, Process, Snapshot};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
@@ -53,7 +53,8 @@ pub fn parse(info: &[u8]) -> Vec<MountAt> {
 /// docs), into `held` by pid: their cwd and exe, and the files already in `held` that could
 /// not be checked in our namespace. Looked at: the `picked` candidates whose cwd is on a
 /// releases' device, any process whose cwd or exe was deleted on one, and any process in
-/// `held` with a file not checked. A process in our namespace costs one `readlink`.
+/// `held` with a file not checked. A process in our namespace costs one `readlink`. Answers
+/// the pids found in another mount namespace.
 pub fn look(
     roots: &[DeployRoot],
     snap: &Snapshot,
@@ -61,7 +62,7 @@ pub fn look(
     picked: &[&Process],
     held: &mut BTreeMap<i32, Vec<Held>>,
     source: &mut dyn ProcSource,
-) {
+) -> HashSet<i32> {
     let devs: Vec<u64> = attr.releases_devs.iter().flatten().copied().collect();
     let on_releases = |l: &Result<Link, LinkError>, deleted: bool| {
         l.as_ref().ok().is_some_and(|l| {
@@ -88,6 +89,7 @@ pub fn look(
     pids.sort_unstable();
     pids.dedup();
     let mut ours: Option<Vec<MountAt>> = None;
+    let mut elsewhere = HashSet::new();
     let wanted = |p: &[u8]| super::in_releases(roots, p);
     for pid in pids {
         // issue 17: a namespace we cannot read leaves the process as the cheap pass saw it
@@ -96,6 +98,7 @@ pub fn look(
             continue;
         };
         let Some(p) = snap.get(pid) else { continue };
+        elsewhere.insert(pid);
         let ours = ours.get_or_insert_with(|| parse(&source.own_mounts().unwrap_or_default()));
         let theirs = parse(&info);
         let through = |how, link: &Link| {
@@ -125,6 +128,7 @@ pub fn look(
             held.insert(pid, found);
         }
     }
+    elsewhere
 }
 
 /// `path` is `prefix` or below it, by whole components: what follows it there.

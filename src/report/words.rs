@@ -793,6 +793,42 @@ mod tests {
 
     /// The sentences of a placement by start time, as `check` has always printed them.
     #[test]
+    fn evidence_of_what_a_process_holds() {
+        use crate::attribution::{Evidence, How, ReleaseState, Wording};
+        let ev = |how, path: &str, deleted, wording| Evidence {
+            pid: 7,
+            how,
+            path: Some(std::ffi::OsStr::new(path).into()),
+            deleted,
+            release: Some(std::ffi::OsStr::new("1").into()),
+            state: ReleaseState::Deleted,
+            wording,
+        };
+        let lib = "/srv/app/releases/1/lib/ext.so";
+        assert_eq!(
+            evidence(&ev(How::MappedFile, lib, true, Wording::Path)),
+            "maps /srv/app/releases/1/lib/ext.so (deleted)"
+        );
+        let log = "/srv/app/releases/1/storage/app.log\x1b";
+        assert_eq!(
+            evidence(&ev(How::OpenFile, log, false, Wording::Path)),
+            "holds open /srv/app/releases/1/storage/app.log\\x1b"
+        );
+        let env = Wording::Env("PYTHONPATH");
+        assert_eq!(
+            evidence(&ev(How::InterpreterPath, "/srv/app/releases/1", false, env)),
+            "PYTHONPATH names /srv/app/releases/1"
+        );
+        let mounted = Wording::Checked {
+            through_mounts: true,
+        };
+        assert_eq!(
+            evidence(&ev(How::Cwd, "/srv/app/releases/1/web", true, mounted)),
+            "cwd /srv/app/releases/1/web (deleted), through a mount in another mount namespace"
+        );
+    }
+
+    #[test]
     fn evidence_by_start_time() {
         use crate::attribution::{Evidence, How, Loaded, ReleaseState, Started, Wording};
         let ev = |after: bool, loaded: Loaded| Evidence {
