@@ -776,19 +776,7 @@ impl ProcSource for LinuxProc {
 
     fn open_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError> {
         let dir = self.open_pid(pid)?;
-        let fd_dir = openat(
-            &dir,
-            "fd",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        let mut entries = nix::dir::Dir::from_fd(fd_dir)?;
-        let names: Vec<std::ffi::CString> = entries
-            .iter()
-            .flatten()
-            .map(|e| e.file_name().to_owned())
-            .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
-            .collect();
+        let (entries, names) = descriptors(&dir)?;
         // A descriptor closed since the listing is simply not there; one whose target could
         // not be read (denied, or a path too long to print) leaves the process not inspected.
         let mut targets = Vec::with_capacity(names.len());
@@ -853,19 +841,7 @@ impl ProcSource for LinuxProc {
                 }
             }
         })?;
-        let fd_dir = openat(
-            &dir,
-            "fd",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        let mut entries = nix::dir::Dir::from_fd(fd_dir)?;
-        let names: Vec<std::ffi::CString> = entries
-            .iter()
-            .flatten()
-            .map(|e| e.file_name().to_owned())
-            .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
-            .collect();
+        let (entries, names) = descriptors(&dir)?;
         for n in &names {
             // A descriptor closed since the listing is not there; a target we may not read
             // leaves the process as its cwd and exe placed it.
@@ -900,6 +876,24 @@ impl ProcSource for LinuxProc {
         let dir = self.open_pid(std::process::id() as i32)?;
         read_mountinfo(&mut self.buf, &dir)
     }
+}
+
+/// The `fd/` directory under an open `/proc/PID`, and the names of its descriptors.
+fn descriptors(dir: &OwnedFd) -> nix::Result<(nix::dir::Dir, Vec<std::ffi::CString>)> {
+    let fd_dir = openat(
+        dir,
+        "fd",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut entries = nix::dir::Dir::from_fd(fd_dir)?;
+    let names = entries
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
+        .collect();
+    Ok((entries, names))
 }
 
 /// `mountinfo` under an open `/proc/PID`: at most [`super::MOUNTINFO_CAP`] bytes, whole lines.
