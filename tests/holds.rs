@@ -324,3 +324,57 @@ fn a_bind_mount_in_another_mount_namespace_holds_its_release() {
         child
     });
 }
+
+/// The namespaced worker of the test above in a Docker container's cgroup
+/// (`system.slice/docker-ID.scope`): the finding names the container, and its remedy restarts
+/// it (its bind mount of `current` is made again only then), whatever runs inside it.
+#[test]
+fn a_container_on_a_bind_of_current_is_restarted_as_a_container() {
+    if !have("unshare", "--version") {
+        return;
+    }
+    let _lock = cgroup_lock();
+    let id = format!(
+        "{:064x}",
+        u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    );
+    let Some(cg) = Cgroup::create(true, &format!("system.slice/docker-{id}.scope")) else {
+        return;
+    };
+    let root = DeployRoot::new();
+    std::fs::create_dir_all(root.release("1").join("web")).expect("create web/");
+    root.switch("1");
+    let mnt = root.tmp().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("create mnt/");
+    let script = format!(
+        "mount --bind '{}' '{}' && cd '{}/web' && exec sleep 1000",
+        root.current().display(),
+        mnt.display(),
+        mnt.display()
+    );
+    let worker = Child::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(script)
+            .current_dir("/"),
+    );
+    poll("the namespaced worker to run sleep", || {
+        (comm(worker.pid()).as_deref() == Some("sleep")).then_some(())
+    });
+    cg.add(worker.pid());
+    root.release("2");
+    root.switch("2");
+    let (run, doc) = check_now(&root);
+    let old = findings_of(&doc, "old-release");
+    assert_eq!(old.len(), 1, "{run}");
+    assert_eq!(pids(old[0]), [i64::from(worker.pid())], "{run}");
+    assert_eq!(
+        old[0]["remedy"].as_str(),
+        Some(format!("docker restart {id}").as_str()),
+        "{run}"
+    );
+    let p = process(&doc, worker.pid()).expect("the worker is listed");
+    assert_eq!(p["owner"]["kind"], "docker", "{p}");
+    drop(worker);
+    drop(cg);
+}
