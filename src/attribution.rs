@@ -73,10 +73,8 @@ pub struct Held {
     /// The environment key that named it ([`How::InterpreterPath`]).
     pub key: Option<&'static str>,
     /// Read in another mount namespace and translated to ours through its mounts, its
-    /// identity checked (see [`Wording::Checked`]).
+    /// identity checked (see [`Wording::Mount`]).
     pub through_mounts: bool,
-    /// Its identity was checked at its path in our namespace (see [`Wording::Checked`]).
-    pub checked: bool,
 }
 
 /// Where a process stands relative to `current`. Ordered from best to worst.
@@ -132,11 +130,10 @@ pub enum Wording {
     /// An interpreter's module path names the release (`PYTHONPATH names release 1`): the
     /// value itself is never shown.
     Env(&'static str),
-    /// A path the process holds whose identity `crate::holds` checked in our mount namespace
-    /// (the same device and inode at our path): it holds in any namespace. `through_mounts`:
-    /// read in another mount namespace and translated to ours through its mounts (`cwd
-    /// /srv/app/releases/1/web, through a mount in another mount namespace`).
-    Checked { through_mounts: bool },
+    /// A path a process in another mount namespace holds, translated to ours through its
+    /// mounts and checked there by identity (`crate::holds::mounts`): `cwd
+    /// /srv/app/releases/1/web, through a mount in another mount namespace`.
+    Mount,
 }
 
 /// When a process that names a path through `current` started, against the switch.
@@ -695,13 +692,9 @@ impl<'a> Placer<'a> {
             let Some((_, e)) = found.get_mut(before) else {
                 continue;
             };
-            match (h.key, h.through_mounts || h.checked) {
+            match (h.key, h.through_mounts) {
                 (Some(key), _) => e.wording = Wording::Env(key),
-                (None, true) if e.wording == Wording::Path => {
-                    e.wording = Wording::Checked {
-                        through_mounts: h.through_mounts,
-                    }
-                }
+                (None, true) if e.wording == Wording::Path => e.wording = Wording::Mount,
                 _ => {}
             }
         }
@@ -942,7 +935,7 @@ fn backed(pl: &Placement, p: &Process) -> bool {
     };
     match (&decider.wording, decider.how) {
         // Translated through the process's own mounts and checked there (`crate::holds`).
-        (Wording::IsRelease | Wording::Checked { .. }, _) => true,
+        (Wording::IsRelease | Wording::Mount, _) => true,
         (Wording::Path, How::Cwd) => on_releases_device(&p.cwd),
         (Wording::Path, How::Exe) => on_releases_device(&p.exe),
         _ => false,

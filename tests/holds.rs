@@ -215,6 +215,35 @@ fn a_library_mapped_in_a_private_mount_namespace_counts_by_identity() {
     });
 }
 
+/// The loader in `unshare --mount`, loading `MNT/lib/ext.so` through its own bind mount of
+/// the release at `MNT`: its maps name a path that means nothing in our namespace. Placed by
+/// the mapped file, translated through its mounts and checked by identity.
+#[test]
+fn a_library_mapped_through_a_bind_mount_in_another_namespace_holds_its_release() {
+    if !have("gcc", "--version") || !have("unshare", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let bin = loader_and_libraries(&root);
+    let mnt = root.tmp().join("mnt");
+    std::fs::create_dir_all(&mnt).expect("create mnt/");
+    lifecycle(&root, "mapped-file", &|dir| {
+        let script = format!(
+            "mount --bind '{}' '{}' && EXT='{}/lib/ext.so' exec '{}'",
+            dir.display(),
+            mnt.display(),
+            mnt.display(),
+            bin.display()
+        );
+        mapping_ext(
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(script)
+                .current_dir("/"),
+        )
+    });
+}
+
 /// A Python worker started with `PYTHONPATH` into the release (its cwd `/`, its exe the
 /// system's python): placed by the interpreter path, which is never shown beyond the release.
 #[test]

@@ -276,7 +276,7 @@ fn look(
     // Another mount namespace: its cwd and exe, translated to our paths through its mounts
     // and backed by identity (a container's `-v /srv/app/current:/app`).
     match source.mounts_of(p.pid) {
-        Ok(Some(theirs)) => mounted_hits(p, targets, &theirs, ours, hits),
+        Ok(Some(theirs)) => mounted_hits(p, targets, &theirs, ours, source, hits),
         Ok(None) => {}
         Err(ReadError::Gone) => return Look::Gone,
         Err(_) => whole = false,
@@ -334,20 +334,32 @@ fn look(
 }
 
 /// The uses of a process in another mount namespace (which sees the mounts `theirs`): its
-/// cwd and exe where they translate to our paths by identity (see [`mounts::translate`]).
+/// cwd, exe and the files it maps or holds open, where they translate to our paths by
+/// identity (see [`mounts::translate`]).
 fn mounted_hits(
     p: &Process,
     targets: &[Target],
     theirs: &[u8],
     ours: &[MountAt],
+    source: &mut dyn ProcSource,
     hits: &mut Vec<Hit>,
 ) {
     let theirs = mounts::parse(theirs);
+    // issue 17: files we could not read add no use; the process's other reads decide whether
+    // it was inspected.
+    let files = source.held_files(p.pid, &|_| true).unwrap_or_default();
+    let file = crate::holds::file_link;
+    let held: Vec<(Use, Link)> = [(Use::Cwd, &p.cwd), (Use::Exe, &p.exe)]
+        .into_iter()
+        .filter_map(|(how, link)| Some((how, link.as_ref().ok()?.clone())))
+        .chain(files.mapped.iter().map(|f| (Use::MappedFile, file(f))))
+        .chain(files.open.iter().map(|f| (Use::OpenFile, file(f))))
+        .collect();
     for (i, t) in targets.iter().enumerate() {
         let prefix = t.canonical.as_os_str().as_bytes();
         let wanted = |path: &[u8]| under(path, prefix);
-        for (how, link) in [(Use::Cwd, &p.cwd), (Use::Exe, &p.exe)] {
-            let Ok(link) = link else { continue };
+        for (how, link) in &held {
+            let how = *how;
             if let Some(path) = mounts::translate(&wanted, link, &theirs, ours) {
                 hits.push(Hit {
                     target: i,

@@ -100,7 +100,6 @@ fn named(key: &'static str, release: &std::ffi::OsStr) -> Held {
         },
         key: Some(key),
         through_mounts: false,
-        checked: false,
     }
 }
 

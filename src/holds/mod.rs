@@ -163,12 +163,12 @@ fn files(roots: &[DeployRoot], pid: i32, source: &mut dyn ProcSource) -> Vec<Hel
     mapped.chain(open).collect()
 }
 
-/// A held file as the kernel printed it, with its identity where known. A mapped file's link
-/// count is not known: the kernel's ` (deleted)` suffix says it then, and the release's state
-/// is decided by whether the release directory exists, never by the suffix. Not `checked`: a
-/// process in another mount namespace has its files translated and checked by
-/// [`mounts::look`], and in ours the path is ours.
-fn held(how: How, file: &HeldFile) -> Held {
+/// A held file as a link: its text as the kernel printed it, its identity where known. A
+/// mapped file's link count is not known: the kernel's ` (deleted)` suffix says it then, and
+/// the release's state is decided by whether the release directory exists, never by the
+/// suffix. Its path is ours when the process lives in our mount namespace; in another,
+/// [`mounts::look`] (and `in-use`) translate and check it.
+pub fn file_link(file: &HeldFile) -> Link {
     let text = file.path.as_bytes();
     let suffixed = u32::from(!text.ends_with(Link::DELETED));
     let (dev, ino, nlink) = match file.identity {
@@ -178,17 +178,20 @@ fn held(how: How, file: &HeldFile) -> Held {
         },
         None => (0, 0, suffixed),
     };
+    Link {
+        target: std::ffi::OsStr::from_bytes(text).into(),
+        dev,
+        ino,
+        nlink,
+    }
+}
+
+fn held(how: How, file: &HeldFile) -> Held {
     Held {
         how,
-        link: Link {
-            target: std::ffi::OsStr::from_bytes(text).into(),
-            dev,
-            ino,
-            nlink,
-        },
+        link: file_link(file),
         key: None,
         through_mounts: false,
-        checked: false,
     }
 }
 

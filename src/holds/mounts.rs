@@ -50,11 +50,11 @@ pub fn parse(info: &[u8]) -> Vec<MountAt> {
 }
 
 /// Translate what the processes in other mount namespaces hold to our paths (see the module
-/// docs), into `held` by pid: their cwd and exe, and the files already in `held` that could
-/// not be checked in our namespace. Looked at: the `picked` candidates whose cwd is on a
-/// releases' device, any process whose cwd or exe was deleted on one, and any process in
-/// `held` with a file not checked. A process in our namespace costs one `readlink`. Answers
-/// the pids found in another mount namespace.
+/// docs), into `held` by pid. Looked at: the `picked` candidates, and any process whose cwd
+/// or exe was deleted on a releases' device. A process in our namespace costs one
+/// `readlink`; one in another has its cwd and exe translated, and (when picked) every file it
+/// maps or holds open, since their paths are its own. Answers the pids found in another mount
+/// namespace.
 pub fn look(
     roots: &[DeployRoot],
     snap: &Snapshot,
@@ -64,33 +64,24 @@ pub fn look(
     source: &mut dyn ProcSource,
 ) -> HashSet<i32> {
     let devs: Vec<u64> = attr.releases_devs.iter().flatten().copied().collect();
-    let on_releases = |l: &Result<Link, LinkError>, deleted: bool| {
-        l.as_ref().ok().is_some_and(|l| {
-            l.is_deleted() == deleted && l.identity().is_some_and(|(d, _)| devs.contains(&d))
-        })
+    let deleted_on_releases = |l: &Result<Link, LinkError>| {
+        l.as_ref()
+            .ok()
+            .is_some_and(|l| l.is_deleted() && l.identity().is_some_and(|(d, _)| devs.contains(&d)))
     };
-    let mut pids: Vec<i32> = picked
-        .iter()
-        .filter(|p| on_releases(&p.cwd, false))
-        .map(|p| p.pid)
-        .collect();
+    let picked_pids: HashSet<i32> = picked.iter().map(|p| p.pid).collect();
+    let mut pids: Vec<i32> = picked_pids.iter().copied().collect();
     pids.extend(
         snap.processes
             .iter()
             .filter(|p| p.pid != snap.own_pid && !p.kernel_thread && !p.is_zombie())
-            .filter(|p| on_releases(&p.cwd, true) || on_releases(&p.exe, true))
+            .filter(|p| deleted_on_releases(&p.cwd) || deleted_on_releases(&p.exe))
             .map(|p| p.pid),
-    );
-    pids.extend(
-        held.iter()
-            .filter(|(_, h)| h.iter().any(|h| !h.checked && h.key.is_none()))
-            .map(|(pid, _)| *pid),
     );
     pids.sort_unstable();
     pids.dedup();
     let mut ours: Option<Vec<MountAt>> = None;
     let mut elsewhere = HashSet::new();
-    let wanted = |p: &[u8]| super::in_releases(roots, p);
     for pid in pids {
         // issue 17: a namespace we cannot read leaves the process as the cheap pass saw it
         // (and the second look counts it as not inspected).
@@ -100,28 +91,26 @@ pub fn look(
         let Some(p) = snap.get(pid) else { continue };
         elsewhere.insert(pid);
         let ours = ours.get_or_insert_with(|| parse(&source.own_mounts().unwrap_or_default()));
-        let theirs = parse(&info);
-        let through = |how, link: &Link| {
-            let path = translate(&wanted, link, &theirs, ours)?;
-            Some(Held {
-                how,
-                link: Link {
-                    target: std::ffi::OsStr::from_bytes(&path).into(),
-                    ..link.clone()
-                },
-                key: None,
-                through_mounts: true,
-                checked: true,
-            })
+        let through = Through {
+            roots,
+            theirs: parse(&info),
+            ours,
         };
         let mut found: Vec<Held> = [(How::Cwd, &p.cwd), (How::Exe, &p.exe)]
             .into_iter()
-            .filter_map(|(how, link)| through(how, link.as_ref().ok()?))
+            .filter_map(|(how, link)| through.held(how, link.as_ref().ok()?))
             .collect();
-        for h in held.remove(&pid).unwrap_or_default() {
-            match (h.checked, h.key) {
-                (false, None) => found.extend(through(h.how, &h.link)),
-                _ => found.push(h),
+        // What was read as text is replaced by its translation; only module paths stay (an
+        // interpreter's environment names paths of its own namespace: never placed by them).
+        let mut before = held.remove(&pid).unwrap_or_default();
+        before.retain(|h| h.key.is_some());
+        found.append(&mut before);
+        if picked_pids.contains(&pid) {
+            // issue 17: maps or fd/ we could not read add nothing.
+            let files = source.held_files(pid, &|_| true).unwrap_or_default();
+            let mapped = files.mapped.iter().map(|f| (How::MappedFile, f));
+            for (how, f) in mapped.chain(files.open.iter().map(|f| (How::OpenFile, f))) {
+                found.extend(through.held(how, &super::file_link(f)));
             }
         }
         if !found.is_empty() {
@@ -129,6 +118,30 @@ pub fn look(
         }
     }
     elsewhere
+}
+
+/// One process's mounts and ours, to translate what it holds.
+struct Through<'a> {
+    roots: &'a [DeployRoot],
+    theirs: Vec<MountAt>,
+    ours: &'a [MountAt],
+}
+
+impl Through<'_> {
+    /// `link`, held as `how`, translated to our path inside a release and checked there.
+    fn held(&self, how: How, link: &Link) -> Option<Held> {
+        let wanted = |p: &[u8]| super::in_releases(self.roots, p);
+        let path = translate(&wanted, link, &self.theirs, self.ours)?;
+        Some(Held {
+            how,
+            link: Link {
+                target: std::ffi::OsStr::from_bytes(&path).into(),
+                ..link.clone()
+            },
+            key: None,
+            through_mounts: true,
+        })
+    }
 }
 
 /// `path` is `prefix` or below it, by whole components: what follows it there.

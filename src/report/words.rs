@@ -114,27 +114,27 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
         ),
         (Wording::Path, How::Script) => format!("command line names {}", path()),
         (Wording::Env(key), _) => format!("{key} names {}", path()),
-        (
-            Wording::Checked {
-                through_mounts: true,
-            },
-            how,
-        ) => format!(
+        (Wording::Mount, how) => format!(
             "{} {}{}, through a mount in another mount namespace",
-            how.as_str(),
+            held_as(how),
             path(),
             deleted(e)
         ),
-        (Wording::Path | Wording::Checked { .. }, How::MappedFile) => {
-            format!("maps {}{}", path(), deleted(e))
+        (Wording::Path, How::MappedFile | How::OpenFile) => {
+            format!("{} {}{}", held_as(e.how), path(), deleted(e))
         }
-        (Wording::Path | Wording::Checked { .. }, How::OpenFile) => {
-            format!("holds open {}{}", path(), deleted(e))
-        }
-        (Wording::Checked { .. }, how) => format!("{} {}{}", how.as_str(), path(), deleted(e)),
         (Wording::Path, how) if e.deleted => format!("{} {} (deleted)", how.as_str(), path()),
         (Wording::Path, how) => format!("{} {}", how.as_str(), path()),
     })
+}
+
+/// How a held path is introduced: `maps X`, `holds open X`, `cwd X`.
+fn held_as(how: How) -> &'static str {
+    match how {
+        How::MappedFile => "maps",
+        How::OpenFile => "holds open",
+        how => how.as_str(),
+    }
 }
 
 /// What follows a path whose file was deleted.
@@ -819,12 +819,18 @@ mod tests {
             evidence(&ev(How::InterpreterPath, "/srv/app/releases/1", false, env)),
             "PYTHONPATH names /srv/app/releases/1"
         );
-        let mounted = Wording::Checked {
-            through_mounts: true,
-        };
         assert_eq!(
-            evidence(&ev(How::Cwd, "/srv/app/releases/1/web", true, mounted)),
+            evidence(&ev(
+                How::Cwd,
+                "/srv/app/releases/1/web",
+                true,
+                Wording::Mount
+            )),
             "cwd /srv/app/releases/1/web (deleted), through a mount in another mount namespace"
+        );
+        assert_eq!(
+            evidence(&ev(How::MappedFile, lib, false, Wording::Mount)),
+            "maps /srv/app/releases/1/lib/ext.so, through a mount in another mount namespace"
         );
     }
 
