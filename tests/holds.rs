@@ -407,3 +407,41 @@ fn a_container_on_a_bind_of_current_is_restarted_as_a_container() {
     drop(worker);
     drop(cg);
 }
+
+/// `--deep` reads every process, not only those the cheap pass could not place: a worker
+/// whose cwd is the current release but that still maps a library of the old one is OK by
+/// default (its cwd places it) and an `old-release` with `--deep`.
+#[test]
+fn deep_reads_a_process_its_cwd_already_placed() {
+    if !have("gcc", "--version") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let bin = loader_and_libraries(&root);
+    let r1 = root.release_path("1");
+    let r2 = root.release_path("2");
+    root.switch("2");
+    let worker = mapping_ext(
+        Command::new(&bin)
+            .env("EXT", r1.join("lib/ext.so"))
+            .current_dir(&r2),
+    );
+    let (run, _) = check_now(&root);
+    assert_eq!(
+        run.code, 0,
+        "by default its cwd on the current release places it\n{run}"
+    );
+    let (run, doc) = check_json([
+        root.path().as_os_str(),
+        "--grace".as_ref(),
+        "0s".as_ref(),
+        "--deep".as_ref(),
+    ]);
+    assert_eq!(run.code, 1, "with --deep the old library is seen\n{run}");
+    let hows = finding_for(&doc, "old-release", worker.pid(), &run);
+    assert_eq!(
+        hows.first().map(String::as_str),
+        Some("mapped-file"),
+        "{run}"
+    );
+}
