@@ -39,6 +39,12 @@ pub enum How {
     Exe,
     Script,
     ViaCurrent,
+    /// A file mapped into the process (`/proc/PID/maps`): a shared library, a C extension.
+    MappedFile,
+    /// A file the process holds open (`/proc/PID/fd`): a log, a database, a cache.
+    OpenFile,
+    /// An interpreter's module path (`PYTHONPATH`, `RUBYLIB`, ...) names a release.
+    InterpreterPath,
 }
 
 impl How {
@@ -48,8 +54,27 @@ impl How {
             How::Exe => "exe",
             How::Script => "script",
             How::ViaCurrent => "via-current",
+            How::MappedFile => "mapped-file",
+            How::OpenFile => "open-file",
+            How::InterpreterPath => "interpreter-path",
         }
     }
+}
+
+/// Something a process holds beyond its cwd and exe, read by `crate::holds` for the
+/// processes the cheap pass could not place: placed like a cwd or exe link (see
+/// [`attribute_held`]).
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub how: How,
+    /// The path held, as a link: text, and identity and link count where known. For an
+    /// interpreter path only the release directory the value names (never the value itself).
+    pub link: Link,
+    /// The environment key that named it ([`How::InterpreterPath`]).
+    pub key: Option<&'static str>,
+    /// Read in another mount namespace and translated to ours through its mounts, its
+    /// identity checked (see [`Wording::Mount`]).
+    pub through_mounts: bool,
 }
 
 /// Where a process stands relative to `current`. Ordered from best to worst.
@@ -102,6 +127,13 @@ pub enum Wording {
     /// switch decided. Boxed so that `Wording` stays two words: it is in every process's
     /// evidence.
     Started(Box<Started>),
+    /// An interpreter's module path names the release (`PYTHONPATH names release 1`): the
+    /// value itself is never shown.
+    Env(&'static str),
+    /// A path a process in another mount namespace holds, translated to ours through its
+    /// mounts and checked there by identity (`crate::holds::mounts`): `cwd
+    /// /srv/app/releases/1/web, through a mount in another mount namespace`.
+    Mount,
 }
 
 /// When a process that names a path through `current` started, against the switch.
@@ -174,7 +206,7 @@ pub struct Attribution {
     /// Zombie children of placed processes that were still zombies when looked at again (see
     /// [`confirm_zombies`]); only these make a `zombie` finding.
     pub lasting_zombies: Vec<i32>,
-    /// The device of each root's releases directory (by app index), for [`verify`]'s look
+    /// The device of each root's releases directory (by app index), for `crate::holds`' look
     /// at processes in another mount namespace.
     pub releases_devs: Vec<Option<u64>>,
 }
@@ -615,22 +647,98 @@ fn releases_dev(root: &DeployRoot) -> Option<u64> {
     std::fs::metadata(dir).ok().map(|m| m.dev())
 }
 
-/// Place every process of the snapshot.
-pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
-    let mut identities = HashMap::new();
-    for (a, root) in roots.iter().enumerate() {
-        for (i, r) in root.releases.iter().enumerate() {
-            identities.entry((r.dev, r.ino)).or_insert((a, i));
+impl<'a> Placer<'a> {
+    fn new(roots: &'a [DeployRoot], snap: &'a Snapshot) -> Self {
+        let mut identities = HashMap::new();
+        for (a, root) in roots.iter().enumerate() {
+            for (i, r) in root.releases.iter().enumerate() {
+                identities.entry((r.dev, r.ino)).or_insert((a, i));
+            }
+        }
+        Placer {
+            roots,
+            snap,
+            identities,
+            unlisted: Default::default(),
+            names: Default::default(),
+            timelines: roots.iter().map(timelines).collect(),
         }
     }
-    let placer = Placer {
-        roots,
-        snap,
-        identities,
-        unlisted: Default::default(),
-        names: Default::default(),
-        timelines: roots.iter().map(timelines).collect(),
-    };
+
+    /// Place one process by its cwd, exe, command line and what else it holds (`held`). In
+    /// another mount namespace (`own_ns` false) the text of its cwd, exe and command line is
+    /// not ours: only what `held` translated counts.
+    fn place_one(
+        &self,
+        p: &Process,
+        held: &[Held],
+        own_ns: bool,
+        found: &mut Vec<(usize, Evidence)>,
+    ) -> Option<Placement> {
+        found.clear();
+        if let (Ok(cwd), true) = (&p.cwd, own_ns) {
+            self.link_evidence(p, How::Cwd, cwd, found);
+        }
+        let cwd_placed = !found.is_empty();
+        if let (Ok(exe), true) = (&p.exe, own_ns) {
+            self.link_evidence(p, How::Exe, exe, found);
+        }
+        if own_ns {
+            self.cmdline_evidence(p, cwd_placed, found);
+        }
+        for h in held {
+            let before = found.len();
+            self.link_evidence(p, h.how, &h.link, found);
+            let Some((_, e)) = found.get_mut(before) else {
+                continue;
+            };
+            match (h.key, h.through_mounts) {
+                (Some(key), _) => e.wording = Wording::Env(key),
+                (None, true) if e.wording == Wording::Path => e.wording = Wording::Mount,
+                _ => {}
+            }
+        }
+        let decider = decide(found)?;
+        let app = found[decider].0;
+        let mut evidence = Vec::with_capacity(found.len());
+        for (i, (a, e)) in found.drain(..).enumerate() {
+            if i == decider {
+                evidence.insert(0, std::sync::Arc::new(e));
+            } else if a == app {
+                evidence.push(std::sync::Arc::new(e));
+            }
+        }
+        Some(Placement {
+            pid: p.pid,
+            app,
+            release: evidence[0].release.clone(),
+            state: evidence[0].state,
+            evidence: evidence.into_boxed_slice(),
+            role: None,
+        })
+    }
+}
+
+/// What `crate::holds` read more of one process: its pid, whether it lives in another mount
+/// namespace (then only `held` counts, see [`Held::through_mounts`]), and what it holds.
+pub type HeldBy = (i32, bool, Vec<Held>);
+
+/// Place again the processes `crate::holds` read more of: each by everything the cheap pass
+/// read of it and what it holds. Pure, like [`attribute`]; a process placed by none of it is
+/// left out.
+pub fn attribute_held(roots: &[DeployRoot], snap: &Snapshot, held: &[HeldBy]) -> Vec<Placement> {
+    let placer = Placer::new(roots, snap);
+    let mut found = Vec::new();
+    held.iter()
+        .filter_map(|(pid, elsewhere, held)| {
+            placer.place_one(snap.get(*pid)?, held, !elsewhere, &mut found)
+        })
+        .collect()
+}
+
+/// Place every process of the snapshot.
+pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
+    let placer = Placer::new(roots, snap);
     let mut out = Attribution {
         // Room for every process at once: growing by doubling held the old and the new array
         // together (a fifth of a scan's peak memory where most processes are placed), and a
@@ -656,38 +764,9 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
             blind.push(p);
             continue;
         }
-        found.clear();
-        if let Ok(cwd) = &p.cwd {
-            placer.link_evidence(p, How::Cwd, cwd, &mut found);
+        if let Some(pl) = placer.place_one(p, &[], true, &mut found) {
+            out.placements.push(pl);
         }
-        let cwd_placed = !found.is_empty();
-        if let Ok(exe) = &p.exe {
-            placer.link_evidence(p, How::Exe, exe, &mut found);
-        }
-        placer.cmdline_evidence(p, cwd_placed, &mut found);
-        if found.is_empty() {
-            continue;
-        }
-        let Some(decider) = decide(&mut found) else {
-            continue;
-        };
-        let app = found[decider].0;
-        let mut evidence = Vec::with_capacity(found.len());
-        for (i, (a, e)) in found.drain(..).enumerate() {
-            if i == decider {
-                evidence.insert(0, std::sync::Arc::new(e));
-            } else if a == app {
-                evidence.push(std::sync::Arc::new(e));
-            }
-        }
-        out.placements.push(Placement {
-            pid: p.pid,
-            app,
-            release: evidence[0].release.clone(),
-            state: evidence[0].state,
-            evidence: evidence.into_boxed_slice(),
-            role: None,
-        });
     }
     placer.count_blind(&blind, &mut out);
     out
@@ -787,7 +866,6 @@ pub fn verify(
         })
         .collect();
     let mut answers = source.look_again_all(&seen).into_iter();
-    let attr_devs = std::mem::take(&mut attr.releases_devs);
     let mut raced = 0;
     let mut foreign = 0;
     let mut blind = Vec::new();
@@ -807,10 +885,8 @@ pub fn verify(
                 raced += 1;
                 false
             }
-            Some(Ok(SeenAgain::Elsewhere))
-                if snap
-                    .get(pl.pid)
-                    .is_some_and(|p| backed(pl, p, attr_devs.get(pl.app).copied().flatten())) =>
+            Some(Ok(SeenAgain::Elsewhere | SeenAgain::Foreign))
+                if snap.get(pl.pid).is_some_and(|p| backed(pl, p)) =>
             {
                 true
             }
@@ -824,7 +900,6 @@ pub fn verify(
             }
         }
     });
-    attr.releases_devs = attr_devs;
     attr.raced += raced;
     attr.other_mount_ns += foreign;
     attr.unreadable.extend(blind);
@@ -832,25 +907,35 @@ pub fn verify(
 
 /// Whether the placement of a process in another mount namespace under our root rests on
 /// identity: the deciding evidence is a release by (device, inode); or the `cwd` or `exe` it
-/// names is, in our namespace, the same object (device, inode) as the one it holds; or, once
-/// deleted, it lies on the releases' device (a deleted release keeps its device). A path on
-/// a mount of the process's own (`unshare -m` and a tmpfs over the app) is not ours.
-fn backed(pl: &Placement, p: &Process, releases_dev: Option<u64>) -> bool {
+/// names is, in our namespace, the same object (device, inode) as the one it holds; or
+/// `crate::holds` translated it through the process's mounts and checked it there (a deleted
+/// cwd: the mount's root lies in a release on the file's device). A path on a mount of the
+/// process's own (`unshare -m` and a tmpfs over the app, or a bind of the user's own
+/// directory, deleted since) is not ours.
+fn backed(pl: &Placement, p: &Process) -> bool {
     let Some(decider) = pl.evidence.first() else {
         return false;
     };
+    // The path is ours (for a process in another mount namespace `crate::holds` translated
+    // it through the mounts); the identity is what the process holds.
     let on_releases_device = |link: &Result<Link, crate::snapshot::LinkError>| {
         let Ok(link) = link else { return false };
         let Some((dev, ino)) = link.identity() else {
             return false;
         };
+        // A deleted object cannot be looked at here: only its mounts back it (`crate::holds`,
+        // which replaced this placement when they did).
         if link.is_deleted() {
-            return Some(dev) == releases_dev;
+            return false;
         }
-        std::fs::metadata(Path::new(&*link.path())).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
+        let Some(ours) = decider.path.as_deref() else {
+            return false;
+        };
+        std::fs::metadata(Path::new(ours)).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino))
     };
     match (&decider.wording, decider.how) {
-        (Wording::IsRelease, _) => true,
+        // Translated through the process's own mounts and checked there (`crate::holds`).
+        (Wording::IsRelease | Wording::Mount, _) => true,
         (Wording::Path, How::Cwd) => on_releases_device(&p.cwd),
         (Wording::Path, How::Exe) => on_releases_device(&p.exe),
         _ => false,

@@ -241,6 +241,14 @@ pub struct ScanArgs {
     /// hang a monitor (e.g. 30s, 2m; at most 365d)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
     pub deadline: Duration,
+
+    /// Read the mapped and open files of every process: a worker that keeps a release only
+    /// through a shared library, a log or a database it holds open. Without it they are read
+    /// only for processes that cwd, exe and command line do not place and that could run an
+    /// app's code (running as the deploy root's owner or as a uid already running the app, or
+    /// a child of an app's process); --deep costs about what lsof costs
+    #[arg(long)]
+    pub deep: bool,
 }
 
 /// The `--discover` help of `wait` and `watch`.

@@ -35,6 +35,9 @@ pub mod config;
 pub mod settings;
 // each process placed in at most one (app, release), with the evidence; re-check, zombies
 pub mod attribution;
+
+/// Mapped and open files, interpreter paths, other mount namespaces: what the cheap pass misses.
+pub mod holds;
 // who started each process (unit, program, service, session), so what to restart
 pub mod owner;
 // one rule per finding kind, pure over everything above

@@ -9,7 +9,10 @@
 //!
 //! 1. **read**: one pass over `/proc` ([`ProcSource::snapshot`]).
 //! 2. **place**: each process gets at most one (app, release) and the evidence for it, then
-//!    each app's `ignore` and `roles` apply ([`crate::attribution`]). Pure.
+//!    each app's `ignore` and `roles` apply ([`crate::attribution`]). Pure. Then the processes
+//!    it could not place that could run an app's code (every process with `--deep`) have their
+//!    mapped and open files, interpreter paths and other mount namespace read, and are placed
+//!    by them ([`crate::holds`]).
 //! 3. **second look**: only for the processes that can decide a finding: their owners (cgroup
 //!    and the few named environment keys), a re-check that each is still the process that was
 //!    read and lives in our mount namespace, and a second look at zombies after
@@ -46,6 +49,9 @@ pub struct Options<'a> {
     /// The agent's restart history: this scan is recorded in it, and the `restart-loop` rule
     /// runs over it.
     pub history: Option<&'a mut History>,
+    /// `--deep`: read the mapped and open files of every process, not only of those the cheap
+    /// pass could not place that could run an app's code (see [`crate::holds`]).
+    pub deep: bool,
 }
 
 /// Scan against `roots`, reading them again (and once more) if a `current` link moved.
@@ -60,6 +66,7 @@ pub fn scan(
     loop {
         let snap = read(source)?;
         let mut attr = place(roots, &snap, settings);
+        crate::holds::look(roots, &snap, &mut attr, source, settings, options.deep);
         let owners = second_look(&snap, &mut attr, source, options.all_owners);
         match layout_moved(roots) {
             Some(reloaded) if !retried => {

@@ -227,13 +227,19 @@ fn a_mount_over_the_app_in_a_users_namespace_invents_no_deleted_release() {
     std::fs::create_dir(&own).unwrap();
     chown(&own, USER);
     let app = root.path().display().to_string();
-    for mount in [
-        format!(r#"mount -t tmpfs none "{app}""#),
-        format!(r#"mount --bind "{}" "{app}""#, own.display()),
+    // The third: the bind, and the directory removed under its cwd (deleted, on the releases'
+    // device: only the mount's root in its mountinfo, the user's own directory, tells).
+    for (mount, then) in [
+        (format!(r#"mount -t tmpfs none "{app}""#), ""),
+        (format!(r#"mount --bind "{}" "{app}""#, own.display()), ""),
+        (
+            format!(r#"mount --bind "{}" "{app}""#, own.display()),
+            r#" && rmdir "$PWD""#,
+        ),
     ] {
         let fake = sleep_in_own_namespace(
             &format!(
-                r#"{mount} && mkdir -p "{app}/releases/999" && cd "{app}/releases/999" && exec sleep 1000"#
+                r#"{mount} && mkdir -p "{app}/releases/999" && cd "{app}/releases/999"{then} && exec sleep 1000"#
             ),
             true,
         );

@@ -69,6 +69,7 @@ fn run_view(args: &CheckArgs, view: View, out: &mut dyn Write) -> anyhow::Result
         Options {
             all_owners,
             history: None,
+            deep: args.scan.deep,
         },
     )?;
     let report = Report::of(&result, &roots, began.elapsed().as_secs_f64());

@@ -212,6 +212,7 @@ fn check(root: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         scan: ScanArgs {
             jobs: None,
             deadline: crate::watchdog::DEFAULT,
+            deep: false,
         },
     };
     super::check::run(&args, out)

@@ -3,9 +3,13 @@
 //! prints them.
 //!
 //! It looks deeper than `check`: besides cwd, exe and command-line paths it reads every open
-//! file descriptor and every memory-mapped file. Those reads are paid only by the processes
-//! that could hold one: user-space processes in our mount namespace (kernel threads, zombies
-//! and containers' processes, whose paths are not ours, are skipped and counted).
+//! file descriptor and every memory-mapped file, and an interpreter's module paths
+//! (`PYTHONPATH`, ...: shown as the path asked about, never as the value). Those reads are paid
+//! only by the processes that could hold one: user-space processes (kernel threads and zombies
+//! are skipped). A process in another mount namespace has its cwd and exe translated to our
+//! paths through its mounts and believed by identity ([`crate::holds::mounts`]: a container on
+//! a bind mount of `current`); a container's other paths are not ours, so one that holds
+//! nothing so translated is skipped and counted.
 //!
 //! It reads /proc with the scan's first stage ([`crate::scan::read`]) but places no process in
 //! an app: the paths asked about need not belong to any deploy root, and a process holds a path
@@ -22,6 +26,8 @@
 use crate::cli::{InUseArgs, InUseFormat as Format};
 use crate::escape::escape;
 use crate::exit::ExitCode;
+use crate::holds::interp;
+use crate::holds::mounts::{self, MountAt};
 use crate::owner::Owners;
 use crate::report::in_use::{Blind, Holder, InUse, PathUse, Use};
 use crate::settings::UsageError;
@@ -210,13 +216,16 @@ fn find_uses(
         shielded: false,
     };
     let wrappers = wrappers(snap, asked);
+    // issue 17: without our own mounts no other namespace's path is translated (its
+    // processes are skipped and counted, as before).
+    let ours = mounts::parse(&source.own_mounts().unwrap_or_default());
     for p in &snap.processes {
         if p.pid == snap.own_pid || p.kernel_thread || p.is_zombie() {
             continue;
         }
         let before = found.hits.len();
         let argv = !wrappers.contains(&p.pid);
-        match look(p, targets, argv, source, &mut found.hits) {
+        match look(p, targets, &ours, argv, source, &mut found.hits) {
             Look::Whole => {}
             Look::Partial if snap.shielded(p) => found.shielded = true,
             Look::Partial => found.blind.push(p.pid),
@@ -257,19 +266,32 @@ fn wrappers(snap: &Snapshot, asked: &[OsString]) -> Vec<i32> {
 fn look(
     p: &Process,
     targets: &[Target],
+    ours: &[MountAt],
     argv: bool,
     source: &mut dyn ProcSource,
     hits: &mut Vec<Hit>,
 ) -> Look {
     let mut whole = !p.blind();
+    let before = hits.len();
+    // Another mount namespace: its cwd and exe, translated to our paths through its mounts
+    // and backed by identity (a container's `-v /srv/app/current:/app`).
+    match source.mounts_of(p.pid) {
+        Ok(Some(theirs)) => mounted_hits(p, targets, &theirs, ours, source, hits),
+        Ok(None) => {}
+        Err(ReadError::Gone) => return Look::Gone,
+        Err(_) => whole = false,
+    }
     match source.foreign_mount_ns(p.pid) {
+        Ok(true) if hits.len() > before => return Look::Whole,
         Ok(true) => return Look::Foreign,
         Ok(false) => {}
         Err(ReadError::Gone) => return Look::Gone,
         Err(_) => whole = false,
     }
-    let before = hits.len();
     held_hits(p, targets, argv, hits);
+    if interp::is_interpreter(p) {
+        module_path_hits(p, targets, source, hits);
+    }
     let fds = source.open_files(p.pid);
     // Only the mapped paths asked about are kept: a maps file can be hundreds of megabytes.
     let wanted = |m: &[u8]| {
@@ -309,6 +331,76 @@ fn look(
     } else {
         Look::Partial
     }
+}
+
+/// The uses of a process in another mount namespace (which sees the mounts `theirs`): its
+/// cwd, exe and the files it maps or holds open, where they translate to our paths by
+/// identity (see [`mounts::translate`]).
+fn mounted_hits(
+    p: &Process,
+    targets: &[Target],
+    theirs: &[u8],
+    ours: &[MountAt],
+    source: &mut dyn ProcSource,
+    hits: &mut Vec<Hit>,
+) {
+    let theirs = mounts::parse(theirs);
+    // issue 17: files we could not read add no use; the process's other reads decide whether
+    // it was inspected.
+    let files = source.held_files(p.pid, &|_| true).unwrap_or_default();
+    let file = crate::holds::file_link;
+    let held: Vec<(Use, Link)> = [(Use::Cwd, &p.cwd), (Use::Exe, &p.exe)]
+        .into_iter()
+        .filter_map(|(how, link)| Some((how, link.as_ref().ok()?.clone())))
+        .chain(files.mapped.iter().map(|f| (Use::MappedFile, file(f))))
+        .chain(files.open.iter().map(|f| (Use::OpenFile, file(f))))
+        .collect();
+    for (i, t) in targets.iter().enumerate() {
+        let prefix = t.canonical.as_os_str().as_bytes();
+        let wanted = |path: &[u8]| under(path, prefix);
+        for (how, link) in &held {
+            let how = *how;
+            if let Some(path) = mounts::translate(&wanted, link, &theirs, ours) {
+                hits.push(Hit {
+                    target: i,
+                    pid: p.pid,
+                    how,
+                    path: std::ffi::OsStr::from_bytes(&path).to_os_string(),
+                });
+            }
+        }
+    }
+}
+
+/// The uses by an interpreter's module path (`PYTHONPATH`, ...): shown as the path asked
+/// about, never as the value (environments hold secrets).
+fn module_path_hits(
+    p: &Process,
+    targets: &[Target],
+    source: &mut dyn ProcSource,
+    hits: &mut Vec<Hit>,
+) {
+    source.cgroup_and_env(&[p.pid], &|_| interp::KEYS, &mut |pid, read| {
+        // issue 17: an environment we could not read names nothing; the process's other
+        // reads decide whether it was inspected.
+        for (_, value) in read.env.unwrap_or_default() {
+            for (i, t) in targets.iter().enumerate() {
+                let prefix = t.canonical.as_os_str().as_bytes();
+                if interp::dirs(&value).any(|d| under(d, prefix))
+                    && !hits
+                        .iter()
+                        .any(|h| h.pid == pid && h.target == i && h.how == Use::InterpreterPath)
+                {
+                    hits.push(Hit {
+                        target: i,
+                        pid,
+                        how: Use::InterpreterPath,
+                        path: t.canonical.clone().into_os_string(),
+                    });
+                }
+            }
+        }
+    });
 }
 
 /// The uses the snapshot already shows: cwd, exe, and (when `argv`) paths in the command line.

@@ -93,7 +93,15 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let mut screen = Screen::new(std::io::stdout().is_terminal());
     let mut source = super::proc_reader(args.scan.jobs);
     loop {
-        let result = scan(&mut roots, &mut source, &settings, Options::default())?;
+        let result = scan(
+            &mut roots,
+            &mut source,
+            &settings,
+            Options {
+                deep: args.scan.deep,
+                ..Options::default()
+            },
+        )?;
         let total = result.attr.placements.len();
         let laggards = match verdict(&result, &clock) {
             Verdict::Failed(fatal) => {

@@ -15,6 +15,7 @@
 //! naming in the cgroup path; [`remedy`] says what to run. The deciding itself is pure
 //! (tested through `resolve` on hand-made reads).
 
+pub mod container;
 pub mod remedy;
 pub mod unit;
 
@@ -56,6 +57,9 @@ pub enum Supervisor {
     Session {
         unit: UnitPath,
     },
+    /// A container, by its cgroup ([`container`]): restarting it is what gives its processes
+    /// the current release again (its bind mount of `current` was resolved when it started).
+    Container(container::Container),
     None,
 }
 
@@ -78,6 +82,7 @@ impl Owner {
             Supervisor::S6 { .. } => "s6",
             Supervisor::Systemd { .. } => "systemd",
             Supervisor::Session { .. } => "session",
+            Supervisor::Container(ref c) => c.runtime.as_str(),
             Supervisor::None => "none",
         }
     }
@@ -94,6 +99,7 @@ impl Owner {
                 Some(service.to_string_lossy().into_owned())
             }
             Supervisor::Systemd { unit } | Supervisor::Session { unit } => Some(unit.unit.clone()),
+            Supervisor::Container(c) => Some(c.id.clone()),
             Supervisor::None => None,
         }
     }
@@ -145,6 +151,9 @@ impl Owner {
                     "login session {} (started by hand)",
                     shell_word(unit.display())
                 )
+            }
+            Supervisor::Container(c) => {
+                format!("{} container {}", c.runtime.as_str(), shell_word(&c.id))
             }
             Supervisor::None => "unsupervised".to_string(),
         }
@@ -401,7 +410,29 @@ impl Decider {
         let cgroup = reads.cgroup.as_ref().ok().and_then(Option::as_deref);
         let env = Env(reads.env.as_deref().unwrap_or_default());
         let unit = cgroup.and_then(unit_of_cgroup);
-        let supervisor = match self.nearest.of(snap, p) {
+        // A container first: what runs inside it (a supervisord, its own units) is not the
+        // host's to restart.
+        let supervisor = match cgroup.and_then(container::of_cgroup) {
+            Some(c) => Supervisor::Container(c),
+            None => self.nearest_supervisor(snap, p, env, &unit),
+        };
+        let owner = Owner {
+            supervisor,
+            unit,
+            supervisor_enabled: env.get("SUPERVISOR_ENABLED").is_some(),
+        };
+        owners.insert(pid, owner, &mut self.seen);
+    }
+
+    /// The supervisor nearest to `p` (see the module docs), or its systemd unit.
+    fn nearest_supervisor(
+        &mut self,
+        snap: &Snapshot,
+        p: &Process,
+        env: Env<'_>,
+        unit: &Option<UnitPath>,
+    ) -> Supervisor {
+        match self.nearest.of(snap, p) {
             Some((spid, "supervisord")) => Supervisor::Supervisord {
                 pid: spid,
                 program: program_name(env),
@@ -425,20 +456,14 @@ impl Decider {
                     Supervisor::S6 { pid: spid, service }
                 }
             }
-            None => match &unit {
+            None => match unit {
                 Some(u) if u.is_service() && !u.unit.starts_with("user@") => {
                     Supervisor::Systemd { unit: u.clone() }
                 }
                 Some(u) if u.is_session() => Supervisor::Session { unit: u.clone() },
                 _ => Supervisor::None,
             },
-        };
-        let owner = Owner {
-            supervisor,
-            unit,
-            supervisor_enabled: env.get("SUPERVISOR_ENABLED").is_some(),
-        };
-        owners.insert(pid, owner, &mut self.seen);
+        }
     }
 }
 

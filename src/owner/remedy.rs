@@ -210,6 +210,7 @@ fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
             command("s6-svc", vec![Arg::Word("-r"), dir])
         }
         Supervisor::Systemd { unit } => Restart::Command(systemctl_restart(&unit.unit, unit.user)),
+        Supervisor::Container(c) => Restart::Command(restart_container(c)),
         Supervisor::Session { unit } => Restart::KillAndStart {
             pid,
             because: Unsupervised::ByHand {
@@ -220,6 +221,21 @@ fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
             pid,
             because: Unsupervised::NoSupervisor,
         },
+    }
+}
+
+/// What restarts a container (see [`super::container`]), as root: `docker restart ID`,
+/// `podman restart ID`, `crictl stop ID` (the kubelet starts it again),
+/// `systemctl restart systemd-nspawn@NAME.service`, `lxc-stop --reboot -n NAME`.
+fn restart_container(c: &super::container::Container) -> Command {
+    use super::container::Runtime;
+    let id = Arg::name(&c.id);
+    match c.runtime {
+        Runtime::Docker => Command::new("docker", [Arg::Word("restart"), id]),
+        Runtime::Podman => Command::new("podman", [Arg::Word("restart"), id]),
+        Runtime::Containerd => Command::new("crictl", [Arg::Word("stop"), id]),
+        Runtime::Nspawn => systemctl_restart(&format!("systemd-nspawn@{}.service", c.id), None),
+        Runtime::Lxc => Command::new("lxc-stop", [Arg::Word("--reboot"), Arg::Word("-n"), id]),
     }
 }
 
@@ -334,6 +350,30 @@ mod tests {
     use crate::owner::Owner;
     use crate::snapshot::LinkError;
     use crate::testkit::{process, snapshot};
+
+    #[test]
+    fn a_container_is_restarted_by_its_runtime_as_root() {
+        use crate::owner::container::{Container, Runtime};
+        let argv = |runtime, id: &str| {
+            let c = restart_container(&Container {
+                runtime,
+                id: id.into(),
+            });
+            assert_eq!(c.as_whom, AsWhom::Root);
+            c.argv()
+                .map(|a| String::from_utf8_lossy(&a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(argv(Runtime::Docker, "4f1c"), "docker restart 4f1c");
+        assert_eq!(argv(Runtime::Podman, "4f1c"), "podman restart 4f1c");
+        assert_eq!(argv(Runtime::Containerd, "4f1c"), "crictl stop 4f1c");
+        assert_eq!(
+            argv(Runtime::Nspawn, "web"),
+            "systemctl restart systemd-nspawn@web.service"
+        );
+        assert_eq!(argv(Runtime::Lxc, "web"), "lxc-stop --reboot -n web");
+    }
 
     /// A supervisor's commands run as its user: root's need nothing said, a user's own
     /// supervisord (which root's `supervisorctl` would not even reach) is driven as that user.

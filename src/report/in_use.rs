@@ -21,6 +21,9 @@ pub enum Use {
     Script,
     OpenFile,
     MappedFile,
+    /// An interpreter's module path (`PYTHONPATH`, ...) names the path: shown as the path
+    /// asked about, never as the value.
+    InterpreterPath,
 }
 
 impl Use {
@@ -31,6 +34,7 @@ impl Use {
             Use::Script => "script",
             Use::OpenFile => "open file",
             Use::MappedFile => "mapped file",
+            Use::InterpreterPath => "module path",
         }
     }
 }

@@ -124,9 +124,37 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
             path()
         ),
         (Wording::Path, How::Script) => format!("command line names {}", path()),
+        (Wording::Env(key), _) => format!("{key} names {}", path()),
+        (Wording::Mount, how) => format!(
+            "{} {}{}, through a mount in another mount namespace",
+            held_as(how),
+            path(),
+            deleted(e)
+        ),
+        (Wording::Path, How::MappedFile | How::OpenFile) => {
+            format!("{} {}{}", held_as(e.how), path(), deleted(e))
+        }
         (Wording::Path, how) if e.deleted => format!("{} {} (deleted)", how.as_str(), path()),
         (Wording::Path, how) => format!("{} {}", how.as_str(), path()),
     })
+}
+
+/// How a held path is introduced: `maps X`, `holds open X`, `cwd X`.
+fn held_as(how: How) -> &'static str {
+    match how {
+        How::MappedFile => "maps",
+        How::OpenFile => "holds open",
+        how => how.as_str(),
+    }
+}
+
+/// What follows a path whose file was deleted.
+fn deleted(e: &Evidence) -> &'static str {
+    if e.deleted {
+        " (deleted)"
+    } else {
+        ""
+    }
 }
 
 /// `2026-11-21 12:00:03 UTC`
@@ -775,6 +803,48 @@ mod tests {
     use super::*;
 
     /// The sentences of a placement by start time, as `check` has always printed them.
+    #[test]
+    fn evidence_of_what_a_process_holds() {
+        use crate::attribution::{Evidence, How, ReleaseState, Wording};
+        let ev = |how, path: &str, deleted, wording| Evidence {
+            pid: 7,
+            how,
+            path: Some(std::ffi::OsStr::new(path).into()),
+            deleted,
+            release: Some(std::ffi::OsStr::new("1").into()),
+            state: ReleaseState::Deleted,
+            wording,
+        };
+        let lib = "/srv/app/releases/1/lib/ext.so";
+        assert_eq!(
+            evidence(&ev(How::MappedFile, lib, true, Wording::Path)),
+            "maps /srv/app/releases/1/lib/ext.so (deleted)"
+        );
+        let log = "/srv/app/releases/1/storage/app.log\x1b";
+        assert_eq!(
+            evidence(&ev(How::OpenFile, log, false, Wording::Path)),
+            "holds open /srv/app/releases/1/storage/app.log\\x1b"
+        );
+        let env = Wording::Env("PYTHONPATH");
+        assert_eq!(
+            evidence(&ev(How::InterpreterPath, "/srv/app/releases/1", false, env)),
+            "PYTHONPATH names /srv/app/releases/1"
+        );
+        assert_eq!(
+            evidence(&ev(
+                How::Cwd,
+                "/srv/app/releases/1/web",
+                true,
+                Wording::Mount
+            )),
+            "cwd /srv/app/releases/1/web (deleted), through a mount in another mount namespace"
+        );
+        assert_eq!(
+            evidence(&ev(How::MappedFile, lib, false, Wording::Mount)),
+            "maps /srv/app/releases/1/lib/ext.so, through a mount in another mount namespace"
+        );
+    }
+
     #[test]
     fn evidence_by_start_time() {
         use crate::attribution::{Evidence, How, Loaded, ReleaseState, Started, Wording};

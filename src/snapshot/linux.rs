@@ -18,14 +18,14 @@
 use super::cgroupfs::{Answer, Walked};
 use super::parse::cgroup::{hierarchies, systemd_cgroup};
 use super::parse::environ::environ_keys;
-use super::parse::maps::maps_path;
+use super::parse::maps::{maps_entry, maps_path};
 use super::parse::mountinfo::{cgroup_mounts, proc_hides_pids};
 use super::parse::stat::{parse_stat, Stat};
 use super::parse::status::{effective_caps, CAP_SYS_PTRACE};
 use super::read::{read_at, read_capped_at, stream_lines_at, Got, ReadUntil, ARGS_CAP};
 use super::{
-    CgroupAndEnv, Clock, Cmdline, Comm, Link, LinkError, PidStat, ProcSource, Process, ProcessSeen,
-    ReadError, SeenAgain, Snapshot,
+    CgroupAndEnv, Clock, Cmdline, Comm, HeldFile, HeldFiles, Link, LinkError, PidStat, ProcSource,
+    Process, ProcessSeen, ReadError, SeenAgain, Snapshot,
 };
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
@@ -788,19 +788,7 @@ impl ProcSource for LinuxProc {
 
     fn open_files(&mut self, pid: i32) -> Result<Vec<OsString>, ReadError> {
         let dir = self.open_pid(pid)?;
-        let fd_dir = openat(
-            &dir,
-            "fd",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        let mut entries = nix::dir::Dir::from_fd(fd_dir)?;
-        let names: Vec<std::ffi::CString> = entries
-            .iter()
-            .flatten()
-            .map(|e| e.file_name().to_owned())
-            .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
-            .collect();
+        let (entries, names) = descriptors(&dir)?;
         // A descriptor closed since the listing is simply not there; one whose target could
         // not be read (denied, or a path too long to print) leaves the process not inspected.
         let mut targets = Vec::with_capacity(names.len());
@@ -844,6 +832,90 @@ impl ProcSource for LinuxProc {
         let dir = self.open_pid(pid)?;
         self.proc_root().foreign_at(&dir)
     }
+
+    fn held_files(
+        &mut self,
+        pid: i32,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<HeldFiles, ReadError> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = self.open_pid(pid)?;
+        let mut out = HeldFiles::default();
+        // Streamed like `mapped_files`: only the wanted paths are kept.
+        stream_lines_at(&mut self.buf, &dir, "maps", ARGS_CAP, &mut |line| {
+            if let Some((path, dev, ino)) = maps_entry(line) {
+                let last = out.mapped.last().map(|l| l.path.as_bytes());
+                if wanted(path) && last != Some(path) {
+                    out.mapped.push(HeldFile {
+                        path: OsStr::from_bytes(path).to_os_string(),
+                        identity: Some((dev, ino, None)),
+                    });
+                }
+            }
+        })?;
+        let (entries, names) = descriptors(&dir)?;
+        for n in &names {
+            // A descriptor closed since the listing is not there; a target we may not read
+            // leaves the process as its cwd and exe placed it.
+            let Ok(target) = readlinkat(&entries, n.as_c_str()) else {
+                continue;
+            };
+            if !wanted(target.as_bytes()) {
+                continue;
+            }
+            // As a cwd's: the kernel's cached numbers, no round trip to a FUSE daemon.
+            let identity = identity_of(&entries, n.as_c_str())
+                .ok()
+                .map(|(dev, ino, nlink)| (u64::from(dev), ino, Some(nlink)));
+            out.open.push(HeldFile {
+                path: target,
+                identity,
+            });
+        }
+        Ok(out)
+    }
+
+    fn mounts_of(&mut self, pid: i32) -> Result<Option<Vec<u8>>, ReadError> {
+        let dir = self.open_pid(pid)?;
+        if self.proc_root().namespace_at(&dir)? == SeenAgain::Same {
+            return Ok(None);
+        }
+        read_mountinfo(&mut self.buf, &dir).map(Some)
+    }
+
+    fn own_mounts(&mut self) -> Result<Vec<u8>, ReadError> {
+        let dir = self.open_pid(std::process::id() as i32)?;
+        read_mountinfo(&mut self.buf, &dir)
+    }
+}
+
+/// The `fd/` directory under an open `/proc/PID`, and the names of its descriptors.
+fn descriptors(dir: &OwnedFd) -> nix::Result<(nix::dir::Dir, Vec<std::ffi::CString>)> {
+    let fd_dir = openat(
+        dir,
+        "fd",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut entries = nix::dir::Dir::from_fd(fd_dir)?;
+    let names = entries
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes().first().is_some_and(u8::is_ascii_digit))
+        .collect();
+    Ok((entries, names))
+}
+
+/// `mountinfo` under an open `/proc/PID`: at most [`super::MOUNTINFO_CAP`] bytes, whole lines.
+fn read_mountinfo(buf: &mut Vec<u8>, dir: &OwnedFd) -> Result<Vec<u8>, ReadError> {
+    let got = read_capped_at(buf, dir, "mountinfo", ReadUntil::Eof, super::MOUNTINFO_CAP)?;
+    let mut out = std::mem::take(buf);
+    if got == Got::Truncated {
+        let end = memchr::memrchr(b'\n', &out).map_or(0, |i| i + 1);
+        out.truncate(end);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -394,6 +394,13 @@ pub const ENV_KEYS: &[&str] = &[
     "SUPERVISOR_GROUP_NAME",
     "pm_id",
     "name",
+    // Interpreter module paths, read only for interpreter processes (see `crate::holds`) and
+    // only compared with the deploy roots: a value is never shown beyond the release it names.
+    "PYTHONPATH",
+    "RUBYLIB",
+    "PERL5LIB",
+    "NODE_PATH",
+    "BUNDLE_GEMFILE",
 ];
 
 /// A process as the snapshot saw it, to be looked at again before it decides a finding (see
@@ -466,7 +473,64 @@ pub trait ProcSource {
         pid: i32,
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<OsString>, ReadError>;
+    /// The mapped and open files of `pid` that `wanted` accepts, with their identity where the
+    /// kernel gives it (a maps line carries device and inode; an open file is `stat`ed through
+    /// its descriptor, which also gives its link count). Others are never kept. The default
+    /// asks [`ProcSource::mapped_files`] and [`ProcSource::open_files`] and knows no identity.
+    fn held_files(
+        &mut self,
+        pid: i32,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<HeldFiles, ReadError> {
+        let plain = |path: OsString| HeldFile {
+            path,
+            identity: None,
+        };
+        Ok(HeldFiles {
+            mapped: self
+                .mapped_files(pid, wanted)?
+                .into_iter()
+                .map(plain)
+                .collect(),
+            open: self
+                .open_files(pid)?
+                .into_iter()
+                .filter(|f| wanted(std::os::unix::ffi::OsStrExt::as_bytes(f.as_os_str())))
+                .map(plain)
+                .collect(),
+        })
+    }
+    /// The mounts `pid` sees (`/proc/PID/mountinfo`, its first [`MOUNTINFO_CAP`] bytes, whole
+    /// lines only), or `None` when it lives in our mount namespace (then nothing is read).
+    /// The default: every process lives in ours.
+    fn mounts_of(&mut self, pid: i32) -> Result<Option<Vec<u8>>, ReadError> {
+        let _ = pid;
+        Ok(None)
+    }
+    /// The mounts we see (`/proc/self/mountinfo`, capped like [`ProcSource::mounts_of`]).
+    fn own_mounts(&mut self) -> Result<Vec<u8>, ReadError> {
+        Ok(Vec::new())
+    }
 }
+
+/// A file a process maps or holds open (see [`ProcSource::held_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldFile {
+    /// As the kernel printed it, with its ` (deleted)` suffix.
+    pub path: OsString,
+    /// `(st_dev, st_ino, link count)`; the link count of a mapped file is not known (`None`).
+    pub identity: Option<(u64, u64, Option<u32>)>,
+}
+
+/// What [`ProcSource::held_files`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldFiles {
+    pub mapped: Vec<HeldFile>,
+    pub open: Vec<HeldFile>,
+}
+
+/// The most of a `mountinfo` file read: a host with a thousand mounts has about 150 KiB.
+pub const MOUNTINFO_CAP: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod comm_tests {

@@ -75,6 +75,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         wakers,
         schedule: Schedule::new(args.interval),
         log,
+        deep: args.scan.deep,
     };
     agent.log.line(None, &watching(&agent.roots, args.interval));
     match listening {
@@ -124,6 +125,8 @@ struct Agent<'a> {
     wakers: Wakers,
     schedule: Schedule,
     log: Log,
+    /// `--deep` (see [`crate::scan::Options::deep`]).
+    deep: bool,
 }
 
 impl Agent<'_> {
@@ -146,6 +149,7 @@ impl Agent<'_> {
                 // The restart history names a loop by the owner of its workers.
                 all_owners: true,
                 history: Some(&mut self.history),
+                deep: self.deep,
             },
         )?;
         self.history

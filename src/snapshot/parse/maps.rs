@@ -27,6 +27,22 @@ pub fn maps_path(line: &[u8]) -> Option<&[u8]> {
     (path.first() == Some(&b'/')).then_some(path)
 }
 
+/// The file path of one line of `/proc/PID/maps` with the file's device (`MAJ:MIN` in hex,
+/// as `makedev` gives `st_dev`) and inode, if it maps a file.
+pub fn maps_entry(line: &[u8]) -> Option<(&[u8], u64, u64)> {
+    let path = maps_path(line)?;
+    let mut fields = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
+    let dev = fields.nth(3)?;
+    let ino = fields.next()?;
+    let (major, minor) = std::str::from_utf8(dev).ok()?.split_once(':')?;
+    let dev = nix::libc::makedev(
+        u32::from_str_radix(major, 16).ok()?,
+        u32::from_str_radix(minor, 16).ok()?,
+    );
+    let ino = std::str::from_utf8(ino).ok()?.parse().ok()?;
+    Some((path, dev, ino))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +63,23 @@ garbage\n";
             ]
         );
         assert!(maps_paths(b"").is_empty());
+    }
+
+    #[test]
+    fn maps_entries_carry_device_and_inode() {
+        let line = b"7f0000000000-7f0000001000 r-xp 00000000 fd:01 1311 /srv/app/releases/1/ext.so";
+        assert_eq!(
+            maps_entry(line),
+            Some((
+                &b"/srv/app/releases/1/ext.so"[..],
+                nix::libc::makedev(0xfd, 1),
+                1311
+            ))
+        );
+        assert_eq!(
+            maps_entry(b"7ffd1000-7ffd2000 rw-p 00000000 00:00 0 [stack]"),
+            None
+        );
+        assert_eq!(maps_entry(b"a-b r--p 0 zz:01 1 /x"), None);
     }
 }

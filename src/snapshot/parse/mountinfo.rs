@@ -12,6 +12,8 @@ use std::path::PathBuf;
 /// One line of a mountinfo file (see the module docs), with ROOT and POINT still escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mount<'a> {
+    /// `MAJ:MIN` of the filesystem, as printed.
+    pub dev: &'a [u8],
     pub root: &'a [u8],
     pub point: &'a [u8],
     pub fstype: &'a [u8],
@@ -27,12 +29,20 @@ pub fn mounts(mountinfo: &[u8]) -> impl Iterator<Item = Mount<'_>> {
             return None;
         }
         Some(Mount {
+            dev: fields[2],
             root: fields[3],
             point: fields[4],
             fstype: fields.get(dash + 1)?,
             superopts: fields.get(dash + 3).copied().unwrap_or_default(),
         })
     })
+}
+
+/// `MAJ:MIN` as printed in mountinfo, as the `st_dev` that `stat` gives (`makedev`).
+pub fn parse_dev(dev: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(dev).ok()?;
+    let (major, minor) = text.split_once(':')?;
+    Some(nix::libc::makedev(major.parse().ok()?, minor.parse().ok()?))
 }
 
 /// Does the `/proc` mount in `/proc/self/mountinfo` hide other users' processes? True for a

@@ -1,0 +1,155 @@
+//! Containers by their cgroup: a process in a container keeps the release its bind mount
+//! resolved when the container started (`docker run -v /srv/app/current:/app`), so what
+//! restarts it is the container, not anything inside it (a supervisord in the container is
+//! not the host's; `supervisorctl` on the host would not reach it).
+//!
+//! Read from the systemd cgroup path (issue 20): Docker (`docker-ID.scope`, or `/docker/ID`
+//! with the cgroupfs driver), containerd under Kubernetes (`cri-containerd-ID.scope`),
+//! Podman (`libpod-ID.scope`, never its `libpod-conmon-`), systemd-nspawn
+//! (`systemd-nspawn@NAME.service`) and LXC (`lxc.payload.NAME`, or `/lxc/NAME`). Only a
+//! container of the system's managers counts: a cgroup at or below a `user@UID.service` is
+//! the user's to name (issue 18), so nothing in it is taken for a container.
+
+/// A container runtime relwatch names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Runtime {
+    Docker,
+    Containerd,
+    Podman,
+    Nspawn,
+    Lxc,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::Podman => "podman",
+            Runtime::Nspawn => "systemd-nspawn",
+            Runtime::Lxc => "lxc",
+        }
+    }
+}
+
+/// A container: its runtime and its id (or name, for nspawn and LXC).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Container {
+    pub runtime: Runtime,
+    pub id: String,
+}
+
+/// An id as runtimes make them: 12 to 64 lowercase hex digits.
+fn hex_id(s: &str) -> Option<String> {
+    let ok = (12..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| s.to_ascii_lowercase())
+}
+
+/// A machine or container name: letters, digits and `-_.`, at most 64 bytes.
+fn name(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    ok.then(|| s.to_owned())
+}
+
+/// The container a systemd cgroup path names, outermost first, if any (see the module docs).
+pub fn of_cgroup(path: &[u8]) -> Option<Container> {
+    let path = std::str::from_utf8(path).ok()?;
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.iter().any(|c| c.starts_with("user@")) {
+        return None;
+    }
+    let found = |runtime, id: Option<String>| id.map(|id| Container { runtime, id });
+    for (i, c) in comps.iter().enumerate() {
+        let scope = |prefix: &str| {
+            c.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(".scope"))
+                .and_then(hex_id)
+        };
+        let next = comps.get(i + 1).copied();
+        let hit = match *c {
+            "docker" => found(Runtime::Docker, next.and_then(hex_id)),
+            "lxc" => found(Runtime::Lxc, next.and_then(name)),
+            _ if c.starts_with("docker-") => found(Runtime::Docker, scope("docker-")),
+            _ if c.starts_with("cri-containerd-") => {
+                found(Runtime::Containerd, scope("cri-containerd-"))
+            }
+            _ if c.starts_with("libpod-conmon-") => None,
+            _ if c.starts_with("libpod-") => found(Runtime::Podman, scope("libpod-")),
+            _ => c
+                .strip_prefix("systemd-nspawn@")
+                .and_then(|r| r.strip_suffix(".service"))
+                .and_then(name)
+                .map(|id| Container {
+                    runtime: Runtime::Nspawn,
+                    id,
+                })
+                .or_else(|| found(Runtime::Lxc, c.strip_prefix("lxc.payload.").and_then(name))),
+        };
+        if hit.is_some() {
+            return hit;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f1c0ffee0ddba11deadbeef0123456789abcdef0123456789abcdef01234567";
+
+    fn of(path: &str) -> Option<(Runtime, String)> {
+        of_cgroup(path.as_bytes()).map(|c| (c.runtime, c.id))
+    }
+
+    #[test]
+    fn runtimes_are_named_by_their_cgroups() {
+        let id = || ID.to_owned();
+        assert_eq!(
+            of(&format!("/system.slice/docker-{ID}.scope")),
+            Some((Runtime::Docker, id()))
+        );
+        assert_eq!(of(&format!("/docker/{ID}")), Some((Runtime::Docker, id())));
+        assert_eq!(
+            of(&format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-{ID}.scope")),
+            Some((Runtime::Containerd, id()))
+        );
+        assert_eq!(
+            of(&format!("/machine.slice/libpod-{ID}.scope/container")),
+            Some((Runtime::Podman, id()))
+        );
+        assert_eq!(
+            of(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
+            None
+        );
+        assert_eq!(
+            of("/machine.slice/systemd-nspawn@web.service/payload/system.slice/app.service"),
+            Some((Runtime::Nspawn, "web".to_owned()))
+        );
+        assert_eq!(
+            of("/lxc.payload.web1/system.slice"),
+            Some((Runtime::Lxc, "web1".to_owned()))
+        );
+        assert_eq!(of("/lxc/web1"), Some((Runtime::Lxc, "web1".to_owned())));
+    }
+
+    #[test]
+    fn anything_else_is_no_container() {
+        assert_eq!(of("/system.slice/php-fpm.service"), None);
+        assert_eq!(of("/system.slice/docker.service"), None);
+        assert_eq!(of("/system.slice/docker-notanid.scope"), None);
+        assert_eq!(of("/docker/x;rm -rf"), None);
+        assert_eq!(of("/lxc/$(id)"), None);
+        // A user's delegated subtree names what it likes: never a container of the system's.
+        assert_eq!(
+            of(&format!(
+                "/user.slice/user-1000.slice/user@1000.service/app.slice/docker-{ID}.scope"
+            )),
+            None
+        );
+        assert_eq!(of(""), None);
+    }
+}
