@@ -189,7 +189,28 @@ fn a_master_on_a_deleted_release_whose_workers_die_at_once_is_critical() {
     assert!(log.contains("all with exit 255"), "{log}");
     drop(master);
     agent.wait_for_stderr("cleared restart-loop");
-    stop(agent);
+    let run = stop(agent);
+    // The storm is counted, not logged fork by fork: one summary line (at stop, within the
+    // minute) with at least the deaths the finding counted.
+    let summaries: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("relwatch: process events: "))
+        .collect();
+    let [summary] = summaries[..] else {
+        panic!("one summary line: {run}")
+    };
+    let count = |what: &str| -> usize {
+        summary
+            .split(what)
+            .next()
+            .and_then(|b| b.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count before {what:?}: {summary}"))
+    };
+    assert!(count(" tracked processes started") >= died, "{run}");
+    assert!(count(" ended in the last") >= died, "{run}");
+    assert!(run.stderr.lines().count() < 12, "a line per event? {run}");
 }
 
 #[test]

@@ -70,6 +70,8 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         history,
         releases: track::Releases::default(),
         loops: Vec::new(),
+        tally: track::Tally::default(),
+        summarised: Instant::now(),
         known: Known::default(),
         textfile: args.textfile.as_deref(),
         wakers,
@@ -91,6 +93,8 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         }
         match agent.wakers.sleep(agent.schedule.sleep(), &agent.log)? {
             Wake::Stop(sig) => {
+                agent.take_events();
+                agent.summarise(Instant::now(), true);
                 agent.log.line(None, &format!("stopping on {sig}"));
                 writeln!(out)?;
                 return Ok(ExitCode::Ok);
@@ -106,6 +110,9 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// At most one line per this long counts the tracked processes that started and ended.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
 /// How long the agent lets process events gather after reading some.
 const EVENT_BATCH: Duration = Duration::from_millis(50);
 
@@ -119,6 +126,9 @@ struct Agent<'a> {
     releases: track::Releases,
     /// The groups in a restart loop after the last scan or event.
     loops: Vec<crate::findings::restart_loop::Group>,
+    /// Tracked processes started and ended since the last summary line, and when that was.
+    tally: track::Tally,
+    summarised: Instant,
     known: Known,
     textfile: Option<&'a Path>,
     wakers: Wakers,
@@ -160,6 +170,7 @@ impl Agent<'_> {
         self.schedule
             .after_grace(&self.roots, &self.settings, clock_now, now);
         self.wakers.watch_pids(&result);
+        self.summarise(now, false);
         Ok(())
     }
 
@@ -178,12 +189,41 @@ impl Agent<'_> {
             }
         }
         if !events.is_empty()
-            && track::apply(&mut self.history, &self.releases, &events, wall_now())
+            && track::apply(
+                &mut self.history,
+                &self.releases,
+                &events,
+                wall_now(),
+                &mut self.tally,
+            )
             && self.loops_changed(Instant::now())
         {
             self.schedule.wake();
         }
+        self.summarise(Instant::now(), false);
         !events.is_empty()
+    }
+
+    /// At most once per [`SUMMARY_EVERY`], and only when there was any: how many tracked
+    /// processes started and ended since the last such line. A storm is one line a minute,
+    /// not one per fork.
+    /// `last`: the agent is stopping, say it whenever it was.
+    fn summarise(&mut self, now: Instant, last: bool) {
+        if self.tally.is_empty() || (!last && now.duration_since(self.summarised) < SUMMARY_EVERY) {
+            return;
+        }
+        let track::Tally { started, ended } = std::mem::take(&mut self.tally);
+        let since = crate::report::words::human_duration(
+            now.duration_since(self.summarised).as_secs_f64().round(),
+        );
+        self.log.line(
+            None,
+            &format!(
+                "process events: {started} tracked process{} started, {ended} ended in the last {since}",
+                if started == 1 { "" } else { "es" }
+            ),
+        );
+        self.summarised = now;
     }
 
     /// Whether the groups in a loop changed since last asked; and a scan when the earliest
