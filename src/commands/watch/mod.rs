@@ -55,7 +55,9 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
+    let files = raise_open_files_limit();
     let mut wakers = Wakers::start()?;
+    wakers.cap_pidfds(usize::try_from(files / 2).unwrap_or(usize::MAX));
     let listening = if args.no_proc_events {
         Err("--no-proc-events".to_string())
     } else {
@@ -73,6 +75,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         tally: track::Tally::default(),
         summarised: Instant::now(),
         known: Known::default(),
+        failing: None,
         textfile: args.textfile.as_deref(),
         wakers,
         schedule: Schedule::new(args.interval),
@@ -89,7 +92,10 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     loop {
         let now = Instant::now();
         if agent.schedule.scan_now(now) {
-            agent.scan(now)?;
+            match agent.scan(now) {
+                Ok(()) => agent.scan_worked(),
+                Err(e) => agent.scan_failed(now, &e),
+            }
         }
         match agent.wakers.sleep(agent.schedule.sleep(), &agent.log)? {
             Wake::Stop(sig) => {
@@ -109,6 +115,9 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// After a failed scan, the next one comes this soon (whatever the interval).
+const RETRY: Duration = Duration::from_secs(10);
 
 /// At most one line per this long counts the tracked processes that started and ended.
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -130,6 +139,8 @@ struct Agent<'a> {
     tally: track::Tally,
     summarised: Instant,
     known: Known,
+    /// The error of the last scan, when it failed (said once until it changes or heals).
+    failing: Option<String>,
     textfile: Option<&'a Path>,
     wakers: Wakers,
     schedule: Schedule,
@@ -169,9 +180,46 @@ impl Agent<'_> {
         let clock_now = result.snap.clock.now;
         self.schedule
             .after_grace(&self.roots, &self.settings, clock_now, now);
-        self.wakers.watch_pids(&result);
+        self.wakers.watch_pids(&result, &self.log);
         self.summarise(now, false);
         Ok(())
+    }
+
+    /// A scan failed (out of file descriptors, /proc unreadable, out of inotify watches): the
+    /// agent closes its pidfds (its own descriptors come first), says why (once until the
+    /// error changes), writes the error textfile (UNKNOWN, `relwatch_error 1`) and tries again
+    /// within [`RETRY`]. It never exits for it.
+    fn scan_failed(&mut self, now: Instant, e: &anyhow::Error) {
+        self.wakers.release_pidfds();
+        let message = crate::escape::visible(&format!("{e:#}"));
+        if self.failing.as_deref() != Some(message.as_str()) {
+            self.log.line(
+                Some(Severity::Unknown),
+                &format!(
+                    "scan failed, UNKNOWN until one works (next try within {}s): {message}",
+                    RETRY.as_secs()
+                ),
+            );
+            if let Some(dir) = self.textfile {
+                let path = dir.join("relwatch.prom");
+                let text = crate::report::prometheus::error(&message);
+                if let Err(e) = crate::report::output::write_atomic(&path, text.as_bytes()) {
+                    self.log.line(
+                        Some(Severity::Warning),
+                        &format!("cannot write {}: {e}", escape(&path)),
+                    );
+                }
+            }
+            self.failing = Some(message);
+        }
+        self.schedule.retry_at(now + RETRY);
+    }
+
+    /// A scan worked: say so when the last one had failed.
+    fn scan_worked(&mut self) {
+        if self.failing.take().is_some() {
+            self.log.line(None, "scans work again");
+        }
     }
 
     /// Hand the process events read since the last call to the restart history; scan when a
@@ -252,6 +300,19 @@ impl Agent<'_> {
             );
         }
     }
+}
+
+/// Raise the soft limit on open files to the hard one (the agent holds pidfds, inotify watches
+/// and a descriptor per /proc directory it reads); the limit it now has.
+fn raise_open_files_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        // Best effort: on failure the soft limit stays, and the caps follow it.
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 fn wall_now() -> f64 {

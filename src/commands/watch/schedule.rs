@@ -68,6 +68,11 @@ impl Schedule {
         self.loops_clear = at;
     }
 
+    /// Scan at `at` at the latest (after a failed scan).
+    pub(super) fn retry_at(&mut self, at: Instant) {
+        self.next_full = self.next_full.min(at);
+    }
+
     /// Something changed: scan as soon as the gap allows.
     pub(super) fn wake(&mut self) {
         self.pending = true;

@@ -8,7 +8,11 @@
 //!   A directory replaced since it was watched (new inode) is watched again. Access events are
 //!   dropped where they arrive: notify always asks inotify for `IN_OPEN`, and our own scan opens
 //!   these directories, which would wake us forever.
-//! - a pidfd for each live process a finding names: its exit clears the finding.
+//! - a pidfd for each live process a finding names: its exit clears the finding. At most
+//!   [`Wakers::pidfd_cap`] of them (half the open files limit, at most [`MAX_PIDFDS`]): past
+//!   that, or when the kernel refuses one (`EMFILE`), the rest are polled every
+//!   [`POLL_PIDS_EVERY`] (their `stat` read again), said once in the log. The agent never
+//!   spends its file descriptors on them and fails its next scan.
 //! - the kernel's process events socket ([`crate::events::Connector`]), when it opened: its
 //!   events are read as they come and handed to the agent ([`Wakers::take_events`]).
 //!
@@ -55,6 +59,12 @@ pub(super) struct Wakers {
     /// Each watched directory with its (device, inode) when it was watched.
     watched: HashMap<PathBuf, (u64, u64)>,
     pidfds: Vec<(i32, OwnedFd)>,
+    /// At most this many pidfds.
+    pidfd_cap: usize,
+    /// The processes past the cap, with their start time: polled (see [`POLL_PIDS_EVERY`]).
+    polled: Vec<(i32, u64)>,
+    /// The log said once that some processes are polled.
+    said_polled: bool,
     /// The process events feed, when the kernel gave us one.
     connector: Option<crate::events::Connector>,
     /// Events read since the agent last took them, and whether some were lost.
@@ -108,6 +118,9 @@ impl Wakers {
             watcher,
             watched: HashMap::new(),
             pidfds: Vec::new(),
+            pidfd_cap: MAX_PIDFDS,
+            polled: Vec::new(),
+            said_polled: false,
             connector: None,
             events: Vec::new(),
             lost: false,
@@ -147,39 +160,103 @@ impl Wakers {
         Ok(())
     }
 
-    /// Hold a pidfd for each live process the scan's findings name, and only for those.
-    pub(super) fn watch_pids(&mut self, scan: &Scan) {
+    /// At most `cap` pidfds (see the module's doc).
+    pub(super) fn cap_pidfds(&mut self, cap: usize) {
+        self.pidfd_cap = cap.min(MAX_PIDFDS);
+    }
+
+    /// Hold a pidfd for each live process the scan's findings name, and only for those; past
+    /// the cap, or when the kernel refuses one, poll the rest.
+    pub(super) fn watch_pids(&mut self, scan: &Scan, log: &Log) {
         let Scan { snap, findings, .. } = scan;
-        let wanted: Vec<i32> = {
-            let mut p: Vec<i32> = findings
+        let wanted: Vec<(i32, u64)> = {
+            let mut p: Vec<(i32, u64)> = findings
                 .iter()
                 .flat_map(|f| f.pids.iter().copied())
-                .filter(|pid| snap.get(*pid).is_some_and(|p| !p.is_zombie()))
+                .filter_map(|pid| snap.get(pid).filter(|p| !p.is_zombie()))
+                .map(|p| (p.pid, p.start_ticks))
                 .collect();
             p.sort_unstable();
             p.dedup();
             p
         };
-        self.pidfds
-            .retain(|(pid, _)| wanted.binary_search(pid).is_ok());
-        for pid in wanted {
+        let is_wanted = |pid: i32| wanted.binary_search_by_key(&pid, |w| w.0).is_ok();
+        self.pidfds.retain(|(pid, _)| is_wanted(*pid));
+        self.polled.clear();
+        let mut refused = None;
+        for (pid, start) in wanted {
             if self.pidfds.iter().any(|(p, _)| *p == pid) {
+                continue;
+            }
+            if self.pidfds.len() >= self.pidfd_cap || refused.is_some() {
+                self.polled.push((pid, start));
                 continue;
             }
             let Some(rpid) = rustix::process::Pid::from_raw(pid) else {
                 continue;
             };
-            if let Ok(fd) = rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty())
-            {
-                self.pidfds.push((pid, fd));
+            match rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty()) {
+                Ok(fd) => self.pidfds.push((pid, fd)),
+                Err(e @ (rustix::io::Errno::MFILE | rustix::io::Errno::NFILE)) => {
+                    refused = Some(e);
+                    self.polled.push((pid, start));
+                }
+                Err(_) => {}
             }
         }
+        if !self.polled.is_empty() && !self.said_polled {
+            self.said_polled = true;
+            let why = match refused {
+                Some(e) => format!("the kernel refused another pidfd: {e}"),
+                None => format!("at most {} pidfds", self.pidfd_cap),
+            };
+            log.line(
+                Some(Severity::Warning),
+                &format!(
+                    "watching {} processes for their exit: {} by pidfd, {} by reading their stat every {}s ({why}; said once)",
+                    self.pidfds.len() + self.polled.len(),
+                    self.pidfds.len(),
+                    self.polled.len(),
+                    POLL_PIDS_EVERY.as_secs()
+                ),
+            );
+        }
+    }
+
+    /// Close every pidfd (after a scan ran out of file descriptors: the agent's own come
+    /// first). Until the next scan that works, those exits do not wake it; that scan is near.
+    pub(super) fn release_pidfds(&mut self) {
+        self.pidfds.clear();
+        self.polled.clear();
+    }
+
+    /// Whether a polled process ended (gone, a zombie, or its pid reused).
+    fn polled_ended(&self) -> bool {
+        let mut buf = Vec::new();
+        self.polled.iter().any(|&(pid, start)| {
+            buf.clear();
+            let read = std::fs::File::open(format!("/proc/{pid}/stat")).and_then(|f| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut buf)
+            });
+            match read
+                .ok()
+                .and(crate::snapshot::parse::stat::parse_stat(&buf).ok())
+            {
+                Some(st) => st.state == b'Z' || st.start_ticks != start,
+                None => true,
+            }
+        })
     }
 
     /// Sleep until something happens or `wait` passes. A lost or failed inotify event forgets
     /// every watch, so the next scan watches everything again.
     pub(super) fn sleep(&mut self, wait: Duration, log: &Log) -> anyhow::Result<Wake> {
-        let mut rescan = self.poll(wait)?;
+        let wait = if self.polled.is_empty() {
+            wait
+        } else {
+            wait.min(POLL_PIDS_EVERY)
+        };
+        let mut rescan = self.poll(wait)? || self.polled_ended();
         self.read_events(log);
         let mut buf = [0u8; 64];
         while matches!(nix::unistd::read(&self.wake_r, &mut buf), Ok(n) if n > 0) {}
@@ -251,6 +328,12 @@ impl Wakers {
             .any(|f| f.revents().is_some_and(|r| !r.is_empty())))
     }
 }
+
+/// At most this many pidfds, whatever the open files limit.
+pub(super) const MAX_PIDFDS: usize = 4096;
+
+/// How often the processes past the pidfd cap are looked at.
+const POLL_PIDS_EVERY: Duration = Duration::from_secs(1);
 
 fn wake(w: &Arc<OwnedFd>) {
     let _ = nix::unistd::write(w.as_fd(), &[1u8]);

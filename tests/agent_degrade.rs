@@ -1,0 +1,221 @@
+//! The agent degrades, never dies (issue 18, item 7): under a low open files limit, with more
+//! processes to watch than it may hold pidfds for, with deploy roots deleted and recreated,
+//! two roots of one name, constant churn and thousands of roots. Real processes and the built
+//! binary; every agent gets an hour between full rescans, so what it reports came from an
+//! event, a poll or a wake-up, not from its interval.
+
+mod util;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::PathBuf;
+use std::process::Command;
+use util::*;
+
+/// `relwatch watch ARGS...` started through `prlimit --nofile=LIMIT:LIMIT` (soft and hard: the
+/// agent cannot raise it), its stderr in a file. Ended by its pid when dropped.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(nofile: Option<u32>, args: &[&std::ffi::OsStr]) -> Agent {
+        let dir = tempdir();
+        let log = dir.path().join("stderr");
+        let mut cmd = Command::new("prlimit");
+        if let Some(n) = nofile {
+            cmd.arg(format!("--nofile={n}:{n}"));
+        }
+        cmd.arg("sh")
+            .arg("-c")
+            .arg("exec \"$@\" 2>\"$LOG\"")
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_relwatch"))
+            .arg("watch")
+            .args(args)
+            .env("LOG", &log)
+            .env("NO_COLOR", "1")
+            .current_dir("/");
+        let child = Child::spawn(&mut cmd);
+        let agent = Agent {
+            child,
+            log,
+            _dir: dir,
+        };
+        agent.wait_for("full rescan every");
+        agent
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls the log until it holds `needle`, checking that the agent still runs.
+    fn wait_for(&self, needle: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(self.alive(), "the agent exited:\n{log}");
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the agent did not log {needle:?} within {DEADLINE:?}:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.pid())).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    }
+
+    /// SIGTERM; the agent must end cleanly.
+    fn stop(self) -> String {
+        kill(Pid::from_raw(self.child.pid()), Signal::SIGTERM).expect("SIGTERM the agent");
+        self.wait_for("stopping on SIGTERM")
+    }
+}
+
+fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+fn can_run() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        skip("the agent's degrade tests run as root (pidfds and /proc of every process)");
+        return false;
+    }
+    true
+}
+
+/// 1,100 processes on an old release and an agent limited to 256 open files: it holds at
+/// most 128 pidfds, polls the rest (said once), keeps scanning, reports them all, and sees
+/// them end. Before, it opened a pidfd for each, hit the limit and exited on its next scan.
+#[test]
+fn eleven_hundred_old_processes_under_a_low_open_files_limit() {
+    if !can_run() {
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let master = Child::master_with_workers(&r1, 1100);
+    root.release("2");
+    root.switch("2");
+    let textfile = tempdir();
+    let agent = Agent::start(
+        Some(256),
+        &[
+            os(root.path()),
+            os("--interval"),
+            os("1h"),
+            os("--grace"),
+            os("1h"),
+            os("--textfile"),
+            os(textfile.path()),
+        ],
+    );
+    let log = agent.wait_for("by reading their stat every 1s");
+    assert!(log.contains("at most 128 pidfds"), "{log}");
+    assert!(log.contains("watching 1101 processes"), "{log}");
+    // Something that wakes the agent: a deploy. It scans again, and keeps running.
+    root.release("3");
+    root.switch("3");
+    let prom = textfile.path().join("relwatch.prom");
+    poll("the textfile to name release 3", || {
+        std::fs::read_to_string(&prom)
+            .ok()
+            .filter(|t| t.contains("release=\"3\"} 1"))
+    });
+    drop(master);
+    // Their exits are seen by the polling (no pidfd for most), not the interval.
+    let log = agent.wait_for("cleared old-release");
+    assert!(!log.contains("vanished"), "{log}");
+    assert_eq!(
+        log.matches("by reading their stat").count(),
+        1,
+        "said once: {log}"
+    );
+    let log = agent.stop();
+    assert!(!log.contains("scan failed"), "{log}");
+}
+
+/// The agent's open files limit lowered, while it runs, to what it holds: its next scan cannot
+/// read /proc. It says why (UNKNOWN), writes the error textfile (`relwatch_error 1`), keeps
+/// running, and once the limit is raised again its next scan works and says so. Never
+/// "vanished" processes, never OK while blind.
+#[test]
+fn out_of_file_descriptors_is_an_error_reported_not_an_exit() {
+    if !can_run() {
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let _worker = Child::sleep_in(&r1);
+    root.release("2");
+    root.switch("2");
+    let textfile = tempdir();
+    let agent = Agent::start(
+        None,
+        &[
+            os(root.path()),
+            os("--interval"),
+            os("1h"),
+            os("--textfile"),
+            os(textfile.path()),
+        ],
+    );
+    agent.wait_for("appeared INFO old-release");
+    let pid = agent.child.pid().to_string();
+    // The soft limit only: raising the hard one again would need CAP_SYS_RESOURCE.
+    let limit = |n: usize| {
+        let run = run_program(
+            "prlimit",
+            vec![
+                "--pid".into(),
+                pid.clone().into(),
+                format!("--nofile={n}:").into(),
+            ],
+        );
+        assert_eq!(run.code, 0, "{run}");
+    };
+    let held = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the agent's fds")
+        .count();
+    limit(held);
+    root.release("3");
+    root.switch("3");
+    let log = agent.wait_for("scan failed");
+    assert!(
+        log.contains("Too many open files") || log.contains("out of file descriptors"),
+        "{log}"
+    );
+    let prom = textfile.path().join("relwatch.prom");
+    poll("the error textfile", || {
+        std::fs::read_to_string(&prom)
+            .ok()
+            .filter(|t| t.contains("relwatch_error 1") && t.contains("relwatch_exit_code 3"))
+    });
+    limit(1024);
+    root.release("4");
+    root.switch("4");
+    let log = agent.wait_for("scans work again");
+    assert!(!log.contains("vanished"), "{log}");
+    poll("the textfile of a scan that worked", || {
+        std::fs::read_to_string(&prom)
+            .ok()
+            .filter(|t| t.contains("relwatch_error 0"))
+    });
+    agent.stop();
+}
