@@ -219,3 +219,47 @@ fn out_of_file_descriptors_is_an_error_reported_not_an_exit() {
     });
     agent.stop();
 }
+
+/// Two deploy roots of one app name (`shop`), both with a broken `current`: two findings,
+/// each logged with its root; fixing one clears that one only. Before, findings were keyed
+/// by app name: the second was never logged, and the first's clear hid the other.
+#[test]
+fn two_roots_of_one_name_are_logged_apart() {
+    let a = DeployRoot::named("shop");
+    let b = DeployRoot::named("shop");
+    for root in [&a, &b] {
+        root.release("1");
+        root.point_current_at("releases/9");
+    }
+    let agent = Agent::start(
+        None,
+        &[os(a.path()), os(b.path()), os("--interval"), os("1h")],
+    );
+    let appeared = |log: &str, root: &DeployRoot| {
+        log.lines().any(|l| {
+            l.contains("appeared CRITICAL broken-current app=shop")
+                && l.contains(&format!("root={}:", root.path().display()))
+        })
+    };
+    let log = poll("both broken roots logged", || {
+        let log = agent.log();
+        (appeared(&log, &a) && appeared(&log, &b)).then_some(log)
+    });
+    assert_eq!(
+        log.matches("appeared CRITICAL broken-current").count(),
+        2,
+        "{log}"
+    );
+    a.switch("1");
+    let log = agent.wait_for("cleared broken-current");
+    let cleared: Vec<&str> = log.lines().filter(|l| l.contains("cleared")).collect();
+    assert_eq!(
+        cleared,
+        [format!(
+            "relwatch: cleared broken-current app=shop root={}",
+            a.path().display()
+        )],
+        "{log}"
+    );
+    agent.stop();
+}

@@ -2,8 +2,10 @@
 //! between two scans, and the lines about itself. It never decides anything: it compares the
 //! findings of consecutive scans by a [`FindingKey`] and phrases the difference.
 //!
-//! A finding's identity across scans is a [`FindingKey`]: kind, app, release, role and, except
-//! for duplicate and missing (which are about a group), the first pid it names. Its message and
+//! A finding's identity across scans is a [`FindingKey`]: kind, deploy root (its path: two
+//! roots of one app name are two apps), release, role and, except for duplicate and missing
+//! (which are about a group), the first pid it names. Lines name the app; when two watched
+//! roots share its name they name the root too (`root=PATH`). Its message and
 //! severity are not part of it, so a change of severity is logged as a change, not as a clear
 //! and an appear.
 
@@ -19,6 +21,8 @@ use std::os::unix::ffi::OsStrExt;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct FindingKey {
     kind: Kind,
+    root: std::path::PathBuf,
+    /// The app's name, for the cleared line (the root decides identity).
     app: String,
     release: Option<Vec<u8>>,
     role: Option<String>,
@@ -30,7 +34,8 @@ impl FindingKey {
     fn of(roots: &[DeployRoot], f: &Finding) -> Self {
         FindingKey {
             kind: f.kind,
-            app: roots.get(f.app).map(|r| r.name.clone()).unwrap_or_default(),
+            root: roots.get(f.app).map(|r| r.root.clone()).unwrap_or_default(),
+            app: app_label(roots, f.app),
             release: f.release.as_ref().map(|r| r.as_bytes().to_vec()),
             role: f.role.clone(),
             pid: f
@@ -96,7 +101,7 @@ fn describe(roots: &[DeployRoot], f: &Finding) -> String {
     format!(
         "{} app={}{release}{role}: {}",
         f.kind.as_str(),
-        escape(roots.get(f.app).map(|r| r.name.as_str()).unwrap_or("?")),
+        app_label(roots, f.app),
         roots
             .get(f.app)
             .map(|root| words::message(f, root).to_string())
@@ -112,11 +117,20 @@ fn cleared(k: &FindingKey) -> String {
         .map(|r| format!(" release={}", escape_bytes(r)))
         .unwrap_or_default();
     let pid = k.pid.map(|p| format!(" pid={p}")).unwrap_or_default();
-    format!(
-        "cleared {} app={}{release}{pid}",
-        k.kind.as_str(),
-        escape(&k.app)
-    )
+    format!("cleared {} app={}{release}{pid}", k.kind.as_str(), k.app)
+}
+
+/// "shop", or "shop root=/srv/a/shop" when another watched root has the name shop too;
+/// escaped.
+fn app_label(roots: &[DeployRoot], app: usize) -> String {
+    let Some(root) = roots.get(app) else {
+        return "?".to_string();
+    };
+    if roots.iter().filter(|r| r.name == root.name).count() > 1 {
+        format!("{} root={}", escape(&root.name), escape(&root.root))
+    } else {
+        escape(&root.name).to_string()
+    }
 }
 
 /// Log lines go to stderr; under the journal (JOURNAL_STREAM set: our own environment, not a
