@@ -263,3 +263,51 @@ fn two_roots_of_one_name_are_logged_apart() {
     );
     agent.stop();
 }
+
+/// A deploy root deleted, then created again by a rename into place with a process already
+/// on its old release: the agent (an hour between full rescans) reports it at once, from the
+/// watch on the root's parent. Before, the root's own watches died with it and nothing was
+/// seen until the interval.
+#[test]
+fn a_root_deleted_and_created_again_is_seen_at_once() {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let textfile = tempdir();
+    let agent = Agent::start(
+        None,
+        &[
+            os(root.path()),
+            os("--interval"),
+            os("1h"),
+            os("--grace"),
+            os("1h"),
+            os("--textfile"),
+            os(textfile.path()),
+        ],
+    );
+    let prom = textfile.path().join("relwatch.prom");
+    let last_scan = || {
+        std::fs::read_to_string(&prom).ok().and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("relwatch_last_scan_timestamp_seconds "))
+                .map(str::to_string)
+        })
+    };
+    let before = poll("the first scan's textfile", last_scan);
+    std::fs::remove_dir_all(root.path()).expect("delete the root");
+    // The agent has scanned the root's absence (and watched what is left) before it comes back.
+    poll("a scan after the delete", || {
+        last_scan().filter(|l| *l != before)
+    });
+    // The new root, built beside (the same file system) and renamed into place.
+    let staged = DeployRoot::new();
+    let r1 = staged.release("1");
+    staged.release("2");
+    staged.switch("2");
+    let worker = Child::sleep_in(&r1);
+    std::fs::rename(staged.path(), root.path()).expect("rename the new root into place");
+    let log = agent.wait_for("appeared INFO old-release");
+    assert!(log.contains(&format!("pid {}", worker.pid())), "{log}");
+    agent.stop();
+}

@@ -5,6 +5,8 @@
 //!   thread in `sigwait`; they end the agent cleanly.
 //! - inotify (notify) on each deploy root's directory and its releases directory,
 //!   non-recursive: `current` is replaced by rename, so the directory is watched, not the link.
+//!   And on each root's parent, so a root deleted and created again (or renamed into place) is
+//!   seen at once; there only events naming a root count, the parent's other entries do not.
 //!   A directory replaced since it was watched (new inode) is watched again. Access events are
 //!   dropped where they arrive: notify always asks inotify for `IN_OPEN`, and our own scan opens
 //!   these directories, which would wake us forever.
@@ -58,6 +60,9 @@ pub(super) struct Wakers {
     watcher: notify::RecommendedWatcher,
     /// Each watched directory with its (device, inode) when it was watched.
     watched: HashMap<PathBuf, (u64, u64)>,
+    /// The directories watched only as a root's parent, with the roots in them: an event
+    /// there counts only when it names one of those roots.
+    parents: HashMap<PathBuf, Vec<PathBuf>>,
     pidfds: Vec<(i32, OwnedFd)>,
     /// At most this many pidfds.
     pidfd_cap: usize,
@@ -117,6 +122,7 @@ impl Wakers {
             rx,
             watcher,
             watched: HashMap::new(),
+            parents: HashMap::new(),
             pidfds: Vec::new(),
             pidfd_cap: MAX_PIDFDS,
             polled: Vec::new(),
@@ -145,7 +151,12 @@ impl Wakers {
 
     /// (Re)watch each root's directories: new ones, and ones replaced since (new inode).
     pub(super) fn watch_dirs(&mut self, roots: &[DeployRoot]) -> anyhow::Result<()> {
-        for dir in watch_dirs(roots) {
+        let (dirs, parents) = watch_dirs(roots);
+        self.parents = parents;
+        for dir in dirs
+            .into_iter()
+            .chain(self.parents.keys().cloned().collect::<Vec<_>>())
+        {
             let id = identity(&dir);
             if id.is_some() && self.watched.get(&dir) != id.as_ref() {
                 let _ = self.watcher.unwatch(&dir);
@@ -267,8 +278,9 @@ impl Wakers {
                     if ev.need_rescan() {
                         // The kernel's queue overflowed: events were lost.
                         self.watched.clear();
+                        rescan = true;
                     }
-                    rescan = true;
+                    rescan |= self.matters(&ev);
                 }
                 Msg::Fs(Err(e)) => {
                     // An overflowed queue or a vanished directory: look at everything again.
@@ -279,6 +291,19 @@ impl Wakers {
             }
         }
         Ok(if rescan { Wake::Rescan } else { Wake::Nothing })
+    }
+
+    /// Whether an inotify event is about a watched root: anything in a root's own directories,
+    /// and in a parent only an entry that is one of its roots.
+    fn matters(&self, ev: &notify::Event) -> bool {
+        ev.paths.is_empty()
+            || ev
+                .paths
+                .iter()
+                .any(|p| match p.parent().and_then(|dir| self.parents.get(dir)) {
+                    Some(roots) => roots.iter().any(|r| r == p),
+                    None => true,
+                })
     }
 
     /// Drain the events socket (it never blocks). A read error other than lost events ends
@@ -339,8 +364,10 @@ fn wake(w: &Arc<OwnedFd>) {
     let _ = nix::unistd::write(w.as_fd(), &[1u8]);
 }
 
-/// The directories to watch: each root's directory (holding `current`) and releases directory.
-fn watch_dirs(roots: &[DeployRoot]) -> Vec<PathBuf> {
+/// The directories to watch: each root's directory (holding `current`) and releases
+/// directory; and apart, the parents of the roots that are not watched already, each with the
+/// roots in it.
+fn watch_dirs(roots: &[DeployRoot]) -> (Vec<PathBuf>, HashMap<PathBuf, Vec<PathBuf>>) {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for r in roots {
         let candidates = [
@@ -353,7 +380,16 @@ fn watch_dirs(roots: &[DeployRoot]) -> Vec<PathBuf> {
             }
         }
     }
-    dirs
+    let mut parents: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
+    for r in roots {
+        if let Some(parent) = r.root.parent().filter(|p| !dirs.iter().any(|d| d == p)) {
+            parents
+                .entry(parent.to_path_buf())
+                .or_default()
+                .push(r.root.clone());
+        }
+    }
+    (dirs, parents)
 }
 
 fn identity(p: &Path) -> Option<(u64, u64)> {
