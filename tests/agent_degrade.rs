@@ -311,3 +311,104 @@ fn a_root_deleted_and_created_again_is_seen_at_once() {
     assert!(log.contains(&format!("pid {}", worker.pid())), "{log}");
     agent.stop();
 }
+
+/// A user churns a deploy root (a file created and removed 100 times a second, 8 s long): the
+/// agent says so once and rescans for it at most every 5 s, not five times a second. Scans are
+/// counted from the textfile's scan timestamp, read every 20 ms.
+#[test]
+fn constant_churn_in_a_root_is_rescanned_at_most_every_few_seconds() {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let textfile = tempdir();
+    let agent = Agent::start(
+        None,
+        &[
+            os(root.path()),
+            os("--interval"),
+            os("1h"),
+            os("--textfile"),
+            os(textfile.path()),
+        ],
+    );
+    let junk = root.path().join("junk");
+    let _churn = Child::spawn(Command::new("python3").arg("-c").arg(format!(
+        "import os, time\nwhile True:\n    open({junk:?}, 'w').close()\n    os.unlink({junk:?})\n    time.sleep(0.01)\n"
+    )));
+    let prom = textfile.path().join("relwatch.prom");
+    let mut scans = std::collections::BTreeSet::new();
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(8) {
+        if let Some(line) = std::fs::read_to_string(&prom).ok().and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("relwatch_last_scan_timestamp_seconds "))
+                .map(str::to_string)
+        }) {
+            scans.insert(line);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let log = agent.log();
+    assert_eq!(
+        log.matches("changes constantly").count(),
+        1,
+        "said once: {log}"
+    );
+    // The first scan, a few before the churn passes the limit, then one every 5 s.
+    assert!(
+        scans.len() <= 7,
+        "{} scans in 8 s of churn: {log}",
+        scans.len()
+    );
+    eprintln!("{} scans in 8 s of churn", scans.len());
+    agent.stop();
+}
+
+/// Short-lived processes started on an old release, 20 a second for 8 s (each its own
+/// finding: their parent is outside the app): the log summarises them instead of a line per
+/// process and stays within its budget of 20 lines per kind and root a minute. Before, each
+/// process was an "appeared" line and a "cleared" line.
+#[test]
+fn churn_on_an_old_release_is_summarised_not_logged_line_by_line() {
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.release("2");
+    root.switch("2");
+    let agent = Agent::start(
+        None,
+        &[
+            os(root.path()),
+            os("--interval"),
+            os("1h"),
+            os("--grace"),
+            os("0s"),
+        ],
+    );
+    let spawner = Child::spawn(Command::new("python3").current_dir("/").arg("-c").arg(format!(
+        "import subprocess, time\nfor i in range(160):\n    subprocess.Popen(['sleep', '0.5'], cwd={r1:?})\n    time.sleep(0.05)\ntime.sleep(1000)\n"
+    )));
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(9) {
+        assert!(agent.alive(), "{}", agent.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(spawner);
+    let log = agent.stop();
+    let lines = log.lines().filter(|l| l.contains("old-release")).count();
+    // The budget's 20, and at stop the line that says how many it left out.
+    assert!(
+        lines <= 21,
+        "{lines} old-release lines for 160 processes:\n{log}"
+    );
+    // One restart loop (their parent restarts nothing, but they end young): one line, not
+    // one per scan as its pids change.
+    assert!(
+        log.matches("appeared WARNING restart-loop").count() <= 1,
+        "{log}"
+    );
+    assert!(
+        log.contains(" WARNING old-release findings (pids ")
+            || log.contains("cleared ") && log.contains(" old-release app=myapp release=1 (pids "),
+        "no summary line:\n{log}"
+    );
+}

@@ -20,6 +20,7 @@
 //! read again before each scan: a deploy may have switched or deleted a release since. Like
 //! every command it only reports: it never restarts or ends a process.
 
+mod churn;
 mod diff;
 mod schedule;
 mod track;
@@ -75,6 +76,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         tally: track::Tally::default(),
         summarised: Instant::now(),
         known: Known::default(),
+        churn: churn::Churn::default(),
         failing: None,
         textfile: args.textfile.as_deref(),
         wakers,
@@ -101,11 +103,12 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             Wake::Stop(sig) => {
                 agent.take_events();
                 agent.summarise(Instant::now(), true);
+                agent.known.flush(&agent.log);
                 agent.log.line(None, &format!("stopping on {sig}"));
                 writeln!(out)?;
                 return Ok(ExitCode::Ok);
             }
-            Wake::Rescan => agent.schedule.wake(),
+            Wake::Rescan { all, roots } => agent.woken(all, &roots, Instant::now()),
             Wake::Nothing => {}
         }
         if agent.take_events() {
@@ -139,6 +142,8 @@ struct Agent<'a> {
     tally: track::Tally,
     summarised: Instant,
     known: Known,
+    /// Which roots change constantly (their events are rescanned at most every few seconds).
+    churn: churn::Churn,
     /// The error of the last scan, when it failed (said once until it changes or heals).
     failing: Option<String>,
     textfile: Option<&'a Path>,
@@ -173,7 +178,8 @@ impl Agent<'_> {
             .learn(&result.snap, &result.attr, &result.owners);
         self.releases = track::Releases::of(&self.roots);
         self.loops_changed(now);
-        self.known.update(&self.roots, &result.findings, &self.log);
+        self.known
+            .update(&self.roots, &result.findings, &self.log, now);
         if let Some(dir) = self.textfile {
             self.write_textfile(dir, &result, began);
         }
@@ -183,6 +189,39 @@ impl Agent<'_> {
         self.wakers.watch_pids(&result, &self.log);
         self.summarise(now, false);
         Ok(())
+    }
+
+    /// Something woke the agent: `all` (a watched process exited, events were lost) scans as
+    /// soon as the gap allows; so do the events of a root, unless it churns (see [`churn`]).
+    fn woken(
+        &mut self,
+        all: bool,
+        roots: &std::collections::HashMap<std::path::PathBuf, usize>,
+        now: Instant,
+    ) {
+        if all {
+            self.schedule.wake();
+        }
+        for (root, &n) in roots {
+            match self.churn.note(root, n, now) {
+                churn::Verdict::Now => self.schedule.wake(),
+                churn::Verdict::At { at, started } => {
+                    if started {
+                        self.log.line(
+                            Some(Severity::Warning),
+                            &format!(
+                                "{} changes constantly ({} inotify events in {}s): rescanned for it at most every {}s while it lasts",
+                                escape(root),
+                                self.churn.recent(root),
+                                churn::WINDOW.as_secs(),
+                                churn::GAP.as_secs()
+                            ),
+                        );
+                    }
+                    self.schedule.at(at);
+                }
+            }
+        }
     }
 
     /// A scan failed (out of file descriptors, /proc unreadable, out of inotify watches): the

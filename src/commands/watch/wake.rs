@@ -46,8 +46,13 @@ enum Msg {
 pub(super) enum Wake {
     /// A signal: stop.
     Stop(Signal),
-    /// A directory changed or a watched process exited: scan again.
-    Rescan,
+    /// Something changed: scan again. `all`: a watched process exited or events were lost
+    /// (everything may have changed); `roots`: the deploy roots whose directories changed,
+    /// with how many inotify events each.
+    Rescan {
+        all: bool,
+        roots: HashMap<PathBuf, usize>,
+    },
     /// The time asked for passed.
     Nothing,
 }
@@ -63,6 +68,8 @@ pub(super) struct Wakers {
     /// The directories watched only as a root's parent, with the roots in them: an event
     /// there counts only when it names one of those roots.
     parents: HashMap<PathBuf, Vec<PathBuf>>,
+    /// The root each of its own directories belongs to.
+    owners: HashMap<PathBuf, PathBuf>,
     pidfds: Vec<(i32, OwnedFd)>,
     /// At most this many pidfds.
     pidfd_cap: usize,
@@ -123,6 +130,7 @@ impl Wakers {
             watcher,
             watched: HashMap::new(),
             parents: HashMap::new(),
+            owners: HashMap::new(),
             pidfds: Vec::new(),
             pidfd_cap: MAX_PIDFDS,
             polled: Vec::new(),
@@ -153,10 +161,9 @@ impl Wakers {
     pub(super) fn watch_dirs(&mut self, roots: &[DeployRoot]) -> anyhow::Result<()> {
         let (dirs, parents) = watch_dirs(roots);
         self.parents = parents;
-        for dir in dirs
-            .into_iter()
-            .chain(self.parents.keys().cloned().collect::<Vec<_>>())
-        {
+        self.owners = dirs.iter().cloned().collect();
+        let parent_dirs: Vec<PathBuf> = self.parents.keys().cloned().collect();
+        for dir in dirs.into_iter().map(|(d, _)| d).chain(parent_dirs) {
             let id = identity(&dir);
             if id.is_some() && self.watched.get(&dir) != id.as_ref() {
                 let _ = self.watcher.unwatch(&dir);
@@ -267,7 +274,8 @@ impl Wakers {
         } else {
             wait.min(POLL_PIDS_EVERY)
         };
-        let mut rescan = self.poll(wait)? || self.polled_ended();
+        let mut all = self.poll(wait)? || self.polled_ended();
+        let mut roots: HashMap<PathBuf, usize> = HashMap::new();
         self.read_events(log);
         let mut buf = [0u8; 64];
         while matches!(nix::unistd::read(&self.wake_r, &mut buf), Ok(n) if n > 0) {}
@@ -278,32 +286,44 @@ impl Wakers {
                     if ev.need_rescan() {
                         // The kernel's queue overflowed: events were lost.
                         self.watched.clear();
-                        rescan = true;
+                        all = true;
                     }
-                    rescan |= self.matters(&ev);
+                    match self.root_of(&ev) {
+                        Some(Some(root)) => *roots.entry(root).or_default() += 1,
+                        Some(None) => all = true,
+                        None => {}
+                    }
                 }
                 Msg::Fs(Err(e)) => {
                     // An overflowed queue or a vanished directory: look at everything again.
                     log.line(Some(Severity::Warning), &format!("watch: {e}; rescanning"));
                     self.watched.clear();
-                    rescan = true;
+                    all = true;
                 }
             }
         }
-        Ok(if rescan { Wake::Rescan } else { Wake::Nothing })
+        Ok(if all || !roots.is_empty() {
+            Wake::Rescan { all, roots }
+        } else {
+            Wake::Nothing
+        })
     }
 
-    /// Whether an inotify event is about a watched root: anything in a root's own directories,
-    /// and in a parent only an entry that is one of its roots.
-    fn matters(&self, ev: &notify::Event) -> bool {
-        ev.paths.is_empty()
-            || ev
-                .paths
-                .iter()
-                .any(|p| match p.parent().and_then(|dir| self.parents.get(dir)) {
-                    Some(roots) => roots.iter().any(|r| r == p),
-                    None => true,
-                })
+    /// Which watched root an inotify event is about: `None` when none (another entry of a
+    /// root's parent), `Some(None)` when it cannot tell (no path: look at everything).
+    fn root_of(&self, ev: &notify::Event) -> Option<Option<PathBuf>> {
+        if ev.paths.is_empty() {
+            return Some(None);
+        }
+        ev.paths.iter().find_map(|p| {
+            let dir = p.parent()?;
+            if let Some(roots) = self.parents.get(dir) {
+                return roots.iter().find(|r| *r == p).map(|r| Some(r.clone()));
+            }
+            // The directory itself (deleted, moved) or an entry in it.
+            let owner = self.owners.get(p).or_else(|| self.owners.get(dir));
+            Some(owner.cloned())
+        })
     }
 
     /// Drain the events socket (it never blocks). A read error other than lost events ends
@@ -365,24 +385,29 @@ fn wake(w: &Arc<OwnedFd>) {
 }
 
 /// The directories to watch: each root's directory (holding `current`) and releases
-/// directory; and apart, the parents of the roots that are not watched already, each with the
-/// roots in it.
-fn watch_dirs(roots: &[DeployRoot]) -> (Vec<PathBuf>, HashMap<PathBuf, Vec<PathBuf>>) {
-    let mut dirs: Vec<PathBuf> = Vec::new();
+/// directory, with the root they belong to; and apart, the parents of the roots that are not
+/// watched already, each with the roots in it.
+type Dirs = (Vec<(PathBuf, PathBuf)>, HashMap<PathBuf, Vec<PathBuf>>);
+fn watch_dirs(roots: &[DeployRoot]) -> Dirs {
+    let mut dirs: Vec<(PathBuf, PathBuf)> = Vec::new();
     for r in roots {
         let candidates = [
             r.link.parent().map(Path::to_path_buf),
             r.releases_dir.clone(),
         ];
         for d in candidates.into_iter().flatten() {
-            if !dirs.contains(&d) {
-                dirs.push(d);
+            if !dirs.iter().any(|(known, _)| *known == d) {
+                dirs.push((d, r.root.clone()));
             }
         }
     }
     let mut parents: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
     for r in roots {
-        if let Some(parent) = r.root.parent().filter(|p| !dirs.iter().any(|d| d == p)) {
+        if let Some(parent) = r
+            .root
+            .parent()
+            .filter(|p| !dirs.iter().any(|(d, _)| d == p))
+        {
             parents
                 .entry(parent.to_path_buf())
                 .or_default()
