@@ -412,3 +412,52 @@ fn churn_on_an_old_release_is_summarised_not_logged_line_by_line() {
         "no summary line:\n{log}"
     );
 }
+
+/// 750 tiny deploy roots a user made below a discovered place: 600 in six directories and 150
+/// in one. Discovery takes at most 100 from one directory and says so; the textfile holds the
+/// series of at most 500 of them and says how many it left out; the run still answers.
+#[test]
+fn thousands_of_tiny_roots_are_capped_in_discovery_and_in_the_textfile() {
+    let place = tempdir();
+    let make = |dir: &str, n: usize| {
+        for i in 0..n {
+            let root = place.path().join(format!("{dir}/r{i:03}"));
+            std::fs::create_dir_all(root.join("releases/1")).expect("create a tiny root");
+            std::os::unix::fs::symlink("releases/1", root.join("current")).expect("current");
+        }
+    };
+    for p in 0..6 {
+        make(&format!("p{p}"), 100);
+    }
+    make("big", 150);
+    let run = run_program(
+        env!("CARGO_BIN_EXE_relwatch"),
+        vec![
+            "check".into(),
+            "--format".into(),
+            "prometheus".into(),
+            "--discover".into(),
+            place.path().into(),
+        ],
+    );
+    let big = place.path().join("big");
+    assert!(
+        run.stderr.contains(&format!(
+            "relwatch: discovery: {} holds more than 100 deploy roots",
+            big.display()
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("# relwatch: 200 of 700 deploy roots left out"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("\nrelwatch_roots_left_out 200\n"),
+        "{run}"
+    );
+    let series = run.stdout.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(series < 500 * 16, "{series} series");
+    assert!(run.stdout.contains("relwatch_exit_code "), "{run}");
+}
