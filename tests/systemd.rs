@@ -407,6 +407,26 @@ fn the_shipped_agent_unit_may_open_process_events_and_writes_the_textfile() {
             })
     });
     assert!(prom.contains("relwatch_exit_code 2"), "{prom}");
+    // The unit's ceilings hold for the running agent.
+    let agent = container.main_pid(SYSTEM, "relwatch-agent.service");
+    let limits = std::fs::read_to_string(container.host_path(&format!("/proc/{agent}/limits")))
+        .expect("the agent's limits");
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert_eq!(files.get(3..5), Some(&["8192", "8192"][..]), "{limits}");
+    let show = container.ok([
+        "systemctl",
+        "show",
+        "--property=MemoryMax,TasksMax",
+        "relwatch-agent.service",
+    ]);
+    assert!(
+        show.contains("MemoryMax=268435456") && show.contains("TasksMax=64"),
+        "{show}"
+    );
 }
 
 /// The seed master: one worker that needs its release's code (`queue.py`) and exits 255 when it
