@@ -18,6 +18,7 @@ struct Agent {
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
+    _textfile: Option<tempfile::TempDir>,
 }
 
 impl Agent {
@@ -43,9 +44,22 @@ impl Agent {
             child,
             log,
             _dir: dir,
+            _textfile: None,
         };
         agent.wait_for("full rescan every");
         agent
+    }
+
+    /// `watch ROOT --interval 1h EXTRA... --textfile DIR`; the agent and DIR/relwatch.prom.
+    fn with_textfile(nofile: Option<u32>, root: &DeployRoot, extra: &[&str]) -> (Agent, PathBuf) {
+        let dir = tempdir();
+        let mut args: Vec<&std::ffi::OsStr> = vec![os(root.path()), os("--interval"), os("1h")];
+        args.extend(extra.iter().map(os));
+        args.extend([os("--textfile"), os(dir.path())]);
+        let mut agent = Agent::start(nofile, &args);
+        let prom = dir.path().join("relwatch.prom");
+        agent._textfile = Some(dir);
+        (agent, prom)
     }
 
     fn log(&self) -> String {
@@ -86,6 +100,15 @@ impl Agent {
     }
 }
 
+/// The `relwatch_last_scan_timestamp_seconds` line of a textfile: a new one per scan.
+fn last_scan(prom: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(prom).ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("relwatch_last_scan_timestamp_seconds "))
+            .map(str::to_string)
+    })
+}
+
 fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
     s.as_ref()
 }
@@ -112,26 +135,13 @@ fn eleven_hundred_old_processes_under_a_low_open_files_limit() {
     let master = Child::master_with_workers(&r1, 1100);
     root.release("2");
     root.switch("2");
-    let textfile = tempdir();
-    let agent = Agent::start(
-        Some(256),
-        &[
-            os(root.path()),
-            os("--interval"),
-            os("1h"),
-            os("--grace"),
-            os("1h"),
-            os("--textfile"),
-            os(textfile.path()),
-        ],
-    );
+    let (agent, prom) = Agent::with_textfile(Some(256), &root, &["--grace", "1h"]);
     let log = agent.wait_for("by reading their stat every 1s");
     assert!(log.contains("at most 128 pidfds"), "{log}");
     assert!(log.contains("watching 1101 processes"), "{log}");
     // Something that wakes the agent: a deploy. It scans again, and keeps running.
     root.release("3");
     root.switch("3");
-    let prom = textfile.path().join("relwatch.prom");
     poll("the textfile to name release 3", || {
         std::fs::read_to_string(&prom)
             .ok()
@@ -165,17 +175,7 @@ fn out_of_file_descriptors_is_an_error_reported_not_an_exit() {
     let _worker = Child::sleep_in(&r1);
     root.release("2");
     root.switch("2");
-    let textfile = tempdir();
-    let agent = Agent::start(
-        None,
-        &[
-            os(root.path()),
-            os("--interval"),
-            os("1h"),
-            os("--textfile"),
-            os(textfile.path()),
-        ],
-    );
+    let (agent, prom) = Agent::with_textfile(None, &root, &[]);
     agent.wait_for("appeared INFO old-release");
     let pid = agent.child.pid().to_string();
     // The soft limit only: raising the hard one again would need CAP_SYS_RESOURCE.
@@ -201,7 +201,6 @@ fn out_of_file_descriptors_is_an_error_reported_not_an_exit() {
         log.contains("Too many open files") || log.contains("out of file descriptors"),
         "{log}"
     );
-    let prom = textfile.path().join("relwatch.prom");
     poll("the error textfile", || {
         std::fs::read_to_string(&prom)
             .ok()
@@ -273,27 +272,8 @@ fn a_root_deleted_and_created_again_is_seen_at_once() {
     let root = DeployRoot::new();
     root.release("1");
     root.switch("1");
-    let textfile = tempdir();
-    let agent = Agent::start(
-        None,
-        &[
-            os(root.path()),
-            os("--interval"),
-            os("1h"),
-            os("--grace"),
-            os("1h"),
-            os("--textfile"),
-            os(textfile.path()),
-        ],
-    );
-    let prom = textfile.path().join("relwatch.prom");
-    let last_scan = || {
-        std::fs::read_to_string(&prom).ok().and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("relwatch_last_scan_timestamp_seconds "))
-                .map(str::to_string)
-        })
-    };
+    let (agent, prom) = Agent::with_textfile(None, &root, &["--grace", "1h"]);
+    let last_scan = || last_scan(&prom);
     let before = poll("the first scan's textfile", last_scan);
     std::fs::remove_dir_all(root.path()).expect("delete the root");
     // The agent has scanned the root's absence (and watched what is left) before it comes back.
@@ -320,30 +300,15 @@ fn constant_churn_in_a_root_is_rescanned_at_most_every_few_seconds() {
     let root = DeployRoot::new();
     root.release("1");
     root.switch("1");
-    let textfile = tempdir();
-    let agent = Agent::start(
-        None,
-        &[
-            os(root.path()),
-            os("--interval"),
-            os("1h"),
-            os("--textfile"),
-            os(textfile.path()),
-        ],
-    );
+    let (agent, prom) = Agent::with_textfile(None, &root, &[]);
     let junk = root.path().join("junk");
     let _churn = Child::spawn(Command::new("python3").arg("-c").arg(format!(
         "import os, time\nwhile True:\n    open({junk:?}, 'w').close()\n    os.unlink({junk:?})\n    time.sleep(0.01)\n"
     )));
-    let prom = textfile.path().join("relwatch.prom");
     let mut scans = std::collections::BTreeSet::new();
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(8) {
-        if let Some(line) = std::fs::read_to_string(&prom).ok().and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("relwatch_last_scan_timestamp_seconds "))
-                .map(str::to_string)
-        }) {
+        if let Some(line) = last_scan(&prom) {
             scans.insert(line);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
