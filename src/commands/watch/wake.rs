@@ -77,6 +77,9 @@ pub(super) struct Wakers {
     polled: Vec<(i32, u64)>,
     /// The log said once that some processes are polled.
     said_polled: bool,
+    /// When they were last looked at: at most once per [`POLL_PIDS_EVERY`], however often
+    /// events wake the agent.
+    polled_at: std::time::Instant,
     /// The process events feed, when the kernel gave us one.
     connector: Option<crate::events::Connector>,
     /// Events read since the agent last took them, and whether some were lost.
@@ -135,6 +138,7 @@ impl Wakers {
             pidfd_cap: MAX_PIDFDS,
             polled: Vec::new(),
             said_polled: false,
+            polled_at: std::time::Instant::now(),
             connector: None,
             events: Vec::new(),
             lost: false,
@@ -248,8 +252,13 @@ impl Wakers {
         self.polled.clear();
     }
 
-    /// Whether a polled process ended (gone, a zombie, or its pid reused).
-    fn polled_ended(&self) -> bool {
+    /// Whether a polled process ended (gone, a zombie, or its pid reused); looked at most
+    /// once per [`POLL_PIDS_EVERY`].
+    fn polled_ended(&mut self) -> bool {
+        if self.polled.is_empty() || self.polled_at.elapsed() < POLL_PIDS_EVERY {
+            return false;
+        }
+        self.polled_at = std::time::Instant::now();
         let mut buf = Vec::new();
         self.polled.iter().any(|&(pid, start)| {
             buf.clear();
@@ -272,7 +281,7 @@ impl Wakers {
         let wait = if self.polled.is_empty() {
             wait
         } else {
-            wait.min(POLL_PIDS_EVERY)
+            wait.min(POLL_PIDS_EVERY.saturating_sub(self.polled_at.elapsed()))
         };
         let mut all = self.poll(wait)? || self.polled_ended();
         let mut roots: HashMap<PathBuf, usize> = HashMap::new();
