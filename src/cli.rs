@@ -140,15 +140,19 @@ Examples:
     /// The agent: rescan when a deploy switches or deletes a release, or a flagged process exits
     #[command(
         long_about = "Run until stopped, rescanning when something changes: inotify on each deploy \
-root and its releases directory (a switch, a delete), the exit of any process a finding names, \
-the end of the grace period after a switch, and a full rescan every --interval for what nothing \
+root, its releases directory and its parent (a switch, a delete, a root created again), the exit \
+of any process a finding names, the end of the grace period after a switch, and a full rescan every --interval for what nothing \
 announces (zombies, duplicates, orphans). As root it also hears the kernel's process events \
 (fork, exec, exit with exit code) and reports a restart-loop seconds after a storm starts, with \
 its count, exit codes and supervisor; without them it infers restarts from its scans and says \
 so at start. Between those it sleeps and uses no CPU. \
 Every change of findings is logged to stderr, one line per finding that appeared, changed or \
-cleared; with --textfile DIR it rewrites DIR/relwatch.prom atomically after every scan. SIGTERM \
-ends it cleanly.",
+cleared (many alike in one scan are one line; at most 20 lines a minute per kind and root, the \
+rest counted); process events are counted in one line a minute, never logged one by one; with \
+--textfile DIR it rewrites DIR/relwatch.prom atomically after every scan. It degrades, never \
+dies: it raises its open files limit, holds pidfds for at most half of it (polling the rest), \
+rescans a root in constant churn at most every 5s, and a scan that fails is logged and written \
+as UNKNOWN, then retried within 10s. SIGTERM ends it cleanly.",
         after_help = "Examples:
   relwatch watch /srv/shop --textfile /var/lib/prometheus/node-exporter
   relwatch watch --config /etc/relwatch/config.yaml --interval 2m"
@@ -561,6 +565,11 @@ impl Cli {
             Command::Check(a) | Command::Ps(a) => ErrorOutput {
                 format: a.format,
                 file: a.output.clone(),
+            },
+            // The agent's failures land in its textfile, as its failed scans do.
+            Command::Watch(a) if a.textfile.is_some() => ErrorOutput {
+                format: Format::Prometheus,
+                file: a.textfile.as_ref().map(|dir| dir.join("relwatch.prom")),
             },
             Command::InUse(a) if a.format == InUseFormat::Json => ErrorOutput {
                 format: Format::Json,

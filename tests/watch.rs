@@ -189,7 +189,28 @@ fn a_master_on_a_deleted_release_whose_workers_die_at_once_is_critical() {
     assert!(log.contains("all with exit 255"), "{log}");
     drop(master);
     agent.wait_for_stderr("cleared restart-loop");
-    stop(agent);
+    let run = stop(agent);
+    // The storm is counted, not logged fork by fork: one summary line (at stop, within the
+    // minute) with at least the deaths the finding counted.
+    let summaries: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("relwatch: process events: "))
+        .collect();
+    let [summary] = summaries[..] else {
+        panic!("one summary line: {run}")
+    };
+    let count = |what: &str| -> usize {
+        summary
+            .split(what)
+            .next()
+            .and_then(|b| b.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count before {what:?}: {summary}"))
+    };
+    assert!(count(" tracked processes started") >= died, "{run}");
+    assert!(count(" ended in the last") >= died, "{run}");
+    assert!(run.stderr.lines().count() < 12, "a line per event? {run}");
 }
 
 #[test]
@@ -252,4 +273,24 @@ fn the_textfile_is_world_readable_and_always_whole() {
         [OsString::from("relwatch.prom")],
         "no temp files left behind"
     );
+}
+
+/// An agent that cannot start (a root that is not one) says so in its textfile too: the
+/// stale-textfile alert must not be the only sign, and an old textfile of a healthy host must
+/// not stay behind looking current.
+#[test]
+fn an_agent_that_cannot_start_writes_its_error_to_the_textfile() {
+    let dir = tempdir();
+    let textfile = dir.path().join("relwatch.prom");
+    std::fs::write(&textfile, "relwatch_exit_code 0\n").unwrap();
+    let run = relwatch([
+        OsString::from("watch"),
+        "/nonexistent/relwatch-root".into(),
+        "--textfile".into(),
+        dir.path().into(),
+    ]);
+    assert_eq!(run.code, 3, "{run}");
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    assert!(text.contains("relwatch_exit_code 3"), "{text}");
+    assert!(text.contains("relwatch_error 1"), "{text}");
 }

@@ -3,8 +3,9 @@
 //! their wait status. The agent listens to it so it hears a worker die the moment it does
 //! instead of inferring it from two scans. See `linux/cn_proc.h` and connector(4).
 //!
-//! It needs root (CAP_NET_ADMIN) and a kernel built with `CONFIG_PROC_EVENTS`; where either is
-//! missing [`Connector::open`] says why and the agent falls back to its scans. Setting
+//! It needs root (CAP_NET_ADMIN), a kernel built with `CONFIG_PROC_EVENTS` and the host's
+//! pid and user namespaces (the kernel ignores subscriptions from a container's, and numbers
+//! the pids in its events as the host does); where one is missing [`Connector::open`] says why and the agent falls back to its scans. Setting
 //! `RELWATCH_NO_PROC_EVENTS=1` in the agent's environment also makes it fall back (for tests
 //! and for hosts where the feed misbehaves). The socket is non-blocking: [`Connector::recv`]
 //! drains what is queued and never waits. `ENOBUFS` on a read means the kernel dropped events
@@ -60,6 +61,7 @@ impl Connector {
         rustix::net::send(&fd, &parse::subscribe_message(true), SendFlags::empty()).map_err(
             |e| format!("cannot subscribe to process events: {e} (needs root and a kernel with CONFIG_PROC_EVENTS)"),
         )?;
+        initial_namespaces()?;
         Ok(Connector {
             fd,
             buf: vec![0u8; 64 * 1024],
@@ -83,6 +85,27 @@ impl Connector {
         }
         Ok(if lost { Recv::Lost } else { Recv::Events })
     }
+}
+
+/// The kernel takes subscriptions only from its initial pid and user namespaces, and numbers
+/// the processes in its events as the host does: in a container (its own pid namespace) the
+/// socket opens and stays silent, or carries pids that mean other processes there. Checked
+/// last, so that a missing capability is named first.
+fn initial_namespaces() -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // PROC_PID_INIT_INO and PROC_USER_INIT_INO of include/linux/proc_ns.h: fixed numbers.
+    for (ns, initial) in [("pid", 0xEFFF_FFFC_u64), ("user", 0xEFFF_FFFD)] {
+        let path = format!("/proc/self/ns/{ns}");
+        let ino = std::fs::metadata(&path)
+            .map_err(|e| format!("cannot tell the {ns} namespace ({path}: {e})"))?
+            .ino();
+        if ino != initial {
+            return Err(format!(
+                "in a {ns} namespace other than the host's (a container): the kernel sends process events only to its initial namespaces; run the agent on the host"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl AsFd for Connector {

@@ -231,7 +231,8 @@ static KINDS: [About; 9] = [
         summary_place: 7,
         perfdata: None,
         ends_wait: false,
-        keyed_by_pid: true,
+        // One per role (or app): its pids are whichever live now, which change every restart.
+        keyed_by_pid: false,
     },
     About {
         kind: Kind::Unreadable,

@@ -5,7 +5,15 @@
 //! directory, Deployer's `.dep/`, Capistrano's `revisions.log`, or a `current` whose target
 //! lies in a directory beside it. That keeps random `current` links (e.g. in /opt vendor
 //! trees) out.
+//!
+//! Bounded, since any user may create directories below the places: at most
+//! [`MAX_ENTRIES`] entries are walked per place and at most [`MAX_ROOTS_PER_PARENT`] deploy
+//! roots are taken from one parent directory (the first by name); each cap reached is said
+//! once on stderr (the agent's log), naming where. 5,000 tiny roots in one home directory are
+//! 100 roots, not 75,000 series and 5,000 inotify watches.
 
+use crate::escape::escape;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
@@ -15,6 +23,28 @@ pub const DEFAULT_PLACES: &[&str] = &["/var/www", "/srv", "/opt", "/home/*", "/d
 /// How deep below a place a deploy root may sit (`/home/deploy/apps/shop` is depth 2 below
 /// `/home/deploy`).
 pub const MAX_DEPTH: usize = 4;
+
+/// At most this many directory entries are walked below one place.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// At most this many deploy roots are taken from one parent directory.
+pub const MAX_ROOTS_PER_PARENT: usize = 100;
+
+/// The caps of one discovery (the constants, or smaller ones in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub entries: usize,
+    pub roots_per_parent: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            entries: MAX_ENTRIES,
+            roots_per_parent: MAX_ROOTS_PER_PARENT,
+        }
+    }
+}
 
 /// Directories that never hold deploy roots and can be huge.
 const SKIP: &[&str] = &[
@@ -51,32 +81,73 @@ pub fn expand_places(places: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// Find deploy roots below `places`. Missing places are skipped silently.
+/// Find deploy roots below `places`. Missing places are skipped silently; a cap reached is
+/// said on stderr.
 pub fn discover(places: &[PathBuf]) -> Vec<PathBuf> {
+    discover_with(places, Caps::default(), &mut |note| {
+        eprintln!("relwatch: discovery: {note}");
+    })
+}
+
+/// [`discover`] with `caps`, each cap reached said once through `note` (escaped text).
+pub fn discover_with(places: &[PathBuf], caps: Caps, note: &mut dyn FnMut(String)) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for place in expand_places(places) {
-        let mut walk = WalkDir::new(&place)
-            .follow_links(false)
-            .max_depth(MAX_DEPTH)
-            .sort_by_file_name()
-            .into_iter();
-        while let Some(entry) = walk.next() {
-            let Ok(entry) = entry else { continue };
-            if !entry.file_type().is_dir() {
-                continue;
-            }
-            let name = entry.file_name();
-            if entry.depth() > 0 && SKIP.iter().any(|s| name == *s) {
-                walk.skip_current_dir();
-                continue;
-            }
-            if is_deploy_root(entry.path()) {
-                found.push(entry.path().to_path_buf());
-                walk.skip_current_dir();
-            }
-        }
+        found.extend(discover_in(&place, caps, note));
     }
     found.dedup();
+    found
+}
+
+/// The deploy roots below one place, within `caps`.
+fn discover_in(place: &Path, caps: Caps, note: &mut dyn FnMut(String)) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let mut per_parent: HashMap<PathBuf, usize> = HashMap::new();
+    let mut capped_parents: Vec<PathBuf> = Vec::new();
+    let mut walk = WalkDir::new(place)
+        .follow_links(false)
+        .max_depth(MAX_DEPTH)
+        .sort_by_file_name()
+        .into_iter();
+    let mut entries = 0usize;
+    while let Some(entry) = walk.next() {
+        entries += 1;
+        if entries > caps.entries {
+            note(format!(
+                "stopped below {} after {} entries (the cap): deploy roots further in are not watched; name them instead",
+                escape(place),
+                caps.entries
+            ));
+            break;
+        }
+        let Ok(entry) = entry else { continue };
+        if !entry.file_type().is_dir() {
+            continue;
+        }
+        let name = entry.file_name();
+        if entry.depth() > 0 && SKIP.iter().any(|s| name == *s) {
+            walk.skip_current_dir();
+            continue;
+        }
+        if !is_deploy_root(entry.path()) {
+            continue;
+        }
+        walk.skip_current_dir();
+        let parent = entry.path().parent().unwrap_or(place).to_path_buf();
+        let n = per_parent.entry(parent.clone()).or_default();
+        *n += 1;
+        if *n <= caps.roots_per_parent {
+            found.push(entry.path().to_path_buf());
+        } else if !capped_parents.contains(&parent) {
+            note(format!(
+                "{} holds more than {} deploy roots: the first {} by name are watched, the rest left out; name the ones that matter instead",
+                escape(&parent),
+                caps.roots_per_parent,
+                caps.roots_per_parent
+            ));
+            capped_parents.push(parent);
+        }
+    }
     found
 }
 
@@ -137,5 +208,47 @@ mod tests {
         std::fs::write(tmp.path().join("file"), "").unwrap();
         let got = expand_places(&[tmp.path().join("*")]);
         assert_eq!(got, vec![tmp.path().join("alice"), tmp.path().join("bob")]);
+    }
+
+    /// Many roots in one directory and a deep tree: the caps hold, and each is said once,
+    /// naming where.
+    #[test]
+    fn discovery_is_capped_in_roots_per_parent_and_entries_and_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        for i in 0..12 {
+            let root = t.join(format!("many/app{i:02}"));
+            std::fs::create_dir_all(root.join("releases/1")).unwrap();
+            symlink("releases/1", root.join("current")).unwrap();
+        }
+        std::fs::create_dir_all(t.join("one/releases/1")).unwrap();
+        symlink("releases/1", t.join("one/current")).unwrap();
+        let mut notes = Vec::new();
+        let caps = Caps {
+            entries: MAX_ENTRIES,
+            roots_per_parent: 5,
+        };
+        let found = discover_with(&[t.to_path_buf()], caps, &mut |n| notes.push(n));
+        let many: Vec<PathBuf> = (0..5).map(|i| t.join(format!("many/app{i:02}"))).collect();
+        assert_eq!(found, [many, vec![t.join("one")]].concat());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("holds more than 5 deploy roots"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[0].contains(&t.join("many").display().to_string()),
+            "{notes:?}"
+        );
+
+        let mut notes = Vec::new();
+        let caps = Caps {
+            entries: 10,
+            roots_per_parent: MAX_ROOTS_PER_PARENT,
+        };
+        let found = discover_with(&[t.to_path_buf()], caps, &mut |n| notes.push(n));
+        assert!(found.len() < 12, "{found:?}");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("after 10 entries"), "{notes:?}");
     }
 }

@@ -13,6 +13,10 @@
 //!   counts that land on the same labels are added, and an info sample is written once.
 //! - Each app gets a sample for every main kind, 0 when it has no such finding, so rules can
 //!   test `== 0` and a resolved alert clears instead of going stale.
+//! - At most [`MAX_APPS`] apps get series (about 15 each): thousands of tiny deploy roots a
+//!   user made must not make tens of thousands of series. Past it, the apps with the worst
+//!   findings are kept (then the first found), and the file says how many were left out: a
+//!   comment and `relwatch_roots_left_out`. The exit code still counts every finding.
 
 use super::{words, Report};
 use crate::attribution::ReleaseState;
@@ -121,12 +125,21 @@ impl Family {
     }
 }
 
+/// At most this many apps get series in one textfile (see the module's doc).
+pub const MAX_APPS: usize = 500;
+
 /// Render the report as a Prometheus textfile.
 pub fn render(r: &Report) -> String {
-    let apps: Vec<(String, String)> = r
+    render_capped(r, MAX_APPS)
+}
+
+fn render_capped(r: &Report, max_apps: usize) -> String {
+    let kept = kept_apps(r, max_apps);
+    let apps: Vec<Option<(String, String)>> = r
         .roots
         .iter()
-        .map(|root| (untrusted(&root.name), untrusted(&root.root)))
+        .enumerate()
+        .map(|(i, root)| kept[i].then(|| (untrusted(&root.name), untrusted(&root.root))))
         .collect();
     let (info, switched) = links(r, &apps);
     let mut out = String::new();
@@ -136,7 +149,44 @@ pub fn render(r: &Report) -> String {
     {
         family.render(&mut out);
     }
+    let left_out = kept.iter().filter(|k| !**k).count();
+    if left_out > 0 {
+        let _ = writeln!(
+            out,
+            "# relwatch: {left_out} of {} deploy roots left out of the series above (at most {max_apps}; the worst findings first); relwatch_exit_code counts them all",
+            r.roots.len()
+        );
+        one(
+            (
+                "relwatch_roots_left_out",
+                "Deploy roots left out of this file's per-app series (more than it holds); absent when none.",
+            ),
+            left_out as f64,
+        )
+        .render(&mut out);
+    }
     out
+}
+
+/// Which apps get series: all, or past `max`, those with the worst findings, then in order.
+fn kept_apps(r: &Report, max: usize) -> Vec<bool> {
+    let n = r.roots.len();
+    if n <= max {
+        return vec![true; n];
+    }
+    let mut worst: Vec<Option<crate::findings::Severity>> = vec![None; n];
+    for f in r.findings {
+        if let Some(w) = worst.get_mut(f.app) {
+            *w = (*w).max(Some(f.severity));
+        }
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(worst[i]), i));
+    let mut kept = vec![false; n];
+    for &i in order.iter().take(max) {
+        kept[i] = true;
+    }
+    kept
 }
 
 /// `relwatch_exit_code`: also in the error document.
@@ -209,7 +259,7 @@ fn scan(r: &Report) -> [Family; 6] {
 
 /// Findings by app, kind and severity: every kind's usual severities at 0 for every app (an
 /// alert on them clears rather than going stale), then one for each finding.
-fn findings(r: &Report, apps: &[(String, String)]) -> Family {
+fn findings(r: &Report, apps: &[Option<(String, String)>]) -> Family {
     let mut family = Family::new(
         "relwatch_findings",
         "Findings of the last scan by app, deploy root, kind and severity.",
@@ -223,7 +273,7 @@ fn findings(r: &Report, apps: &[(String, String)]) -> Family {
         ];
         family.set(&labels, v, Merge::Add);
     };
-    for app in apps {
+    for app in apps.iter().flatten() {
         for about in Kind::table().iter().filter(|a| a.always_in_series) {
             for &severity in about.severities {
                 add(app, about.kind, severity, 0.0);
@@ -231,7 +281,7 @@ fn findings(r: &Report, apps: &[(String, String)]) -> Family {
         }
     }
     for f in r.findings {
-        if let Some(app) = apps.get(f.app) {
+        if let Some(Some(app)) = apps.get(f.app) {
             add(app, f.kind, f.severity, 1.0);
         }
     }
@@ -239,7 +289,7 @@ fn findings(r: &Report, apps: &[(String, String)]) -> Family {
 }
 
 /// Processes placed in each app by release state, every state at 0 for every app.
-fn processes(r: &Report, apps: &[(String, String)]) -> Family {
+fn processes(r: &Report, apps: &[Option<(String, String)>]) -> Family {
     let mut family = Family::new(
         "relwatch_processes",
         "Processes placed in each app, by where they stand relative to current.",
@@ -252,13 +302,13 @@ fn processes(r: &Report, apps: &[(String, String)]) -> Family {
         ];
         family.set(&labels, v, Merge::Add);
     };
-    for app in apps {
+    for app in apps.iter().flatten() {
         for &state in STATES {
             add(app, state, 0.0);
         }
     }
     for pl in &r.attr.placements {
-        if let Some(app) = apps.get(pl.app) {
+        if let Some(Some(app)) = apps.get(pl.app) {
             add(app, pl.state, 1.0);
         }
     }
@@ -266,7 +316,7 @@ fn processes(r: &Report, apps: &[(String, String)]) -> Family {
 }
 
 /// Where each app's link points, and when it was switched.
-fn links(r: &Report, apps: &[(String, String)]) -> (Family, Family) {
+fn links(r: &Report, apps: &[Option<(String, String)>]) -> (Family, Family) {
     let mut info = Family::new(
         "relwatch_current_release_info",
         "The release current points at (always 1; absent while the current link is broken).",
@@ -275,7 +325,12 @@ fn links(r: &Report, apps: &[(String, String)]) -> (Family, Family) {
         "relwatch_switch_timestamp_seconds",
         "When current was last switched (ctime of the link), seconds since the Unix epoch.",
     );
-    for (root, (app, path)) in r.roots.iter().zip(apps) {
+    for (root, (app, path)) in r
+        .roots
+        .iter()
+        .zip(apps)
+        .filter_map(|(root, app)| Some((root, app.as_ref()?)))
+    {
         if let Some(release) = root.current_release() {
             let release = untrusted(release);
             info.set(
@@ -618,5 +673,47 @@ mod tests {
         fx.roots.push(twin); // the same root given twice
         let out = render(&fx.report());
         validate(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    }
+
+    /// Past the cap, the apps with the worst findings keep their series, the rest are left
+    /// out and said so (a comment and `relwatch_roots_left_out`); under it nothing changes.
+    #[test]
+    fn series_are_capped_in_apps_worst_first_and_the_cap_is_said() {
+        let fx = Fixture::new();
+        let r = fx.report();
+        assert_eq!(render_capped(&r, r.roots.len()), render(&r));
+        assert!(!render(&r).contains("relwatch_roots_left_out"));
+        // The first app with the worst severity of all.
+        let top = r.findings.iter().map(|f| f.severity).max();
+        let worst = r
+            .findings
+            .iter()
+            .filter(|f| Some(f.severity) == top)
+            .map(|f| f.app)
+            .min()
+            .expect("the fixture has findings");
+        let out = render_capped(&r, 1);
+        validate(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        let left_out = r.roots.len() - 1;
+        assert!(
+            out.contains(&format!("\nrelwatch_roots_left_out {left_out}\n")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "# relwatch: {left_out} of {} deploy roots left out",
+                r.roots.len()
+            )),
+            "{out}"
+        );
+        for (i, root) in r.roots.iter().enumerate() {
+            let label = format!("root=\"{}\"", untrusted(&root.root));
+            assert_eq!(out.contains(&label), i == worst, "{i}: {out}");
+        }
+        // Every finding still counts in the exit code.
+        assert!(
+            out.contains(&format!("relwatch_exit_code {}", r.exit.code())),
+            "{out}"
+        );
     }
 }

@@ -412,6 +412,8 @@ struct ChunkReader<'a> {
     targets: HashSet<Arc<OsStr>>,
     processes: Vec<Process>,
     vanished: usize,
+    /// Out of file descriptors (`EMFILE`, `ENFILE`): the scan is an error, not vanished pids.
+    exhausted: Option<Errno>,
 }
 
 impl<'a> ChunkReader<'a> {
@@ -422,6 +424,7 @@ impl<'a> ChunkReader<'a> {
             targets: HashSet::new(),
             processes: Vec::with_capacity(pids),
             vanished: 0,
+            exhausted: None,
         }
     }
 
@@ -437,10 +440,22 @@ impl<'a> ChunkReader<'a> {
 
     /// One process, or `None` when it vanished (or cannot be known at all).
     fn process(&mut self, pid: i32) -> Option<Process> {
-        let dir = self.proc_root.open_pid(pid).ok()?;
+        let dir = match self.proc_root.open_pid(pid) {
+            Ok(dir) => dir,
+            Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
+                self.exhausted = Some(e);
+                return None;
+            }
+            Err(_) => return None,
+        };
         // A stat line we cannot parse is treated like a vanished process: we cannot know
         // anything about it, and proc(5) guarantees the format for live processes.
-        read_at(&mut self.buf, &dir, "stat", ReadUntil::ShortRead).ok()?;
+        if let Err(e) = read_at(&mut self.buf, &dir, "stat", ReadUntil::ShortRead) {
+            if matches!(e, Errno::EMFILE | Errno::ENFILE) {
+                self.exhausted = Some(e);
+            }
+            return None;
+        }
         let stat = parse_stat(&self.buf).ok()?;
         let (ppid, kernel_thread, state, start_ticks) = (
             stat.ppid,
@@ -499,24 +514,35 @@ impl<'a> ChunkReader<'a> {
         }
         self.processes.append(&mut other.processes);
         self.vanished += other.vanished;
+        self.exhausted = self.exhausted.or(other.exhausted);
     }
 }
 
-/// Read every pid in `pids` (sorted) with up to `jobs` threads, in pid order.
-fn read_all(proc_root: ProcRoot<'_>, pids: &[i32], jobs: usize) -> (Vec<Process>, usize) {
+/// Read every pid in `pids` (sorted) with up to `jobs` threads, in pid order. Running out of
+/// file descriptors is an error that says so, never pids counted as vanished.
+fn read_all(
+    proc_root: ProcRoot<'_>,
+    pids: &[i32],
+    jobs: usize,
+) -> std::io::Result<(Vec<Process>, usize)> {
     let mut readers = split_over_threads(pids, jobs, |chunk| {
         ChunkReader::new(proc_root, chunk.len()).run(chunk)
     })
     .into_iter();
     let Some(mut all) = readers.next() else {
-        return (Vec::new(), 0);
+        return Ok((Vec::new(), 0));
     };
     for reader in readers {
         all.append(reader);
     }
+    if let Some(e) = all.exhausted {
+        return Err(std::io::Error::other(format!(
+            "out of file descriptors while reading /proc ({e}): raise the open files limit (`ulimit -n`, or LimitNOFILE= in the unit)"
+        )));
+    }
     // The processes hold the targets now; the set would only keep them alive.
     all.targets = HashSet::new();
-    (all.processes, all.vanished)
+    Ok((all.processes, all.vanished))
 }
 
 /// When [`read_link`] stats through a link for the identity and link count of its target.
@@ -710,7 +736,7 @@ impl ProcSource for LinuxProc {
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
             .collect();
         pids.sort_unstable();
-        let (processes, vanished) = read_all(self.proc_root(), &pids, self.jobs);
+        let (processes, vanished) = read_all(self.proc_root(), &pids, self.jobs)?;
         let mut snap = Snapshot::new(processes, clock, std::process::id() as i32, vanished);
         snap.ptrace = self.holds_ptrace();
         snap.hidden_pids = self.hides_pids(snap.ptrace);

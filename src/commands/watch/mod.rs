@@ -20,6 +20,7 @@
 //! read again before each scan: a deploy may have switched or deleted a release since. Like
 //! every command it only reports: it never restarts or ends a process.
 
+mod churn;
 mod diff;
 mod schedule;
 mod track;
@@ -55,7 +56,9 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .into());
         }
     }
+    let files = raise_open_files_limit();
     let mut wakers = Wakers::start()?;
+    wakers.cap_pidfds(usize::try_from(files / 2).unwrap_or(usize::MAX));
     let listening = if args.no_proc_events {
         Err("--no-proc-events".to_string())
     } else {
@@ -70,7 +73,11 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         history,
         releases: track::Releases::default(),
         loops: Vec::new(),
+        tally: track::Tally::default(),
+        summarised: Instant::now(),
         known: Known::default(),
+        churn: churn::Churn::default(),
+        failing: None,
         textfile: args.textfile.as_deref(),
         wakers,
         schedule: Schedule::new(args.interval),
@@ -88,15 +95,21 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     loop {
         let now = Instant::now();
         if agent.schedule.scan_now(now) {
-            agent.scan(now)?;
+            match agent.scan(now) {
+                Ok(()) => agent.scan_worked(),
+                Err(e) => agent.scan_failed(now, &e),
+            }
         }
         match agent.wakers.sleep(agent.schedule.sleep(), &agent.log)? {
             Wake::Stop(sig) => {
+                agent.take_events();
+                agent.summarise(Instant::now(), true);
+                agent.known.flush(&agent.log);
                 agent.log.line(None, &format!("stopping on {sig}"));
                 writeln!(out)?;
                 return Ok(ExitCode::Ok);
             }
-            Wake::Rescan => agent.schedule.wake(),
+            Wake::Rescan { all, roots } => agent.woken(all, &roots, Instant::now()),
             Wake::Nothing => {}
         }
         if agent.take_events() {
@@ -106,6 +119,12 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         }
     }
 }
+
+/// After a failed scan, the next one comes this soon (whatever the interval).
+const RETRY: Duration = Duration::from_secs(10);
+
+/// At most one line per this long counts the tracked processes that started and ended.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// How long the agent lets process events gather after reading some.
 const EVENT_BATCH: Duration = Duration::from_millis(50);
@@ -120,7 +139,14 @@ struct Agent<'a> {
     releases: track::Releases,
     /// The groups in a restart loop after the last scan or event.
     loops: Vec<crate::findings::restart_loop::Group>,
+    /// Tracked processes started and ended since the last summary line, and when that was.
+    tally: track::Tally,
+    summarised: Instant,
     known: Known,
+    /// Which roots change constantly (their events are rescanned at most every few seconds).
+    churn: churn::Churn,
+    /// The error of the last scan, when it failed (said once until it changes or heals).
+    failing: Option<String>,
     textfile: Option<&'a Path>,
     wakers: Wakers,
     schedule: Schedule,
@@ -156,15 +182,87 @@ impl Agent<'_> {
             .learn(&result.snap, &result.attr, &result.owners);
         self.releases = track::Releases::of(&self.roots);
         self.loops_changed(now);
-        self.known.update(&self.roots, &result.findings, &self.log);
+        self.known
+            .update(&self.roots, &result.findings, &self.log, now);
         if let Some(dir) = self.textfile {
             self.write_textfile(dir, &result, began);
         }
         let clock_now = result.snap.clock.now;
         self.schedule
             .after_grace(&self.roots, &self.settings, clock_now, now);
-        self.wakers.watch_pids(&result);
+        self.wakers.watch_pids(&result, &self.log);
+        self.summarise(now, false);
         Ok(())
+    }
+
+    /// Something woke the agent: `all` (a watched process exited, events were lost) scans as
+    /// soon as the gap allows; so do the events of a root, unless it churns (see [`churn`]).
+    fn woken(
+        &mut self,
+        all: bool,
+        roots: &std::collections::HashMap<std::path::PathBuf, usize>,
+        now: Instant,
+    ) {
+        if all {
+            self.schedule.wake();
+        }
+        for (root, &n) in roots {
+            match self.churn.note(root, n, now) {
+                churn::Verdict::Now => self.schedule.wake(),
+                churn::Verdict::At { at, started } => {
+                    if started {
+                        self.log.line(
+                            Some(Severity::Warning),
+                            &format!(
+                                "{} changes constantly ({} inotify events in {}s): rescanned for it at most every {}s while it lasts",
+                                escape(root),
+                                self.churn.recent(root),
+                                churn::WINDOW.as_secs(),
+                                churn::GAP.as_secs()
+                            ),
+                        );
+                    }
+                    self.schedule.at(at);
+                }
+            }
+        }
+    }
+
+    /// A scan failed (out of file descriptors, /proc unreadable, out of inotify watches): the
+    /// agent closes its pidfds (its own descriptors come first), says why (once until the
+    /// error changes), writes the error textfile (UNKNOWN, `relwatch_error 1`) and tries again
+    /// within [`RETRY`]. It never exits for it.
+    fn scan_failed(&mut self, now: Instant, e: &anyhow::Error) {
+        self.wakers.release_pidfds();
+        let message = crate::escape::visible(&format!("{e:#}"));
+        if self.failing.as_deref() != Some(message.as_str()) {
+            self.log.line(
+                Some(Severity::Unknown),
+                &format!(
+                    "scan failed, UNKNOWN until one works (next try within {}s): {message}",
+                    RETRY.as_secs()
+                ),
+            );
+            if let Some(dir) = self.textfile {
+                let path = dir.join("relwatch.prom");
+                let text = crate::report::prometheus::error(&message);
+                if let Err(e) = crate::report::output::write_atomic(&path, text.as_bytes()) {
+                    self.log.line(
+                        Some(Severity::Warning),
+                        &format!("cannot write {}: {e}", escape(&path)),
+                    );
+                }
+            }
+            self.failing = Some(message);
+        }
+        self.schedule.retry_at(now + RETRY);
+    }
+
+    /// A scan worked: say so when the last one had failed.
+    fn scan_worked(&mut self) {
+        if self.failing.take().is_some() {
+            self.log.line(None, "scans work again");
+        }
     }
 
     /// Hand the process events read since the last call to the restart history; scan when a
@@ -182,12 +280,41 @@ impl Agent<'_> {
             }
         }
         if !events.is_empty()
-            && track::apply(&mut self.history, &self.releases, &events, wall_now())
+            && track::apply(
+                &mut self.history,
+                &self.releases,
+                &events,
+                wall_now(),
+                &mut self.tally,
+            )
             && self.loops_changed(Instant::now())
         {
             self.schedule.wake();
         }
+        self.summarise(Instant::now(), false);
         !events.is_empty()
+    }
+
+    /// At most once per [`SUMMARY_EVERY`], and only when there was any: how many tracked
+    /// processes started and ended since the last such line. A storm is one line a minute,
+    /// not one per fork.
+    /// `last`: the agent is stopping, say it whenever it was.
+    fn summarise(&mut self, now: Instant, last: bool) {
+        if self.tally.is_empty() || (!last && now.duration_since(self.summarised) < SUMMARY_EVERY) {
+            return;
+        }
+        let track::Tally { started, ended } = std::mem::take(&mut self.tally);
+        let since = crate::report::words::human_duration(
+            now.duration_since(self.summarised).as_secs_f64().round(),
+        );
+        self.log.line(
+            None,
+            &format!(
+                "process events: {started} tracked process{} started, {ended} ended in the last {since}",
+                if started == 1 { "" } else { "es" }
+            ),
+        );
+        self.summarised = now;
     }
 
     /// Whether the groups in a loop changed since last asked; and a scan when the earliest
@@ -216,6 +343,19 @@ impl Agent<'_> {
             );
         }
     }
+}
+
+/// Raise the soft limit on open files to the hard one (the agent holds pidfds, inotify watches
+/// and a descriptor per /proc directory it reads); the limit it now has.
+fn raise_open_files_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        // Best effort: on failure the soft limit stays, and the caps follow it.
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 fn wall_now() -> f64 {

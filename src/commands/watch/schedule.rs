@@ -68,6 +68,18 @@ impl Schedule {
         self.loops_clear = at;
     }
 
+    /// Scan at `at` (a churning root's next turn); moments already asked for are kept once.
+    pub(super) fn at(&mut self, at: Instant) {
+        if !self.due.contains(&at) {
+            self.due.push(at);
+        }
+    }
+
+    /// Scan at `at` at the latest (after a failed scan).
+    pub(super) fn retry_at(&mut self, at: Instant) {
+        self.next_full = self.next_full.min(at);
+    }
+
     /// Something changed: scan as soon as the gap allows.
     pub(super) fn wake(&mut self) {
         self.pending = true;

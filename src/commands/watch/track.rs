@@ -39,13 +39,28 @@ impl Releases {
     }
 }
 
-/// Feed `events` to `history`; `now` is the wall clock. True when a restart was confirmed
-/// (the loops may have changed).
+/// How many tracked processes started (forked by a tracked parent, or exec'd into a release)
+/// and ended: what the log summarises instead of a line per event.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Tally {
+    pub(super) started: usize,
+    pub(super) ended: usize,
+}
+
+impl Tally {
+    pub(super) fn is_empty(&self) -> bool {
+        *self == Tally::default()
+    }
+}
+
+/// Feed `events` to `history`, counting them in `tally`; `now` is the wall clock. True when a
+/// restart was confirmed (the loops may have changed).
 pub(super) fn apply(
     history: &mut History,
     releases: &Releases,
     events: &[Event],
     now: f64,
+    tally: &mut Tally,
 ) -> bool {
     let mut young = false;
     for ev in events.iter().filter(|e| e.is_process()) {
@@ -57,6 +72,7 @@ pub(super) fn apply(
                 ..
             } => {
                 if let Some(b) = history.of_parent(parent_tgid).cloned() {
+                    tally.started += 1;
                     young |= history.track(child_tgid, parent_tgid, b, Some(at_ns), now);
                 }
             }
@@ -80,6 +96,7 @@ pub(super) fn apply(
                 // Both may restart processes: its parent (a supervisor) and itself (a master).
                 history.adopt_parent(parent, b.clone());
                 history.adopt_parent(tgid, b.clone());
+                tally.started += 1;
                 young |= history.track(tgid, parent, b, Some(at_ns), now);
             }
             Event::Exit {
@@ -87,7 +104,12 @@ pub(super) fn apply(
                 tgid,
                 status,
                 ..
-            } => history.exited(tgid, status, at_ns, now),
+            } => {
+                if history.is_tracked(tgid) {
+                    tally.ended += 1;
+                }
+                history.exited(tgid, status, at_ns, now)
+            }
             Event::Overrun => {}
         }
     }
