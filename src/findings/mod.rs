@@ -205,7 +205,13 @@ pub(crate) fn tree_pids(t: &Tree) -> Vec<i32> {
 
 /// What fixes a tree: restart its top once, through whatever owns it.
 pub(crate) fn tree_fix(input: &Input, t: &Tree) -> crate::owner::remedy::TreeFix {
-    crate::owner::remedy::for_tree(input.snap, input.owners, input.attr, t.top.pid)
+    crate::owner::remedy::for_tree(
+        input.snap,
+        input.owners,
+        input.attr,
+        input.roots.get(t.top.app),
+        &tree_pids(t),
+    )
 }
 
 /// The finding for a whole tree: its pids master first, its evidence, its owner, its role and

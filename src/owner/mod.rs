@@ -16,6 +16,7 @@
 //! (tested through `resolve` on hand-made reads).
 
 pub mod remedy;
+pub mod servers;
 pub mod unit;
 
 use crate::attribution::Attribution;

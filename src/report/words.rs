@@ -17,7 +17,7 @@ use crate::findings::{
     Allowed, Detail, Finding, Instance, Kind, Lost, Proc, Remedy, Severity, Switched,
 };
 use crate::layout::{Current, DeployRoot};
-use crate::owner::remedy::{AsWhom, Command, Restart, TreeFix, Unsupervised};
+use crate::owner::remedy::{AsWhom, Command, Pm2Again, Restart, Stop, TreeFix, Unsupervised};
 use std::ffi::OsStr;
 use std::fmt::{self, Display, Formatter, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -696,8 +696,9 @@ fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
         Restart::Command(c) => command(w, c),
         Restart::SupervisordUnnamed => w.write_str("supervisorctl restart <program> (its program name could not be read: see supervisorctl status)"),
         Restart::Pm2Unnamed => w.write_str("pm2 restart <app> (see pm2 list)"),
-        Restart::KillAndStart { pid, because } => {
-            command(w, &Command::kill(*pid))?;
+        Restart::Pm2Again(again) => pm2_again(w, again, link),
+        Restart::KillAndStart { because, stop } => {
+            kill(w, stop)?;
             write!(w, ", then start it again from {link}")?;
             match because {
                 Unsupervised::OwnerUnread => w.write_str(" (its supervisor could not be read)"),
@@ -712,6 +713,41 @@ fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
             }
         }
     }
+}
+
+/// `kill -SIGNAL PID...` with why that signal and those pids, or why none.
+fn kill(w: &mut Formatter, stop: &Stop) -> fmt::Result {
+    let Some(c) = stop.command() else {
+        return write!(w, "end pid {} by what started it (relwatch never signals PID 1, itself or a kernel thread)", stop.pid);
+    };
+    command(w, &c)?;
+    let workers = stop.pids.len().saturating_sub(1);
+    let signal = &stop.server.stop[1..];
+    match (stop.server.name, workers) {
+        ("unknown", 0) => Ok(()),
+        ("unknown", n) => write!(w, " (the master and its {n} worker{}: they would outlive it)", plural(n, "", "s")),
+        (server, 0) => write!(w, " ({server} stops gracefully on {signal})"),
+        (server, n) => write!(w, " ({server} stops gracefully on {signal}; the master and its {n} worker{}: they would outlive it)", plural(n, "", "s")),
+    }
+}
+
+/// A PM2 app registered again from the link: `pm2 restart` keeps its saved cwd.
+fn pm2_again(w: &mut Formatter, again: &Pm2Again, link: &str) -> fmt::Result {
+    let list = again.commands();
+    if list.is_empty() {
+        if let AsWhom::Uid(uid) = again.as_whom {
+            write!(w, "as uid {uid}: ")?;
+        }
+        write!(
+            w,
+            "pm2 delete {} and start it again from {link} with --name {} --cwd {link}",
+            shell_word(&*again.name),
+            shell_word(&*again.name)
+        )?;
+    } else {
+        commands(w, &list)?;
+    }
+    w.write_str(" (pm2 restart would keep the cwd PM2 saved for it, the old release)")
 }
 
 /// Commands run one after the other, each only when the one before succeeded.
@@ -877,11 +913,13 @@ mod tests {
                 Command::new("ln", [Arg::Word("-sfn"), Arg::name(&root.releases[0].path), Arg::name(&root.link)]),
                 Command::new("mv", [Arg::Word("-T"), Arg::name(&root.link), Arg::name(&root.link)]),
             ];
-            let by_hand = Restart::KillAndStart { pid, because: Unsupervised::ByHand { session: text.clone().into() } };
+            let by_hand = Restart::KillAndStart { because: Unsupervised::ByHand { session: text.clone().into() }, stop: Box::new(Stop { pid, server: crate::owner::servers::unknown(), pids: [pid].into() }) };
+            let pm2 = Restart::Pm2Again(Box::new(Pm2Again { name: OsStr::new(&text).into(), script: Some(OsStr::from_bytes(&name).into()), link: root.link.as_os_str().into(), as_whom: AsWhom::Uid(7) }));
             let remedies = [
                 Remedy::FixLink(Box::new(relink)),
                 Remedy::StopExtras { keep: [1].into(), stops: [named("supervisorctl", "stop"), Command::kill(pid)].into() },
                 Remedy::Restart(TreeFix::Restart { restart: by_hand, stale: None }),
+                Remedy::Restart(TreeFix::Restart { restart: pm2, stale: None }),
                 Remedy::Restart(TreeFix::SupervisordItself { pid, restart: Restart::Command(named("systemctl", "restart")), as_whom: AsWhom::Uid(7) }),
                 Remedy::StartMore { count: 2, managed_by: None },
                 Remedy::EndOrphan { pid, service: Some(text.clone().into()) },
