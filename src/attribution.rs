@@ -39,6 +39,9 @@ pub enum How {
     Exe,
     Script,
     ViaCurrent,
+    /// Nothing of its own names a release: the master that forked it does (see
+    /// [`inherit_from_masters`]).
+    Master,
 }
 
 impl How {
@@ -48,6 +51,7 @@ impl How {
             How::Exe => "exe",
             How::Script => "script",
             How::ViaCurrent => "via-current",
+            How::Master => "master",
         }
     }
 }
@@ -102,6 +106,8 @@ pub enum Wording {
     /// switch decided. Boxed so that `Wording` stays two words: it is in every process's
     /// evidence.
     Started(Box<Started>),
+    /// Forked by this master, which is on the evidence's release.
+    Inherited { master: i32 },
 }
 
 /// When a process that names a path through `current` started, against the switch.
@@ -690,7 +696,96 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         });
     }
     placer.count_blind(&blind, &mut out);
+    inherit_from_masters(&mut out, snap);
     out
+}
+
+/// A master's whole tree is in its release. A process that nothing of its own places (its
+/// cwd is `/` or elsewhere, its command line names no release: a daemonised worker, a child
+/// the master spawned) runs for the nearest placed ancestor, its master; so does one placed
+/// only by its start time through `current/` whose command line is its parent's (a forked
+/// copy: its start is not when it loaded the code, its master's is). Never below a supervisor
+/// (its children are programs with their own places) and never above PID 1.
+fn inherit_from_masters(out: &mut Attribution, snap: &Snapshot) {
+    let mut inherited: Vec<Placement> = Vec::new();
+    for p in &snap.processes {
+        if p.pid == snap.own_pid || p.kernel_thread || p.is_zombie() || p.blind() {
+            continue;
+        }
+        let own = out.get(p.pid);
+        if own.is_some_and(|pl| !forked_copy(pl, p, snap)) {
+            continue;
+        }
+        let Some(master) = placed_ancestor(out, snap, p) else {
+            continue;
+        };
+        if own.is_some_and(|pl| pl.app == master.app && pl.state == master.state) {
+            continue;
+        }
+        let mut evidence = vec![std::sync::Arc::new(Evidence {
+            pid: p.pid,
+            how: How::Master,
+            path: None,
+            deleted: false,
+            release: master.release.clone(),
+            state: master.state,
+            wording: Wording::Inherited { master: master.pid },
+        })];
+        evidence.extend(own.iter().flat_map(|pl| pl.evidence.iter().cloned()));
+        inherited.push(Placement {
+            pid: p.pid,
+            app: master.app,
+            release: master.release.clone(),
+            state: master.state,
+            evidence: evidence.into_boxed_slice(),
+            role: None,
+        });
+    }
+    if inherited.is_empty() {
+        return;
+    }
+    let pids: std::collections::HashSet<i32> = inherited.iter().map(|pl| pl.pid).collect();
+    out.placements.retain(|pl| !pids.contains(&pl.pid));
+    out.placements.extend(inherited);
+    out.placements.sort_by_key(|pl| pl.pid);
+}
+
+/// Placed only by its start time through `current/`, with its parent's command line.
+fn forked_copy(pl: &Placement, p: &Process, snap: &Snapshot) -> bool {
+    pl.evidence
+        .first()
+        .is_some_and(|e| e.how == How::ViaCurrent)
+        && pl.evidence.iter().all(|e| e.how == How::ViaCurrent)
+        && snap
+            .get(p.ppid)
+            .is_some_and(|parent| parent.cmdline == p.cmdline)
+}
+
+/// The nearest ancestor of `p` placed by evidence of its own, unless a supervisor or PID 1
+/// comes first.
+fn placed_ancestor<'a>(
+    out: &'a Attribution,
+    snap: &Snapshot,
+    p: &Process,
+) -> Option<&'a Placement> {
+    let mut pid = p.ppid;
+    for _ in 0..64 {
+        let a = snap.get(pid).filter(|a| a.pid > 1)?;
+        let supervisor = crate::owner::is_supervisord(a)
+            || crate::owner::is_pm2_god(a)
+            || [&b"runsv"[..], b"s6-supervise", b"runsvdir"].contains(&&*a.comm);
+        if supervisor {
+            return None;
+        }
+        if let Some(pl) = out
+            .get(pid)
+            .filter(|pl| pl.evidence.first().is_some_and(|e| e.how != How::Master))
+        {
+            return Some(pl);
+        }
+        pid = a.ppid;
+    }
+    None
 }
 
 /// The command line as config patterns see it: arguments joined by single spaces.

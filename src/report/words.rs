@@ -103,6 +103,13 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
             }
             out
         }
+        (Wording::Inherited { master }, _) => match &e.release {
+            Some(r) => format!(
+                "nothing of its own names a release: forked by master pid {master}, on release {}",
+                escape(&**r)
+            ),
+            None => format!("nothing of its own names a release: forked by master pid {master}"),
+        },
         (Wording::IsRelease, how) => format!(
             "{} is release {}",
             how.as_str(),
