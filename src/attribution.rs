@@ -180,6 +180,9 @@ pub struct Attribution {
     /// Zombie children of placed processes that were still zombies when looked at again (see
     /// [`confirm_zombies`]); only these make a `zombie` finding.
     pub lasting_zombies: Vec<i32>,
+    /// Processes on an old or deleted release with no live child whose children died and were
+    /// reaped between two looks ([`watch_reaping`]): masters whose workers keep dying.
+    pub reaping: Vec<i32>,
     /// The device of each root's releases directory (by app index), for [`verify`]'s look
     /// at processes in another mount namespace.
     pub releases_devs: Vec<Option<u64>>,
@@ -950,6 +953,52 @@ fn backed(pl: &Placement, p: &Process, releases_dev: Option<u64>) -> bool {
         (Wording::Path, How::Exe) => on_releases_device(&p.exe),
         _ => false,
     }
+}
+
+/// How long [`watch_reaping`] watches a master's counters: a master that forks a worker at
+/// least this often, and each dies, is seen every time.
+pub const REAP_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Name the masters whose workers keep dying even when no worker is alive at the scan: a
+/// placed process on an old or deleted release with no live child, whose reaped children's counters (`cminflt` and `cutime`+`cstime` of
+/// `/proc/PID/stat`) grow within [`REAP_WINDOW`]. Only a process that has reaped children
+/// before (a counter above 0) is watched, so a scan without one does not wait. Measured in
+/// tests/appservers.rs: `cminflt` grows with every reaped child (each child faults in pages of
+/// its own), `cutime`/`cstime` only when children lived a clock tick.
+pub fn watch_reaping(
+    attr: &mut Attribution,
+    snap: &Snapshot,
+    source: &mut dyn crate::snapshot::ProcSource,
+) {
+    let first: Vec<(i32, u64, (u64, u64))> = attr
+        .placements
+        .iter()
+        .filter(|pl| matches!(pl.state, ReleaseState::Old | ReleaseState::Deleted))
+        .filter(|pl| snap.child_count(pl.pid) == 0)
+        .filter_map(|pl| {
+            let p = snap.get(pl.pid)?;
+            let s = source.stat(pl.pid).ok()?;
+            let counters = (s.reaped_faults, s.reaped_ticks);
+            (s.start_ticks == p.start_ticks && counters != (0, 0)).then_some((
+                pl.pid,
+                p.start_ticks,
+                counters,
+            ))
+        })
+        .collect();
+    if first.is_empty() {
+        return;
+    }
+    std::thread::sleep(REAP_WINDOW);
+    attr.reaping = first
+        .into_iter()
+        .filter(|&(pid, ticks, (faults, cpu))| {
+            source.stat(pid).is_ok_and(|s| {
+                s.start_ticks == ticks && (s.reaped_faults > faults || s.reaped_ticks > cpu)
+            })
+        })
+        .map(|(pid, _, _)| pid)
+        .collect();
 }
 
 /// How long a zombie must stay one before it counts: a parent that reaps its children with

@@ -13,7 +13,9 @@
 //! 3. **second look**: only for the processes that can decide a finding: their owners (cgroup
 //!    and the few named environment keys), a re-check that each is still the process that was
 //!    read and lives in our mount namespace, and a second look at zombies after
-//!    [`crate::attribution::ZOMBIE_CONFIRM`] (the only wait in a scan). It reads the host.
+//!    [`crate::attribution::ZOMBIE_CONFIRM`], and a second look at the counters of a
+//!    childless process on an old release that has reaped children before
+//!    ([`crate::attribution::watch_reaping`]: its workers keep dying). It reads the host.
 //! 4. **rules**: one per finding kind, over everything above and the agent's restart history
 //!    ([`crate::findings::evaluate`]). Pure.
 //!
@@ -116,6 +118,7 @@ pub fn second_look(
     let owners = owner::collect(snap, attr, &deciding, source, all_owners);
     attribution::verify(attr, snap, &deciding, source);
     attribution::confirm_zombies(attr, snap, source);
+    attribution::watch_reaping(attr, snap, source);
     owners
 }
 

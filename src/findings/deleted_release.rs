@@ -12,6 +12,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         let detail = Detail::DeletedRelease {
             top: proc_of(input.snap, pid),
             workers: workers(&t),
+            dying: input.attr.reaping.contains(&pid),
         };
         out.push(tree_finding(input, &t, Severity::Critical, detail));
     }

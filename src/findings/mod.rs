@@ -227,7 +227,10 @@ pub(crate) fn tree_finding(input: &Input, t: &Tree, severity: Severity, detail: 
     Finding {
         release: t.top.release.clone(),
         pids: tree_pids(t),
-        master: (!t.members.is_empty() || live_children(input.snap, pid) > 0).then_some(pid),
+        master: (!t.members.is_empty()
+            || live_children(input.snap, pid) > 0
+            || input.attr.reaping.contains(&pid))
+        .then_some(pid),
         owner: owner_label(input, pid),
         role: t.top.role.clone(),
         evidence: tree_evidence(t),

@@ -29,6 +29,7 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         let detail = Detail::OldRelease {
             top: proc_of(input.snap, pid),
             workers: workers(&t),
+            dying: input.attr.reaping.contains(&pid),
             switched,
         };
         out.push(tree_finding(input, &t, severity, detail));

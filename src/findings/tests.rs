@@ -66,7 +66,7 @@ fn master_and_workers_on_a_deleted_release_are_one_finding() {
     assert_eq!(f[0].master, Some(100));
     assert_eq!(f[0].pids, [100, 101, 102, 103]);
     assert_eq!(f[0].release.as_deref(), Some(std::ffi::OsStr::new("65")));
-    let Detail::DeletedRelease { top, workers } = &f[0].detail else {
+    let Detail::DeletedRelease { top, workers, .. } = &f[0].detail else {
         panic!("{f:#?}");
     };
     // Every process below the master is counted: the count is its pids' but one.

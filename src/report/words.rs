@@ -257,12 +257,17 @@ impl Display for Message<'_> {
         let (f, root) = (self.f, self.root);
         match &f.detail {
             Detail::BrokenCurrent => broken_link(w, root),
-            Detail::DeletedRelease { top, workers } => deleted_release(w, f, top, *workers),
+            Detail::DeletedRelease {
+                top,
+                workers,
+                dying,
+            } => deleted_release(w, f, top, *workers, *dying),
             Detail::OldRelease {
                 top,
                 workers,
                 switched,
-            } => old_release(w, f, root, top, *workers, switched),
+                dying,
+            } => old_release(w, f, root, top, (*workers, *dying), switched),
             Detail::Duplicate { allowed, instances } => duplicate(w, f, allowed, instances),
             Detail::Missing { min, elsewhere } => {
                 let n = f.pids.len();
@@ -309,12 +314,27 @@ impl Display for Message<'_> {
     }
 }
 
-fn deleted_release(w: &mut Formatter, f: &Finding, top: &Proc, workers: u32) -> fmt::Result {
+/// A master with no live worker whose workers died and were reaped during the scan.
+const DYING: &str = "whose workers die as it forks them (none alive, some reaped during the scan)";
+
+fn deleted_release(
+    w: &mut Formatter,
+    f: &Finding,
+    top: &Proc,
+    workers: u32,
+    dying: bool,
+) -> fmt::Result {
     let release = match &f.release {
         Some(r) => format!("deleted release {}", escape(r)),
         None => "a deleted release".to_string(),
     };
     match workers {
+        0 if dying => write!(
+            w,
+            "master pid {} ({}) {DYING} pointing at a deleted directory: runs from {release}",
+            top.pid,
+            name(top)
+        ),
         0 => write!(w, "pid {} ({}) runs from {release}", top.pid, name(top)),
         n => write!(
             w,
@@ -467,10 +487,11 @@ fn old_release(
     f: &Finding,
     root: &DeployRoot,
     top: &Proc,
-    workers: u32,
+    (workers, dying): (u32, bool),
     switched: &Option<Switched>,
 ) -> fmt::Result {
     match workers {
+        0 if dying => write!(w, "master pid {} ({}) {DYING}", top.pid, name(top))?,
         0 => write!(w, "pid {} ({})", top.pid, name(top))?,
         n => write!(
             w,
