@@ -58,6 +58,15 @@ fn pids(f: &Value) -> Vec<i32> {
 /// Every `fix[].argv` of every finding, run as given (no shell). Only `kill` and `pm2` are
 /// expected here: a test must never restart a unit of the machine running it.
 fn run_fixes(doc: &Value, programs: &[&str]) -> Vec<Vec<String>> {
+    run_fixes_with(doc, programs, &[])
+}
+
+/// [`run_fixes`] with environment variables (PM2's home and its PATH).
+fn run_fixes_with(
+    doc: &Value,
+    programs: &[&str],
+    env: &[(&str, std::ffi::OsString)],
+) -> Vec<Vec<String>> {
     let mut ran = Vec::new();
     for f in findings(doc) {
         for fix in f["fix"].as_array().cloned().unwrap_or_default() {
@@ -73,8 +82,11 @@ fn run_fixes(doc: &Value, programs: &[&str]) -> Vec<Vec<String>> {
                 argv.first().is_some_and(|p| programs.contains(&p.as_str())),
                 "unexpected remedy {argv:?} in {f:#}"
             );
+            assert_eq!(fix["as"], 0, "the test runs as root: {f:#}");
             let status = Command::new(&argv[0])
                 .args(&argv[1..])
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .current_dir("/")
                 .status()
                 .unwrap_or_else(|e| panic!("run {argv:?}: {e}"));
             assert!(status.success(), "{argv:?} failed: {status}");
@@ -597,4 +609,148 @@ fn unicorn_reload_with_and_without_working_directory() {
         );
         until_ok(&root);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node under PM2
+// ---------------------------------------------------------------------------------------------
+
+/// PM2 from npm, installed into `prefix`; `None` when it cannot be (then the test fails under
+/// CI, see [`skip`]).
+fn install_pm2(prefix: &Path) -> Option<std::path::PathBuf> {
+    if !have("npm") || !have("node") {
+        return None;
+    }
+    let ok = Command::new("npm")
+        .args(["install", "--global", "--no-audit", "--no-fund", "--prefix"])
+        .arg(prefix)
+        .arg("pm2@5")
+        .current_dir(prefix)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip("npm install pm2 failed (no network to the npm registry?)");
+        return None;
+    }
+    Some(prefix.join("bin/pm2"))
+}
+
+/// Ends the PM2 God daemon of a test's PM2_HOME (`pm2 kill`), and by pid if it is still there.
+struct Pm2Home {
+    pm2: std::path::PathBuf,
+    env: Vec<(&'static str, std::ffi::OsString)>,
+    home: std::path::PathBuf,
+}
+
+impl Pm2Home {
+    fn run(&self, args: &[&std::ffi::OsStr], cwd: &Path) {
+        let status = Command::new(&self.pm2)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("run pm2 {args:?}: {e}"));
+        assert!(status.success(), "pm2 {args:?}: {status}");
+    }
+
+    fn god(&self) -> Option<i32> {
+        std::fs::read_to_string(self.home.join("pm2.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Pm2Home {
+    fn drop(&mut self) {
+        let god = self.god();
+        let _ = Command::new(&self.pm2)
+            .arg("kill")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir("/")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if let Some(pid) = god.filter(|&p| p > 1) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// A node app started under PM2 from its release keeps that cwd through `pm2 restart`; after a
+/// deploy it is on the old release, and the remedy registers it again from `current`
+/// (`pm2 delete`, `pm2 start ROOT/current/server.js --name api --cwd ROOT/current`, `pm2
+/// save`), run here: OK, and still OK after the cleanup deletes the old release. The God
+/// daemon, under PID 1, is no orphan.
+#[test]
+fn a_pm2_app_is_registered_again_from_current() {
+    if !is_root() {
+        skip("relwatch must read every process: run the tests as root");
+        return;
+    }
+    let prefix = util::tempdir();
+    let Some(pm2) = install_pm2(prefix.path()) else {
+        return;
+    };
+    let root = DeployRoot::new();
+    let app = [("server.js", "setInterval(() => {}, 1000);\n")];
+    first_release(&root, &app);
+    let home = root.tmp().join("pm2home");
+    let path = std::env::join_paths(std::iter::once(prefix.path().join("bin")).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let pm2 = Pm2Home {
+        pm2,
+        env: vec![("PM2_HOME", home.clone().into()), ("PATH", path)],
+        home,
+    };
+    pm2.run(&["ping".as_ref()], Path::new("/"));
+    // Started the usual way: from the release `current` points at.
+    pm2.run(
+        &[
+            "start".as_ref(),
+            "server.js".as_ref(),
+            "--name".as_ref(),
+            "api".as_ref(),
+        ],
+        &root.current(),
+    );
+    deploy(&root, &app);
+    pm2.run(&["restart".as_ref(), "api".as_ref()], Path::new("/"));
+    let args = [root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()];
+    let doc = poll("the restarted app on the old release", || {
+        let (run, doc) = check_json(args);
+        (run.code == 1).then_some(doc)
+    });
+    let f = the_finding(&doc, "old-release");
+    assert_eq!(f["release"], "1", "{doc:#}");
+    assert!(
+        findings(&doc).iter().all(|f| f["kind"] != "orphan"),
+        "{doc:#}"
+    );
+    let ran = run_fixes_with(&doc, &["pm2"], &pm2.env);
+    let start = format!("{}/server.js", root.current().display());
+    let current = root.current().display().to_string();
+    assert_eq!(
+        ran,
+        [
+            vec!["pm2", "delete", "api"],
+            vec!["pm2", "start", &start, "--name", "api", "--cwd", &current],
+            vec!["pm2", "save"],
+        ]
+    );
+    poll("check to say OK", || {
+        let (run, doc) = check_json(args);
+        (run.code == 0 && findings(&doc).is_empty()).then_some(())
+    });
+    cleanup(&root);
+    let (run, doc) = check_json(args);
+    assert_eq!((run.code, findings(&doc).len()), (0, 0), "{run}");
+    assert!(pm2.god().is_some());
 }

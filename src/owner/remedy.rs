@@ -268,10 +268,18 @@ fn restart(snap: &Snapshot, owners: &Owners, root: Option<&DeployRoot>, tree: &[
             program: Some(p), ..
         } => command("supervisorctl", vec![Arg::Word("restart"), Arg::name(p)]),
         Supervisor::Supervisord { program: None, .. } => Restart::SupervisordUnnamed,
-        Supervisor::Pm2 { name: n, id, .. } => match (n.as_ref().or(id.as_ref()), root) {
+        Supervisor::Pm2 {
+            name: n,
+            id,
+            exec_path,
+            ..
+        } => match (n.as_ref().or(id.as_ref()), root) {
             (Some(n), Some(root)) => Restart::Pm2Again(Box::new(Pm2Again {
                 name: n.as_os_str().into(),
-                script: snap.get(pid).and_then(|p| pm2_script(p, root)),
+                script: exec_path
+                    .as_deref()
+                    .and_then(|path| in_release(Path::new(path), root))
+                    .or_else(|| snap.get(pid).and_then(|p| pm2_script(p, root))),
                 link: root.link.as_os_str().into(),
                 as_whom,
             })),
@@ -301,23 +309,35 @@ fn restart(snap: &Snapshot, owners: &Owners, root: Option<&DeployRoot>, tree: &[
 /// interpreter that is no option, when it lies inside a release (or the link) or is relative
 /// (PM2 starts it from its cwd, the release).
 fn pm2_script(p: &Process, root: &DeployRoot) -> Option<Box<OsStr>> {
-    let arg = p
+    // PM2 sets the title of a fork-mode app to `node /srv/api/releases/3/server.js` in its
+    // first argument, the rest of the argument area NULs: split that title at spaces.
+    let args: Vec<&[u8]> = p
         .cmdline
         .iter()
-        .skip(1)
-        .find(|a| !a.as_bytes().starts_with(b"-"))?;
+        .map(|a| a.as_bytes())
+        .filter(|a| !a.is_empty())
+        .collect();
+    let words: Vec<&[u8]> = match args[..] {
+        [title] => title
+            .split(|&c| c == b' ')
+            .filter(|w| !w.is_empty())
+            .collect(),
+        _ => args,
+    };
+    let arg = OsStr::from_bytes(words.iter().skip(1).find(|a| !a.starts_with(b"-"))?);
     let path = Path::new(arg);
     if path.is_relative() {
         return (!arg.as_bytes().starts_with(b"..")).then(|| Box::from(OsStr::new(arg)));
     }
-    let inside = |dir: &Path| -> Option<Box<OsStr>> {
-        let rest = path.strip_prefix(dir).ok()?;
-        Some(rest.as_os_str().into())
-    };
-    if let Some(rest) = inside(&root.link) {
-        return Some(rest);
+    in_release(path, root)
+}
+
+/// An absolute path inside the app's link or one of its releases, relative to it.
+fn in_release(path: &Path, root: &DeployRoot) -> Option<Box<OsStr>> {
+    if let Ok(rest) = path.strip_prefix(&root.link) {
+        return Some(rest.as_os_str().into());
     }
-    let rest = Path::new(inside(root.releases_dir.as_deref()?)?.as_ref()).to_path_buf();
+    let rest = path.strip_prefix(root.releases_dir.as_deref()?).ok()?;
     let mut parts = rest.components();
     parts.next()?;
     let script = parts.as_path();
@@ -584,6 +604,11 @@ mod tests {
         );
         assert_eq!(script(&["node", "server.js"]).as_deref(), Some("server.js"));
         assert_eq!(script(&["node", "/opt/other/server.js"]), None);
+        // PM2's fork-mode title: one argument, then NULs.
+        assert_eq!(
+            script(&["node /srv/api/releases/1/server.js", "", ""]).as_deref(),
+            Some("server.js")
+        );
         let again = Pm2Again {
             name: OsStr::new("api").into(),
             script: Some(OsStr::new("server.js").into()),

@@ -398,6 +398,7 @@ pub const ENV_KEYS: &[&str] = &[
     "SUPERVISOR_GROUP_NAME",
     "pm_id",
     "name",
+    "pm_exec_path",
 ];
 
 /// A process as the snapshot saw it, to be looked at again before it decides a finding (see
