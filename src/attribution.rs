@@ -699,7 +699,6 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
         });
     }
     placer.count_blind(&blind, &mut out);
-    inherit_from_masters(&mut out, snap);
     out
 }
 
@@ -708,8 +707,12 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
 /// the master spawned) runs for the nearest placed ancestor, its master; so does one placed
 /// only by its start time through `current/` whose command line is its parent's (a forked
 /// copy: its start is not when it loaded the code, its master's is). Never below a supervisor
-/// (its children are programs with their own places) and never above PID 1.
-fn inherit_from_masters(out: &mut Attribution, snap: &Snapshot) {
+/// (`is_supervisor`: its children are programs with their own places) and never above PID 1.
+pub fn inherit_from_masters(
+    out: &mut Attribution,
+    snap: &Snapshot,
+    is_supervisor: &dyn Fn(&Process) -> bool,
+) {
     let mut inherited: Vec<Placement> = Vec::new();
     for p in &snap.processes {
         if p.pid == snap.own_pid || p.kernel_thread || p.is_zombie() || p.blind() {
@@ -719,7 +722,7 @@ fn inherit_from_masters(out: &mut Attribution, snap: &Snapshot) {
         if own.is_some_and(|pl| !forked_copy(pl, p, snap)) {
             continue;
         }
-        let Some(master) = placed_ancestor(out, snap, p) else {
+        let Some(master) = placed_ancestor(out, snap, p, is_supervisor) else {
             continue;
         };
         if own.is_some_and(|pl| pl.app == master.app && pl.state == master.state) {
@@ -770,14 +773,12 @@ fn placed_ancestor<'a>(
     out: &'a Attribution,
     snap: &Snapshot,
     p: &Process,
+    is_supervisor: &dyn Fn(&Process) -> bool,
 ) -> Option<&'a Placement> {
     let mut pid = p.ppid;
     for _ in 0..64 {
         let a = snap.get(pid).filter(|a| a.pid > 1)?;
-        let supervisor = crate::owner::is_supervisord(a)
-            || crate::owner::is_pm2_god(a)
-            || [&b"runsv"[..], b"s6-supervise", b"runsvdir"].contains(&&*a.comm);
-        if supervisor {
+        if is_supervisor(a) {
             return None;
         }
         if let Some(pl) = out

@@ -98,10 +98,12 @@ pub fn read(source: &mut dyn ProcSource) -> anyhow::Result<Snapshot> {
         .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))
 }
 
-/// Stage 2 (pure): place each process in at most one app and release, then apply each app's
+/// Stage 2 (pure): place each process in at most one app and release, give a master's tree
+/// its release (what nothing of its own places runs for its master), then apply each app's
 /// `ignore` and `roles`.
 pub fn place(roots: &[DeployRoot], snap: &Snapshot, settings: &Settings) -> Attribution {
     let mut attr = attribution::attribute(roots, snap);
+    attribution::inherit_from_masters(&mut attr, snap, &owner::is_supervisor);
     attribution::apply_settings(&mut attr, snap, settings);
     attr
 }

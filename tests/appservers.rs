@@ -196,6 +196,41 @@ fn reload(master: &Child, sig: Signal, n: usize, old: &[i32], log: Option<&Path>
     }
 }
 
+/// One deploy cycle of a preforking server with two workers, started by `cmd`: deploy release
+/// 2 with `files`, the server's HUP reload, the cleanup of release 1. `healthy`: the reload
+/// moved it to release 2, so check is OK with no finding. Else the master and both workers are
+/// one deleted-release finding on release 1, whose remedy, `kill STOP MASTER`, is run; then OK.
+fn deploy_cycle(
+    root: &DeployRoot,
+    cmd: &mut Command,
+    (comm, files, log): (&str, &[(&str, &str)], Option<&Path>),
+    healthy: bool,
+    stop: &str,
+) {
+    let master = Child::spawn(cmd);
+    let first = master.wait_for_children(2, comm);
+    deploy(root, files);
+    reload(&master, Signal::SIGHUP, 2, &first, log);
+    cleanup(root);
+    let (run, doc) = check_json([root.path()]);
+    if healthy {
+        assert!(cwd_of(master.pid()).ends_with("releases/2"), "{run}");
+        assert_eq!((run.code, findings(&doc).len()), (0, 0), "{run}");
+        return;
+    }
+    assert_eq!(run.code, 2, "{run}");
+    let doc = settled(root, &master, doc);
+    let f = the_finding(&doc, "deleted-release");
+    assert_eq!(f["release"], "1", "{doc:#}");
+    assert_eq!(f["master"], master.pid(), "{doc:#}");
+    // The master and its two workers (as they are now: `settled`).
+    assert_eq!(pids(&f).len(), 3, "{doc:#}");
+    let ran = run_fixes(&doc, &["kill"]);
+    let want = vec!["kill".to_string(), stop.into(), master.pid().to_string()];
+    assert_eq!(ran, [want]);
+    until_ok(root);
+}
+
 /// A `check` whose deleted-release finding names the master and its live children as they are
 /// now: a loaded machine may see a server replace a worker between two looks.
 fn settled(root: &DeployRoot, master: &Child, doc: Value) -> Value {
@@ -253,38 +288,7 @@ fn gunicorn_reload_with_and_without_chdir() {
         } else {
             cmd.current_dir(root.current());
         }
-        let master = Child::spawn(&mut cmd);
-        let first = master.wait_for_children(2, "gunicorn");
-        deploy(&root, WSGI);
-        reload(&master, Signal::SIGHUP, 2, &first, None);
-        cleanup(&root);
-        let (run, doc) = check_json([root.path()]);
-        if chdir {
-            assert!(
-                cwd_of(master.pid()).ends_with("releases/2"),
-                "{}",
-                cwd_of(master.pid())
-            );
-            assert_eq!((run.code, findings(&doc).len()), (0, 0), "{run}");
-            continue;
-        }
-        assert_eq!(run.code, 2, "{run}");
-        let doc = settled(&root, &master, doc);
-        let f = the_finding(&doc, "deleted-release");
-        assert_eq!(f["release"], "1", "{doc:#}");
-        assert_eq!(f["master"], master.pid(), "{run}");
-        // The master and its two workers (as they are now: `settled`).
-        assert_eq!(pids(&f).len(), 3, "{doc:#}");
-        let ran = run_fixes(&doc, &["kill"]);
-        assert_eq!(
-            ran,
-            [vec![
-                "kill".to_string(),
-                "-TERM".into(),
-                master.pid().to_string()
-            ]]
-        );
-        until_ok(&root);
+        deploy_cycle(&root, &mut cmd, ("gunicorn", WSGI, None), chdir, "-TERM");
     }
 }
 
@@ -302,51 +306,18 @@ fn uwsgi_reload_with_and_without_chdir() {
         let sock = root.tmp().join("uwsgi.sock");
         let log = root.tmp().join("uwsgi.log");
         let mut cmd = Command::new("uwsgi");
-        cmd.args([
-            "--plugin",
-            "python3",
-            "--master",
-            "--processes",
-            "2",
-            "--wsgi-file",
-            "app.py",
-        ])
-        .arg("--socket")
-        .arg(&sock)
-        // A worker that misses the graceful reload is killed after 5 s, not 60.
-        .args(["--worker-reload-mercy", "5", "--logto"])
-        .arg(&log);
+        cmd.args(["--plugin", "python3", "--master", "--processes", "2"])
+            .args(["--wsgi-file", "app.py", "--socket"])
+            .arg(&sock)
+            // A worker that misses the graceful reload is killed after 5 s, not 60.
+            .args(["--worker-reload-mercy", "5", "--logto"])
+            .arg(&log);
         if chdir {
             cmd.arg("--chdir").arg(root.current()).current_dir("/");
         } else {
             cmd.current_dir(root.current());
         }
-        let master = Child::spawn(&mut cmd);
-        let first = master.wait_for_children(2, "uwsgi");
-        deploy(&root, WSGI);
-        reload(&master, Signal::SIGHUP, 2, &first, Some(&log));
-        cleanup(&root);
-        let (run, doc) = check_json([root.path()]);
-        if chdir {
-            assert_eq!((run.code, findings(&doc).len()), (0, 0), "{run}");
-            continue;
-        }
-        assert_eq!(run.code, 2, "{run}");
-        let doc = settled(&root, &master, doc);
-        let f = the_finding(&doc, "deleted-release");
-        assert_eq!(f["release"], "1", "{doc:#}");
-        // The master and its two workers (as they are now: `settled`).
-        assert_eq!(pids(&f).len(), 3, "{doc:#}");
-        let ran = run_fixes(&doc, &["kill"]);
-        assert_eq!(
-            ran,
-            [vec![
-                "kill".to_string(),
-                "-INT".into(),
-                master.pid().to_string()
-            ]]
-        );
-        until_ok(&root);
+        deploy_cycle(&root, &mut cmd, ("uwsgi", WSGI, Some(&log)), chdir, "-INT");
     }
 }
 
@@ -458,6 +429,32 @@ fn php_master(worker_cwd: &str) -> String {
     )
 }
 
+/// A PHP master started from `current/` (release 1) with two workers that chdir to
+/// `worker_cwd`, then a deploy of release 2 and the cleanup of release 1.
+fn php_deployed(worker_cwd: &str) -> (DeployRoot, Child, Vec<i32>, Strays) {
+    let root = DeployRoot::new();
+    let script = php_master(worker_cwd);
+    let files = [("master.php", script.as_str())];
+    first_release(&root, &files);
+    let master = Child::spawn(
+        Command::new("php")
+            .arg("master.php")
+            .current_dir(root.current()),
+    );
+    let workers = master.wait_for_children(2, "php");
+    poll("the workers to chdir", || {
+        workers
+            .iter()
+            .all(|w| worker_cwd == "." || cwd_of(*w) == worker_cwd)
+            .then_some(())
+    });
+    let mut strays = Strays::default();
+    strays.add(&workers);
+    deploy(&root, &files);
+    cleanup(&root);
+    (root, master, workers, strays)
+}
+
 /// Workers that chdir to `/` name no release themselves: they are in their master's finding
 /// (pids, evidence `master`), and the remedy ends every pid of the tree, since this master
 /// does not end its workers. Run, then OK.
@@ -466,23 +463,7 @@ fn a_php_masters_workers_in_slash_are_in_its_finding_and_its_remedy() {
     if !have("php") {
         return;
     }
-    let root = DeployRoot::new();
-    let files = [("master.php", php_master("/"))];
-    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
-    first_release(&root, &files);
-    let master = Child::spawn(
-        Command::new("php")
-            .arg("master.php")
-            .current_dir(root.current()),
-    );
-    let workers = master.wait_for_children(2, "php");
-    poll("the workers to chdir to /", || {
-        workers.iter().all(|w| cwd_of(*w) == "/").then_some(())
-    });
-    let mut strays = Strays::default();
-    strays.add(&workers);
-    deploy(&root, &files);
-    cleanup(&root);
+    let (root, master, workers, _strays) = php_deployed("/");
     let (run, doc) = check_json([root.path()]);
     assert_eq!(run.code, 2, "{run}");
     let f = the_finding(&doc, "deleted-release");
@@ -495,6 +476,20 @@ fn a_php_masters_workers_in_slash_are_in_its_finding_and_its_remedy() {
         .map(|e| e.iter().filter_map(|e| e["how"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(how, ["cwd", "master", "master"], "{run}");
+    // The text and the ps view show every process of the tree too.
+    let text = util::relwatch(["check".as_ref(), root.path().as_os_str()]);
+    let ps = util::relwatch(["ps".as_ref(), root.path().as_os_str()]);
+    for out in [&text.stdout, &ps.stdout] {
+        for w in &workers {
+            let line = out
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{w} ")));
+            assert!(
+                line.is_some_and(|l| l.contains(&format!("forked by master pid {}", master.pid()))),
+                "pid {w} in\n{out}"
+            );
+        }
+    }
     assert!(
         run_fixes(&doc, &["kill"])[0].len() == 5,
         "kill -TERM and three pids"
@@ -510,20 +505,7 @@ fn workers_of_a_killed_master_are_still_found() {
     if !have("php") {
         return;
     }
-    let root = DeployRoot::new();
-    let files = [("master.php", php_master("."))];
-    let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
-    first_release(&root, &files);
-    let master = Child::spawn(
-        Command::new("php")
-            .arg("master.php")
-            .current_dir(root.current()),
-    );
-    let workers = master.wait_for_children(2, "php");
-    let mut strays = Strays::default();
-    strays.add(&workers);
-    deploy(&root, &files);
-    cleanup(&root);
+    let (root, master, workers, _strays) = php_deployed(".");
     signal(master.pid(), Signal::SIGTERM);
     poll("the workers to be reparented", || {
         workers.iter().all(|w| ppid_of(*w) == Some(1)).then_some(())
@@ -576,38 +558,12 @@ fn unicorn_reload_with_and_without_working_directory() {
         }
         let config_path = root.tmp().join("unicorn.rb");
         std::fs::write(&config_path, config).expect("write unicorn.rb");
-        let master = Child::spawn(
-            Command::new("unicorn")
-                .arg("-c")
-                .arg(&config_path)
-                .arg(root.current().join("config.ru"))
-                .current_dir(if chdir { "/".into() } else { root.current() }),
-        );
-        let first = master.wait_for_children(2, "unicorn");
-        deploy(&root, &app);
-        reload(&master, Signal::SIGHUP, 2, &first, None);
-        cleanup(&root);
-        let (run, doc) = check_json([root.path()]);
-        if chdir {
-            assert_eq!((run.code, findings(&doc).len()), (0, 0), "{run}");
-            continue;
-        }
-        assert_eq!(run.code, 2, "{run}");
-        let doc = settled(&root, &master, doc);
-        let f = the_finding(&doc, "deleted-release");
-        assert_eq!(f["release"], "1", "{doc:#}");
-        // The master and its two workers (as they are now: `settled`).
-        assert_eq!(pids(&f).len(), 3, "{doc:#}");
-        let ran = run_fixes(&doc, &["kill"]);
-        assert_eq!(
-            ran,
-            [vec![
-                "kill".to_string(),
-                "-QUIT".into(),
-                master.pid().to_string()
-            ]]
-        );
-        until_ok(&root);
+        let mut cmd = Command::new("unicorn");
+        cmd.arg("-c")
+            .arg(&config_path)
+            .arg(root.current().join("config.ru"))
+            .current_dir(if chdir { "/".into() } else { root.current() });
+        deploy_cycle(&root, &mut cmd, ("unicorn", &app, None), chdir, "-QUIT");
     }
 }
 

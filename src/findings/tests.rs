@@ -32,7 +32,8 @@ fn proc_(
 }
 
 fn run(roots: &[DeployRoot], s: &Snapshot, grace_secs: u64) -> Vec<Finding> {
-    let attr = attribute(roots, s);
+    let mut attr = attribute(roots, s);
+    crate::attribution::inherit_from_masters(&mut attr, s, &crate::owner::is_supervisor);
     evaluate(&Input {
         roots,
         snap: s,

@@ -249,6 +249,19 @@ pub fn is_pm2_god(p: &Process) -> bool {
     })
 }
 
+/// A process supervisor of any kind relwatch knows: supervisord, PM2's God daemon, `runsv`,
+/// `s6-supervise` (and `runsvdir`). What it starts are programs with places of their own, not
+/// workers of its release ([`crate::attribution::inherit_from_masters`]).
+pub fn is_supervisor(p: &Process) -> bool {
+    is_supervisord(p)
+        || is_pm2_god(p)
+        || supervise_name(p, b"runsv").is_some()
+        || supervise_name(p, b"s6-supervise").is_some()
+        || p.cmdline
+            .first()
+            .is_some_and(|a| basename(a) == b"runsvdir")
+}
+
 fn supervise_name(p: &Process, program: &[u8]) -> Option<OsString> {
     let mut args = p.cmdline.iter();
     match (args.next(), args.next()) {
