@@ -55,7 +55,7 @@ fn pids(f: &Value) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// Every `fix[].argv` of every finding, run as given (no shell). Only `kill` and `pm2` are
+/// Every distinct `fix[].argv` of every finding, run as given (no shell), in order. Only `kill` and `pm2` are
 /// expected here: a test must never restart a unit of the machine running it.
 fn run_fixes(doc: &Value, programs: &[&str]) -> Vec<Vec<String>> {
     run_fixes_with(doc, programs, &[])
@@ -83,6 +83,11 @@ fn run_fixes_with(
                 "unexpected remedy {argv:?} in {f:#}"
             );
             assert_eq!(fix["as"], 0, "the test runs as root: {f:#}");
+            // Two findings about one pid (an orphan on a deleted release) give it the same
+            // remedy: run once, as an operator would.
+            if ran.contains(&argv) {
+                continue;
+            }
             let status = Command::new(&argv[0])
                 .args(&argv[1..])
                 .envs(env.iter().map(|(k, v)| (k, v)))
