@@ -45,6 +45,9 @@ pub enum How {
     OpenFile,
     /// An interpreter's module path (`PYTHONPATH`, `RUBYLIB`, ...) names a release.
     InterpreterPath,
+    /// Nothing of its own names a release: the master that forked it does (see
+    /// [`inherit_from_masters`]).
+    Master,
 }
 
 impl How {
@@ -57,6 +60,7 @@ impl How {
             How::MappedFile => "mapped-file",
             How::OpenFile => "open-file",
             How::InterpreterPath => "interpreter-path",
+            How::Master => "master",
         }
     }
 }
@@ -134,6 +138,8 @@ pub enum Wording {
     /// mounts and checked there by identity (`crate::holds::mounts`): `cwd
     /// /srv/app/releases/1/web, through a mount in another mount namespace`.
     Mount,
+    /// Forked by this master, which is on the evidence's release.
+    Inherited { master: i32 },
 }
 
 /// When a process that names a path through `current` started, against the switch.
@@ -206,6 +212,9 @@ pub struct Attribution {
     /// Zombie children of placed processes that were still zombies when looked at again (see
     /// [`confirm_zombies`]); only these make a `zombie` finding.
     pub lasting_zombies: Vec<i32>,
+    /// Processes on an old or deleted release with no live child whose children died and were
+    /// reaped between two looks ([`watch_reaping`]): masters whose workers keep dying.
+    pub reaping: Vec<i32>,
     /// The device of each root's releases directory (by app index), for `crate::holds`' look
     /// at processes in another mount namespace.
     pub releases_devs: Vec<Option<u64>>,
@@ -772,6 +781,96 @@ pub fn attribute(roots: &[DeployRoot], snap: &Snapshot) -> Attribution {
     out
 }
 
+/// A master's whole tree is in its release. A process that nothing of its own places (its
+/// cwd is `/` or elsewhere, its command line names no release: a daemonised worker, a child
+/// the master spawned) runs for the nearest placed ancestor, its master; so does one placed
+/// only by its start time through `current/` whose command line is its parent's (a forked
+/// copy: its start is not when it loaded the code, its master's is). Never below a supervisor
+/// (`is_supervisor`: its children are programs with their own places) and never above PID 1.
+pub fn inherit_from_masters(
+    out: &mut Attribution,
+    snap: &Snapshot,
+    is_supervisor: &dyn Fn(&Process) -> bool,
+) {
+    let mut inherited: Vec<Placement> = Vec::new();
+    for p in &snap.processes {
+        if p.pid == snap.own_pid || p.kernel_thread || p.is_zombie() || p.blind() {
+            continue;
+        }
+        let own = out.get(p.pid);
+        if own.is_some_and(|pl| !forked_copy(pl, p, snap)) {
+            continue;
+        }
+        let Some(master) = placed_ancestor(out, snap, p, is_supervisor) else {
+            continue;
+        };
+        if own.is_some_and(|pl| pl.app == master.app && pl.state == master.state) {
+            continue;
+        }
+        let mut evidence = vec![std::sync::Arc::new(Evidence {
+            pid: p.pid,
+            how: How::Master,
+            path: None,
+            deleted: false,
+            release: master.release.clone(),
+            state: master.state,
+            wording: Wording::Inherited { master: master.pid },
+        })];
+        evidence.extend(own.iter().flat_map(|pl| pl.evidence.iter().cloned()));
+        inherited.push(Placement {
+            pid: p.pid,
+            app: master.app,
+            release: master.release.clone(),
+            state: master.state,
+            evidence: evidence.into_boxed_slice(),
+            role: None,
+        });
+    }
+    if inherited.is_empty() {
+        return;
+    }
+    let pids: std::collections::HashSet<i32> = inherited.iter().map(|pl| pl.pid).collect();
+    out.placements.retain(|pl| !pids.contains(&pl.pid));
+    out.placements.extend(inherited);
+    out.placements.sort_by_key(|pl| pl.pid);
+}
+
+/// Placed only by its start time through `current/`, with its parent's command line.
+fn forked_copy(pl: &Placement, p: &Process, snap: &Snapshot) -> bool {
+    pl.evidence
+        .first()
+        .is_some_and(|e| e.how == How::ViaCurrent)
+        && pl.evidence.iter().all(|e| e.how == How::ViaCurrent)
+        && snap
+            .get(p.ppid)
+            .is_some_and(|parent| parent.cmdline == p.cmdline)
+}
+
+/// The nearest ancestor of `p` placed by evidence of its own, unless a supervisor or PID 1
+/// comes first.
+fn placed_ancestor<'a>(
+    out: &'a Attribution,
+    snap: &Snapshot,
+    p: &Process,
+    is_supervisor: &dyn Fn(&Process) -> bool,
+) -> Option<&'a Placement> {
+    let mut pid = p.ppid;
+    for _ in 0..64 {
+        let a = snap.get(pid).filter(|a| a.pid > 1)?;
+        if is_supervisor(a) {
+            return None;
+        }
+        if let Some(pl) = out
+            .get(pid)
+            .filter(|pl| pl.evidence.first().is_some_and(|e| e.how != How::Master))
+        {
+            return Some(pl);
+        }
+        pid = a.ppid;
+    }
+    None
+}
+
 /// The command line as config patterns see it: arguments joined by single spaces.
 pub fn joined_cmdline(p: &crate::snapshot::Process) -> String {
     let mut s = String::new();
@@ -940,6 +1039,52 @@ fn backed(pl: &Placement, p: &Process) -> bool {
         (Wording::Path, How::Exe) => on_releases_device(&p.exe),
         _ => false,
     }
+}
+
+/// How long [`watch_reaping`] watches a master's counters: a master that forks a worker at
+/// least this often, and each dies, is seen every time.
+pub const REAP_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Name the masters whose workers keep dying even when no worker is alive at the scan: a
+/// placed process on an old or deleted release with no live child, whose reaped children's counters (`cminflt` and `cutime`+`cstime` of
+/// `/proc/PID/stat`) grow within [`REAP_WINDOW`]. Only a process that has reaped children
+/// before (a counter above 0) is watched, so a scan without one does not wait. Measured in
+/// tests/appservers.rs: `cminflt` grows with every reaped child (each child faults in pages of
+/// its own), `cutime`/`cstime` only when children lived a clock tick.
+pub fn watch_reaping(
+    attr: &mut Attribution,
+    snap: &Snapshot,
+    source: &mut dyn crate::snapshot::ProcSource,
+) {
+    let first: Vec<(i32, u64, (u64, u64))> = attr
+        .placements
+        .iter()
+        .filter(|pl| matches!(pl.state, ReleaseState::Old | ReleaseState::Deleted))
+        .filter(|pl| snap.child_count(pl.pid) == 0)
+        .filter_map(|pl| {
+            let p = snap.get(pl.pid)?;
+            let s = source.stat(pl.pid).ok()?;
+            let counters = (s.reaped_faults, s.reaped_ticks);
+            (s.start_ticks == p.start_ticks && counters != (0, 0)).then_some((
+                pl.pid,
+                p.start_ticks,
+                counters,
+            ))
+        })
+        .collect();
+    if first.is_empty() {
+        return;
+    }
+    std::thread::sleep(REAP_WINDOW);
+    attr.reaping = first
+        .into_iter()
+        .filter(|&(pid, ticks, (faults, cpu))| {
+            source.stat(pid).is_ok_and(|s| {
+                s.start_ticks == ticks && (s.reaped_faults > faults || s.reaped_ticks > cpu)
+            })
+        })
+        .map(|(pid, _, _)| pid)
+        .collect();
 }
 
 /// How long a zombie must stay one before it counts: a parent that reaps its children with

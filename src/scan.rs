@@ -16,7 +16,9 @@
 //! 3. **second look**: only for the processes that can decide a finding: their owners (cgroup
 //!    and the few named environment keys), a re-check that each is still the process that was
 //!    read and lives in our mount namespace, and a second look at zombies after
-//!    [`crate::attribution::ZOMBIE_CONFIRM`] (the only wait in a scan). It reads the host.
+//!    [`crate::attribution::ZOMBIE_CONFIRM`], and a second look at the counters of a
+//!    childless process on an old release that has reaped children before
+//!    ([`crate::attribution::watch_reaping`]: its workers keep dying). It reads the host.
 //! 4. **rules**: one per finding kind, over everything above and the agent's restart history
 //!    ([`crate::findings::evaluate`]). Pure.
 //!
@@ -104,10 +106,12 @@ pub fn read(source: &mut dyn ProcSource) -> anyhow::Result<Snapshot> {
         .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))
 }
 
-/// Stage 2 (pure): place each process in at most one app and release, then apply each app's
+/// Stage 2 (pure): place each process in at most one app and release, give a master's tree
+/// its release (what nothing of its own places runs for its master), then apply each app's
 /// `ignore` and `roles`.
 pub fn place(roots: &[DeployRoot], snap: &Snapshot, settings: &Settings) -> Attribution {
     let mut attr = attribution::attribute(roots, snap);
+    attribution::inherit_from_masters(&mut attr, snap, &owner::is_supervisor);
     attribution::apply_settings(&mut attr, snap, settings);
     attr
 }
@@ -124,6 +128,7 @@ pub fn second_look(
     let owners = owner::collect(snap, attr, &deciding, source, all_owners);
     attribution::verify(attr, snap, &deciding, source);
     attribution::confirm_zombies(attr, snap, source);
+    attribution::watch_reaping(attr, snap, source);
     owners
 }
 

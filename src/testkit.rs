@@ -384,6 +384,8 @@ impl crate::snapshot::ProcSource for Told {
         Ok(crate::snapshot::PidStat {
             state: p.state,
             start_ticks: p.start_ticks,
+            reaped_faults: 0,
+            reaped_ticks: 0,
         })
     }
     fn foreign_mount_ns(&mut self, _: i32) -> Result<bool, crate::snapshot::ReadError> {

@@ -3,7 +3,7 @@
 //! release was made). This is the incident relwatch exists for: a master whose release was
 //! cleaned up keeps running while every worker it spawns dies.
 
-use super::{live_children, proc_of, tree_finding, trees, Detail, Finding, Input, Severity};
+use super::{proc_of, tree_finding, trees, workers, Detail, Finding, Input, Severity};
 use crate::attribution::ReleaseState;
 
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
@@ -11,7 +11,8 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         let pid = t.top.pid;
         let detail = Detail::DeletedRelease {
             top: proc_of(input.snap, pid),
-            workers: live_children(input.snap, pid),
+            workers: workers(&t),
+            dying: input.attr.reaping.contains(&pid),
         };
         out.push(tree_finding(input, &t, Severity::Critical, detail));
     }

@@ -72,10 +72,13 @@ pub enum Detail {
     DeletedRelease {
         top: Proc,
         workers: u32,
+        /// The top has no live worker but reaped dying ones during the scan.
+        dying: bool,
     },
     OldRelease {
         top: Proc,
         workers: u32,
+        dying: bool,
         /// Seconds since the switch, and the grace period when still within it.
         switched: Option<Switched>,
     },

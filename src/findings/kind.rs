@@ -208,7 +208,8 @@ static KINDS: [About; 9] = [
     About {
         kind: Kind::Orphan,
         name: "orphan",
-        severities: &[Warning],
+        // information where the app's `orphans: info` says so
+        severities: &[Warning, Info],
         always_in_series: true,
         one: "orphan",
         many: "orphans",

@@ -189,6 +189,12 @@ pub(crate) fn live_children(snap: &Snapshot, pid: i32) -> u32 {
     u32::try_from(snap.child_count(pid)).unwrap_or(u32::MAX)
 }
 
+/// The workers of a tree's master: every process of the tree below it (grandchildren too),
+/// so that the count is its pids' but one.
+pub(crate) fn workers(t: &Tree) -> u32 {
+    u32::try_from(t.members.len()).unwrap_or(u32::MAX)
+}
+
 /// Evidence of a tree, top first.
 pub(crate) fn tree_evidence(t: &Tree) -> Vec<std::sync::Arc<Evidence>> {
     std::iter::once(t.top)
@@ -205,7 +211,13 @@ pub(crate) fn tree_pids(t: &Tree) -> Vec<i32> {
 
 /// What fixes a tree: restart its top once, through whatever owns it.
 pub(crate) fn tree_fix(input: &Input, t: &Tree) -> crate::owner::remedy::TreeFix {
-    crate::owner::remedy::for_tree(input.snap, input.owners, input.attr, t.top.pid)
+    crate::owner::remedy::for_tree(
+        input.snap,
+        input.owners,
+        input.attr,
+        input.roots.get(t.top.app),
+        &tree_pids(t),
+    )
 }
 
 /// The finding for a whole tree: its pids master first, its evidence, its owner, its role and
@@ -215,7 +227,10 @@ pub(crate) fn tree_finding(input: &Input, t: &Tree, severity: Severity, detail: 
     Finding {
         release: t.top.release.clone(),
         pids: tree_pids(t),
-        master: (live_children(input.snap, pid) > 0).then_some(pid),
+        master: (!t.members.is_empty()
+            || live_children(input.snap, pid) > 0
+            || input.attr.reaping.contains(&pid))
+        .then_some(pid),
         owner: owner_label(input, pid),
         role: t.top.role.clone(),
         evidence: tree_evidence(t),

@@ -3,7 +3,7 @@
 //! switch (workers are still being restarted), a warning after it.
 
 use super::Switched;
-use super::{live_children, proc_of, tree_finding, trees, Detail, Finding, Input, Severity};
+use super::{proc_of, tree_finding, trees, workers, Detail, Finding, Input, Severity};
 use crate::attribution::ReleaseState;
 
 pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
@@ -28,7 +28,8 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         };
         let detail = Detail::OldRelease {
             top: proc_of(input.snap, pid),
-            workers: live_children(input.snap, pid),
+            workers: workers(&t),
+            dying: input.attr.reaping.contains(&pid),
             switched,
         };
         out.push(tree_finding(input, &t, severity, detail));

@@ -13,7 +13,8 @@
 //! `orphans:` setting makes the finding a warning (default), information, or nothing.
 //!
 //! PID 1 is the only reaper considered: a subreaper (`systemd --user`, a container init) is a
-//! supervisor in its own right.
+//! supervisor in its own right. PM2's God daemon, which always runs under PID 1, is never an
+//! orphan.
 
 use super::{owner_label, proc_of, Detail, Finding, Input, Lost, Remedy, Severity};
 use crate::attribution::ReleaseState;
@@ -49,7 +50,8 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
         let (Some(p), Some(o)) = (input.snap.get(pl.pid), input.owners.get(pl.pid)) else {
             continue;
         };
-        if p.ppid != 1 || p.is_zombie() {
+        // PM2's God daemon always runs under PID 1: a supervisor, not a lost worker.
+        if p.ppid != 1 || p.is_zombie() || crate::owner::is_pm2_god(p) {
             continue;
         }
         let Some(lost) = lost(o, p.pid, &main_of) else {
@@ -133,6 +135,13 @@ mod tests {
             vec![
                 process(10, 1, link(b"/srv/app/releases/67", 67, 2), 2_000.0, &["w"]),
                 process(11, 1, link(b"/srv/app/releases/66", 66, 2), 500.0, &["w"]),
+                process(
+                    12,
+                    1,
+                    link(b"/srv/app/releases/66", 66, 2),
+                    500.0,
+                    &["PM2 v5.3.0: God Daemon (/root/.pm2)"],
+                ),
             ],
             3_000.0,
         );
@@ -142,7 +151,7 @@ mod tests {
             unit: None,
             supervisor_enabled: false,
         };
-        let owners = Owners::from_list(vec![(10, by_hand()), (11, by_hand())]);
+        let owners = Owners::from_list(vec![(10, by_hand()), (11, by_hand()), (12, by_hand())]);
         let settings = Settings {
             apps: vec![AppSettings {
                 orphans: level,
@@ -166,6 +175,7 @@ mod tests {
 
     #[test]
     fn a_hand_started_process_is_an_orphan_only_when_left_on_an_old_release() {
+        // and PM2's God daemon (pid 12), under PID 1 on the old release, never is.
         let f = orphans(Orphans::Warning);
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].pids, [11]);

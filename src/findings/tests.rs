@@ -1,7 +1,7 @@
 //! Rules on hand-built snapshots: no /proc, no filesystem, exact inputs.
 
 use super::*;
-use crate::attribution::attribute;
+use crate::attribution::{attribute, How};
 use crate::layout::Current;
 use crate::settings::AppSettings;
 use crate::settings::Settings;
@@ -32,7 +32,8 @@ fn proc_(
 }
 
 fn run(roots: &[DeployRoot], s: &Snapshot, grace_secs: u64) -> Vec<Finding> {
-    let attr = attribute(roots, s);
+    let mut attr = attribute(roots, s);
+    crate::attribution::inherit_from_masters(&mut attr, s, &crate::owner::is_supervisor);
     evaluate(&Input {
         roots,
         snap: s,
@@ -66,10 +67,72 @@ fn master_and_workers_on_a_deleted_release_are_one_finding() {
     assert_eq!(f[0].master, Some(100));
     assert_eq!(f[0].pids, [100, 101, 102, 103]);
     assert_eq!(f[0].release.as_deref(), Some(std::ffi::OsStr::new("65")));
-    let Detail::DeletedRelease { top, workers } = &f[0].detail else {
+    let Detail::DeletedRelease { top, workers, .. } = &f[0].detail else {
         panic!("{f:#?}");
     };
-    assert_eq!((top.pid, *workers), (100, 2));
+    // Every process below the master is counted: the count is its pids' but one.
+    assert_eq!((top.pid, *workers), (100, 3));
+}
+
+/// A worker whose own cwd names no release (a daemonised worker in `/`), and its child, are
+/// in their master's finding, with evidence that names the master; a process under PID 1 or
+/// under a supervisor inherits nothing.
+#[test]
+fn a_masters_whole_tree_is_in_its_finding() {
+    let roots = [app(b"67", &[(b"66", 66), (b"67", 67)])];
+    let gone = || link(b"/srv/app/releases/65 (deleted)", 65, 0);
+    let root_dir = || link(b"/", 2, 20);
+    let supervisord = crate::testkit::process(300, 1, gone(), 1.0, &["supervisord", "-n"]);
+    let s = snap(
+        vec![
+            proc_(100, 1, gone(), 5.0),
+            proc_(101, 100, root_dir(), 6.0),
+            proc_(102, 101, root_dir(), 7.0),
+            proc_(200, 1, root_dir(), 7.0),
+            supervisord,
+            proc_(301, 300, root_dir(), 7.0),
+        ],
+        SWITCH + 10.0,
+    );
+    let f = run(&roots, &s, 300);
+    let deleted: Vec<&Finding> = f
+        .iter()
+        .filter(|f| f.kind == Kind::DeletedRelease)
+        .collect();
+    assert_eq!(deleted.len(), 2, "{f:#?}");
+    assert_eq!(deleted[0].pids, [100, 101, 102]);
+    assert_eq!(deleted[0].master, Some(100));
+    assert_eq!(
+        deleted[1].pids,
+        [300],
+        "a supervisor's program keeps its own place"
+    );
+    let inherited: Vec<(i32, How)> = deleted[0].evidence.iter().map(|e| (e.pid, e.how)).collect();
+    assert_eq!(
+        inherited,
+        [(100, How::Cwd), (101, How::Master), (102, How::Master)]
+    );
+    let Detail::DeletedRelease { workers, .. } = &deleted[0].detail else {
+        panic!("{f:#?}");
+    };
+    assert_eq!(*workers, 2);
+}
+
+/// A worker forked after the switch by a master that started before it, both naming
+/// `current/` on their command lines (cwd outside the releases): the worker's start is not
+/// when it loaded the code, its master's is. It is on the master's old release.
+#[test]
+fn a_forked_copy_runs_its_masters_release_not_its_own_start_times() {
+    let roots = [app(b"67", &[(b"66", 66), (b"67", 67)])];
+    let home = || link(b"/home/deploy", 3, 20);
+    let args = ["php", "/srv/app/current/worker.php"];
+    let master = crate::testkit::process(100, 1, home(), SWITCH - 50.0, &args);
+    let worker = crate::testkit::process(101, 100, home(), SWITCH + 50.0, &args);
+    let s = snap(vec![master, worker], SWITCH + 100.0);
+    let f = run(&roots, &s, 0);
+    let old: Vec<&Finding> = f.iter().filter(|f| f.kind == Kind::OldRelease).collect();
+    assert_eq!(old.len(), 1, "{f:#?}");
+    assert_eq!(old[0].pids, [100, 101]);
 }
 
 #[test]

@@ -17,6 +17,7 @@
 
 pub mod container;
 pub mod remedy;
+pub mod servers;
 pub mod unit;
 
 use crate::attribution::Attribution;
@@ -35,11 +36,13 @@ pub enum Supervisor {
         pid: i32,
         program: Option<String>,
     },
-    /// A PM2 God daemon ancestor, with the app's `name` and `pm_id`.
+    /// A PM2 God daemon ancestor, with the app's `name`, `pm_id` and `pm_exec_path` (the
+    /// script PM2 runs: a fork-mode app's command line is PM2's container, not the script).
     Pm2 {
         god: i32,
         name: Option<OsString>,
         id: Option<OsString>,
+        exec_path: Option<OsString>,
     },
     Runit {
         pid: i32,
@@ -255,6 +258,19 @@ pub fn is_pm2_god(p: &Process) -> bool {
     })
 }
 
+/// A process supervisor of any kind relwatch knows: supervisord, PM2's God daemon, `runsv`,
+/// `s6-supervise` (and `runsvdir`). What it starts are programs with places of their own, not
+/// workers of its release ([`crate::attribution::inherit_from_masters`]).
+pub fn is_supervisor(p: &Process) -> bool {
+    is_supervisord(p)
+        || is_pm2_god(p)
+        || supervise_name(p, b"runsv").is_some()
+        || supervise_name(p, b"s6-supervise").is_some()
+        || p.cmdline
+            .first()
+            .is_some_and(|a| basename(a) == b"runsvdir")
+}
+
 fn supervise_name(p: &Process, program: &[u8]) -> Option<OsString> {
     let mut args = p.cmdline.iter();
     match (args.next(), args.next()) {
@@ -372,7 +388,7 @@ fn keys_for(nearest: Option<(i32, &'static str)>, p: &Process) -> &'static [&'st
         "SUPERVISOR_PROCESS_NAME",
         "SUPERVISOR_GROUP_NAME",
     ];
-    const PM2: &[&str] = &["pm_id", "name"];
+    const PM2: &[&str] = &["pm_id", "name", "pm_exec_path"];
     const ORPHAN: &[&str] = &["SUPERVISOR_ENABLED"];
     match nearest {
         Some((_, "supervisord")) => SUPERVISORD,
@@ -441,6 +457,7 @@ impl Decider {
                 god,
                 name: env.get("name").map(OsStr::to_os_string),
                 id: env.get("pm_id").map(OsStr::to_os_string),
+                exec_path: env.get("pm_exec_path").map(OsStr::to_os_string),
             },
             Some((spid, kind)) => {
                 let a = snap.get(spid);
@@ -583,7 +600,7 @@ mod tests {
         ]);
         let keys = |pid| env_keys(&s, s.get(pid).unwrap());
         assert!(keys(11).contains(&"SUPERVISOR_PROCESS_NAME"));
-        assert_eq!(keys(21), ["pm_id", "name"]);
+        assert_eq!(keys(21), ["pm_id", "name", "pm_exec_path"]);
         assert_eq!(
             keys(30),
             ["SUPERVISOR_ENABLED"],

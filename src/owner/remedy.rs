@@ -6,9 +6,11 @@
 //! phrases the rest. The one read made here is the user name of a user service's uid
 //! (`systemctl --user -M NAME@` needs it; without it the command is given to run as the uid).
 
+use super::servers::{self, Server};
 use super::{is_pm2_god, is_supervisord, Owners, Supervisor};
 use crate::attribution::{Attribution, ReleaseState};
-use crate::snapshot::Snapshot;
+use crate::layout::DeployRoot;
+use crate::snapshot::{Process, Snapshot};
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -124,8 +126,78 @@ pub enum Restart {
     SupervisordUnnamed,
     /// A PM2 God daemon whose app name for it could not be read.
     Pm2Unnamed,
-    /// Nothing would restart it: end it, then start it again from the app's link.
-    KillAndStart { pid: i32, because: Unsupervised },
+    /// A PM2 app, registered again from the app's link: `pm2 restart` keeps the cwd PM2 saved
+    /// for it (the old release), and once that release is deleted takes the app down.
+    Pm2Again(Box<Pm2Again>),
+    /// Nothing would restart it: end it (`stop`), then start it again from the app's link.
+    KillAndStart {
+        because: Unsupervised,
+        /// Boxed: a finding stays small (`findings::tests::a_finding_stays_small`).
+        stop: Box<Stop>,
+    },
+}
+
+/// `pm2 delete NAME && pm2 start LINK/SCRIPT --name NAME --cwd LINK && pm2 save`, as the God
+/// daemon's user. `script`: the app's script relative to its release, when its command line
+/// names it there; without it the start is a person's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pm2Again {
+    pub name: Box<OsStr>,
+    pub script: Option<Box<OsStr>>,
+    pub link: Box<OsStr>,
+    pub as_whom: AsWhom,
+}
+
+/// How a process that nothing restarts is ended: its app server's graceful stop signal
+/// ([`super::servers`]) sent to `pids`: the master alone when it ends its workers, else every
+/// process of its tree, master first. Never PID 1, relwatch itself or a kernel thread: `pids`
+/// is empty when nothing may be signalled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    /// The process nothing restarts (the top of its tree).
+    pub pid: i32,
+    pub server: &'static Server,
+    pub pids: Box<[i32]>,
+}
+
+impl Stop {
+    /// How to end the tree `tree` (its top first) of the process `p`.
+    fn of(snap: &Snapshot, tree: &[i32]) -> Stop {
+        let server = tree
+            .first()
+            .and_then(|pid| snap.get(*pid))
+            .map_or(servers::unknown(), servers::of);
+        let whom = if server.ends_workers {
+            &tree[..tree.len().min(1)]
+        } else {
+            tree
+        };
+        Stop {
+            pid: tree.first().copied().unwrap_or(0),
+            server,
+            pids: whom
+                .iter()
+                .copied()
+                .filter(|&pid| may_signal(snap, pid))
+                .collect(),
+        }
+    }
+
+    /// `kill -SIGNAL PID...`, when there is a pid to signal.
+    pub fn command(&self) -> Option<Command> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        let args = std::iter::once(Arg::Word(self.server.stop))
+            .chain(self.pids.iter().map(|&p| Arg::Pid(p)));
+        Some(Command::new("kill", args.collect::<Vec<_>>()))
+    }
+}
+
+/// Whether a remedy may signal `pid`: never PID 1 (or 0 and below: a process group), never
+/// relwatch itself, never a kernel thread or a process not in the snapshot.
+pub fn may_signal(snap: &Snapshot, pid: i32) -> bool {
+    pid > 1 && pid != snap.own_pid && snap.get(pid).is_some_and(|p| !p.kernel_thread)
 }
 
 /// Why nothing would restart a process.
@@ -171,13 +243,15 @@ pub struct StaleSupervisor {
     pub as_whom: AsWhom,
 }
 
-/// What restarts `pid` itself, by its owner.
-fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
+/// What restarts the top of `tree` (top first; a lone process is a tree of one), by its owner.
+fn restart(snap: &Snapshot, owners: &Owners, root: Option<&DeployRoot>, tree: &[i32]) -> Restart {
+    let pid = tree.first().copied().unwrap_or(0);
+    let kill = |because| Restart::KillAndStart {
+        because,
+        stop: Box::new(Stop::of(snap, tree)),
+    };
     let Some(owner) = owners.get(pid) else {
-        return Restart::KillAndStart {
-            pid,
-            because: Unsupervised::OwnerUnread,
-        };
+        return kill(Unsupervised::OwnerUnread);
     };
     // Through the supervisor, as its user (root, or the worker's own: see `nearest_from`).
     let as_whom = owner
@@ -194,9 +268,23 @@ fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
             program: Some(p), ..
         } => command("supervisorctl", vec![Arg::Word("restart"), Arg::name(p)]),
         Supervisor::Supervisord { program: None, .. } => Restart::SupervisordUnnamed,
-        Supervisor::Pm2 { name: n, id, .. } => match n.as_ref().or(id.as_ref()) {
-            Some(n) => command("pm2", vec![Arg::Word("restart"), Arg::name(n)]),
-            None => Restart::Pm2Unnamed,
+        Supervisor::Pm2 {
+            name: n,
+            id,
+            exec_path,
+            ..
+        } => match (n.as_ref().or(id.as_ref()), root) {
+            (Some(n), Some(root)) => Restart::Pm2Again(Box::new(Pm2Again {
+                name: n.as_os_str().into(),
+                script: exec_path
+                    .as_deref()
+                    .and_then(|path| in_release(Path::new(path), root))
+                    .or_else(|| snap.get(pid).and_then(|p| pm2_script(p, root))),
+                link: root.link.as_os_str().into(),
+                as_whom,
+            })),
+            (Some(n), None) => command("pm2", vec![Arg::Word("restart"), Arg::name(n)]),
+            (None, _) => Restart::Pm2Unnamed,
         },
         Supervisor::Runit { service, .. } => {
             command("sv", vec![Arg::Word("restart"), Arg::name(service)])
@@ -211,16 +299,10 @@ fn restart(snap: &Snapshot, owners: &Owners, pid: i32) -> Restart {
         }
         Supervisor::Systemd { unit } => Restart::Command(systemctl_restart(&unit.unit, unit.user)),
         Supervisor::Container(c) => Restart::Command(restart_container(c)),
-        Supervisor::Session { unit } => Restart::KillAndStart {
-            pid,
-            because: Unsupervised::ByHand {
-                session: unit.display().into(),
-            },
-        },
-        Supervisor::None => Restart::KillAndStart {
-            pid,
-            because: Unsupervised::NoSupervisor,
-        },
+        Supervisor::Session { unit } => kill(Unsupervised::ByHand {
+            session: unit.display().into(),
+        }),
+        Supervisor::None => kill(Unsupervised::NoSupervisor),
     }
 }
 
@@ -237,6 +319,45 @@ fn restart_container(c: &super::container::Container) -> Command {
         Runtime::Nspawn => systemctl_restart(&format!("systemd-nspawn@{}.service", c.id), None),
         Runtime::Lxc => Command::new("lxc-stop", [Arg::Word("--reboot"), Arg::Word("-n"), id]),
     }
+}
+
+/// The script a PM2 app runs, relative to its release: the first argument after the
+/// interpreter that is no option, when it lies inside a release (or the link) or is relative
+/// (PM2 starts it from its cwd, the release).
+fn pm2_script(p: &Process, root: &DeployRoot) -> Option<Box<OsStr>> {
+    // PM2 sets the title of a fork-mode app to `node /srv/api/releases/3/server.js` in its
+    // first argument, the rest of the argument area NULs: split that title at spaces.
+    let args: Vec<&[u8]> = p
+        .cmdline
+        .iter()
+        .map(|a| a.as_bytes())
+        .filter(|a| !a.is_empty())
+        .collect();
+    let words: Vec<&[u8]> = match args[..] {
+        [title] => title
+            .split(|&c| c == b' ')
+            .filter(|w| !w.is_empty())
+            .collect(),
+        _ => args,
+    };
+    let arg = OsStr::from_bytes(words.iter().skip(1).find(|a| !a.starts_with(b"-"))?);
+    let path = Path::new(arg);
+    if path.is_relative() {
+        return (!arg.as_bytes().starts_with(b"..")).then(|| Box::from(OsStr::new(arg)));
+    }
+    in_release(path, root)
+}
+
+/// An absolute path inside the app's link or one of its releases, relative to it.
+fn in_release(path: &Path, root: &DeployRoot) -> Option<Box<OsStr>> {
+    if let Ok(rest) = path.strip_prefix(&root.link) {
+        return Some(rest.as_os_str().into());
+    }
+    let rest = path.strip_prefix(root.releases_dir.as_deref()?).ok()?;
+    let mut parts = rest.components();
+    parts.next()?;
+    let script = parts.as_path();
+    (!script.as_os_str().is_empty()).then(|| script.as_os_str().into())
 }
 
 /// `systemctl restart UNIT`; for a user service, through the user's manager when the uid has
@@ -267,15 +388,22 @@ fn systemctl_restart(unit: &str, user: Option<u32>) -> Command {
     }
 }
 
-/// What fixes the tree whose top is `pid`.
-pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) -> TreeFix {
+/// What fixes `tree` (its pids, top first) of the app `root`.
+pub fn for_tree(
+    snap: &Snapshot,
+    owners: &Owners,
+    attr: &Attribution,
+    root: Option<&DeployRoot>,
+    tree: &[i32],
+) -> TreeFix {
+    let pid = tree.first().copied().unwrap_or(0);
     let Some(p) = snap.get(pid) else {
         return TreeFix::Vanished { pid };
     };
     if is_supervisord(p) {
         return TreeFix::SupervisordItself {
             pid,
-            restart: restart(snap, owners, pid),
+            restart: restart(snap, owners, None, &[pid]),
             as_whom: AsWhom::uid(p.uid),
         };
     }
@@ -302,19 +430,49 @@ pub fn for_tree(snap: &Snapshot, owners: &Owners, attr: &Attribution, pid: i32) 
         })
     });
     TreeFix::Restart {
-        restart: restart(snap, owners, pid),
+        restart: restart(snap, owners, root, tree),
         stale,
     }
 }
 
 impl Restart {
-    /// The command this names, if any (`KillAndStart`: the kill; starting again is a person's).
-    pub fn command(&self) -> Option<Command> {
+    /// The commands this names, in order (`KillAndStart`: the kill; starting again is a
+    /// person's; a PM2 app whose script is not known: none, its start is a person's).
+    pub fn commands(&self) -> Vec<Command> {
         match self {
-            Restart::Command(c) => Some(c.clone()),
-            Restart::SupervisordUnnamed | Restart::Pm2Unnamed => None,
-            Restart::KillAndStart { pid, .. } => Some(Command::kill(*pid)),
+            Restart::Command(c) => vec![c.clone()],
+            Restart::SupervisordUnnamed | Restart::Pm2Unnamed => Vec::new(),
+            Restart::Pm2Again(again) => again.commands(),
+            Restart::KillAndStart { stop, .. } => stop.command().into_iter().collect(),
         }
+    }
+}
+
+impl Pm2Again {
+    /// `pm2 delete NAME`, `pm2 start LINK/SCRIPT --name NAME --cwd LINK`, `pm2 save`; none
+    /// without the script.
+    pub fn commands(&self) -> Vec<Command> {
+        let Some(script) = &self.script else {
+            return Vec::new();
+        };
+        let pm2 = |args: Vec<Arg>| Command {
+            as_whom: self.as_whom,
+            ..Command::new("pm2", args)
+        };
+        let name = || Arg::Name(self.name.clone());
+        let link = || Arg::Name(self.link.clone());
+        vec![
+            pm2(vec![Arg::Word("delete"), name()]),
+            pm2(vec![
+                Arg::Word("start"),
+                Arg::name(Path::new(&self.link).join(&**script)),
+                Arg::Word("--name"),
+                name(),
+                Arg::Word("--cwd"),
+                link(),
+            ]),
+            pm2(vec![Arg::Word("save")]),
+        ]
     }
 }
 
@@ -326,13 +484,13 @@ impl TreeFix {
             TreeFix::SupervisordItself {
                 restart, as_whom, ..
             } => {
-                let mut out: Vec<Command> = restart.command().into_iter().collect();
+                let mut out = restart.commands();
                 out.extend(Command::supervisord_update(*as_whom));
                 out
             }
             TreeFix::Pm2GodItself { as_whom, .. } => Command::pm2_resurrect(*as_whom).into(),
             TreeFix::Restart { restart, stale } => {
-                let mut out: Vec<Command> = restart.command().into_iter().collect();
+                let mut out = restart.commands();
                 match stale {
                     Some(s) if s.pm2 => out.extend(Command::pm2_resurrect(s.as_whom)),
                     Some(s) => out.extend(Command::supervisord_update(s.as_whom)),
@@ -402,12 +560,113 @@ mod tests {
             supervisor_enabled: true,
         };
         let owners = Owners::from_list(vec![(11, supervisord(10)), (21, supervisord(20))]);
-        let as_whom = |pid| match restart(&snap, &owners, pid) {
+        let as_whom = |pid| match restart(&snap, &owners, None, &[pid]) {
             Restart::Command(c) => c.as_whom,
             other => panic!("{other:?}"),
         };
         assert_eq!(as_whom(11), AsWhom::Root);
         assert_eq!(as_whom(21), AsWhom::Uid(1000));
         assert_eq!(AsWhom::uid(0), AsWhom::Root);
+    }
+
+    /// An unsupervised tree is ended by its server's graceful signal: uWSGI's master alone
+    /// with INT (TERM reloads it), a home-grown master with every pid of its tree (its workers
+    /// outlive it); never PID 1 or a kernel thread.
+    #[test]
+    fn an_unsupervised_tree_is_ended_by_its_servers_signal() {
+        let mut kthread = process(5, 2, Err(LinkError::Absent), 1.0, &["kworker"]);
+        kthread.kernel_thread = true;
+        let snap = snapshot(
+            vec![
+                process(1, 0, Err(LinkError::Absent), 1.0, &["php", "master.php"]),
+                kthread,
+                process(
+                    10,
+                    1,
+                    Err(LinkError::Absent),
+                    1.0,
+                    &["uwsgi", "--ini", "a.ini"],
+                ),
+                process(
+                    11,
+                    10,
+                    Err(LinkError::Absent),
+                    1.0,
+                    &["uwsgi", "--ini", "a.ini"],
+                ),
+                process(20, 1, Err(LinkError::Absent), 1.0, &["php", "master.php"]),
+                process(21, 20, Err(LinkError::Absent), 1.0, &["php", "master.php"]),
+            ],
+            10.0,
+        );
+        let argv = |tree: &[i32]| -> Vec<String> {
+            let owners = Owners::default();
+            restart(&snap, &owners, None, tree)
+                .commands()
+                .iter()
+                .flat_map(|c| {
+                    c.argv()
+                        .map(|a| String::from_utf8_lossy(&a).into_owned())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(argv(&[10, 11]), ["kill", "-INT", "10"]);
+        assert_eq!(argv(&[20, 21]), ["kill", "-TERM", "20", "21"]);
+        assert_eq!(argv(&[1, 20, 5]), ["kill", "-TERM", "20"]);
+        assert!(argv(&[1]).is_empty(), "PID 1 is never signalled");
+    }
+
+    #[test]
+    fn a_pm2_app_is_registered_again_from_the_link() {
+        let root = crate::testkit::root(
+            "api",
+            b"/srv/api",
+            crate::testkit::current(b"2"),
+            &[(b"1", 1), (b"2", 2)],
+        );
+        let script = |args: &[&str]| {
+            let p = process(10, 1, Err(LinkError::Absent), 1.0, args);
+            pm2_script(&p, &root).map(|s| s.to_string_lossy().into_owned())
+        };
+        assert_eq!(
+            script(&["node", "/srv/api/releases/1/bin/server.js"]).as_deref(),
+            Some("bin/server.js")
+        );
+        assert_eq!(
+            script(&[
+                "node",
+                "--max-old-space-size=512",
+                "/srv/api/current/server.js"
+            ])
+            .as_deref(),
+            Some("server.js")
+        );
+        assert_eq!(script(&["node", "server.js"]).as_deref(), Some("server.js"));
+        assert_eq!(script(&["node", "/opt/other/server.js"]), None);
+        // PM2's fork-mode title: one argument, then NULs.
+        assert_eq!(
+            script(&["node /srv/api/releases/1/server.js", "", ""]).as_deref(),
+            Some("server.js")
+        );
+        let again = Pm2Again {
+            name: OsStr::new("api").into(),
+            script: Some(OsStr::new("server.js").into()),
+            link: OsStr::new("/srv/api/current").into(),
+            as_whom: AsWhom::Uid(1000),
+        };
+        let lines: Vec<String> = again
+            .commands()
+            .iter()
+            .map(crate::report::words::command_line)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "pm2 delete api",
+                "pm2 start /srv/api/current/server.js --name api --cwd /srv/api/current",
+                "pm2 save"
+            ]
+        );
     }
 }

@@ -45,6 +45,7 @@ fn supervisor_owners() -> Vec<(&'static str, Vec<(i32, Owner)>)> {
         god: 1,
         name: name.map(Into::into),
         id: id.map(Into::into),
+        exec_path: None,
     };
     let s6 = |pid, service: &str| Supervisor::S6 {
         pid,
@@ -179,6 +180,7 @@ fn remedies_by_owner() {
                     god: 200,
                     name: program.map(Into::into),
                     id: None,
+                    exec_path: None,
                 }),
                 retitle(200, god),
             ),

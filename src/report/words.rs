@@ -17,7 +17,7 @@ use crate::findings::{
     Allowed, Detail, Finding, Instance, Kind, Lost, Proc, Remedy, Severity, Switched,
 };
 use crate::layout::{Current, DeployRoot};
-use crate::owner::remedy::{AsWhom, Command, Restart, TreeFix, Unsupervised};
+use crate::owner::remedy::{AsWhom, Command, Pm2Again, Restart, Stop, TreeFix, Unsupervised};
 use std::ffi::OsStr;
 use std::fmt::{self, Display, Formatter, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -114,6 +114,13 @@ pub fn evidence(e: &Evidence) -> std::borrow::Cow<'_, str> {
             }
             out
         }
+        (Wording::Inherited { master }, _) => match &e.release {
+            Some(r) => format!(
+                "nothing of its own names a release: forked by master pid {master}, on release {}",
+                escape(&**r)
+            ),
+            None => format!("nothing of its own names a release: forked by master pid {master}"),
+        },
         (Wording::IsRelease, how) => format!(
             "{} is release {}",
             how.as_str(),
@@ -289,12 +296,17 @@ impl Display for Message<'_> {
         let (f, root) = (self.f, self.root);
         match &f.detail {
             Detail::BrokenCurrent => broken_link(w, root),
-            Detail::DeletedRelease { top, workers } => deleted_release(w, f, top, *workers),
+            Detail::DeletedRelease {
+                top,
+                workers,
+                dying,
+            } => deleted_release(w, f, top, *workers, *dying),
             Detail::OldRelease {
                 top,
                 workers,
                 switched,
-            } => old_release(w, f, root, top, *workers, switched),
+                dying,
+            } => old_release(w, f, root, top, (*workers, *dying), switched),
             Detail::Duplicate { allowed, instances } => duplicate(w, f, allowed, instances),
             Detail::Missing { min, elsewhere } => {
                 let n = f.pids.len();
@@ -341,12 +353,27 @@ impl Display for Message<'_> {
     }
 }
 
-fn deleted_release(w: &mut Formatter, f: &Finding, top: &Proc, workers: u32) -> fmt::Result {
+/// A master with no live worker whose workers died and were reaped during the scan.
+const DYING: &str = "whose workers die as it forks them (none alive, some reaped during the scan)";
+
+fn deleted_release(
+    w: &mut Formatter,
+    f: &Finding,
+    top: &Proc,
+    workers: u32,
+    dying: bool,
+) -> fmt::Result {
     let release = match &f.release {
         Some(r) => format!("deleted release {}", escape(r)),
         None => "a deleted release".to_string(),
     };
     match workers {
+        0 if dying => write!(
+            w,
+            "master pid {} ({}) {DYING} pointing at a deleted directory: runs from {release}",
+            top.pid,
+            name(top)
+        ),
         0 => write!(w, "pid {} ({}) runs from {release}", top.pid, name(top)),
         n => write!(
             w,
@@ -499,10 +526,11 @@ fn old_release(
     f: &Finding,
     root: &DeployRoot,
     top: &Proc,
-    workers: u32,
+    (workers, dying): (u32, bool),
     switched: &Option<Switched>,
 ) -> fmt::Result {
     match workers {
+        0 if dying => write!(w, "master pid {} ({}) {DYING}", top.pid, name(top))?,
         0 => write!(w, "pid {} ({})", top.pid, name(top))?,
         n => write!(
             w,
@@ -735,8 +763,9 @@ fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
         Restart::Command(c) => command(w, c),
         Restart::SupervisordUnnamed => w.write_str("supervisorctl restart <program> (its program name could not be read: see supervisorctl status)"),
         Restart::Pm2Unnamed => w.write_str("pm2 restart <app> (see pm2 list)"),
-        Restart::KillAndStart { pid, because } => {
-            command(w, &Command::kill(*pid))?;
+        Restart::Pm2Again(again) => pm2_again(w, again, link),
+        Restart::KillAndStart { because, stop } => {
+            kill(w, stop)?;
             write!(w, ", then start it again from {link}")?;
             match because {
                 Unsupervised::OwnerUnread => w.write_str(" (its supervisor could not be read)"),
@@ -751,6 +780,41 @@ fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
             }
         }
     }
+}
+
+/// `kill -SIGNAL PID...` with why that signal and those pids, or why none.
+fn kill(w: &mut Formatter, stop: &Stop) -> fmt::Result {
+    let Some(c) = stop.command() else {
+        return write!(w, "end pid {} by what started it (relwatch never signals PID 1, itself or a kernel thread)", stop.pid);
+    };
+    command(w, &c)?;
+    let workers = stop.pids.len().saturating_sub(1);
+    let signal = &stop.server.stop[1..];
+    match (stop.server.name, workers) {
+        ("unknown", 0) => Ok(()),
+        ("unknown", n) => write!(w, " (the master and its {n} worker{}: they would outlive it)", plural(n, "", "s")),
+        (server, 0) => write!(w, " ({server} stops gracefully on {signal})"),
+        (server, n) => write!(w, " ({server} stops gracefully on {signal}; the master and its {n} worker{}: they would outlive it)", plural(n, "", "s")),
+    }
+}
+
+/// A PM2 app registered again from the link: `pm2 restart` keeps its saved cwd.
+fn pm2_again(w: &mut Formatter, again: &Pm2Again, link: &str) -> fmt::Result {
+    let list = again.commands();
+    if list.is_empty() {
+        if let AsWhom::Uid(uid) = again.as_whom {
+            write!(w, "as uid {uid}: ")?;
+        }
+        write!(
+            w,
+            "pm2 delete {} and start it again from {link} with --name {} --cwd {link}",
+            shell_word(&*again.name),
+            shell_word(&*again.name)
+        )?;
+    } else {
+        commands(w, &list)?;
+    }
+    w.write_str(" (pm2 restart would keep the cwd PM2 saved for it, the old release)")
 }
 
 /// Commands run one after the other, each only when the one before succeeded.
@@ -958,11 +1022,13 @@ mod tests {
                 Command::new("ln", [Arg::Word("-sfn"), Arg::name(&root.releases[0].path), Arg::name(&root.link)]),
                 Command::new("mv", [Arg::Word("-T"), Arg::name(&root.link), Arg::name(&root.link)]),
             ];
-            let by_hand = Restart::KillAndStart { pid, because: Unsupervised::ByHand { session: text.clone().into() } };
+            let by_hand = Restart::KillAndStart { because: Unsupervised::ByHand { session: text.clone().into() }, stop: Box::new(Stop { pid, server: crate::owner::servers::unknown(), pids: [pid].into() }) };
+            let pm2 = Restart::Pm2Again(Box::new(Pm2Again { name: OsStr::new(&text).into(), script: Some(OsStr::from_bytes(&name).into()), link: root.link.as_os_str().into(), as_whom: AsWhom::Uid(7) }));
             let remedies = [
                 Remedy::FixLink(Box::new(relink)),
                 Remedy::StopExtras { keep: [1].into(), stops: [named("supervisorctl", "stop"), Command::kill(pid)].into() },
                 Remedy::Restart(TreeFix::Restart { restart: by_hand, stale: None }),
+                Remedy::Restart(TreeFix::Restart { restart: pm2, stale: None }),
                 Remedy::Restart(TreeFix::SupervisordItself { pid, restart: Restart::Command(named("systemctl", "restart")), as_whom: AsWhom::Uid(7) }),
                 Remedy::StartMore { count: 2, managed_by: None },
                 Remedy::EndOrphan { pid, service: Some(text.clone().into()) },

@@ -749,6 +749,8 @@ impl ProcSource for LinuxProc {
         Ok(PidStat {
             state: stat.state,
             start_ticks: stat.start_ticks,
+            reaped_faults: stat.reaped_faults,
+            reaped_ticks: stat.reaped_ticks,
         })
     }
 

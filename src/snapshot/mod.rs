@@ -362,6 +362,10 @@ pub struct PidStat {
     pub state: u8,
     /// Start time in clock ticks since boot.
     pub start_ticks: u64,
+    /// What its reaped children left in its counters (`cminflt`; `cutime` + `cstime`): they
+    /// grow between two reads when children died and were reaped in between.
+    pub reaped_faults: u64,
+    pub reaped_ticks: u64,
 }
 
 /// What is read only for processes placed in an app: the systemd cgroup path and the few
@@ -394,6 +398,7 @@ pub const ENV_KEYS: &[&str] = &[
     "SUPERVISOR_GROUP_NAME",
     "pm_id",
     "name",
+    "pm_exec_path",
     // Interpreter module paths, read only for interpreter processes (see `crate::holds`) and
     // only compared with the deploy roots: a value is never shown beyond the release it names.
     "PYTHONPATH",

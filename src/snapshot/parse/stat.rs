@@ -16,6 +16,10 @@ pub struct Stat<'a> {
     pub flags: u64,
     /// Start time in clock ticks since boot (field 22).
     pub start_ticks: u64,
+    /// Minor faults of its reaped children (field 11, `cminflt`): grows each time it reaps one.
+    pub reaped_faults: u64,
+    /// CPU ticks of its reaped children (fields 16 and 17, `cutime` + `cstime`).
+    pub reaped_ticks: u64,
 }
 
 /// `PF_KTHREAD` from include/linux/sched.h.
@@ -53,8 +57,12 @@ pub fn parse_stat(buf: &[u8]) -> Result<Stat<'_>, StatError> {
     let ppid = number(nth(0), "ppid")? as i32;
     // fields 5,6,7,8 then 9 (flags)
     let flags = number(nth(4), "flags")?;
-    // fields 10..21 then 22 (starttime)
-    let start_ticks = number(nth(12), "starttime")?;
+    // field 10, then 11 (cminflt)
+    let reaped_faults = number(nth(1), "cminflt")?;
+    // fields 12..15, then 16 and 17 (cutime, cstime)
+    let reaped_ticks = number(nth(4), "cutime")?.saturating_add(number(nth(0), "cstime")?);
+    // fields 18..21 then 22 (starttime)
+    let start_ticks = number(nth(4), "starttime")?;
     Ok(Stat {
         pid,
         comm,
@@ -62,6 +70,8 @@ pub fn parse_stat(buf: &[u8]) -> Result<Stat<'_>, StatError> {
         ppid,
         flags,
         start_ticks,
+        reaped_faults,
+        reaped_ticks,
     })
 }
 
@@ -112,7 +122,16 @@ mod tests {
         assert_eq!(s.ppid, 1);
         assert_eq!(s.flags, 4194560);
         assert_eq!(s.start_ticks, 123456);
+        assert_eq!((s.reaped_faults, s.reaped_ticks), (0, 0));
         assert!(!s.kernel_thread());
+        // A master that has reaped children: cminflt 8841, cutime 12, cstime 30.
+        let reaped =
+            b"83 (php) S 1 83 83 0 -1 4194560 2551 8841 0 0 3 1 12 30 20 0 1 0 777 1 1 1\n";
+        let s = parse_stat(reaped).unwrap();
+        assert_eq!(
+            (s.reaped_faults, s.reaped_ticks, s.start_ticks),
+            (8841, 42, 777)
+        );
     }
 
     #[test]
