@@ -19,7 +19,7 @@
 //! only reads are the snapshot and the layout, plus `lstat` of a release path a command line
 //! names that the layout did not list (a rare case).
 
-use crate::layout::history::Timeline;
+use crate::layout::history::{Source, Timeline};
 use crate::layout::{DeployRoot, NOT_RELEASES};
 use crate::snapshot::{Link, Process, Snapshot};
 use std::collections::HashMap;
@@ -307,7 +307,7 @@ struct Placer<'a> {
     /// Release names handed out so far (see [`Name`]).
     names: std::cell::RefCell<std::collections::HashSet<Name>>,
     /// Per app, what was current when: from the deploy tool's log, then from birth times.
-    timelines: Vec<[Option<Timeline>; 2]>,
+    timelines: Vec<[Option<Timeline>; 3]>,
 }
 
 impl Placer<'_> {
@@ -607,18 +607,23 @@ fn names_path(arg: &[u8], path: &[u8]) -> bool {
         })
 }
 
-/// The switch histories of a root, best first: its deploy tool's log, its releases' birth
-/// times. None without a current release and a switch time.
-fn timelines(root: &DeployRoot) -> [Option<Timeline>; 2] {
+/// The switch histories of a root, best first: its deploy tool's log, the switches this run
+/// saw (the agent's own record), its releases' birth times. None without a current release and
+/// a switch time.
+fn timelines(root: &DeployRoot) -> [Option<Timeline>; 3] {
     let (Some(current), Some(switch)) = (root.current_release(), root.switch_time) else {
-        return [None, None];
+        return [None, None, None];
     };
     let logged = root
         .log
         .as_ref()
         .map(|l| Timeline::new(l.source, l.switches.clone(), current, switch));
+    // One switch seen is only where `current` was at the first reading: it says nothing the
+    // link's ctime does not.
+    let seen = (root.seen.len() > 1)
+        .then(|| Timeline::new(Source::Seen, root.seen.clone(), current, switch));
     let born = Timeline::of_births(&root.releases, current, switch);
-    [logged, Some(born)]
+    [logged, seen, Some(born)]
 }
 
 /// Which piece of evidence decides a process's release (its index in `found`).

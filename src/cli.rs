@@ -18,8 +18,8 @@ that deploy into releases/N directories and switch a `current` symlink (Capistra
 home-grown scripts). It reports masters whose release directory a cleanup already deleted, \
 workers left on an old release, and broken `current` links, each with the evidence and the fix. \
 A process's release is what it holds now (its cwd, its exe); its start time against the switch \
-history (Deployer's .dep/releases_log, Capistrano's revisions.log, else the releases' birth \
-times) decides only when nothing it holds names a release (docs/ATTRIBUTION.md).";
+history (Deployer's .dep/releases_log, Capistrano's revisions.log, the switches the agent saw, \
+else the releases' birth times) decides only when nothing it holds names a release (docs/ATTRIBUTION.md).";
 
 const EXIT_CODES: &str = "\
 Exit codes (the monitoring-plugin convention):

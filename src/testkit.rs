@@ -60,6 +60,7 @@ pub(crate) fn root(
         link_spellings: vec![root.join("current")],
         releases_rel: None,
         log: None,
+        seen: Vec::new(),
         root,
     }
 }

@@ -6,6 +6,7 @@
 
 mod util;
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -250,4 +251,58 @@ fn a_rollback_decided_by_deployers_releases_log() {
 #[test]
 fn a_rollback_decided_by_capistranos_revisions_log() {
     rollback_through(Tool::Capistrano, "revisions.log says");
+}
+
+/// The agent's own record of the switches it saw decides what birth times cannot. Release 2
+/// is built well before `current` moves to it, and a worker started through `current/` in
+/// between runs release 1. Once release 3 is current, birth times say 2 was current since its
+/// creation (so the worker would run 2, and after the cleanup deletes 1, an old release: a
+/// warning); the agent saw the switch to 2 happen after the worker started, so it names the
+/// worker on release 1, deleted: critical.
+#[test]
+fn the_agents_own_record_of_the_switches_beats_birth_times() {
+    if !Path::new("/usr/bin/python3").exists() {
+        skip("/usr/bin/python3 is missing: apt-get install python3");
+        return;
+    }
+    let mut d = Deploys::new(Tool::Births);
+    let r1 = d.deploy();
+    // The next release is built now and switched to later.
+    d.root.write("releases/2/worker.py", WORKER);
+    // Process start times are known to about a second (boot time in whole seconds): the worker
+    // starts clearly after release 2 was born.
+    let born = now();
+    next_second(born + 1);
+    let w = d.worker();
+    let agent = Background::start([
+        OsString::from("watch"),
+        d.root.path().into(),
+        "--interval".into(),
+        "1h".into(),
+        "--grace".into(),
+        "0s".into(),
+    ]);
+    agent.wait_for_stderr("watching 1 deploy root");
+    d.switch("2");
+    agent.wait_for_stderr(&format!("old-release app=myapp release={r1}"));
+    d.deploy();
+    d.root.delete(&r1);
+    let pid = format!("pid {} (python3)", w.pid());
+    let log = agent.wait_for_stderr("deleted-release");
+    let line = log
+        .lines()
+        .find(|l| l.contains("deleted-release") && l.contains(&pid))
+        .unwrap_or_default()
+        .to_owned();
+    let (run, _) = check(&d.root);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("stop the agent");
+    let stop = agent.finish();
+    assert!(
+        line.contains("CRITICAL deleted-release") && line.contains(&format!("release={r1}")),
+        "the agent names the worker on deleted release {r1} from its own record: {line:?}\n{stop}\n(check, by birth times: {run})"
+    );
 }

@@ -30,6 +30,8 @@ pub const MAX_LOG_BYTES: u64 = 256 * 1024;
 pub enum Source {
     ReleasesLog,
     RevisionsLog,
+    /// The switches this run saw ([`super::DeployRoot::seen`]): the agent's own record.
+    Seen,
     BirthTimes,
 }
 
@@ -39,6 +41,7 @@ impl Source {
         match self {
             Source::ReleasesLog => ".dep/releases_log says",
             Source::RevisionsLog => "revisions.log says",
+            Source::Seen => "relwatch saw the switches:",
             Source::BirthTimes => "the releases' birth times say",
         }
     }

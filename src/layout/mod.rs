@@ -103,6 +103,11 @@ pub struct DeployRoot {
     pub releases_rel: Option<PathBuf>,
     /// The deploy tool's record of its switches (`.dep/releases_log`, `revisions.log`).
     pub log: Option<history::Log>,
+    /// The switches this run of relwatch saw, oldest first: each reading of the root that found
+    /// `current` somewhere new, with the link's ctime (see [`DeployRoot::reload`]). The agent
+    /// reads its roots again on every change, so this is its own record of the switches; a
+    /// one-shot `check` sees at most the one that happened during its scan.
+    pub seen: Vec<history::Switch>,
 }
 
 /// Why a ROOT argument is not a deploy root. These end the run with exit 3.
@@ -116,6 +121,9 @@ pub enum LayoutError {
     #[error("{path}: not a deploy root: it holds no `current` link and no `releases/` directory (give the directory that holds `current`, or the `current` link itself)")]
     NotARoot { path: String },
 }
+
+/// The most switches a run remembers per root (see [`DeployRoot::seen`]): weeks of deploys.
+pub const MAX_SEEN: usize = 256;
 
 impl DeployRoot {
     /// The release `current` points at.
@@ -205,6 +213,7 @@ impl DeployRoot {
             link_spellings,
             releases_rel: releases_rel.map(Path::to_path_buf),
             log: root_dir.as_deref().and_then(history::read),
+            seen: Vec::new(),
         })
     }
 
@@ -230,7 +239,30 @@ impl DeployRoot {
     pub fn reload(&self) -> Result<DeployRoot, LayoutError> {
         let mut again = Self::load_with(&self.root, self.releases_rel.as_deref())?;
         again.name.clone_from(&self.name);
+        let mut seen = self.seen.clone();
+        self.record_into(&mut seen);
+        again.record_into(&mut seen);
+        again.seen = seen;
         Ok(again)
+    }
+
+    /// Append where `current` points now to `seen`, when that is new: another release, or the
+    /// same one switched to again (a rollback and forward between two readings). At most
+    /// [`MAX_SEEN`] switches are kept, the newest.
+    fn record_into(&self, seen: &mut Vec<history::Switch>) {
+        let (Some(release), Some(at)) = (self.current_release(), self.switch_time) else {
+            return;
+        };
+        let now = history::Switch {
+            release: release.into(),
+            at: Some(at),
+        };
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if seen.len() > MAX_SEEN {
+            seen.drain(..seen.len() - MAX_SEEN);
+        }
     }
 }
 
