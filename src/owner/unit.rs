@@ -55,11 +55,27 @@ pub fn unit_of_cgroup(path: &[u8]) -> Option<UnitPath> {
         if user.is_none() && manager_of.is_some() {
             user = manager_of;
         }
-        if comp.ends_with(".service") || comp.ends_with(".scope") {
+        if (comp.ends_with(".service") || comp.ends_with(".scope")) && is_unit_name(comp) {
             unit = Some(comp.to_string());
         }
     }
     unit.map(|unit| UnitPath { unit, user })
+}
+
+/// A name systemd could have given a unit (systemd's `unit_name_is_valid`: at most 255 bytes of
+/// `[A-Za-z0-9:_.\\@-]`, a name before the suffix, at most one `@`). Anything else on a cgroup
+/// path was made by hand in a delegated subtree, and a remedy must never hand it to `systemctl`:
+/// `--now.service` or `-H.service` would be read as an option. Such a cgroup names no unit; the
+/// unit around it does.
+fn is_unit_name(name: &str) -> bool {
+    let stem = name.rsplit_once('.').map_or("", |(stem, _)| stem);
+    name.len() <= 255
+        && !stem.is_empty()
+        && !name.starts_with('-')
+        && name.matches('@').count() <= 1
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_.\\@-".contains(&b))
 }
 
 #[cfg(test)]
@@ -100,6 +116,30 @@ mod tests {
         );
 
         assert_eq!(unit_of_cgroup(b"/"), None);
+
+        // Names no unit has: an option-like or otherwise hand-made cgroup in a delegated
+        // subtree names nothing; the unit around it does.
+        let base = "/user.slice/user-1000.slice/user@1000.service/app.slice/api.service/";
+        for fake in [
+            "--now.service",
+            "-H.service",
+            ".service",
+            "a b.service",
+            "a;id.service",
+            "x@y@z.service",
+            "caf\u{e9}.service",
+        ] {
+            let u = unit_of_cgroup(format!("{base}{fake}").as_bytes()).unwrap();
+            assert_eq!(u.unit, "api.service", "{fake}");
+        }
+        let long = format!("{}.service", "a".repeat(250));
+        assert_eq!(
+            unit_of_cgroup(format!("{base}{long}").as_bytes())
+                .unwrap()
+                .unit,
+            "api.service"
+        );
+        assert_eq!(unit_of_cgroup(b"/system.slice/-.service"), None);
 
         // Regression: a user's own cgroup named `user@x.service` reset the scope to the
         // system's, and `systemctl restart systemd-reboot.service` was the remedy, as root.
