@@ -30,7 +30,7 @@ use crate::findings::{self, Finding, Input};
 use crate::layout::DeployRoot;
 use crate::owner::{self, Owners};
 use crate::settings::Settings;
-use crate::snapshot::{ProcSource, Snapshot};
+use crate::snapshot::{ArgsWorthKeeping, ProcSource, Snapshot};
 
 /// What one scan found, stage by stage.
 pub struct Scan {
@@ -64,7 +64,7 @@ pub fn scan(
     let _deadline = crate::watchdog::arm();
     let mut retried = false;
     loop {
-        let snap = read(source)?;
+        let snap = read(source, args_worth_keeping(roots))?;
         let mut attr = place(roots, &snap, settings);
         crate::holds::look(roots, &snap, &mut attr, source, settings, options.deep);
         let owners = second_look(&snap, &mut attr, source, options.all_owners);
@@ -97,11 +97,23 @@ pub fn scan(
     }
 }
 
-/// Stage 1: one pass over `/proc`.
-pub fn read(source: &mut dyn ProcSource) -> anyhow::Result<Snapshot> {
+/// Stage 1: one pass over `/proc`, keeping the long command lines that `keep` names whole
+/// (the others are cut to their first 4 KiB, see [`ArgsWorthKeeping`]).
+pub fn read(source: &mut dyn ProcSource, keep: ArgsWorthKeeping) -> anyhow::Result<Snapshot> {
+    source.keep_args_naming(keep);
     source
         .snapshot()
         .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))
+}
+
+/// The command lines a scan of `roots` must keep whole: those that name a root, its releases
+/// or its `current` link in any spelling placement compares (or whose `cwd` or `exe` does).
+pub fn args_worth_keeping(roots: &[DeployRoot]) -> ArgsWorthKeeping {
+    ArgsWorthKeeping::naming(roots.iter().flat_map(|r| {
+        std::iter::once(&r.root)
+            .chain(&r.releases_spellings)
+            .chain(&r.link_spellings)
+    }))
 }
 
 /// Stage 2 (pure): place each process in at most one app and release, then apply each app's
