@@ -101,9 +101,16 @@ pub fn scan(
 /// (the others are cut to their first 4 KiB, see [`ArgsWorthKeeping`]).
 pub fn read(source: &mut dyn ProcSource, keep: ArgsWorthKeeping) -> anyhow::Result<Snapshot> {
     source.keep_args_naming(keep);
-    source
-        .snapshot()
-        .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))
+    source.snapshot().map_err(|e| {
+        let why = if crate::layout::contain::out_of_fds(&e) {
+            " (out of file descriptors): raise the open files limit (`ulimit -n`, or LimitNOFILE= in the unit)"
+        } else if e.kind() == std::io::ErrorKind::NotFound {
+            " (is procfs mounted on /proc?)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot read /proc: {e}{why}")
+    })
 }
 
 /// The command lines a scan of `roots` must keep whole: those that name a root, its releases

@@ -376,3 +376,66 @@ fn another_uids_look_alike_is_no_instance() {
         "{run}"
     );
 }
+
+/// Regression: `layout::contain` took "out of file descriptors" (`EMFILE` from `open` or
+/// `openat2`) for "not beneath the root", so a root read under fd exhaustion was a CRITICAL
+/// `broken-current`; and `/proc` that could not be listed for the same reason was blamed on
+/// procfs ("is procfs mounted?"). Under every open files limit from 4 to 16, `check` either
+/// answers as with no limit or ends UNKNOWN saying it ran out of file descriptors, where, and
+/// how to raise the limit; never a finding about the root, never procfs.
+#[test]
+fn running_out_of_file_descriptors_is_unknown_never_broken_current() {
+    let test = "running_out_of_file_descriptors_is_unknown_never_broken_current";
+    let has_prlimit = Command::new("prlimit").arg("--version").output().is_ok();
+    if !can_run(test, has_prlimit, "prlimit (util-linux)") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let _worker = Child::sleep_in(&r1);
+    let (mut in_layout, mut in_proc) = (false, false);
+    let mut last = None;
+    for n in 4..=16 {
+        let run = run_program(
+            "prlimit",
+            vec![
+                format!("--nofile={n}").into(),
+                env!("CARGO_BIN_EXE_relwatch").into(),
+                "check".into(),
+                root.path().into(),
+            ],
+        );
+        let all = format!("{}{}", run.stdout, run.stderr);
+        for wrong in ["broken-current", "CRITICAL", "procfs", "outside"] {
+            assert!(!all.contains(wrong), "--nofile={n}: {wrong}\n{run}");
+        }
+        let out_of_fds = run.stderr.contains("out of file descriptors")
+            && run.stderr.contains("raise the open files limit");
+        match run.code {
+            // The dynamic loader itself may find no descriptor left for a library.
+            127 => assert!(run.stderr.contains("shared libraries"), "{run}"),
+            3 => {
+                assert!(
+                    out_of_fds,
+                    "--nofile={n}: UNKNOWN for another reason\n{run}"
+                );
+                in_layout |= run.stderr.contains(&format!(
+                    "{}: out of file descriptors while reading its releases",
+                    root.path().display()
+                ));
+                in_proc |= run.stderr.contains("cannot read /proc: ");
+            }
+            0 => assert!(
+                run.stdout.contains("release 1 (current): 1 process"),
+                "{run}"
+            ),
+            _ => panic!("--nofile={n}: unexpected exit\n{run}"),
+        }
+        last = Some(run);
+    }
+    let Some(last) = last else { unreachable!() };
+    assert_eq!(last.code, 0, "16 descriptors are enough\n{last}");
+    assert!(in_layout, "no limit ran out while reading the root");
+    assert!(in_proc, "no limit ran out while reading /proc");
+}

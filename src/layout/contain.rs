@@ -13,6 +13,8 @@
 //! - it is neither `/` nor a system directory.
 //!
 //! Anything else leaves the root without releases: `broken-current`, nothing placed in it.
+//! Running out of file descriptors while looking is no answer either way: it is an error
+//! ([`out_of_fds`]), which ends the run with UNKNOWN and its reason, never a finding.
 
 use super::Current;
 use std::os::unix::fs::MetadataExt;
@@ -72,9 +74,13 @@ pub fn confine(
     link: &Path,
     releases_dir: Option<PathBuf>,
     current: Current,
-) -> (Option<PathBuf>, Current) {
-    match releases_dir {
-        Some(dir) if !holds(root_dir, link, &dir) => {
+) -> std::io::Result<(Option<PathBuf>, Current)> {
+    let held = match &releases_dir {
+        Some(dir) => holds(root_dir, link, dir)?,
+        None => true,
+    };
+    Ok(match releases_dir {
+        Some(_) if !held => {
             let target = std::fs::read_link(link)
                 .map(PathBuf::into_os_string)
                 .unwrap_or_default();
@@ -85,29 +91,37 @@ pub fn confine(
             (None, current)
         }
         other => (other, current),
-    }
+    })
+}
+
+/// The process is out of file descriptors (`EMFILE`) or the system is (`ENFILE`): whatever
+/// was being looked at is not known, and must not be taken for "not there".
+pub fn out_of_fds(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(Errno::from_io_error(e), Some(Errno::MFILE | Errno::NFILE))
 }
 
 /// Whether `dir` (canonical) may be the releases directory of the root at `root_dir` (a
-/// directory root) or of the link `link` (a root given by its link).
-pub fn holds(root_dir: Option<&Path>, link: &Path, dir: &Path) -> bool {
+/// directory root) or of the link `link` (a root given by its link). An error only when
+/// file descriptors ran out (see [`out_of_fds`]).
+pub fn holds(root_dir: Option<&Path>, link: &Path, dir: &Path) -> std::io::Result<bool> {
     if is_system(dir) {
-        return false;
+        return Ok(false);
     }
     let claimant = root_dir.unwrap_or(link);
     let Ok(claimant_meta) = std::fs::symlink_metadata(claimant) else {
-        return false;
+        return Ok(false);
     };
     let Ok(dir_meta) = std::fs::metadata(dir) else {
-        return false;
+        return Ok(false);
     };
     let owner = claimant_meta.uid();
     if owner != 0 && dir_meta.uid() != owner && dir_meta.uid() != 0 {
-        return false;
+        return Ok(false);
     }
     match root_dir {
         Some(root) => beneath(root, dir, &dir_meta),
-        None => true,
+        None => Ok(true),
     }
 }
 
@@ -118,16 +132,17 @@ pub fn is_system(path: &Path) -> bool {
             && !OPEN_IN_SYSTEM_TREES.iter().any(|o| path.starts_with(o)))
 }
 
-/// Whether `dir` lies beneath `root` (itself included), reached without a symlink.
-fn beneath(root: &Path, dir: &Path, dir_meta: &std::fs::Metadata) -> bool {
+/// Whether `dir` lies beneath `root` (itself included), reached without a symlink. Out of
+/// file descriptors for the opens this takes, it cannot tell: an error, not "no".
+fn beneath(root: &Path, dir: &Path, dir_meta: &std::fs::Metadata) -> std::io::Result<bool> {
     let Ok(canon_root) = std::fs::canonicalize(root) else {
-        return false;
+        return Ok(false);
     };
     let Ok(rel) = dir.strip_prefix(&canon_root) else {
-        return false;
+        return Ok(false);
     };
     if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return false;
+        return Ok(false);
     }
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
@@ -135,21 +150,26 @@ fn beneath(root: &Path, dir: &Path, dir_meta: &std::fs::Metadata) -> bool {
         rel
     };
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
-    let Ok(root_fd) = rustix::fs::open(
+    use rustix::io::Errno;
+    let exhausted = |e: Errno| std::io::Error::from_raw_os_error(e.raw_os_error());
+    let root_fd = match rustix::fs::open(
         &canon_root,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
-    ) else {
-        return false;
+    ) {
+        Ok(fd) => fd,
+        Err(e @ (Errno::MFILE | Errno::NFILE)) => return Err(exhausted(e)),
+        Err(_) => return Ok(false),
     };
     let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
     match openat2(&root_fd, rel, flags, Mode::empty(), how) {
-        Ok(fd) => rustix::fs::fstat(&fd)
-            .is_ok_and(|st| st.st_dev == dir_meta.dev() && st.st_ino == dir_meta.ino()),
+        Ok(fd) => Ok(rustix::fs::fstat(&fd)
+            .is_ok_and(|st| st.st_dev == dir_meta.dev() && st.st_ino == dir_meta.ino())),
+        Err(e @ (Errno::MFILE | Errno::NFILE)) => Err(exhausted(e)),
         // No openat2 (old kernel, seccomp): the canonical prefix above is the check.
-        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => true,
-        Err(_) => false,
+        Err(Errno::NOSYS | Errno::PERM) => Ok(true),
+        Err(_) => Ok(false),
     }
 }
 

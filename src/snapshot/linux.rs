@@ -590,9 +590,8 @@ fn read_all(
         all.append(reader);
     }
     if let Some(e) = all.exhausted {
-        return Err(std::io::Error::other(format!(
-            "out of file descriptors while reading /proc ({e}): raise the open files limit (`ulimit -n`, or LimitNOFILE= in the unit)"
-        )));
+        // The caller says what to do about it (`crate::scan::read`).
+        return Err(std::io::Error::from_raw_os_error(e as i32));
     }
     // The processes hold the targets now; the set would only keep them alive.
     all.targets = HashSet::new();
