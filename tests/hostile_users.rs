@@ -167,6 +167,22 @@ fn children_peak_rss_kib() -> i64 {
         .max_rss()
 }
 
+/// `relwatch check ROOT`, and the peak resident memory (KiB) of this binary's children once it
+/// ended: RUSAGE_CHILDREN is the peak of every child this binary waited for, so another
+/// test's child at `bound_kib` or above before it would make the measurement say nothing (it
+/// fails rather than passes).
+fn check_with_peak(root: &Path, bound_kib: i64) -> (Run, i64) {
+    let before = children_peak_rss_kib();
+    assert!(
+        before < bound_kib,
+        "another child of this test binary already peaked at {before} KiB"
+    );
+    let run = relwatch(["check".as_ref(), root.as_os_str()]);
+    let peak = children_peak_rss_kib();
+    eprintln!("a scan of them peaked at {peak} KiB");
+    (run, peak)
+}
+
 /// Regression: `cmdline` was read whole and kept for every process. 201 processes with 6 MiB
 /// of arguments (children share them copy-on-write, so each costs the user ~100 KB) took a
 /// scan to 1.22 GB. Now each is read up to 64 KiB and marked `cmdline_truncated`: 200
@@ -198,16 +214,7 @@ fn two_hundred_processes_with_2_mib_of_arguments_do_not_exhaust_the_scan() {
         let kids = holder.children();
         (big(holder.pid()) && kids.len() == 199 && kids.iter().all(|&k| big(k))).then_some(())
     });
-    let before = children_peak_rss_kib();
-    // RUSAGE_CHILDREN is the peak of every child this binary waited for: another test's child
-    // above the bound would make the measurement say nothing (it fails rather than passes).
-    assert!(
-        before < 32 * 1024,
-        "another child of this test binary already peaked at {before} KiB"
-    );
-    let run = relwatch(["check".as_ref(), root.path().as_os_str()]);
-    let peak = children_peak_rss_kib();
-    eprintln!("a scan of them peaked at {peak} KiB");
+    let (run, peak) = check_with_peak(root.path(), 32 * 1024);
     assert_eq!(run.code, 0, "{run}");
     assert!(
         run.stdout.contains("release 1 (current): 200 processes"),
@@ -290,16 +297,7 @@ fn two_thousand_processes_outside_the_roots_keep_short_command_lines() {
                 .then_some(())
         },
     );
-    let before = children_peak_rss_kib();
-    // RUSAGE_CHILDREN is the peak of every child this binary waited for: another test's child
-    // above the bound would make the measurement say nothing (it fails rather than passes).
-    assert!(
-        before < 48 * 1024,
-        "another child of this test binary already peaked at {before} KiB"
-    );
-    let run = relwatch(["check".as_ref(), root.path().as_os_str()]);
-    let peak = children_peak_rss_kib();
-    eprintln!("a scan of them peaked at {peak} KiB");
+    let (run, peak) = check_with_peak(root.path(), 48 * 1024);
     assert_eq!(run.code, 0, "{run}");
     assert!(
         run.stdout.contains("release 1 (current): 1 process"),

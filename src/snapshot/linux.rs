@@ -590,7 +590,7 @@ fn read_all(
         all.append(reader);
     }
     if let Some(e) = all.exhausted {
-        // The caller says what to do about it (`crate::scan::read`).
+        // The caller says what it means for the run and how to fix it.
         return Err(std::io::Error::from_raw_os_error(e as i32));
     }
     // The processes hold the targets now; the set would only keep them alive.
