@@ -64,6 +64,8 @@ pub fn scan(
     let _deadline = crate::watchdog::arm();
     let mut retried = false;
     loop {
+        // One releases directory, one root: a root inside another's releases has none.
+        crate::layout::contain::exclusive(roots);
         let snap = read(source, args_worth_keeping(roots))?;
         let mut attr = place(roots, &snap, settings);
         crate::holds::look(roots, &snap, &mut attr, source, settings, options.deep);
@@ -152,10 +154,12 @@ fn layout_moved(roots: &[DeployRoot]) -> Option<Vec<DeployRoot>> {
     if !roots.iter().any(DeployRoot::may_have_moved) {
         return None;
     }
-    let reloaded: Vec<DeployRoot> = roots
+    let mut reloaded: Vec<DeployRoot> = roots
         .iter()
         .map(|r| r.reload().unwrap_or_else(|_| r.clone()))
         .collect();
+    // As the scan had them: a root that lost its releases to another is not "moved".
+    crate::layout::contain::exclusive(&mut reloaded);
     let moved = reloaded
         .iter()
         .zip(roots)

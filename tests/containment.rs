@@ -439,3 +439,60 @@ fn running_out_of_file_descriptors_is_unknown_never_broken_current() {
     assert!(in_layout, "no limit ran out while reading the root");
     assert!(in_proc, "no limit ran out while reading /proc");
 }
+
+/// Checks `roots` (in this order) as JSON: the app named `loser` is `broken-current` with no
+/// release and no process, and `worker` is placed in `owner`'s current release.
+fn one_claim_holds(roots: &[&Path], loser: &str, owner: &str, worker: i32) {
+    let mut args: Vec<&std::ffi::OsStr> = roots.iter().map(|r| r.as_os_str()).collect();
+    args.extend([std::ffi::OsStr::new("--grace"), std::ffi::OsStr::new("0s")]);
+    let (run, doc) = check_json(args);
+    let broken = findings_of(&doc, "broken-current");
+    assert_eq!(broken.len(), 1, "{run}");
+    assert_eq!(broken[0]["app"], loser, "{run}");
+    assert!(placed_in(&doc, loser).is_empty(), "{run}");
+    let Some(lost) = app(&doc, loser) else {
+        panic!("no app {loser}\n{run}");
+    };
+    assert!(release_names(lost).is_empty(), "{run}");
+    assert_eq!(placed_in(&doc, owner), [i64::from(worker)], "{run}");
+    assert!(findings_of(&doc, "old-release").is_empty(), "{run}");
+    assert_eq!(run.code, 2, "{run}");
+}
+
+/// Regression (issue 18, "never a directory another root already claims"): a release of one
+/// root that itself looks like a root (`releases/1` with a `current` and a `releases/` of its
+/// own) claimed directories inside the outer root's release: a worker of the outer app's
+/// current release was counted in the inner "app". A releases directory that lies inside
+/// another root's is no releases directory: the inner root is `broken-current`, with nothing
+/// placed in it, whichever root is named first.
+#[test]
+fn a_root_inside_another_roots_release_claims_nothing() {
+    let outer = DeployRoot::named("outer");
+    let r1 = outer.release("1");
+    outer.switch("1");
+    let inner_release = r1.join("releases/a");
+    std::fs::create_dir_all(&inner_release).unwrap();
+    symlink("releases/a", r1.join("current")).unwrap();
+    let worker = Child::sleep_in(&inner_release);
+    for roots in [[r1.as_path(), outer.path()], [outer.path(), r1.as_path()]] {
+        one_claim_holds(&roots, "1", "outer", worker.pid());
+    }
+}
+
+/// Regression: `/srv/b/current -> /srv/b/x` makes `/srv/b` b's releases directory, and
+/// `/srv/b/x` (b's current release) with a `current -> r1` of its own claimed `/srv/b/x` as
+/// its releases directory: b's worker in `x/r1` was placed in "x". The inner claimant is
+/// `broken-current` and b keeps its worker.
+#[test]
+fn a_release_that_claims_itself_as_a_releases_directory_claims_nothing() {
+    let tmp = tempdir();
+    let b = tmp.path().join("b");
+    let x = b.join("x");
+    std::fs::create_dir_all(x.join("r1")).unwrap();
+    symlink(&x, b.join("current")).unwrap();
+    symlink("r1", x.join("current")).unwrap();
+    let worker = Child::sleep_in(x.join("r1"));
+    for roots in [[x.as_path(), b.as_path()], [b.as_path(), x.as_path()]] {
+        one_claim_holds(&roots, "x", "b", worker.pid());
+    }
+}

@@ -10,13 +10,16 @@
 //!   otherwise the canonical path's prefix, which has no symlink left by construction);
 //! - it is owned by the owner of the root (or of the link, for a root given by its link:
 //!   `/var/www/html -> /srv/app/releases/7`) or by root, unless root owns the root itself;
-//! - it is neither `/` nor a system directory.
+//! - it is neither `/` nor a system directory;
+//! - no other root claims it: a releases directory inside another root's (a release that
+//!   itself looks like a root), or the same one a root named before already has, is no
+//!   releases directory ([`exclusive`]).
 //!
 //! Anything else leaves the root without releases: `broken-current`, nothing placed in it.
 //! Running out of file descriptors while looking is no answer either way: it is an error
 //! ([`out_of_fds`]), which ends the run with UNKNOWN and its reason, never a finding.
 
-use super::Current;
+use super::{Current, DeployRoot};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -99,6 +102,43 @@ pub fn confine(
 pub fn out_of_fds(e: &std::io::Error) -> bool {
     use rustix::io::Errno;
     matches!(Errno::from_io_error(e), Some(Errno::MFILE | Errno::NFILE))
+}
+
+/// Leave each releases directory to one root: a root whose releases directory lies inside
+/// another root's (the inner claimant), or is the one a root before it in `roots` has (the
+/// later claimant), loses it, as [`confine`] takes it from a root it escapes:
+/// `broken-current`, no release listed, nothing placed. Releases directories are canonical,
+/// so the comparison is of paths with no link left in them.
+pub fn exclusive(roots: &mut [DeployRoot]) {
+    let claims: Vec<Option<PathBuf>> = roots.iter().map(|r| r.releases_dir.clone()).collect();
+    let claimed_before = |i: usize, dir: &Path| {
+        claims.iter().enumerate().any(|(j, other)| {
+            other.as_deref().is_some_and(|other| {
+                (dir.starts_with(other) && dir != other) || (j < i && dir == other)
+            })
+        })
+    };
+    for (i, root) in roots.iter_mut().enumerate() {
+        if !root
+            .releases_dir
+            .as_deref()
+            .is_some_and(|d| claimed_before(i, d))
+        {
+            continue;
+        }
+        // A link already broken says how; one that named a release now points outside any.
+        if let Current::Ok { release } = &root.current {
+            let target = std::fs::read_link(&root.link)
+                .map(PathBuf::into_os_string)
+                .unwrap_or_else(|_| release.clone());
+            root.current = Current::OutsideReleases { target };
+        }
+        root.releases_dir = None;
+        root.releases = Vec::new();
+        root.truncated = false;
+        root.owner_uid = None;
+        root.releases_spellings = Vec::new();
+    }
 }
 
 /// Whether `dir` (canonical) may be the releases directory of the root at `root_dir` (a
@@ -201,5 +241,50 @@ mod tests {
             assert!(!is_system(Path::new(p)), "{p}");
         }
         assert!(!is_system(Path::new("/etcetera")));
+    }
+
+    /// Inner and later claimants lose the releases directory; siblings whose paths only
+    /// share a prefix of bytes (`/srv/app` and `/srv/app2`) do not claim each other.
+    #[test]
+    fn a_releases_directory_belongs_to_one_root() {
+        use crate::testkit::{current, root};
+        let app = || root("app", b"/srv/app", current(b"1"), &[(b"1", 1)]);
+        let mut inner = root("1", b"/srv/app/releases/1", current(b"a"), &[(b"a", 2)]);
+        inner.current = Current::Dangling { target: "x".into() };
+        let mut twice = app();
+        twice.name = "twice".into();
+        let mut roots = vec![
+            inner,
+            app(),
+            root("app2", b"/srv/app2", current(b"1"), &[(b"1", 3)]),
+            twice,
+        ];
+        exclusive(&mut roots);
+        let kept: Vec<(&str, bool)> = roots
+            .iter()
+            .map(|r| (r.name.as_str(), r.releases_dir.is_some()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("1", false),
+                ("app", true),
+                ("app2", true),
+                ("twice", false)
+            ]
+        );
+        // The loser has nothing a process could be placed by, and its link reads as broken
+        // (as it was, when it already was).
+        assert!(matches!(roots[0].current, Current::Dangling { .. }));
+        let lost = &roots[3];
+        assert!(lost.releases.is_empty() && lost.releases_spellings.is_empty());
+        assert!(matches!(lost.current, Current::OutsideReleases { .. }));
+        assert_eq!(roots[1].releases.len(), 1);
+        exclusive(&mut roots);
+        assert_eq!(
+            roots[1].releases.len(),
+            1,
+            "the winner keeps them however often"
+        );
     }
 }
