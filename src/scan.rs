@@ -32,7 +32,7 @@ use crate::findings::{self, Finding, Input};
 use crate::layout::DeployRoot;
 use crate::owner::{self, Owners};
 use crate::settings::Settings;
-use crate::snapshot::{ProcSource, Snapshot};
+use crate::snapshot::{ArgsWorthKeeping, ProcSource, Snapshot};
 
 /// What one scan found, stage by stage.
 pub struct Scan {
@@ -66,7 +66,9 @@ pub fn scan(
     let _deadline = crate::watchdog::arm();
     let mut retried = false;
     loop {
-        let snap = read(source)?;
+        // One releases directory, one root: a root inside another's releases has none.
+        crate::layout::contain::exclusive(roots);
+        let snap = read(source, args_worth_keeping(roots))?;
         let mut attr = place(roots, &snap, settings);
         crate::holds::look(roots, &snap, &mut attr, source, settings, options.deep);
         let owners = second_look(&snap, &mut attr, source, options.all_owners);
@@ -99,11 +101,30 @@ pub fn scan(
     }
 }
 
-/// Stage 1: one pass over `/proc`.
-pub fn read(source: &mut dyn ProcSource) -> anyhow::Result<Snapshot> {
-    source
-        .snapshot()
-        .map_err(|e| anyhow::anyhow!("cannot list /proc: {e} (is procfs mounted?)"))
+/// Stage 1: one pass over `/proc`, keeping the long command lines that `keep` names whole
+/// (the others are cut to their first 4 KiB, see [`ArgsWorthKeeping`]).
+pub fn read(source: &mut dyn ProcSource, keep: ArgsWorthKeeping) -> anyhow::Result<Snapshot> {
+    source.keep_args_naming(keep);
+    source.snapshot().map_err(|e| {
+        let why = if crate::layout::contain::out_of_fds(&e) {
+            " (out of file descriptors): raise the open files limit (`ulimit -n`, or LimitNOFILE= in the unit)"
+        } else if e.kind() == std::io::ErrorKind::NotFound {
+            " (is procfs mounted on /proc?)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot read /proc: {e}{why}")
+    })
+}
+
+/// The command lines a scan of `roots` must keep whole: those that name a root, its releases
+/// or its `current` link in any spelling placement compares (or whose `cwd` or `exe` does).
+pub fn args_worth_keeping(roots: &[DeployRoot]) -> ArgsWorthKeeping {
+    ArgsWorthKeeping::naming(roots.iter().flat_map(|r| {
+        std::iter::once(&r.root)
+            .chain(&r.releases_spellings)
+            .chain(&r.link_spellings)
+    }))
 }
 
 /// Stage 2 (pure): place each process in at most one app and release, give a master's tree
@@ -138,10 +159,12 @@ fn layout_moved(roots: &[DeployRoot]) -> Option<Vec<DeployRoot>> {
     if !roots.iter().any(DeployRoot::may_have_moved) {
         return None;
     }
-    let reloaded: Vec<DeployRoot> = roots
+    let mut reloaded: Vec<DeployRoot> = roots
         .iter()
         .map(|r| r.reload().unwrap_or_else(|_| r.clone()))
         .collect();
+    // As the scan had them: a root that lost its releases to another is not "moved".
+    crate::layout::contain::exclusive(&mut reloaded);
     let moved = reloaded
         .iter()
         .zip(roots)

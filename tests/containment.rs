@@ -376,3 +376,123 @@ fn another_uids_look_alike_is_no_instance() {
         "{run}"
     );
 }
+
+/// Regression: `layout::contain` took "out of file descriptors" (`EMFILE` from `open` or
+/// `openat2`) for "not beneath the root", so a root read under fd exhaustion was a CRITICAL
+/// `broken-current`; and `/proc` that could not be listed for the same reason was blamed on
+/// procfs ("is procfs mounted?"). Under every open files limit from 4 to 16, `check` either
+/// answers as with no limit or ends UNKNOWN saying it ran out of file descriptors, where, and
+/// how to raise the limit; never a finding about the root, never procfs.
+#[test]
+fn running_out_of_file_descriptors_is_unknown_never_broken_current() {
+    let test = "running_out_of_file_descriptors_is_unknown_never_broken_current";
+    let has_prlimit = Command::new("prlimit").arg("--version").output().is_ok();
+    if !can_run(test, has_prlimit, "prlimit (util-linux)") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let _worker = Child::sleep_in(&r1);
+    let (mut in_layout, mut in_proc) = (false, false);
+    let mut last = None;
+    for n in 4..=16 {
+        let run = run_program(
+            "prlimit",
+            vec![
+                format!("--nofile={n}").into(),
+                env!("CARGO_BIN_EXE_relwatch").into(),
+                "check".into(),
+                root.path().into(),
+            ],
+        );
+        let all = format!("{}{}", run.stdout, run.stderr);
+        for wrong in ["broken-current", "CRITICAL", "procfs", "outside"] {
+            assert!(!all.contains(wrong), "--nofile={n}: {wrong}\n{run}");
+        }
+        let out_of_fds = run.stderr.contains("out of file descriptors")
+            && run.stderr.contains("raise the open files limit");
+        match run.code {
+            // The dynamic loader itself may find no descriptor left for a library.
+            127 => assert!(run.stderr.contains("shared libraries"), "{run}"),
+            3 => {
+                assert!(
+                    out_of_fds,
+                    "--nofile={n}: UNKNOWN for another reason\n{run}"
+                );
+                in_layout |= run.stderr.contains(&format!(
+                    "{}: out of file descriptors while reading its releases",
+                    root.path().display()
+                ));
+                in_proc |= run.stderr.contains("cannot read /proc: ");
+            }
+            0 => assert!(
+                run.stdout.contains("release 1 (current): 1 process"),
+                "{run}"
+            ),
+            _ => panic!("--nofile={n}: unexpected exit\n{run}"),
+        }
+        last = Some(run);
+    }
+    let Some(last) = last else { unreachable!() };
+    assert_eq!(last.code, 0, "16 descriptors are enough\n{last}");
+    assert!(in_layout, "no limit ran out while reading the root");
+    assert!(in_proc, "no limit ran out while reading /proc");
+}
+
+/// Checks `roots` (in this order) as JSON: the app named `loser` is `broken-current` with no
+/// release and no process, and `worker` is placed in `owner`'s current release.
+fn one_claim_holds(roots: &[&Path], loser: &str, owner: &str, worker: i32) {
+    let mut args: Vec<&std::ffi::OsStr> = roots.iter().map(|r| r.as_os_str()).collect();
+    args.extend([std::ffi::OsStr::new("--grace"), std::ffi::OsStr::new("0s")]);
+    let (run, doc) = check_json(args);
+    let broken = findings_of(&doc, "broken-current");
+    assert_eq!(broken.len(), 1, "{run}");
+    assert_eq!(broken[0]["app"], loser, "{run}");
+    assert!(placed_in(&doc, loser).is_empty(), "{run}");
+    let Some(lost) = app(&doc, loser) else {
+        panic!("no app {loser}\n{run}");
+    };
+    assert!(release_names(lost).is_empty(), "{run}");
+    assert_eq!(placed_in(&doc, owner), [i64::from(worker)], "{run}");
+    assert!(findings_of(&doc, "old-release").is_empty(), "{run}");
+    assert_eq!(run.code, 2, "{run}");
+}
+
+/// Regression (issue 18, "never a directory another root already claims"): a release of one
+/// root that itself looks like a root (`releases/1` with a `current` and a `releases/` of its
+/// own) claimed directories inside the outer root's release: a worker of the outer app's
+/// current release was counted in the inner "app". A releases directory that lies inside
+/// another root's is no releases directory: the inner root is `broken-current`, with nothing
+/// placed in it, whichever root is named first.
+#[test]
+fn a_root_inside_another_roots_release_claims_nothing() {
+    let outer = DeployRoot::named("outer");
+    let r1 = outer.release("1");
+    outer.switch("1");
+    let inner_release = r1.join("releases/a");
+    std::fs::create_dir_all(&inner_release).unwrap();
+    symlink("releases/a", r1.join("current")).unwrap();
+    let worker = Child::sleep_in(&inner_release);
+    for roots in [[r1.as_path(), outer.path()], [outer.path(), r1.as_path()]] {
+        one_claim_holds(&roots, "1", "outer", worker.pid());
+    }
+}
+
+/// Regression: `/srv/b/current -> /srv/b/x` makes `/srv/b` b's releases directory, and
+/// `/srv/b/x` (b's current release) with a `current -> r1` of its own claimed `/srv/b/x` as
+/// its releases directory: b's worker in `x/r1` was placed in "x". The inner claimant is
+/// `broken-current` and b keeps its worker.
+#[test]
+fn a_release_that_claims_itself_as_a_releases_directory_claims_nothing() {
+    let tmp = tempdir();
+    let b = tmp.path().join("b");
+    let x = b.join("x");
+    std::fs::create_dir_all(x.join("r1")).unwrap();
+    symlink(&x, b.join("current")).unwrap();
+    symlink("r1", x.join("current")).unwrap();
+    let worker = Child::sleep_in(x.join("r1"));
+    for roots in [[x.as_path(), b.as_path()], [b.as_path(), x.as_path()]] {
+        one_claim_holds(&roots, "x", "b", worker.pid());
+    }
+}

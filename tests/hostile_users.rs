@@ -167,6 +167,22 @@ fn children_peak_rss_kib() -> i64 {
         .max_rss()
 }
 
+/// `relwatch check ROOT`, and the peak resident memory (KiB) of this binary's children once it
+/// ended: RUSAGE_CHILDREN is the peak of every child this binary waited for, so another
+/// test's child at `bound_kib` or above before it would make the measurement say nothing (it
+/// fails rather than passes).
+fn check_with_peak(root: &Path, bound_kib: i64) -> (Run, i64) {
+    let before = children_peak_rss_kib();
+    assert!(
+        before < bound_kib,
+        "another child of this test binary already peaked at {before} KiB"
+    );
+    let run = relwatch(["check".as_ref(), root.as_os_str()]);
+    let peak = children_peak_rss_kib();
+    eprintln!("a scan of them peaked at {peak} KiB");
+    (run, peak)
+}
+
 /// Regression: `cmdline` was read whole and kept for every process. 201 processes with 6 MiB
 /// of arguments (children share them copy-on-write, so each costs the user ~100 KB) took a
 /// scan to 1.22 GB. Now each is read up to 64 KiB and marked `cmdline_truncated`: 200
@@ -198,16 +214,7 @@ fn two_hundred_processes_with_2_mib_of_arguments_do_not_exhaust_the_scan() {
         let kids = holder.children();
         (big(holder.pid()) && kids.len() == 199 && kids.iter().all(|&k| big(k))).then_some(())
     });
-    let before = children_peak_rss_kib();
-    // RUSAGE_CHILDREN is the peak of every child this binary waited for: another test's child
-    // above the bound would make the measurement say nothing (it fails rather than passes).
-    assert!(
-        before < 32 * 1024,
-        "another child of this test binary already peaked at {before} KiB"
-    );
-    let run = relwatch(["check".as_ref(), root.path().as_os_str()]);
-    let peak = children_peak_rss_kib();
-    eprintln!("a scan of them peaked at {peak} KiB");
+    let (run, peak) = check_with_peak(root.path(), 32 * 1024);
     assert_eq!(run.code, 0, "{run}");
     assert!(
         run.stdout.contains("release 1 (current): 200 processes"),
@@ -231,6 +238,76 @@ fn two_hundred_processes_with_2_mib_of_arguments_do_not_exhaust_the_scan() {
         children_peak_rss_kib() < 32 * 1024,
         "JSON of them peaked higher"
     );
+}
+
+/// Regression: command lines were kept up to 64 KiB for every process, so 10,000 processes of
+/// one user with 64 KiB of arguments made a root scan hold 640 MiB. Now a command line longer
+/// than 4 KiB is kept only when it could matter (it, or the process's cwd or exe, names a
+/// deploy root), within a budget of 16 MiB a scan; the rest keep the arguments within their
+/// first 4 KiB. A user's 2,000 processes outside any root with 60 KiB of arguments each (half
+/// of them naming the root, to spend the budget) keep the scan under 48 MiB (the uncut
+/// command lines alone are 117 MiB), and the report is unchanged.
+#[test]
+fn two_thousand_processes_outside_the_roots_keep_short_command_lines() {
+    let test = "two_thousand_processes_outside_the_roots_keep_short_command_lines";
+    if !can_run(test, is_root(), "root (to run processes as another uid)") {
+        return;
+    }
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let worker = Child::sleep_in(&r1);
+    let fifos = tempdir();
+    std::fs::set_permissions(fifos.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fifo = fifos.path().join("block");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).expect("mkfifo");
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let user = USER.to_string();
+    // sh takes 60 KB of arguments (ending with `tail`) and runs again with them, then forks 999
+    // subshells that share them, each blocked opening a FIFO nobody writes.
+    let inner =
+        r#"i=0; while [ $i -lt 999 ]; do (read x < "$0") & i=$((i+1)); done; read x < "$0""#;
+    let holder = |tail: &OsStr| {
+        let outer = format!(r#"a=$(printf %060000d 0); exec sh -c '{inner}' "$0" "$a$1""#);
+        Child::spawn(
+            Command::new("setpriv")
+                .args([
+                    format!("--reuid={user}"),
+                    format!("--regid={user}"),
+                    "--clear-groups".into(),
+                ])
+                .args(["sh", "-c", &outer])
+                .arg(&fifo)
+                .arg(tail)
+                .current_dir("/"),
+        )
+    };
+    let holders = [holder("".as_ref()), holder(root.path().as_os_str())];
+    let big =
+        |pid: i32| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.len() > 60_000);
+    poll(
+        "two sh and their 1,998 subshells with 60 KB of arguments",
+        || {
+            holders
+                .iter()
+                .all(|h| {
+                    let kids = h.children();
+                    big(h.pid()) && kids.len() == 999 && kids.iter().all(|&k| big(k))
+                })
+                .then_some(())
+        },
+    );
+    let (run, peak) = check_with_peak(root.path(), 48 * 1024);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout.contains("release 1 (current): 1 process"),
+        "{run}"
+    );
+    assert!(
+        peak < 48 * 1024,
+        "the scan peaked at {peak} KiB (at most 48 MiB)"
+    );
+    drop(worker);
 }
 
 /// Regression: a duration too long to add to a clock (`wait --timeout 18446744073709551615s`,

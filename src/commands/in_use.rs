@@ -31,7 +31,7 @@ use crate::holds::mounts::{self, MountAt};
 use crate::owner::Owners;
 use crate::report::in_use::{Blind, Holder, InUse, PathUse, Use};
 use crate::settings::UsageError;
-use crate::snapshot::{Link, ProcSource, Process, ReadError, Snapshot};
+use crate::snapshot::{ArgsWorthKeeping, Link, ProcSource, Process, ReadError, Snapshot};
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -69,7 +69,8 @@ fn link_hit(link: &Link, t: &Target) -> bool {
 pub fn run(args: &InUseArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let targets = targets(&args.paths)?;
     let mut source = super::proc_reader(None);
-    let snap = crate::scan::read(&mut source)?;
+    let keep = ArgsWorthKeeping::naming(targets.iter().flat_map(|t| [&t.given, &t.canonical]));
+    let snap = crate::scan::read(&mut source, keep)?;
     let asked: Vec<OsString> = std::env::args_os().skip(1).collect();
     let found = find_uses(&snap, &targets, &asked, &mut source);
     let pids: Vec<i32> = {

@@ -118,6 +118,11 @@ pub enum LayoutError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path}: out of file descriptors while reading its releases ({source}): raise the open files limit (`ulimit -n`, or LimitNOFILE= in the unit)")]
+    OutOfFds {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not a deploy root: it holds no `current` link and no `releases/` directory (give the directory that holds `current`, or the `current` link itself)")]
     NotARoot { path: String },
 }
@@ -146,6 +151,10 @@ impl DeployRoot {
     /// Like [`DeployRoot::load`], with the releases directory named relative to the root.
     pub fn load_with(given: &Path, releases_rel: Option<&Path>) -> Result<DeployRoot, LayoutError> {
         let io = |source| LayoutError::Io {
+            path: crate::escape::escape(given),
+            source,
+        };
+        let exhausted = |source| LayoutError::OutOfFds {
             path: crate::escape::escape(given),
             source,
         };
@@ -182,11 +191,12 @@ impl DeployRoot {
         let releases_dir = declared_releases.or(target_parent);
         // A root is what it claims only inside itself (see [`contain`]).
         let (releases_dir, current) =
-            contain::confine(root_dir.as_deref(), &link, releases_dir, current);
+            contain::confine(root_dir.as_deref(), &link, releases_dir, current)
+                .map_err(exhausted)?;
         let switch_time = switch_time_of(link_meta.as_ref());
 
         let (releases, truncated) = match &releases_dir {
-            Some(dir) => list_releases(dir),
+            Some(dir) => list_releases(dir).map_err(exhausted)?,
             None => (Vec::new(), false),
         };
         let owner_uid = releases_dir
@@ -352,9 +362,13 @@ fn classify_target(link: &Path, releases_dir: Option<&Path>) -> (Current, Option
     }
 }
 
-fn list_releases(dir: &Path) -> (Vec<Release>, bool) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (Vec::new(), false);
+/// The releases in `dir`; an error only when file descriptors ran out (a directory we may not
+/// read lists none, as before).
+fn list_releases(dir: &Path) -> std::io::Result<(Vec<Release>, bool)> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if contain::out_of_fds(&e) => return Err(e),
+        Err(_) => return Ok((Vec::new(), false)),
     };
     let mut releases = Vec::new();
     let mut truncated = false;
@@ -386,7 +400,7 @@ fn list_releases(dir: &Path) -> (Vec<Release>, bool) {
         });
     }
     releases.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    (releases, truncated)
+    Ok((releases, truncated))
 }
 
 fn app_name(root_dir: Option<&Path>, releases_dir: Option<&Path>, link: &Path) -> String {

@@ -22,10 +22,13 @@ use super::parse::maps::{maps_entry, maps_path};
 use super::parse::mountinfo::{cgroup_mounts, proc_hides_pids};
 use super::parse::stat::{parse_stat, Stat};
 use super::parse::status::{effective_caps, CAP_SYS_PTRACE};
-use super::read::{read_at, read_capped_at, stream_lines_at, Got, ReadUntil, ARGS_CAP};
+use super::read::{
+    read_at, read_capped_at, stream_lines_at, Got, ReadUntil, ARGS_CAP, ARGS_SHORT,
+    LONG_ARGS_BUDGET,
+};
 use super::{
-    CgroupAndEnv, Clock, Cmdline, Comm, HeldFile, HeldFiles, Link, LinkError, PidStat, ProcSource,
-    Process, ProcessSeen, ReadError, SeenAgain, Snapshot,
+    ArgsWorthKeeping, CgroupAndEnv, Clock, Cmdline, Comm, HeldFile, HeldFiles, Link, LinkError,
+    PidStat, ProcSource, Process, ProcessSeen, ReadError, SeenAgain, Snapshot,
 };
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
@@ -34,6 +37,7 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Below this many processes wanting their cgroup, read `/proc/PID/cgroup` one by one rather
@@ -73,6 +77,8 @@ pub struct LinuxProc {
     /// (see [`ProcessSeen::dir_ino`]); a tree of plain files standing in for it in tests is
     /// not.
     procfs: bool,
+    /// Which command lines longer than [`ARGS_SHORT`] the next pass keeps.
+    keep: ArgsWorthKeeping,
 }
 
 impl Default for LinuxProc {
@@ -105,6 +111,7 @@ impl LinuxProc {
             walked: 0,
             jobs: default_jobs(),
             procfs,
+            keep: ArgsWorthKeeping::default(),
         }
     }
 
@@ -407,6 +414,9 @@ fn split_over_threads<T: Sync, S: Send>(
 /// and its own set of link targets, so that threads share nothing while they read.
 struct ChunkReader<'a> {
     proc_root: ProcRoot<'a>,
+    /// Which long command lines are kept, and the bytes of them all threads may still keep.
+    keep: &'a ArgsWorthKeeping,
+    budget: &'a AtomicUsize,
     buf: Vec<u8>,
     /// Link targets seen by this reader, so that equal ones share one allocation.
     targets: HashSet<Arc<OsStr>>,
@@ -417,9 +427,15 @@ struct ChunkReader<'a> {
 }
 
 impl<'a> ChunkReader<'a> {
-    fn new(proc_root: ProcRoot<'a>, pids: usize) -> Self {
+    fn new(
+        proc_root: ProcRoot<'a>,
+        (keep, budget): (&'a ArgsWorthKeeping, &'a AtomicUsize),
+        pids: usize,
+    ) -> Self {
         ChunkReader {
             proc_root,
+            keep,
+            budget,
             buf: Vec::with_capacity(4096),
             targets: HashSet::new(),
             processes: Vec::with_capacity(pids),
@@ -468,20 +484,21 @@ impl<'a> ChunkReader<'a> {
             Ok(st) => (st.st_uid, if self.proc_root.procfs { st.st_ino } else { 0 }),
             Err(_) => (u32::MAX, 0),
         };
-        // Unreadable arguments read as none, as they always have (a kernel thread has none).
-        let (cmdline, cmdline_truncated) = match read_capped_at(
+        let args = read_capped_at(
             &mut self.buf,
             &dir,
             "cmdline",
             ReadUntil::ShortRead,
             ARGS_CAP,
-        ) {
-            Ok(got) => (Cmdline::parse(&self.buf), got == Got::Truncated),
-            Err(_) => (Cmdline::default(), false),
-        };
+        );
         let proc = self.proc_root.root;
         let cwd = read_link(proc, &dir, c"cwd", &mut self.targets, Identity::Always);
         let exe = read_link(proc, &dir, c"exe", &mut self.targets, Identity::WhenDeleted);
+        // Unreadable arguments read as none, as they always have (a kernel thread has none).
+        let (cmdline, cmdline_truncated) = match args {
+            Ok(got) => self.kept_args(got, [&cwd, &exe]),
+            Err(_) => (Cmdline::default(), false),
+        };
         Some(Process {
             pid,
             ppid,
@@ -496,6 +513,41 @@ impl<'a> ChunkReader<'a> {
             cwd,
             exe,
         })
+    }
+
+    /// The arguments in the buffer, as kept: whole up to [`ARGS_SHORT`]; up to the cap when the
+    /// process's arguments, `cwd` or `exe` name a path worth keeping them for and the pass's
+    /// budget has room; otherwise the arguments that end within [`ARGS_SHORT`] (or the first
+    /// one's start, when it alone is longer), marked cut. What decides a verdict is never cut
+    /// here: a path of a deploy root, in the arguments or the links.
+    fn kept_args(&self, got: Got, links: [&Result<Link, LinkError>; 2]) -> (Cmdline, bool) {
+        // A retitled process pads with NULs: they are no arguments (see `Cmdline::parse`).
+        let used = self.buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let args = &self.buf[..used];
+        let cut = got == Got::Truncated;
+        if args.len() <= ARGS_SHORT {
+            return (Cmdline::parse(args), cut);
+        }
+        let named = |l: &&Result<Link, LinkError>| {
+            l.as_ref().is_ok_and(|l| {
+                self.keep
+                    .named_in(std::os::unix::ffi::OsStrExt::as_bytes(&*l.target))
+            })
+        };
+        let matters = self.keep.named_in(args) || links.iter().any(named);
+        let afforded = || {
+            self.budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(args.len())
+                })
+                .is_ok()
+        };
+        if matters && afforded() {
+            return (Cmdline::parse(args), cut);
+        }
+        let short = &args[..ARGS_SHORT];
+        let end = memchr::memrchr(0, short).unwrap_or(ARGS_SHORT);
+        (Cmdline::parse(&short[..end]), true)
     }
 
     /// Take in the processes of a reader that read the next chunk of pids. Its link targets
@@ -522,11 +574,13 @@ impl<'a> ChunkReader<'a> {
 /// file descriptors is an error that says so, never pids counted as vanished.
 fn read_all(
     proc_root: ProcRoot<'_>,
+    keep: &ArgsWorthKeeping,
     pids: &[i32],
     jobs: usize,
 ) -> std::io::Result<(Vec<Process>, usize)> {
+    let budget = AtomicUsize::new(LONG_ARGS_BUDGET);
     let mut readers = split_over_threads(pids, jobs, |chunk| {
-        ChunkReader::new(proc_root, chunk.len()).run(chunk)
+        ChunkReader::new(proc_root, (keep, &budget), chunk.len()).run(chunk)
     })
     .into_iter();
     let Some(mut all) = readers.next() else {
@@ -536,9 +590,8 @@ fn read_all(
         all.append(reader);
     }
     if let Some(e) = all.exhausted {
-        return Err(std::io::Error::other(format!(
-            "out of file descriptors while reading /proc ({e}): raise the open files limit (`ulimit -n`, or LimitNOFILE= in the unit)"
-        )));
+        // The caller says what it means for the run and how to fix it.
+        return Err(std::io::Error::from_raw_os_error(e as i32));
     }
     // The processes hold the targets now; the set would only keep them alive.
     all.targets = HashSet::new();
@@ -729,6 +782,10 @@ pub fn clock_now() -> Clock {
 }
 
 impl ProcSource for LinuxProc {
+    fn keep_args_naming(&mut self, keep: ArgsWorthKeeping) {
+        self.keep = keep;
+    }
+
     fn snapshot(&mut self) -> std::io::Result<Snapshot> {
         let clock = clock_now();
         let mut pids: Vec<i32> = std::fs::read_dir(&self.root)?
@@ -736,7 +793,7 @@ impl ProcSource for LinuxProc {
             .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
             .collect();
         pids.sort_unstable();
-        let (processes, vanished) = read_all(self.proc_root(), &pids, self.jobs)?;
+        let (processes, vanished) = read_all(self.proc_root(), &self.keep, &pids, self.jobs)?;
         let mut snap = Snapshot::new(processes, clock, std::process::id() as i32, vanished);
         snap.ptrace = self.holds_ptrace();
         snap.hidden_pids = self.hides_pids(snap.ptrace);
@@ -1136,6 +1193,68 @@ mod tests {
         );
     }
 
+    /// A fake `/proc` of pids 1 to 4, each with 10 KB of arguments (`worker`, then 100-byte
+    /// arguments) and the given cwd: a scan naming an app keeps the command line of a
+    /// process whose cwd or arguments name it, and cuts the others at the end of the last
+    /// argument within 4 KiB, marked.
+    #[test]
+    fn long_command_lines_are_kept_only_when_they_name_a_root() {
+        let Ok(tmp) = tempfile::tempdir() else {
+            panic!("no temp dir");
+        };
+        let root = tmp.path().join("proc");
+        let app = tmp.path().join("app");
+        let release = app.join("releases/1");
+        if let Err(e) = std::fs::create_dir_all(&release) {
+            panic!("cannot make {}: {e}", release.display());
+        }
+        let app = app.display().to_string();
+        let long = |last: &str| {
+            let mut args = b"worker\0".to_vec();
+            for _ in 0..100 {
+                args.extend(std::iter::repeat_n(b'a', 100));
+                args.push(0);
+            }
+            args.extend_from_slice(last.as_bytes());
+            args.push(0);
+            args
+        };
+        let home = tmp.path().display().to_string();
+        for (pid, cwd, last) in [
+            (1, release.display().to_string(), "x".to_string()),
+            (2, home.clone(), format!("{app}/current/artisan")),
+            (3, home.clone(), format!("{app}lication")),
+            (4, home.clone(), "/srv/other/current/artisan".to_string()),
+        ] {
+            let dir = root.join(pid.to_string());
+            let stat = format!("{pid} (worker) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 700 0 0\n");
+            let made = std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(dir.join("stat"), stat))
+                .and_then(|()| std::fs::write(dir.join("cmdline"), long(&last)))
+                .and_then(|()| std::os::unix::fs::symlink(&cwd, dir.join("cwd")))
+                .and_then(|()| std::os::unix::fs::symlink("/bin/sh", dir.join("exe")));
+            if let Err(e) = made {
+                panic!("cannot build a fake /proc in {}: {e}", root.display());
+            }
+        }
+        let mut proc_ = LinuxProc::new(&root).with_jobs(1);
+        proc_.keep_args_naming(ArgsWorthKeeping::naming([app.as_str(), "/"]));
+        let Ok(snap) = proc_.snapshot() else {
+            panic!("cannot read the fake /proc");
+        };
+        let kept = |pid| {
+            snap.get(pid)
+                .map(|p| (p.cmdline.len(), p.cmdline_truncated))
+        };
+        // Its cwd (the link's text decides), its arguments, and an
+        // argument the root's path begins (more kept than needed, never less).
+        assert_eq!(kept(1), Some((102, false)));
+        assert_eq!(kept(2), Some((102, false)));
+        assert_eq!(kept(3), Some((102, false)));
+        // `worker` and 40 whole arguments of 101 bytes end within 4 KiB; the 41st does not.
+        assert_eq!(kept(4), Some((41, true)));
+    }
+
     /// A fake `/proc/4242` whose `cmdline` and `environ` are 1 MiB and whose `maps` is 8 MiB:
     /// a scan keeps 64 KiB of the arguments and says so, takes only whole environment entries
     /// within 64 KiB, and streams `maps` through a buffer that does not grow with it.
@@ -1172,6 +1291,8 @@ mod tests {
             panic!("cannot build a fake /proc in {}: {e}", root.display());
         }
         let mut proc_ = LinuxProc::new(&root).with_jobs(1);
+        // Its cwd names the path a scan is about: the arguments are kept up to the cap.
+        proc_.keep_args_naming(ArgsWorthKeeping::naming([tmp.path()]));
         let Ok(snap) = proc_.snapshot() else {
             panic!("cannot read the fake /proc");
         };
@@ -1235,8 +1356,9 @@ mod tests {
             own_mnt_ns: None,
             procfs: false,
         };
-        let mut first = ChunkReader::new(proc_root, 2);
-        let mut second = ChunkReader::new(proc_root, 2);
+        let (keep, budget) = (ArgsWorthKeeping::default(), AtomicUsize::new(0));
+        let mut first = ChunkReader::new(proc_root, (&keep, &budget), 2);
+        let mut second = ChunkReader::new(proc_root, (&keep, &budget), 2);
         for (reader, pid) in [(&mut first, 10), (&mut second, 20)] {
             let p = process(pid, "/srv/app/releases/2");
             let Ok(cwd) = &p.cwd else { unreachable!() };

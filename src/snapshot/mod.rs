@@ -167,10 +167,14 @@ pub struct Process {
     pub dir_ino: u64,
     /// A kernel thread (no exe, no cmdline of its own).
     pub kernel_thread: bool,
-    /// Arguments, as bytes: at most the first 64 KiB of them (`read::ARGS_CAP`).
+    /// Arguments, as bytes: at most the first 64 KiB of them (`read::ARGS_CAP`), and of a
+    /// command line longer than 4 KiB that names no deploy root (nor does its `cwd` or `exe`),
+    /// only the arguments within its first 4 KiB (`read::ARGS_SHORT`, see
+    /// [`ArgsWorthKeeping`]).
     pub cmdline: Cmdline,
-    /// The arguments were longer than 64 KiB and `cmdline` holds only their start (the last
-    /// argument kept may be cut short): shown in JSON, so nothing is silently wrong.
+    /// `cmdline` holds only the start of the arguments (cut at 64 KiB, where the last argument
+    /// kept may be cut short, or at an argument's end within 4 KiB): shown in JSON, so nothing
+    /// is silently wrong.
     pub cmdline_truncated: bool,
     pub cwd: Result<Link, LinkError>,
     pub exe: Result<Link, LinkError>,
@@ -442,10 +446,46 @@ pub enum SeenAgain {
     Elsewhere,
 }
 
+/// Which long command lines a pass over `/proc` keeps (up to 64 KiB) rather than cut to their
+/// first 4 KiB: those that could matter to a verdict, because the process's `cwd` or `exe`
+/// text, or its arguments, hold one of the paths named here (the deploy roots' spellings, or
+/// the paths `in-use` asks about). The reader judges nothing: it only looks for the bytes.
+#[derive(Clone, Default)]
+pub struct ArgsWorthKeeping(Option<aho_corasick::AhoCorasick>);
+
+impl ArgsWorthKeeping {
+    /// Keep the command lines that name any of `paths` (`/` and empty paths name nothing: they
+    /// would keep every command line).
+    pub fn naming<P: AsRef<OsStr>>(paths: impl IntoIterator<Item = P>) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        let mut needles: Vec<Vec<u8>> = paths
+            .into_iter()
+            .map(|p| p.as_ref().as_bytes().to_vec())
+            .filter(|p| p.len() > 1)
+            .collect();
+        needles.sort_unstable();
+        needles.dedup();
+        let finder = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(&needles)
+            .ok();
+        ArgsWorthKeeping(finder.filter(|_| !needles.is_empty()))
+    }
+
+    /// Whether `bytes` hold one of the paths.
+    pub fn named_in(&self, bytes: &[u8]) -> bool {
+        self.0.as_ref().is_some_and(|f| f.is_match(bytes))
+    }
+}
+
 /// A source of snapshots and of the later reads about single processes: the Linux reader in
 /// production. Every read about one process says why it failed ([`ReadError`]).
 pub trait ProcSource {
     fn snapshot(&mut self) -> std::io::Result<Snapshot>;
+    /// Which long command lines the next [`ProcSource::snapshot`] keeps whole (see
+    /// [`ArgsWorthKeeping`]); until told, it keeps none beyond their first 4 KiB. A source
+    /// that was given its processes keeps them as they are.
+    fn keep_args_naming(&mut self, _keep: ArgsWorthKeeping) {}
     /// Read `/proc/PID/stat` again: is it the same process (start time), still a zombie?
     fn stat(&mut self, pid: i32) -> Result<PidStat, ReadError>;
     /// Whether `pid` lives under another root directory than ours (its paths are not ours).

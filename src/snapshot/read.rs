@@ -27,6 +27,17 @@ pub(super) enum ReadUntil {
 /// and root must not pay 400 MiB for it. What is cut is marked, never silently dropped.
 pub(super) const ARGS_CAP: usize = 64 * 1024;
 
+/// The most bytes of a command line kept when it names no deploy root (see
+/// [`super::ArgsWorthKeeping`]): cut at the end of the last argument within them. Nearly every
+/// command line is shorter and kept whole; 10,000 processes of 64 KiB each cost 40 MiB, not
+/// 640 MiB.
+pub(super) const ARGS_SHORT: usize = 4 * 1024;
+
+/// The most bytes of command lines longer than [`ARGS_SHORT`] that one pass keeps, however
+/// many processes name a deploy root (anyone can write its path into their arguments): 256
+/// of 64 KiB. Past it, those too are cut to [`ARGS_SHORT`].
+pub(super) const LONG_ARGS_BUDGET: usize = 16 * 1024 * 1024;
+
 /// How much of a file a read took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Got {
