@@ -326,6 +326,24 @@ fn model_systemd_cgroup(lines: &[Vec<u8>]) -> Option<Vec<u8>> {
     v2
 }
 
+/// The model of a cgroup component that names a systemd unit: a `.service` or `.scope` whose
+/// name systemd could have given (at most 255 bytes of `[A-Za-z0-9:_.\\@-]`, a name before
+/// the suffix, no leading `-`, at most one `@`).
+fn names_a_unit(comp: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(comp) else {
+        return false;
+    };
+    let stem = s
+        .strip_suffix(".service")
+        .or_else(|| s.strip_suffix(".scope"));
+    stem.is_some_and(|stem| !stem.is_empty())
+        && s.len() <= 255
+        && !s.starts_with('-')
+        && s.matches('@').count() <= 1
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_.\\@-".contains(&b))
+}
+
 proptest! {
     #![proptest_config(config(1024))]
 
@@ -371,10 +389,7 @@ proptest! {
                     prop_assert!(!u.unit.contains('/'));
                     prop_assert!(u.is_service() || u.unit.ends_with(".scope"));
                     // The innermost unit: the last component that names one.
-                    let innermost = comps.iter().rev().find(|c| {
-                        std::str::from_utf8(c)
-                            .is_ok_and(|s| s.ends_with(".service") || s.ends_with(".scope"))
-                    });
+                    let innermost = comps.iter().rev().find(|c| names_a_unit(c));
                     prop_assert_eq!(
                         innermost.copied(),
                         Some(u.unit.as_bytes()),
@@ -386,10 +401,7 @@ proptest! {
                     }
                 }
                 None => {
-                    let names_unit = comps.iter().any(|c| {
-                        std::str::from_utf8(c)
-                            .is_ok_and(|s| s.ends_with(".service") || s.ends_with(".scope"))
-                    });
+                    let names_unit = comps.iter().any(|c| names_a_unit(c));
                     prop_assert!(!names_unit, "no unit found in {:?}", String::from_utf8_lossy(path));
                 }
             }
