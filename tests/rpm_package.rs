@@ -243,7 +243,7 @@ fn cargo_toml_value(section: &str, key: &str) -> Option<String> {
 /// The summary is Cargo.toml's, one line that ends without a full stop (rpm's rules); the
 /// description is not empty; the URL is Cargo.toml's `homepage` (else `repository`), or none
 /// while the project has neither. cargo-generate-rpm (0.21) cannot set a description of its
-/// own: it repeats the summary (see docs/MONITORING.md, "Packages").
+/// own: it repeats the summary (README.md, "Packages"; upstream issue 142 asks for one).
 #[test]
 fn summary_description_and_url_are_cargo_tomls() {
     let Some(rpm) = built() else { return };
