@@ -228,13 +228,15 @@ fn explain(master: i32, straggler: i32, out: &mut dyn Write) -> std::io::Result<
     and kept that directory as its cwd. The cleanup deleted releases/1, so every worker it spawns
     from now on fails to find its files, while the master itself looks healthy. relwatch knows it
     from the link count of the master's cwd (0: deleted), not from the text \" (deleted)\".
-    It is one finding for the master and its workers, and the fix restarts the master once.
+    It is one finding for the master and its workers, and one fix ends them all (workers would
+    outlive their master) before the master starts again from current.
   - old-release: pid {straggler} started from current/ while it pointed at releases/2, and runs
     release 2 still. With --grace 0s that is a warning at once; by default only 5 minutes after
     the switch, the time a deploy takes to restart its workers.
   - owner: nothing supervises these demo processes, so the fix is a kill -TERM and a start from
     current. Under systemd, supervisord, PM2 or runit it names the unit or program instead
-    (systemctl restart UNIT, supervisorctl restart GROUP:NAME, pm2 restart NAME, sv restart NAME).
+    (systemctl restart UNIT, supervisorctl restart GROUP:NAME, sv restart NAME; a PM2 app is
+    registered again from current). `relwatch restart ROOT` runs such fixes for you.
   - The release lines count the processes on each release; deleted ones are marked.
   - Try `relwatch ps ROOT` for the tree view, `--format json` for scripts, and `relwatch wait`
     and `relwatch in-use` in your deploy hooks (see the README)."

@@ -114,9 +114,11 @@ fn finding(out: &mut String, r: &Report, f: &Finding, style: Style) {
             .find(|e| e.pid == *pid)
             .map(|e| super::words::evidence(e))
             .unwrap_or_default();
+        // The uid on every row: whose process a remedy would end (issue 18).
+        let uid = format!("uid {}", p.uid);
         let _ = writeln!(
             out,
-            "      {indent}{:<7} {:<16} {why}",
+            "      {indent}{:<7} {:<16} {uid:<9} {why}",
             pid,
             escape(p.name())
         );
