@@ -501,7 +501,9 @@ fn system_pm2() -> Option<std::path::PathBuf> {
 }
 
 /// A node app under a real PM2, started the usual way from `current` (release 1), then a
-/// deploy (atomic rename) and a cleanup that deletes release 1: `restart --yes` confirms it
+/// deploy (atomic rename): while release 2 lacks the script, the action is skipped and the app
+/// left running; with it, after a cleanup that deletes release 1, `--dry-run` changes nothing
+/// and `restart --yes` confirms it
 /// with `pm2 jlist` (the God daemon's PM2_HOME, from its title, checked with the kernel),
 /// registers it again from current in one action of three steps, converges, exit 0; the next
 /// check is OK and PM2 runs the app from current.
@@ -528,9 +530,25 @@ fn a_pm2_app_on_a_deleted_release_is_registered_again() {
         root.release_path("1").join("loaded").exists().then_some(())
     });
     let ticks = start_ticks(old);
-    root.write("releases/2/server.js", APP_JS);
+    // A release without the script: `pm2 delete` would take the app down and `pm2 start` fail,
+    // so nothing runs.
+    root.write("releases/2/README", "");
     root.switch("2");
+    let missing = relwatch_restart(&root, &["--yes", "--timeout", "10s"]);
+    assert_eq!(missing.code, 1, "{missing}");
+    assert!(
+        missing
+            .stderr
+            .contains("server.js is no file, so pm2 start would fail"),
+        "{missing}"
+    );
+    assert!(alive(old, ticks), "the app was left alone\n{missing}");
+    root.write("releases/2/server.js", APP_JS);
     root.delete("1");
+    let dry = relwatch_restart(&root, &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(dry.stderr.contains("pm2 save: confirmed"), "{dry}");
+    assert!(alive(old, ticks), "a dry run changes nothing\n{dry}");
     let run = relwatch_restart(&root, &["--yes", "--timeout", "60s", "--format", "json"]);
     assert_eq!(run.code, 0, "{run}");
     let doc = run.json();

@@ -372,6 +372,24 @@ fn verdict(actions: &[Action], dry_run: bool) -> ExitCode {
 mod tests {
     use super::*;
 
+    /// Steps run in order and stop at the first that fails; the state names each step's output.
+    #[test]
+    fn steps_stop_at_the_first_failure() {
+        use crate::owner::remedy::Arg;
+        let echo = |word| Command::new("echo", [Arg::Word(word)]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let steps = [echo("one"), Command::new("false", []), echo("three")];
+        let state = run_steps(&steps, &Vec::new(), deadline);
+        assert_eq!(
+            state,
+            State::Failed("echo one: one; false: exit 1: ".into())
+        );
+        let state = run_steps(&[echo("one"), echo("two")], &Vec::new(), deadline);
+        assert_eq!(state, State::Done("echo one: one; echo two: two".into()));
+        let one = run_steps(&[echo("one")], &Vec::new(), deadline);
+        assert_eq!(one, State::Done("one".into()));
+    }
+
     #[test]
     fn every_kinds_value_names_a_finding_kind() {
         use clap::ValueEnum;

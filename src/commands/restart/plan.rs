@@ -46,6 +46,8 @@ pub enum Via {
         god: i32,
         name: Box<std::ffi::OsStr>,
         home: PathBuf,
+        /// `LINK/SCRIPT`, which must be a file before `pm2 delete` runs.
+        start: PathBuf,
     },
     /// An unsupervised process: the signal goes through a pidfd once its start time matches.
     Signal {

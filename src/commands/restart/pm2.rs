@@ -32,12 +32,12 @@ pub fn of(scan: &Scan, f: &Finding, top: i32) -> Option<Result<(Vec<Command>, Vi
         return None;
     };
     let steps = again.commands();
-    if again.script.is_none() {
+    let Some(script) = &again.script else {
         return Some(Err(Skip {
             steps,
             why: "PM2 does not say which script the app runs (no pm_exec_path, and its command line names none in a release), so only a person can start it again".into(),
         }));
-    }
+    };
     let god = match scan.owners.get(top).map(|o| &o.supervisor) {
         Some(Supervisor::Pm2 { god, .. }) => *god,
         _ => return None,
@@ -49,6 +49,7 @@ pub fn of(scan: &Scan, f: &Finding, top: i32) -> Option<Result<(Vec<Command>, Vi
                 god,
                 name: again.name.clone(),
                 home,
+                start: Path::new(&again.link).join(&**script),
             },
         ))),
         None => Some(Err(Skip {
@@ -96,9 +97,22 @@ pub fn confirm(
     via: &Via,
     top: i32,
 ) -> Result<String, String> {
-    let Via::Pm2 { god, name, home } = via else {
+    let Via::Pm2 {
+        god,
+        name,
+        home,
+        start,
+    } = via
+    else {
         return Err("not a PM2 action".into());
     };
+    // `pm2 delete` runs first: a start that cannot succeed would leave the app down.
+    if !std::fs::metadata(start).is_ok_and(|m| m.is_file()) {
+        return Err(format!(
+            "{} is no file, so pm2 start would fail after pm2 delete took the app down",
+            shell_word(start)
+        ));
+    }
     if home_of(*god).as_ref() != Some(home) {
         return Err(format!(
             "PM2_HOME cannot be known safely: God daemon pid {god} no longer listens on {}",
