@@ -503,20 +503,44 @@ fn system_pm2() -> Option<std::path::PathBuf> {
 /// A node app under a real PM2, started the usual way from `current` (release 1), then a
 /// deploy (atomic rename): while release 2 lacks the script, the action is skipped and the app
 /// left running; with it, after a cleanup that deletes release 1, `--dry-run` changes nothing
-/// and `restart --yes` confirms it
-/// with `pm2 jlist` (the God daemon's PM2_HOME, from its title, checked with the kernel),
-/// registers it again from current in one action of three steps, converges, exit 0; the next
-/// check is OK and PM2 runs the app from current.
+/// and `restart --yes` confirms it with `pm2 jlist` (with the PM2_HOME of the rpc.sock the
+/// kernel shows the God daemon holding), registers it again from current in one action of
+/// three steps, converges, exit 0; the next check is OK and PM2 runs the app from current.
 #[test]
 fn a_pm2_app_on_a_deleted_release_is_registered_again() {
+    pm2_app_registered_again(None);
+}
+
+/// The same with the God daemon and the app of a local user (uid [`USER`]): every `pm2` runs
+/// as that uid, with the daemon's PM2_HOME.
+#[test]
+fn a_users_pm2_app_is_registered_again_as_that_user() {
+    pm2_app_registered_again(Some(USER));
+}
+
+fn pm2_app_registered_again(user: Option<u32>) {
     let Some(pm2) = system_pm2() else {
         return;
     };
     let root = DeployRoot::new();
     root.write("releases/1/server.js", APP_JS);
+    root.release("2");
     root.switch("1");
     let home = root.tmp().join("pm2home");
-    let pm2 = util::pm2::Pm2Home::new(pm2, home, std::env::var_os("PATH").unwrap_or_default());
+    std::fs::create_dir(&home).unwrap();
+    let mut pm2 = util::pm2::Pm2Home::new(pm2, home, std::env::var_os("PATH").unwrap_or_default());
+    if let Some(uid) = user {
+        // The user's daemon writes its home, and the app `loaded` in its release.
+        std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for dir in [
+            pm2.home.clone(),
+            root.release_path("1"),
+            root.release_path("2"),
+        ] {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+        }
+        pm2 = pm2.with_uid(uid);
+    }
     pm2.start_from("server.js", "api", &root.current());
     let god = pm2.god().expect("the God daemon's pid file");
     let old = poll("the app running release 1", || {
@@ -556,6 +580,7 @@ fn a_pm2_app_on_a_deleted_release_is_registered_again() {
     assert_eq!(actions.len(), 1, "one action for the app\n{run}");
     assert_eq!(actions[0]["state"], "replaced", "{run}");
     assert_eq!(array(&actions[0], "steps").len(), 3, "{run}");
+    assert_eq!(actions[0]["command"]["as"], user.unwrap_or(0), "{run}");
     let current = root.current().display().to_string();
     let start = format!("pm2 start {current}/server.js --name api --cwd {current}");
     assert!(run.stderr.contains("pm2 delete api && "), "{run}");

@@ -15,6 +15,8 @@ pub struct Pm2Home {
     /// `PM2_HOME`, and `PATH` when `pm2` is not on the system's.
     pub env: Vec<(&'static str, OsString)>,
     pub home: PathBuf,
+    /// The uid the daemon (and every `pm2` of the test) runs as; root when `None`.
+    pub uid: Option<u32>,
 }
 
 impl Pm2Home {
@@ -24,14 +26,43 @@ impl Pm2Home {
             pm2,
             env: vec![("PM2_HOME", home.clone().into()), ("PATH", path)],
             home,
+            uid: None,
         }
+    }
+
+    /// Every `pm2` (so the daemon) as `uid` (through `setpriv`, no supplementary groups), with
+    /// `HOME` the directory of its `PM2_HOME`, which it must own.
+    pub fn with_uid(mut self, uid: u32) -> Pm2Home {
+        let home = self.home.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.env.push(("HOME", home.into()));
+        self.uid = Some(uid);
+        self
+    }
+
+    /// `pm2` as the test's uid.
+    fn command(&self) -> Command {
+        let mut cmd = match self.uid {
+            None => Command::new(&self.pm2),
+            Some(uid) => {
+                let mut cmd = Command::new("setpriv");
+                cmd.args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={uid}"),
+                    "--clear-groups".into(),
+                ])
+                .arg(&self.pm2);
+                cmd
+            }
+        };
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
     }
 
     /// `pm2 ARGS` in `cwd`, which must succeed.
     pub fn run(&self, args: &[&OsStr], cwd: &Path) {
-        let status = Command::new(&self.pm2)
+        let status = self
+            .command()
             .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(cwd)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -68,9 +99,9 @@ impl Pm2Home {
 impl Drop for Pm2Home {
     fn drop(&mut self) {
         let god = self.god();
-        let _ = Command::new(&self.pm2)
+        let _ = self
+            .command()
             .arg("kill")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir("/")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
