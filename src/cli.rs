@@ -94,14 +94,16 @@ Examples:
     /// Restart what runs an old or deleted release, through its supervisor, and wait for it
     #[command(
         long_about = "Plan from one scan one action per owner of the processes on an old or \
-deleted release (a systemd unit, a supervisord program, a runit service, an unsupervised app \
-server master; never one per worker), confirm each with the supervisor's own view (systemctl \
-show, supervisorctl pid, sv status: the pid must be the one the scan saw; anything that does \
-not confirm is skipped and said, never guessed), run the remedies' fixed commands with argv \
+deleted release (a systemd unit, a supervisord program, a PM2 app, a runit service, an \
+unsupervised app server master; never one per worker), confirm each with the supervisor's own \
+view (systemctl show, supervisorctl pid, pm2 jlist with the God daemon's own PM2_HOME, sv \
+status: the pid must be the one the scan saw; anything that does not confirm is skipped and \
+said, never guessed), run the remedies' fixed commands with argv \
 arrays (no shell) as the right user, each with a timeout, then wait until every process the \
 plan covered is replaced by one on the current release. Without --yes it asks once on a \
 terminal and refuses without one. It never touches relwatch's own units, PID 1, or anything \
-outside the apps it checked. An unsupervised process is only ended (with the remedy's \
+outside the apps it checked. A PM2 app is registered again from the current link (pm2 \
+delete, pm2 start, pm2 save, one action). An unsupervised process is only ended (with the remedy's \
 signal): nothing starts it again, and the run says so and exits 1 (docs/RESTART.md).",
         after_help = "Exit codes:
   0  converged: every process the plan covered was replaced by one on the current release

@@ -598,51 +598,6 @@ fn install_pm2(prefix: &Path) -> Option<std::path::PathBuf> {
     Some(prefix.join("bin/pm2"))
 }
 
-/// Ends the PM2 God daemon of a test's PM2_HOME (`pm2 kill`), and by pid if it is still there.
-struct Pm2Home {
-    pm2: std::path::PathBuf,
-    env: Vec<(&'static str, std::ffi::OsString)>,
-    home: std::path::PathBuf,
-}
-
-impl Pm2Home {
-    fn run(&self, args: &[&std::ffi::OsStr], cwd: &Path) {
-        let status = Command::new(&self.pm2)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(cwd)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("run pm2 {args:?}: {e}"));
-        assert!(status.success(), "pm2 {args:?}: {status}");
-    }
-
-    fn god(&self) -> Option<i32> {
-        std::fs::read_to_string(self.home.join("pm2.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Pm2Home {
-    fn drop(&mut self) {
-        let god = self.god();
-        let _ = Command::new(&self.pm2)
-            .arg("kill")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir("/")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        if let Some(pid) = god.filter(|&p| p > 1) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
-}
-
 /// A node app started under PM2 from its release keeps that cwd through `pm2 restart`; after a
 /// deploy it is on the old release, and the remedy registers it again from `current`
 /// (`pm2 delete`, `pm2 start ROOT/current/server.js --name api --cwd ROOT/current`, `pm2
@@ -666,22 +621,9 @@ fn a_pm2_app_is_registered_again_from_current() {
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .expect("PATH");
-    let pm2 = Pm2Home {
-        pm2,
-        env: vec![("PM2_HOME", home.clone().into()), ("PATH", path)],
-        home,
-    };
-    pm2.run(&["ping".as_ref()], Path::new("/"));
+    let pm2 = util::pm2::Pm2Home::new(pm2, home, path);
     // Started the usual way: from the release `current` points at.
-    pm2.run(
-        &[
-            "start".as_ref(),
-            "server.js".as_ref(),
-            "--name".as_ref(),
-            "api".as_ref(),
-        ],
-        &root.current(),
-    );
+    pm2.start_from("server.js", "api", &root.current());
     deploy(&root, &app);
     pm2.run(&["restart".as_ref(), "api".as_ref()], Path::new("/"));
     let args = [root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()];

@@ -109,7 +109,15 @@ fn an_unsupervised_gunicorn_is_ended_and_said_to_need_starting() {
     wait_started_before_now(master.pid());
     root.release("2");
     root.switch("2");
-    let run = relwatch_restart(&root, &["--yes", "--timeout", "30s", "--format", "json"]);
+    let run = one_master_ended(&root, master.pid(), &workers);
+    assert!(!alive(master.pid(), ticks), "the master was ended\n{run}");
+    assert!(run.stderr.contains("outcome [1/1]"), "{run}");
+}
+
+/// `restart --yes` of an unsupervised master and its `workers`: one action covering them all,
+/// ended, saying to start it again from current, exit 1.
+fn one_master_ended(root: &DeployRoot, master: i32, workers: &[i32]) -> Run {
+    let run = relwatch_restart(root, &["--yes", "--timeout", "30s", "--format", "json"]);
     assert_eq!(run.code, 1, "ended, not restarted: not converged\n{run}");
     let doc = run.json();
     let actions = array(&doc, "actions");
@@ -119,18 +127,21 @@ fn an_unsupervised_gunicorn_is_ended_and_said_to_need_starting() {
         "one action for the master, none per worker\n{run}"
     );
     assert_eq!(actions[0]["state"], "ended", "{run}");
+    let start_again = format!(
+        "nothing starts it again: start it from {}",
+        root.current().display()
+    );
     assert!(
         actions[0]["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("nothing starts it again: start it from")),
+            .is_some_and(|d| d.contains(&start_again)),
         "{run}"
     );
     let covered = pids(&actions[0]);
-    for p in workers.iter().chain([&master.pid()]) {
+    for p in workers.iter().chain([&master]) {
         assert!(covered.contains(&i64::from(*p)), "pid {p} covered\n{run}");
     }
-    assert!(!alive(master.pid(), ticks), "the master was ended\n{run}");
-    assert!(run.stderr.contains("outcome [1/1]"), "{run}");
+    run
 }
 
 /// Debian's supervisor; the suite fails rather than skips without it.
@@ -211,15 +222,10 @@ fn a_supervisord_program_is_restarted_through_supervisorctl() {
 /// A uid with no passwd entry, for the "local user" of a forgery.
 const USER: u32 = 4_242_422;
 
-/// A user's own process titled `supervisord`, with `SUPERVISOR_PROCESS_NAME=all`, above their
-/// worker on an old release: the remedy says `supervisorctl restart all` as that user, but no
-/// supervisord answers for that pid, so the action is skipped and nothing is restarted.
-#[test]
-fn a_forged_supervisor_is_refused() {
-    if !is_root() {
-        skip("a forged owner needs root (to run processes as another uid)");
-        return;
-    }
+/// A local user's (uid [`USER`]) process titled `title`, with `env`, above their `sleep` worker
+/// started in release 1; current then moves to 2. `restart --yes` must skip its one action
+/// (run as the user) and touch nothing: the action's JSON is returned.
+fn forged_owner_is_skipped(title: &str, env: &[(&str, std::ffi::OsString)]) -> serde_json::Value {
     let root = DeployRoot::new();
     std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let r1 = root.release("1");
@@ -232,14 +238,16 @@ fn a_forged_supervisor_is_refused() {
                 format!("--regid={user}"),
                 "--clear-groups".into(),
             ])
-            .args([
-                "bash",
-                "-c",
-                r#"exec -a supervisord bash -c '(cd "$0" && exec sleep 1001) & wait' "$0""#,
-            ])
+            .args(["bash", "-c"])
+            .arg(r#"exec -a "$1" bash -c '(cd "$0" && exec sleep 1001) & wait' "$0""#)
             .arg(&r1)
-            .env("SUPERVISOR_ENABLED", "1")
-            .env("SUPERVISOR_PROCESS_NAME", "all")
+            .arg(title.replace("RELEASE", &r1.display().to_string()))
+            .envs(env.iter().map(|(k, v)| {
+                let v = v
+                    .to_string_lossy()
+                    .replace("RELEASE", &r1.display().to_string());
+                (*k, v)
+            }))
             .current_dir("/"),
     );
     let worker = fake.wait_for_children(1, "sleep")[0];
@@ -256,6 +264,25 @@ fn a_forged_supervisor_is_refused() {
     assert_eq!(actions[0]["command"]["as"], USER, "{run}");
     assert!(alive(worker, ticks), "the worker was not touched\n{run}");
     assert!(alive(fake.pid(), fake.start_ticks()), "{run}");
+    actions[0].clone()
+}
+
+/// A user's own process titled `supervisord`, with `SUPERVISOR_PROCESS_NAME=all`, above their
+/// worker on an old release: the remedy says `supervisorctl restart all` as that user, but no
+/// supervisord answers for that pid, so the action is skipped and nothing is restarted.
+#[test]
+fn a_forged_supervisor_is_refused() {
+    if !is_root() {
+        skip("a forged owner needs root (to run processes as another uid)");
+        return;
+    }
+    forged_owner_is_skipped(
+        "supervisord",
+        &[
+            ("SUPERVISOR_ENABLED", "1".into()),
+            ("SUPERVISOR_PROCESS_NAME", "all".into()),
+        ],
+    );
 }
 
 /// The seed incident under a real systemd: a unit's master and two workers on a release that
@@ -447,4 +474,214 @@ fn on_a_terminal_it_asks_once() {
     let (code, out) = ask("y\n");
     assert_eq!(code, Some(1), "ended, nothing starts it again\n{out}");
     assert!(!alive(child.pid(), ticks), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// PM2
+// ---------------------------------------------------------------------------------------------
+
+/// A node app that says when it has loaded (a file `loaded` in its cwd), then idles.
+const APP_JS: &str = "require('fs').writeFileSync('loaded', '');\nsetInterval(() => {}, 1000);\n";
+
+/// The `pm2` relwatch runs: the one on the system's PATH (scripts/test-deps installs it with
+/// `npm install -g pm2@5`), since actions run with a clean PATH.
+fn system_pm2() -> Option<std::path::PathBuf> {
+    if !is_root() {
+        skip("relwatch must read every process and drive root's PM2: run the tests as root");
+        return None;
+    }
+    let found = ["/usr/local/bin/pm2", "/usr/bin/pm2"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        skip("pm2 is not on the system PATH: scripts/test-deps installs it (npm install -g pm2@5)");
+    }
+    found
+}
+
+/// A node app under a real PM2, started the usual way from `current` (release 1), then a
+/// deploy (atomic rename): while release 2 lacks the script, the action is skipped and the app
+/// left running; with it, after a cleanup that deletes release 1, `--dry-run` changes nothing
+/// and `restart --yes` confirms it with `pm2 jlist` (with the PM2_HOME of the rpc.sock the
+/// kernel shows the God daemon holding), registers it again from current in one action of
+/// three steps, converges, exit 0; the next check is OK and PM2 runs the app from current.
+#[test]
+fn a_pm2_app_on_a_deleted_release_is_registered_again() {
+    pm2_app_registered_again(None);
+}
+
+/// The same with the God daemon and the app of a local user (uid [`USER`]): every `pm2` runs
+/// as that uid, with the daemon's PM2_HOME.
+#[test]
+fn a_users_pm2_app_is_registered_again_as_that_user() {
+    pm2_app_registered_again(Some(USER));
+}
+
+fn pm2_app_registered_again(user: Option<u32>) {
+    let Some(pm2) = system_pm2() else {
+        return;
+    };
+    let root = DeployRoot::new();
+    root.write("releases/1/server.js", APP_JS);
+    root.release("2");
+    root.switch("1");
+    let home = root.tmp().join("pm2home");
+    std::fs::create_dir(&home).unwrap();
+    let mut pm2 = util::pm2::Pm2Home::new(pm2, home, std::env::var_os("PATH").unwrap_or_default());
+    if let Some(uid) = user {
+        // The user's daemon writes its home, and the app `loaded` in its release.
+        std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for dir in [
+            pm2.home.clone(),
+            root.release_path("1"),
+            root.release_path("2"),
+        ] {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
+        }
+        pm2 = pm2.with_uid(uid);
+    }
+    pm2.start_from("server.js", "api", &root.current());
+    let god = pm2.god().expect("the God daemon's pid file");
+    let old = poll("the app running release 1", || {
+        children_of(god).into_iter().find(|&p| {
+            std::fs::read_link(format!("/proc/{p}/cwd"))
+                .is_ok_and(|cwd| cwd == root.release_path("1"))
+        })
+    });
+    // Once the app has written `loaded`, node has read server.js: the cleanup cannot fail it.
+    poll("node to load the app", || {
+        root.release_path("1").join("loaded").exists().then_some(())
+    });
+    let ticks = start_ticks(old);
+    // A release without the script: `pm2 delete` would take the app down and `pm2 start` fail,
+    // so nothing runs.
+    root.write("releases/2/README", "");
+    root.switch("2");
+    let missing = relwatch_restart(&root, &["--yes", "--timeout", "10s"]);
+    assert_eq!(missing.code, 1, "{missing}");
+    assert!(
+        missing
+            .stderr
+            .contains("server.js is no file, so pm2 start would fail"),
+        "{missing}"
+    );
+    assert!(alive(old, ticks), "the app was left alone\n{missing}");
+    root.write("releases/2/server.js", APP_JS);
+    root.delete("1");
+    let dry = relwatch_restart(&root, &["--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(dry.stderr.contains("pm2 save: confirmed"), "{dry}");
+    assert!(alive(old, ticks), "a dry run changes nothing\n{dry}");
+    let run = relwatch_restart(&root, &["--yes", "--timeout", "60s", "--format", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let doc = run.json();
+    let actions = array(&doc, "actions");
+    assert_eq!(actions.len(), 1, "one action for the app\n{run}");
+    assert_eq!(actions[0]["state"], "replaced", "{run}");
+    assert_eq!(array(&actions[0], "steps").len(), 3, "{run}");
+    assert_eq!(actions[0]["command"]["as"], user.unwrap_or(0), "{run}");
+    let current = root.current().display().to_string();
+    let start = format!("pm2 start {current}/server.js --name api --cwd {current}");
+    assert!(run.stderr.contains("pm2 delete api && "), "{run}");
+    assert!(run.stderr.contains(&start), "{run}");
+    assert!(
+        run.stderr
+            .contains(" && pm2 save: confirmed (God daemon pid"),
+        "{run}"
+    );
+    assert!(!alive(old, ticks), "the old app ended\n{run}");
+    let check = relwatch(["check".as_ref(), root.path().as_os_str()]);
+    assert_eq!(check.code, 0, "the next check is OK\n{check}");
+    let new = children_of(god);
+    assert!(
+        new.iter()
+            .any(|p| std::fs::read_link(format!("/proc/{p}/cwd"))
+                .is_ok_and(|cwd| cwd == root.release_path("2"))),
+        "PM2 runs the app from current (release 2) again: {new:?}\n{run}"
+    );
+}
+
+/// A local user's process titled like a PM2 God daemon (`PM2 v5.4.3: God Daemon (HOME)`) above
+/// their worker with PM2's `name`, `pm_id` and `pm_exec_path`, on an old release: the remedy
+/// registers the app again as that user, but the "daemon" holds no rpc.sock, so its PM2_HOME
+/// cannot be known safely (its title does not count) and the action is skipped before anything
+/// runs; nothing ends.
+#[test]
+fn a_forged_pm2_is_refused() {
+    if !is_root() {
+        skip("a forged owner needs root (to run processes as another uid)");
+        return;
+    }
+    let action = forged_owner_is_skipped(
+        "PM2 v5.4.3: God Daemon (/tmp)",
+        &[
+            ("name", "api".into()),
+            ("pm_id", "0".into()),
+            ("pm_exec_path", "RELEASE/server.js".into()),
+        ],
+    );
+    assert_eq!(array(&action, "steps").len(), 3, "{action:#}");
+    assert!(
+        action["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cannot be known safely")),
+        "{action:#}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// uWSGI, unsupervised
+// ---------------------------------------------------------------------------------------------
+
+/// An unsupervised uWSGI master and two workers started from current (release 1), then a
+/// deploy and a cleanup: one action, INT to the master (uWSGI's graceful stop; TERM would
+/// reload it onto the deleted directory), never TERM; the whole tree ends; the outcome says to
+/// start it again from current; exit 1; and the next check finds nothing on the deleted release.
+#[test]
+fn an_unsupervised_uwsgi_is_ended_with_int() {
+    if !std::path::Path::new("/usr/bin/uwsgi").exists() {
+        skip("uWSGI is not installed: apt-get install uwsgi-core uwsgi-plugin-python3 (scripts/test-deps)");
+        return;
+    }
+    let root = DeployRoot::new();
+    root.write(
+        "releases/1/app.py",
+        "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'1']\n",
+    );
+    root.switch("1");
+    let master = Child::spawn(
+        Command::new("/usr/bin/uwsgi")
+            .args(["--plugin", "python3", "--master", "--processes", "2"])
+            .args(["--wsgi-file", "app.py", "--socket"])
+            .arg(root.tmp().join("uwsgi.sock"))
+            .args(["--worker-reload-mercy", "5", "--logto"])
+            .arg(root.tmp().join("uwsgi.log"))
+            .env_remove("PWD")
+            .current_dir(root.current()),
+    );
+    let workers = master.wait_for_children(2, "uwsgi");
+    let ticks = master.start_ticks();
+    let worker_ticks: Vec<u64> = workers.iter().map(|&w| start_ticks(w)).collect();
+    wait_started_before_now(master.pid());
+    root.write("releases/2/app.py", "");
+    root.switch("2");
+    root.delete("1");
+    let run = one_master_ended(&root, master.pid(), &workers);
+    let argv = format!("kill -INT {}", master.pid());
+    assert!(run.stderr.contains(&format!("{argv}: confirmed")), "{run}");
+    assert!(!run.stderr.contains("-TERM"), "never TERM to uWSGI\n{run}");
+    assert!(!alive(master.pid(), ticks), "the master ended\n{run}");
+    poll("uWSGI's workers to end with their master", || {
+        (!workers
+            .iter()
+            .zip(&worker_ticks)
+            .any(|(&w, &t)| alive(w, t)))
+        .then_some(())
+    });
+    let (check, report) = check_json([root.path()]);
+    assert!(
+        findings_of(&report, "deleted-release").is_empty(),
+        "nothing on the deleted release\n{check}"
+    );
 }

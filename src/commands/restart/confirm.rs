@@ -37,6 +37,7 @@ pub fn confirm(action: &Action, source: &mut dyn ProcSource) -> Result<String, S
             program,
         } => supervisord_pids(command, *supervisord, program, top.pid),
         Via::Runit { .. } => runit(command, top.pid),
+        Via::Pm2 { .. } => super::pm2::confirm(ask_with, command, via, top.pid),
         Via::Signal { .. } => Ok(format!(
             "pid {} is still the process the scan saw, and nothing supervises it",
             top.pid
@@ -64,8 +65,13 @@ fn asking(command: &Command, verb: &'static str, rest: Vec<Arg>) -> Command {
 
 /// Run a question; its output when it succeeded.
 fn ask(c: &Command) -> Result<String, String> {
+    ask_with(c, &[])
+}
+
+/// [`ask`] with `env` added to the clean environment.
+fn ask_with(c: &Command, env: &[(&str, &std::ffi::OsStr)]) -> Result<String, String> {
     let line = crate::report::words::command_line(c);
-    let ran = exec::run(c, Instant::now() + ASK).map_err(|e| format!("{line}: {e}"))?;
+    let ran = exec::run(c, Instant::now() + ASK, env).map_err(|e| format!("{line}: {e}"))?;
     let out = String::from_utf8_lossy(&ran.output).into_owned();
     if !ran.ok() {
         return Err(format!(

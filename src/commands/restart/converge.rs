@@ -47,10 +47,10 @@ pub fn wait(
         let pending: Vec<(usize, Vec<Covered>)> = acted
             .iter()
             .filter_map(|&i| {
-                let command = actions[i].command.as_ref()?;
+                let acted = &actions[i];
                 let left: Vec<Covered> = again
                     .iter()
-                    .filter(|a| a.command.as_ref() == Some(command))
+                    .filter(|a| a.steps == acted.steps && a.via == acted.via)
                     .flat_map(|a| a.covered.iter().copied())
                     .collect();
                 (!left.is_empty()).then_some((i, left))

@@ -41,8 +41,9 @@ impl Ran {
     }
 }
 
-/// Run `c` until it exits or `deadline`, when it is killed.
-pub fn run(c: &Command, deadline: Instant) -> std::io::Result<Ran> {
+/// Run `c` until it exits or `deadline`, when it is killed; `env` is added to the clean
+/// environment (a PM2 daemon's `PM2_HOME`).
+pub fn run(c: &Command, deadline: Instant, env: &[(&str, &OsStr)]) -> std::io::Result<Ran> {
     let mut argv = c.argv();
     let program = argv.next().map(|p| p.into_owned()).unwrap_or_default();
     let mut cmd = std::process::Command::new(OsStr::from_bytes(&program));
@@ -52,6 +53,7 @@ pub fn run(c: &Command, deadline: Instant) -> std::io::Result<Ran> {
     cmd.env_clear()
         .env("PATH", PATH)
         .env("LC_ALL", "C")
+        .envs(env.iter().copied())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The plan comes from the findings' remedies (commands as data, [`plan`]); each action is
-//! confirmed with the supervisor's own view ([`confirm`]); programs run with argv arrays, as
+//! confirmed with the supervisor's own view ([`confirm`], and [`pm2`] for a PM2 app's three
+//! steps and its daemon's `PM2_HOME`); programs run with argv arrays, as
 //! the user the command names, with a deadline ([`exec`]); then [`converge`] waits. The plan,
 //! each action and each outcome are one line each on stderr; `--format json` adds a document
 //! on stdout (docs/JSON.md). Exit: 0 converged, 1 an action failed, timed out, was skipped or
@@ -21,12 +22,14 @@ mod confirm;
 mod converge;
 mod exec;
 mod plan;
+mod pm2;
 mod say;
 
 use crate::cli::{RestartArgs, RestartFormat, RestartKind, WaitArgs};
 use crate::exit::ExitCode;
 use crate::findings::{Finding, Kind};
 use crate::layout::DeployRoot;
+use crate::owner::remedy::Command;
 use crate::scan::{scan, Options};
 use crate::settings::Plan;
 use crate::snapshot::ProcSource;
@@ -244,19 +247,22 @@ fn act(
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::channel();
-    let work: Vec<(usize, Option<crate::owner::remedy::Command>)> = todo
+    let work: Vec<(usize, Vec<Command>, Env)> = todo
         .iter()
-        .map(|&i| (i, actions[i].command.clone()))
+        .map(|&i| {
+            let env = actions[i].via.as_ref().map(pm2::env).unwrap_or_default();
+            (i, actions[i].steps.clone(), env)
+        })
         .collect();
     std::thread::scope(|s| {
         for _ in 0..parallel.min(work.len()) {
             let (tx, next, work) = (tx.clone(), &next, &work);
             s.spawn(move || loop {
                 let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((i, command)) = work.get(k) else {
+                let Some((i, steps, env)) = work.get(k) else {
                     break;
                 };
-                let _ = tx.send((*i, run_one(command.as_ref(), deadline)));
+                let _ = tx.send((*i, run_steps(steps, env, deadline)));
             });
         }
         drop(tx);
@@ -267,12 +273,39 @@ fn act(
     });
 }
 
-/// Run one action's command until the deadline.
-fn run_one(command: Option<&crate::owner::remedy::Command>, deadline: Instant) -> State {
-    let Some(c) = command else {
+/// What a command's clean environment gets besides (a PM2 daemon's `PM2_HOME`).
+type Env = Vec<(&'static str, std::ffi::OsString)>;
+
+/// Run an action's steps in order until the deadline, stopping at the first that fails. One
+/// step's state is its output; several say which step said what.
+fn run_steps(steps: &[Command], env: &Env, deadline: Instant) -> State {
+    if steps.is_empty() {
         return State::Skipped("no command".into());
-    };
-    match exec::run(c, deadline) {
+    }
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let several = steps.len() > 1;
+    let mut said = Vec::new();
+    for c in steps {
+        let state = run_one(c, deadline, &env);
+        let detail = match (several, state.detail()) {
+            (false, d) => d.to_string(),
+            (true, d) => format!("{}: {d}", crate::report::words::command_line(c)),
+        };
+        said.push(detail);
+        if !matches!(state, State::Done(_)) {
+            let all = said.join("; ");
+            return match state {
+                State::TimedOut(_) => State::TimedOut(all),
+                _ => State::Failed(all),
+            };
+        }
+    }
+    State::Done(said.join("; "))
+}
+
+/// Run one command until the deadline.
+fn run_one(c: &Command, deadline: Instant, env: &[(&str, &std::ffi::OsStr)]) -> State {
+    match exec::run(c, deadline, env) {
         Err(e) => State::Failed(format!("cannot run {}: {e}", c.program)),
         Ok(ran) => {
             let output =
@@ -338,6 +371,24 @@ fn verdict(actions: &[Action], dry_run: bool) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Steps run in order and stop at the first that fails; the state names each step's output.
+    #[test]
+    fn steps_stop_at_the_first_failure() {
+        use crate::owner::remedy::Arg;
+        let echo = |word| Command::new("echo", [Arg::Word(word)]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let steps = [echo("one"), Command::new("false", []), echo("three")];
+        let state = run_steps(&steps, &Vec::new(), deadline);
+        assert_eq!(
+            state,
+            State::Failed("echo one: one; false: exit 1: ".into())
+        );
+        let state = run_steps(&[echo("one"), echo("two")], &Vec::new(), deadline);
+        assert_eq!(state, State::Done("echo one: one; echo two: two".into()));
+        let one = run_steps(&[echo("one")], &Vec::new(), deadline);
+        assert_eq!(one, State::Done("one".into()));
+    }
 
     #[test]
     fn every_kinds_value_names_a_finding_kind() {

@@ -2,7 +2,8 @@
 //! [`crate::owner::remedy::Command`]), never once per worker. A remedy of one command whose
 //! program is its owner's own tool (`systemctl` for a unit, `supervisorctl` for a supervisord
 //! program, `sv` for a runit service, `kill` for an unsupervised process) becomes an action;
-//! identical commands are one action covering every process they restart. Anything else (no
+//! identical commands are one action covering every process they restart. A PM2 app's
+//! registration again (three `pm2` steps, [`super::pm2`]) is one action too. Anything else (no
 //! command, several steps, a step only a person can take) is planned as skipped, with the
 //! remedy's words, so nothing is guessed.
 
@@ -38,6 +39,15 @@ pub enum Via {
     /// The service directory (runsv's cwd).
     Runit {
         dir: PathBuf,
+    },
+    /// A PM2 app, registered again through the God daemon `god`, whose `PM2_HOME` its title
+    /// names (confirmed with the kernel before use: [`super::pm2`]).
+    Pm2 {
+        god: i32,
+        name: Box<std::ffi::OsStr>,
+        home: PathBuf,
+        /// `LINK/SCRIPT`, which must be a file before `pm2 delete` runs.
+        start: PathBuf,
     },
     /// An unsupervised process: the signal goes through a pidfd once its start time matches.
     Signal {
@@ -112,8 +122,11 @@ impl State {
 
 #[derive(Debug, Clone)]
 pub struct Action {
-    /// What runs (`None`: a skipped item that names no single command).
+    /// What runs (`None`: a skipped item that names no single command): the first of `steps`.
     pub command: Option<Command>,
+    /// Every command the action runs, in order, stopping at the first that fails: `command`
+    /// alone, or a PM2 app's three steps.
+    pub steps: Vec<Command>,
     pub via: Option<Via>,
     /// The process the supervisor must name as its own: the top of the first tree.
     pub top: Covered,
@@ -142,24 +155,25 @@ pub fn plan(scan: &Scan, roots: &[DeployRoot], kinds: &[Kind]) -> Vec<Action> {
             .iter()
             .filter_map(|&p| covered(&scan.snap, p))
             .collect();
-        let (command, via) = match action_of(scan, f, top.pid) {
-            Some((command, via)) => (Some(command), Some(via)),
-            None => (single(&f.remedy), None),
-        };
+        let (steps, via, skip) = steps_of(scan, f, top.pid);
         if let Some(same) = actions
             .iter_mut()
-            .find(|a| a.via.is_some() && via.is_some() && a.command == command)
+            .find(|a| a.via.is_some() && a.via == via && a.steps == steps)
         {
             merge(same, f.kind, &procs);
             continue;
         }
-        let state = match refused(scan, &via, top.pid) {
-            Some(why) => State::Skipped(why),
-            None if via.is_none() => State::Skipped(why_not(roots, f)),
-            None => State::Planned,
+        let state = match (refused(scan, &via, top.pid), skip) {
+            (Some(why), _) => State::Skipped(why),
+            (None, Some(why)) => {
+                State::Skipped(format!("{}: {}", why, words::remedy(f, &roots[f.app])))
+            }
+            (None, None) if via.is_none() => State::Skipped(why_not(roots, f)),
+            (None, None) => State::Planned,
         };
         actions.push(Action {
-            command,
+            command: steps.first().cloned(),
+            steps,
             via,
             top,
             covered: procs,
@@ -170,6 +184,19 @@ pub fn plan(scan: &Scan, roots: &[DeployRoot], kinds: &[Kind]) -> Vec<Action> {
         });
     }
     actions
+}
+
+/// The commands an action for `f` runs, how to confirm them (`None`: no action), and why it
+/// is skipped when the plan already knows.
+fn steps_of(scan: &Scan, f: &Finding, top: i32) -> (Vec<Command>, Option<Via>, Option<String>) {
+    match super::pm2::of(scan, f, top) {
+        Some(Ok((steps, via))) => (steps, Some(via), None),
+        Some(Err(skip)) => (skip.steps, None, Some(skip.why)),
+        None => match action_of(scan, f, top) {
+            Some((command, via)) => (vec![command], Some(via), None),
+            None => (single(&f.remedy).into_iter().collect(), None, None),
+        },
+    }
 }
 
 fn covered(snap: &Snapshot, pid: i32) -> Option<Covered> {
@@ -203,8 +230,6 @@ fn why_not(roots: &[DeployRoot], f: &Finding) -> String {
     let n = f.remedy.commands().len();
     let what = if n == 0 {
         "no command restarts it"
-    } else if single(&f.remedy).is_some_and(|c| c.program == "pm2") {
-        "pm2 restart keeps the app's directory (pm_cwd), so the app would come back on the same release; pm2 delete, pm2 start SCRIPT --cwd the current link, and pm2 save move it (a person's step)"
     } else if single(&f.remedy).is_some() {
         "relwatch restart does not drive this supervisor"
     } else {

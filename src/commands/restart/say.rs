@@ -130,16 +130,17 @@ pub fn finding(f: &Finding, root: &DeployRoot) -> String {
     )
 }
 
+/// The action's command, or its steps joined by `&&` (each runs only if the one before it
+/// succeeded), with whom they run as.
 fn command(a: &Action) -> String {
-    match &a.command {
-        Some(c) => {
-            let line = words::command_line(c);
-            match c.as_whom {
-                crate::owner::remedy::AsWhom::Uid(uid) => format!("as uid {uid}: {line}"),
-                crate::owner::remedy::AsWhom::Root => line,
-            }
-        }
-        None => "no single command".into(),
+    let Some(c) = a.steps.first() else {
+        return "no single command".into();
+    };
+    let line: Vec<String> = a.steps.iter().map(words::command_line).collect();
+    let line = line.join(" && ");
+    match c.as_whom {
+        crate::owner::remedy::AsWhom::Uid(uid) => format!("as uid {uid}: {line}"),
+        crate::owner::remedy::AsWhom::Root => line,
     }
 }
 
@@ -167,6 +168,7 @@ struct ActionOut<'a> {
     kinds: Vec<&'static str>,
     pids: Vec<i32>,
     command: Option<crate::report::json::CommandOut<'a>>,
+    steps: Vec<crate::report::json::CommandOut<'a>>,
     state: &'static str,
     detail: &'a str,
 }
@@ -179,6 +181,11 @@ impl<'a> ActionOut<'a> {
             kinds: a.kinds.iter().map(|k| k.as_str()).collect(),
             pids: a.covered.iter().map(|c| c.pid).collect(),
             command: a.command.as_ref().map(crate::report::json::CommandOut),
+            steps: a
+                .steps
+                .iter()
+                .map(crate::report::json::CommandOut)
+                .collect(),
             state: a.state.name(),
             detail: a.state.detail(),
         }
