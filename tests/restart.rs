@@ -685,3 +685,67 @@ fn an_unsupervised_uwsgi_is_ended_with_int() {
         "nothing on the deleted release\n{check}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A home-grown master whose workers outlive it
+// ---------------------------------------------------------------------------------------------
+
+/// A `sh` master with two forked `sleep` workers, started in release 1, then a deploy and a
+/// cleanup. `sh` does not end its workers, so the remedy signals the whole tree: one action,
+/// `kill -TERM MASTER W1 W2`.
+fn home_grown_on_a_deleted_release() -> (DeployRoot, Child, Vec<(i32, u64)>) {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let master = Child::master_with_workers(root.current(), 2);
+    let tree: Vec<(i32, u64)> = std::iter::once(master.pid())
+        .chain(master.wait_for_children(2, "sleep"))
+        .map(|p| (p, start_ticks(p)))
+        .collect();
+    wait_started_before_now(master.pid());
+    root.release("2");
+    root.switch("2");
+    root.delete("1");
+    (root, master, tree)
+}
+
+/// `kill -TERM MASTER W1 W2`: master first, then the workers.
+fn kill_line(tree: &[(i32, u64)]) -> String {
+    let pids: Vec<String> = tree.iter().map(|(p, _)| p.to_string()).collect();
+    format!("kill -TERM {}", pids.join(" "))
+}
+
+#[test]
+fn a_master_whose_workers_outlive_it_is_one_action_over_its_tree() {
+    let (root, master, tree) = home_grown_on_a_deleted_release();
+    let kill = kill_line(&tree);
+    let dry = relwatch_restart(&root, &["--dry-run", "--format", "json"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    let actions = array(&dry.json(), "actions").to_vec();
+    assert_eq!(actions.len(), 1, "one action for the tree\n{dry}");
+    assert_eq!(actions[0]["state"], "confirmed", "{dry}");
+    assert!(dry.stderr.contains(&format!("{kill}: confirmed")), "{dry}");
+    for &(pid, ticks) in &tree {
+        assert!(alive(pid, ticks), "a dry run ended pid {pid}\n{dry}");
+    }
+    let run = one_master_ended(
+        &root,
+        master.pid(),
+        &tree[1..].iter().map(|t| t.0).collect::<Vec<_>>(),
+    );
+    assert!(run.stderr.contains(&format!("{kill}: done")), "{run}");
+    for &(pid, ticks) in &tree {
+        poll(&format!("pid {pid} to end"), || {
+            (!alive(pid, ticks)).then_some(())
+        });
+    }
+    let (check, report) = check_json([root.path()]);
+    for &(pid, _) in &tree {
+        assert!(
+            !array(&report, "findings")
+                .iter()
+                .any(|f| pids(f).contains(&i64::from(pid))),
+            "no finding for pid {pid}\n{check}"
+        );
+    }
+}
