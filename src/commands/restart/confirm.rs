@@ -38,11 +38,41 @@ pub fn confirm(action: &Action, source: &mut dyn ProcSource) -> Result<String, S
         } => supervisord_pids(command, *supervisord, program, top.pid),
         Via::Runit { .. } => runit(command, top.pid),
         Via::Pm2 { .. } => super::pm2::confirm(ask_with, command, via, top.pid),
-        Via::Signal { .. } => Ok(format!(
-            "pid {} is still the process the scan saw, and nothing supervises it",
-            top.pid
-        )),
+        Via::Signal { pids, .. } => Ok(still_signalled(pids, source)),
     }
+}
+
+/// Which of an unsupervised tree's pids are still the processes the scan saw (the first, the
+/// master, was checked): those changed are said, and [`super::exec::signal`] skips them.
+fn still_signalled(pids: &[super::plan::Covered], source: &mut dyn ProcSource) -> String {
+    let (same, changed): (Vec<_>, Vec<_>) = pids.iter().partition(|p| {
+        source
+            .stat(p.pid)
+            .is_ok_and(|s| s.start_ticks == p.start_ticks)
+    });
+    let list = |ps: &[&super::plan::Covered]| {
+        let pids: Vec<String> = ps.iter().map(|p| p.pid.to_string()).collect();
+        let noun = if pids.len() == 1 { "pid" } else { "pids" };
+        format!("{noun} {}", pids.join(", "))
+    };
+    let mut said = if same.len() == 1 {
+        format!(
+            "{} is still the process the scan saw, and nothing supervises it",
+            list(&same)
+        )
+    } else {
+        format!(
+            "{} are still the processes the scan saw, and nothing supervises them",
+            list(&same)
+        )
+    };
+    if !changed.is_empty() {
+        said.push_str(&format!(
+            "; {} ended or changed since the scan: not signalled",
+            list(&changed)
+        ));
+    }
+    said
 }
 
 /// `command` with its verb and what follows replaced: `systemctl --user -M u@ restart X` asks

@@ -234,11 +234,8 @@ fn act(
     let n = actions.len();
     // Signals first, here (they need the reader); commands then on threads.
     for (i, a) in actions.iter_mut().enumerate() {
-        if let (State::Confirmed(_), Some(Via::Signal { signal })) = (&a.state, &a.via) {
-            a.state = match exec::signal(a.top.pid, a.top.start_ticks, *signal, source) {
-                Ok(()) => State::Done("signal sent".into()),
-                Err(why) => State::Failed(why),
-            };
+        if let (State::Confirmed(_), Some(Via::Signal { signal, pids })) = (&a.state, &a.via) {
+            a.state = signal_each(pids, *signal, source);
             report.action(i, n, a);
         }
     }
@@ -271,6 +268,39 @@ fn act(
             report.action(i, n, &actions[i]);
         }
     });
+}
+
+/// Signal an unsupervised tree's `pids` in order, each through a pidfd once its start time
+/// matches the scan's. The master (the first) changed: nothing is signalled. A worker
+/// changed: it alone is skipped, and said.
+fn signal_each(
+    pids: &[plan::Covered],
+    signal: rustix::process::Signal,
+    source: &mut dyn ProcSource,
+) -> State {
+    let Some((master, workers)) = pids.split_first() else {
+        return State::Failed("no pid to signal".into());
+    };
+    if let Err(why) = exec::signal(master.pid, master.start_ticks, signal, source) {
+        return State::Failed(why);
+    }
+    let mut sent = vec![master.pid.to_string()];
+    let mut skipped = Vec::new();
+    for w in workers {
+        match exec::signal(w.pid, w.start_ticks, signal, source) {
+            Ok(()) => sent.push(w.pid.to_string()),
+            Err(why) => skipped.push(why),
+        }
+    }
+    let mut said = if sent.len() == 1 {
+        "signal sent".to_string()
+    } else {
+        format!("signal sent to pids {}", sent.join(", "))
+    };
+    for why in skipped {
+        said.push_str(&format!("; not signalled: {why}"));
+    }
+    State::Done(said)
 }
 
 /// What a command's clean environment gets besides (a PM2 daemon's `PM2_HOME`).
@@ -345,9 +375,9 @@ fn outcomes(
             .stat(a.top.pid)
             .is_ok_and(|s| s.start_ticks == a.top.start_ticks && s.state != b'Z');
         a.state = match (&a.via, alive) {
-            (Some(Via::Signal { .. }), false) => State::Ended(format!(
-                "pid {} ended, and nothing starts it again: start it from {}",
-                a.top.pid,
+            (Some(Via::Signal { pids, .. }), false) => State::Ended(format!(
+                "{} ended, and nothing starts it again: start it from {}",
+                ended(pids, source),
                 crate::escape::shell_word(&roots[a.app].link)
             )),
             _ => State::Replaced(format!(
@@ -357,6 +387,21 @@ fn outcomes(
             )),
         };
     }
+}
+
+/// "pid 12", "pids 12, 13, 14": the signalled processes no longer alive as the scan saw them.
+fn ended(pids: &[plan::Covered], source: &mut dyn ProcSource) -> String {
+    let gone: Vec<String> = pids
+        .iter()
+        .filter(|p| {
+            !source
+                .stat(p.pid)
+                .is_ok_and(|s| s.start_ticks == p.start_ticks && s.state != b'Z')
+        })
+        .map(|p| p.pid.to_string())
+        .collect();
+    let noun = crate::report::words::plural(gone.len(), "pid", "pids");
+    format!("{noun} {}", gone.join(", "))
 }
 
 /// 0 when every action converged (or, for a dry run, always); 1 when any did not.
@@ -388,6 +433,96 @@ mod tests {
         assert_eq!(state, State::Done("echo one: one; echo two: two".into()));
         let one = run_steps(&[echo("one")], &Vec::new(), deadline);
         assert_eq!(one, State::Done("one".into()));
+    }
+
+    /// Real `sleep`s, ended by pid (SIGKILL) and reaped even when the test fails.
+    struct Sleeps(Vec<std::process::Child>);
+
+    impl Drop for Sleeps {
+        fn drop(&mut self) {
+            for c in &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// The signal that ended each sleep, within 2 s (`None`: still running; the guard ends it).
+    fn signals(sleeps: &mut Sleeps) -> Vec<Option<i32>> {
+        use std::os::unix::process::ExitStatusExt;
+        sleeps
+            .0
+            .iter_mut()
+            .map(|c| {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                loop {
+                    match c.try_wait() {
+                        Ok(Some(s)) => return s.signal(),
+                        _ if Instant::now() >= deadline => return None,
+                        _ => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The scan saw `sleeps`, but with `changed` another process (another start time) under
+    /// the same pid: a pid reused since the scan.
+    fn seen(sleeps: &Sleeps, changed: usize) -> Vec<plan::Covered> {
+        let mut proc = crate::commands::LinuxProc::default();
+        sleeps
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pid = c.id() as i32;
+                let ticks = proc.stat(pid).map(|s| s.start_ticks).unwrap_or(0);
+                plan::Covered {
+                    pid,
+                    start_ticks: if i == changed { ticks + 1 } else { ticks },
+                }
+            })
+            .collect()
+    }
+
+    fn sleeps() -> Sleeps {
+        Sleeps(
+            (0..3)
+                .map(|_| {
+                    std::process::Command::new("sleep")
+                        .arg("1000")
+                        .spawn()
+                        .expect("sleep")
+                })
+                .collect(),
+        )
+    }
+
+    /// A worker whose pid now names another process is not signalled, and is said; the
+    /// master and the other worker are.
+    #[test]
+    fn a_worker_replaced_since_the_scan_is_not_signalled() {
+        let mut tree = sleeps();
+        let seen = seen(&tree, 1);
+        let mut proc = crate::commands::LinuxProc::default();
+        let state = signal_each(&seen, rustix::process::Signal::TERM, &mut proc);
+        let said = format!(
+            "signal sent to pids {}, {}; not signalled: pid {} is no longer the process the scan saw",
+            seen[0].pid, seen[2].pid, seen[1].pid
+        );
+        assert_eq!(state, State::Done(said));
+        assert_eq!(signals(&mut tree), [Some(15), None, Some(15)]);
+    }
+
+    /// A master whose pid now names another process: nothing of its tree is signalled.
+    #[test]
+    fn a_master_replaced_since_the_scan_skips_the_whole_tree() {
+        let mut tree = sleeps();
+        let seen = seen(&tree, 0);
+        let mut proc = crate::commands::LinuxProc::default();
+        let state = signal_each(&seen, rustix::process::Signal::TERM, &mut proc);
+        assert!(matches!(state, State::Failed(_)), "{state:?}");
+        assert_eq!(signals(&mut tree), [None, None, None]);
     }
 
     #[test]

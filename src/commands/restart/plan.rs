@@ -49,9 +49,12 @@ pub enum Via {
         /// `LINK/SCRIPT`, which must be a file before `pm2 delete` runs.
         start: PathBuf,
     },
-    /// An unsupervised process: the signal goes through a pidfd once its start time matches.
+    /// An unsupervised process: the signal goes through a pidfd to each of `pids` (the master
+    /// first, then the workers that would outlive it, as the remedy orders them), each once its
+    /// start time matches the scan's.
     Signal {
         signal: rustix::process::Signal,
+        pids: Vec<Covered>,
     },
 }
 
@@ -267,18 +270,33 @@ fn action_of(scan: &Scan, f: &Finding, top: i32) -> Option<(Command, Via)> {
             };
             Some((command, Via::Runit { dir }))
         }
-        ("kill", _) => {
-            let argv: Vec<Vec<u8>> = c.argv().map(|a| a.into_owned()).collect();
-            match argv.as_slice() {
-                [_, sig, pid] if pid.as_slice() == top.to_string().as_bytes() => {
-                    let signal = signal_named(sig)?;
-                    Some((c, Via::Signal { signal }))
-                }
-                _ => None,
-            }
-        }
+        ("kill", _) => kill(scan, f, c, top),
         _ => None,
     }
+}
+
+/// `kill -SIGNAL MASTER [WORKER...]`: the master first, then only processes of its finding
+/// (the workers that would outlive it), each as the scan saw it.
+fn kill(scan: &Scan, f: &Finding, c: Command, top: i32) -> Option<(Command, Via)> {
+    let (signal, pids) = match c.args.split_first()? {
+        (Arg::Word(sig), pids) => (signal_named(sig.as_bytes())?, pids),
+        _ => return None,
+    };
+    let pids: Vec<i32> = pids
+        .iter()
+        .map(|a| match a {
+            Arg::Pid(p) => Some(*p),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    if pids.first() != Some(&top) || pids.iter().any(|p| !f.pids.contains(p)) {
+        return None;
+    }
+    let pids = pids
+        .iter()
+        .map(|&p| covered(&scan.snap, p))
+        .collect::<Option<Vec<_>>>()?;
+    Some((c, Via::Signal { signal, pids }))
 }
 
 /// `supervisorctl -c CONF ...` when supervisord was started with `-c CONF` (absolute): the
@@ -337,8 +355,30 @@ fn signal_named(word: &[u8]) -> Option<rustix::process::Signal> {
 }
 
 /// What relwatch never restarts: PID 1, kernel threads, itself or what it runs under, and its
-/// own units.
+/// own units; nor signals any of those among a tree's pids.
 fn refused(scan: &Scan, via: &Option<Via>, top: i32) -> Option<String> {
+    let signalled = match via {
+        Some(Via::Signal { pids, .. }) => pids.as_slice(),
+        _ => &[],
+    };
+    let pid_refused = std::iter::once(top)
+        .chain(signalled.iter().map(|p| p.pid))
+        .find_map(|pid| refused_pid(scan, pid));
+    if pid_refused.is_some() {
+        return pid_refused;
+    }
+    match via {
+        Some(Via::Systemd { unit }) if is_own_unit(unit) => Some(format!(
+            "{} is relwatch's own unit or the system's",
+            crate::escape::shell_word(unit)
+        )),
+        _ => None,
+    }
+}
+
+/// Why `top` is never restarted or signalled: PID 1, a kernel thread, relwatch or what it
+/// runs under.
+fn refused_pid(scan: &Scan, top: i32) -> Option<String> {
     if top == 1 {
         return Some("it is PID 1".into());
     }
@@ -350,13 +390,7 @@ fn refused(scan: &Scan, via: &Option<Via>, top: i32) -> Option<String> {
             "pid {top} is relwatch itself or runs it: restarting it would end this run"
         ));
     }
-    match via {
-        Some(Via::Systemd { unit }) if is_own_unit(unit) => Some(format!(
-            "{} is relwatch's own unit or the system's",
-            crate::escape::shell_word(unit)
-        )),
-        _ => None,
-    }
+    None
 }
 
 /// relwatch's units (relwatch.service, relwatch-agent.service, ...) and PID 1's own scope.
