@@ -799,6 +799,9 @@ fn a_plain_node_app_on_the_old_release_is_stopped() {
     let root = DeployRoot::new();
     let app = [("server.js", "setInterval(() => {}, 1000);\n")];
     first_release(&root, &app);
+    // Started clearly after release 1 was made current: else the switch history cannot say
+    // which release was current when it started (`release` null, seen under load).
+    util::wait_after_switch();
     let node = Child::spawn(
         Command::new("/usr/bin/node")
             .arg(root.current().join("server.js"))
