@@ -1051,9 +1051,11 @@ fn backed(pl: &Placement, p: &Process) -> bool {
 pub const REAP_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Name the masters whose workers keep dying even when no worker is alive at the scan: a
-/// placed process on an old or deleted release with no live child, whose reaped children's counters (`cminflt` and `cutime`+`cstime` of
-/// `/proc/PID/stat`) grow within [`REAP_WINDOW`]. Only a process that has reaped children
-/// before (a counter above 0) is watched, so a scan without one does not wait. Measured in
+/// placed process on an old or deleted release whose reaped children's counters (`cminflt`
+/// and `cutime`+`cstime` of `/proc/PID/stat`) grow within [`REAP_WINDOW`]. Only a process that
+/// has reaped children before (a counter above 0) is watched, so a scan without one does not
+/// wait. A live child at the first look does not exempt it: a worker caught in its last
+/// milliseconds is gone at the second look, and the master would be named by luck. Measured in
 /// tests/appservers.rs: `cminflt` grows with every reaped child (each child faults in pages of
 /// its own), `cutime`/`cstime` only when children lived a clock tick.
 pub fn watch_reaping(
@@ -1065,7 +1067,6 @@ pub fn watch_reaping(
         .placements
         .iter()
         .filter(|pl| matches!(pl.state, ReleaseState::Old | ReleaseState::Deleted))
-        .filter(|pl| snap.child_count(pl.pid) == 0)
         .filter_map(|pl| {
             let p = snap.get(pl.pid)?;
             let s = source.stat(pl.pid).ok()?;
