@@ -550,7 +550,7 @@ fn workers_of_a_killed_master_are_still_found() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ruby: unicorn
+// Ruby: unicorn and puma
 // ---------------------------------------------------------------------------------------------
 
 /// unicorn with `working_directory ROOT/current` in its config chdirs again when HUP reloads
@@ -588,6 +588,70 @@ fn unicorn_reload_with_and_without_working_directory() {
             ("unicorn", &app, None),
             (Signal::SIGHUP, chdir),
             "-QUIT",
+        );
+    }
+}
+
+/// How puma is told where the app lives, for [`puma_hot_restart_by_where_it_was_started`].
+#[derive(Clone, Copy, Debug)]
+enum PumaDir {
+    /// `directory ROOT/current` in its config, started in `/`.
+    Directory,
+    /// Started in `current/` from a shell that set `PWD=ROOT/current`: puma, like unicorn,
+    /// restarts into `$PWD` when it is the cwd.
+    Pwd,
+    /// Started in `current/` with no `PWD`: puma restarts into the resolved cwd, release 1.
+    Neither,
+}
+
+/// puma (Debian's 5.6, cluster mode with two workers, `puma -C CONFIG`): its hot restart
+/// (USR2, a re-exec in the same pid) chdirs to `directory`, or to `$PWD` when that is the cwd,
+/// so after the deploy and the cleanup it is on release 2 and check is OK. Started with
+/// neither, the restart stays on release 1: after the cleanup the master and both workers are
+/// one deleted-release finding, whose remedy (TERM, puma's graceful stop, which ends its
+/// workers) is run; then OK. A signal puma survives (TTIN, which adds a worker) fails here: the
+/// check never says OK. (USR1, its phased restart, crashes puma on a deleted cwd.)
+#[test]
+fn puma_hot_restart_by_where_it_was_started() {
+    if !have("puma") {
+        return;
+    }
+    for how in [PumaDir::Directory, PumaDir::Pwd, PumaDir::Neither] {
+        let root = DeployRoot::new();
+        let app = [("config.ru", "run ->(env) { [200, {}, [\"ok\"]] }\n")];
+        first_release(&root, &app);
+        let log = root.tmp().join("puma.log");
+        let mut config = format!(
+            "workers 2\nbind \"unix://{tmp}/puma.sock\"\nrackup \"{current}/config.ru\"\n",
+            tmp = root.tmp().display(),
+            current = root.current().display(),
+        );
+        if let PumaDir::Directory = how {
+            config.push_str(&format!("directory \"{}\"\n", root.current().display()));
+        }
+        let config_path = root.tmp().join("puma.rb");
+        std::fs::write(&config_path, config).expect("write puma.rb");
+        let mut cmd = Command::new("puma");
+        cmd.arg("-C")
+            .arg(&config_path)
+            .arg("--redirect-stdout")
+            .arg(&log)
+            .arg("--redirect-stderr")
+            .arg(&log)
+            .env_remove("PWD");
+        match how {
+            PumaDir::Directory => cmd.current_dir("/"),
+            PumaDir::Pwd => cmd.current_dir(root.current()).env("PWD", root.current()),
+            PumaDir::Neither => cmd.current_dir(root.current()),
+        };
+        let healthy = !matches!(how, PumaDir::Neither);
+        eprintln!("puma: {how:?}");
+        deploy_cycle(
+            &root,
+            &mut cmd,
+            ("puma", &app, Some(&log)),
+            (Signal::SIGUSR2, healthy),
+            "-TERM",
         );
     }
 }

@@ -47,7 +47,7 @@ pub static SERVERS: [Server; 9] = [
         "-TERM",
         true,
     ),
-    // TERM: graceful stop of the cluster.
+    // TERM: graceful stop of the cluster, workers included (tests/appservers.rs runs it).
     row(
         "puma",
         &[b"puma"],
