@@ -764,6 +764,16 @@ fn php_fpm() -> Option<std::path::PathBuf> {
     found.filter(|_| is_root())
 }
 
+/// The `comm` of php-fpm's processes: its program's name (`php-fpm8.2`).
+fn fpm_comm(fpm: &Path) -> String {
+    fpm.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("php-fpm")
+        .to_string()
+}
+
+const PHP_APP: [(&str, &str); 1] = [("index.php", "<?php echo 'ok';\n")];
+
 /// A php-fpm configuration in the temporary directory: two static workers of pool `app`, a
 /// 10 s grace for QUIT (`process_control_timeout`), the pool's `chdir` if given.
 fn fpm_config(root: &DeployRoot, chdir: Option<&Path>) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -812,12 +822,8 @@ fn php_fpm_reload_with_and_without_pool_chdir() {
     let Some(fpm) = php_fpm() else {
         return;
     };
-    let comm = fpm
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("php-fpm")
-        .to_string();
-    let app = [("index.php", "<?php echo 'ok';\n")];
+    let comm = fpm_comm(&fpm);
+    let app = PHP_APP;
     for chdir in [true, false] {
         let root = DeployRoot::new();
         // Dropped after the master: the workers it forks while the guard kills its tree.
@@ -846,6 +852,62 @@ fn php_fpm_reload_with_and_without_pool_chdir() {
         let cycle = (comm.as_str(), &app[..], Some(log.as_path()));
         deploy_cycle(&root, &mut cmd, cycle, (Signal::SIGUSR2, false), "-QUIT");
     }
+}
+
+/// php-fpm whose pool has `chdir = ROOT/current`, the master in `/`: after a deploy, before any
+/// reload, the two workers are on release 1 (the master names no release). The remedy is one
+/// for the group: USR2 to the master, which re-reads its configuration and starts every worker
+/// again from the pool's chdir (QUIT to a worker would only have the master replace it on
+/// release 1 again). Run: the next check is OK and the master is the same process.
+#[test]
+fn php_fpm_workers_are_fixed_by_reloading_their_master() {
+    let Some(fpm) = php_fpm() else {
+        return;
+    };
+    let comm = fpm_comm(&fpm);
+    let app = PHP_APP;
+    let root = DeployRoot::new();
+    let _sweep = Sweep(root.tmp());
+    first_release(&root, &app);
+    let current = root.current();
+    let (conf, _log) = fpm_config(&root, Some(current.as_path()));
+    let master = Child::spawn(
+        Command::new(&fpm)
+            .args(["--nodaemonize", "--allow-to-run-as-root", "--fpm-config"])
+            .arg(&conf)
+            .current_dir("/"),
+    );
+    let mut workers = master.wait_for_children(2, &comm);
+    workers.sort_unstable();
+    let started = start_of(master.pid());
+    deploy(&root, &app);
+    let args = [root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()];
+    let (run, doc) = check_json(args);
+    assert_eq!(run.code, 1, "{run}");
+    let mut found: Vec<i32> = findings(&doc)
+        .iter()
+        .filter(|f| f["kind"] == "old-release" && f["release"] == "1")
+        .flat_map(pids)
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, workers, "{run}");
+    let ran = run_fixes(&doc, &["kill"]);
+    let want = vec!["kill".to_string(), "-USR2".into(), master.pid().to_string()];
+    assert_eq!(ran, [want], "{run}");
+    assert!(
+        run.stdout
+            .contains("php-fpm starts its workers again from the pool's chdir"),
+        "{run}"
+    );
+    poll("check to say OK", || {
+        let (run, doc) = check_json(args);
+        (run.code == 0 && findings(&doc).is_empty()).then_some(())
+    });
+    assert_eq!(
+        start_of(master.pid()),
+        started,
+        "the master is the same process"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
