@@ -550,7 +550,7 @@ fn workers_of_a_killed_master_are_still_found() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Ruby: unicorn
+// Ruby: unicorn and puma
 // ---------------------------------------------------------------------------------------------
 
 /// unicorn with `working_directory ROOT/current` in its config chdirs again when HUP reloads
@@ -588,6 +588,70 @@ fn unicorn_reload_with_and_without_working_directory() {
             ("unicorn", &app, None),
             (Signal::SIGHUP, chdir),
             "-QUIT",
+        );
+    }
+}
+
+/// How puma is told where the app lives, for [`puma_hot_restart_by_where_it_was_started`].
+#[derive(Clone, Copy, Debug)]
+enum PumaDir {
+    /// `directory ROOT/current` in its config, started in `/`.
+    Directory,
+    /// Started in `current/` from a shell that set `PWD=ROOT/current`: puma, like unicorn,
+    /// restarts into `$PWD` when it is the cwd.
+    Pwd,
+    /// Started in `current/` with no `PWD`: puma restarts into the resolved cwd, release 1.
+    Neither,
+}
+
+/// puma (Debian's 5.6, cluster mode with two workers, `puma -C CONFIG`): its hot restart
+/// (USR2, a re-exec in the same pid) chdirs to `directory`, or to `$PWD` when that is the cwd,
+/// so after the deploy and the cleanup it is on release 2 and check is OK. Started with
+/// neither, the restart stays on release 1: after the cleanup the master and both workers are
+/// one deleted-release finding, whose remedy (TERM, puma's graceful stop, which ends its
+/// workers) is run; then OK. A signal puma survives (TTIN, which adds a worker) fails here: the
+/// check never says OK. (USR1, its phased restart, crashes puma on a deleted cwd.)
+#[test]
+fn puma_hot_restart_by_where_it_was_started() {
+    if !have("puma") {
+        return;
+    }
+    for how in [PumaDir::Directory, PumaDir::Pwd, PumaDir::Neither] {
+        let root = DeployRoot::new();
+        let app = [("config.ru", "run ->(env) { [200, {}, [\"ok\"]] }\n")];
+        first_release(&root, &app);
+        let log = root.tmp().join("puma.log");
+        let mut config = format!(
+            "workers 2\nbind \"unix://{tmp}/puma.sock\"\nrackup \"{current}/config.ru\"\n",
+            tmp = root.tmp().display(),
+            current = root.current().display(),
+        );
+        if let PumaDir::Directory = how {
+            config.push_str(&format!("directory \"{}\"\n", root.current().display()));
+        }
+        let config_path = root.tmp().join("puma.rb");
+        std::fs::write(&config_path, config).expect("write puma.rb");
+        let mut cmd = Command::new("puma");
+        cmd.arg("-C")
+            .arg(&config_path)
+            .arg("--redirect-stdout")
+            .arg(&log)
+            .arg("--redirect-stderr")
+            .arg(&log)
+            .env_remove("PWD");
+        match how {
+            PumaDir::Directory => cmd.current_dir("/"),
+            PumaDir::Pwd => cmd.current_dir(root.current()).env("PWD", root.current()),
+            PumaDir::Neither => cmd.current_dir(root.current()),
+        };
+        let healthy = !matches!(how, PumaDir::Neither);
+        eprintln!("puma: {how:?}");
+        deploy_cycle(
+            &root,
+            &mut cmd,
+            ("puma", &app, Some(&log)),
+            (Signal::SIGUSR2, healthy),
+            "-TERM",
         );
     }
 }
@@ -700,6 +764,16 @@ fn php_fpm() -> Option<std::path::PathBuf> {
     found.filter(|_| is_root())
 }
 
+/// The `comm` of php-fpm's processes: its program's name (`php-fpm8.2`).
+fn fpm_comm(fpm: &Path) -> String {
+    fpm.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("php-fpm")
+        .to_string()
+}
+
+const PHP_APP: [(&str, &str); 1] = [("index.php", "<?php echo 'ok';\n")];
+
 /// A php-fpm configuration in the temporary directory: two static workers of pool `app`, a
 /// 10 s grace for QUIT (`process_control_timeout`), the pool's `chdir` if given.
 fn fpm_config(root: &DeployRoot, chdir: Option<&Path>) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -748,12 +822,8 @@ fn php_fpm_reload_with_and_without_pool_chdir() {
     let Some(fpm) = php_fpm() else {
         return;
     };
-    let comm = fpm
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("php-fpm")
-        .to_string();
-    let app = [("index.php", "<?php echo 'ok';\n")];
+    let comm = fpm_comm(&fpm);
+    let app = PHP_APP;
     for chdir in [true, false] {
         let root = DeployRoot::new();
         // Dropped after the master: the workers it forks while the guard kills its tree.
@@ -782,6 +852,62 @@ fn php_fpm_reload_with_and_without_pool_chdir() {
         let cycle = (comm.as_str(), &app[..], Some(log.as_path()));
         deploy_cycle(&root, &mut cmd, cycle, (Signal::SIGUSR2, false), "-QUIT");
     }
+}
+
+/// php-fpm whose pool has `chdir = ROOT/current`, the master in `/`: after a deploy, before any
+/// reload, the two workers are on release 1 (the master names no release). The remedy is one
+/// for the group: USR2 to the master, which re-reads its configuration and starts every worker
+/// again from the pool's chdir (QUIT to a worker would only have the master replace it on
+/// release 1 again). Run: the next check is OK and the master is the same process.
+#[test]
+fn php_fpm_workers_are_fixed_by_reloading_their_master() {
+    let Some(fpm) = php_fpm() else {
+        return;
+    };
+    let comm = fpm_comm(&fpm);
+    let app = PHP_APP;
+    let root = DeployRoot::new();
+    let _sweep = Sweep(root.tmp());
+    first_release(&root, &app);
+    let current = root.current();
+    let (conf, _log) = fpm_config(&root, Some(current.as_path()));
+    let master = Child::spawn(
+        Command::new(&fpm)
+            .args(["--nodaemonize", "--allow-to-run-as-root", "--fpm-config"])
+            .arg(&conf)
+            .current_dir("/"),
+    );
+    let mut workers = master.wait_for_children(2, &comm);
+    workers.sort_unstable();
+    let started = start_of(master.pid());
+    deploy(&root, &app);
+    let args = [root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()];
+    let (run, doc) = check_json(args);
+    assert_eq!(run.code, 1, "{run}");
+    let mut found: Vec<i32> = findings(&doc)
+        .iter()
+        .filter(|f| f["kind"] == "old-release" && f["release"] == "1")
+        .flat_map(pids)
+        .collect();
+    found.sort_unstable();
+    assert_eq!(found, workers, "{run}");
+    let ran = run_fixes(&doc, &["kill"]);
+    let want = vec!["kill".to_string(), "-USR2".into(), master.pid().to_string()];
+    assert_eq!(ran, [want], "{run}");
+    assert!(
+        run.stdout
+            .contains("php-fpm starts its workers again from the pool's chdir"),
+        "{run}"
+    );
+    poll("check to say OK", || {
+        let (run, doc) = check_json(args);
+        (run.code == 0 && findings(&doc).is_empty()).then_some(())
+    });
+    assert_eq!(
+        start_of(master.pid()),
+        started,
+        "the master is the same process"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

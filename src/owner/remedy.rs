@@ -129,6 +129,14 @@ pub enum Restart {
     /// A PM2 app, registered again from the app's link: `pm2 restart` keeps the cwd PM2 saved
     /// for it (the old release), and once that release is deleted takes the app down.
     Pm2Again(Box<Pm2Again>),
+    /// A worker whose master starts its workers again on a signal (php-fpm's USR2: each
+    /// worker chdirs into the pool's `chdir` anew): `kill SIGNAL MASTER`, one remedy for every
+    /// worker of that master. Ending the worker would only have the master replace it where it
+    /// was.
+    ReloadMaster {
+        master: i32,
+        server: &'static Server,
+    },
     /// Nothing would restart it: end it (`stop`), then start it again from the app's link.
     KillAndStart {
         because: Unsupervised,
@@ -246,9 +254,11 @@ pub struct StaleSupervisor {
 /// What restarts the top of `tree` (top first; a lone process is a tree of one), by its owner.
 fn restart(snap: &Snapshot, owners: &Owners, root: Option<&DeployRoot>, tree: &[i32]) -> Restart {
     let pid = tree.first().copied().unwrap_or(0);
-    let kill = |because| Restart::KillAndStart {
-        because,
-        stop: Box::new(Stop::of(snap, tree)),
+    let kill = |because| {
+        reload_master(snap, pid).unwrap_or_else(|| Restart::KillAndStart {
+            because,
+            stop: Box::new(Stop::of(snap, tree)),
+        })
     };
     let Some(owner) = owners.get(pid) else {
         return kill(Unsupervised::OwnerUnread);
@@ -304,6 +314,21 @@ fn restart(snap: &Snapshot, owners: &Owners, root: Option<&DeployRoot>, tree: &[
         }),
         Supervisor::None => kill(Unsupervised::NoSupervisor),
     }
+}
+
+/// [`Restart::ReloadMaster`] for `pid` when it is a worker of a master of the same server whose
+/// row says a signal starts its workers again, and that master may be signalled.
+fn reload_master(snap: &Snapshot, pid: i32) -> Option<Restart> {
+    let worker = snap.get(pid)?;
+    let master = snap.get(worker.ppid)?;
+    let server = servers::of(master);
+    (server.respawn.is_some()
+        && std::ptr::eq(servers::of(worker), server)
+        && may_signal(snap, master.pid))
+    .then_some(Restart::ReloadMaster {
+        master: master.pid,
+        server,
+    })
 }
 
 /// What restarts a container (see [`super::container`]), as root: `docker restart ID`,
@@ -443,6 +468,11 @@ impl Restart {
             Restart::Command(c) => vec![c.clone()],
             Restart::SupervisordUnnamed | Restart::Pm2Unnamed => Vec::new(),
             Restart::Pm2Again(again) => again.commands(),
+            Restart::ReloadMaster { master, server } => server
+                .respawn
+                .map(|sig| Command::new("kill", [Arg::Word(sig), Arg::Pid(*master)]))
+                .into_iter()
+                .collect(),
             Restart::KillAndStart { stop, .. } => stop.command().into_iter().collect(),
         }
     }
@@ -596,6 +626,15 @@ mod tests {
                 ),
                 process(20, 1, Err(LinkError::Absent), 1.0, &["php", "master.php"]),
                 process(21, 20, Err(LinkError::Absent), 1.0, &["php", "master.php"]),
+                process(
+                    30,
+                    1,
+                    Err(LinkError::Absent),
+                    1.0,
+                    &["php-fpm: master process"],
+                ),
+                process(31, 30, Err(LinkError::Absent), 1.0, &["php-fpm: pool app"]),
+                process(41, 1, Err(LinkError::Absent), 1.0, &["php-fpm: pool app"]),
             ],
             10.0,
         );
@@ -615,6 +654,11 @@ mod tests {
         assert_eq!(argv(&[20, 21]), ["kill", "-TERM", "20", "21"]);
         assert_eq!(argv(&[1, 20, 5]), ["kill", "-TERM", "20"]);
         assert!(argv(&[1]).is_empty(), "PID 1 is never signalled");
+        // A php-fpm worker alone: its master starts every worker again (USR2).
+        assert_eq!(argv(&[31]), ["kill", "-USR2", "30"]);
+        assert_eq!(argv(&[30, 31]), ["kill", "-QUIT", "30"]);
+        // Its parent no php-fpm master (PID 1 at that): the worker itself.
+        assert_eq!(argv(&[41]), ["kill", "-QUIT", "41"]);
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub struct Server {
     pub stop: &'static str,
     /// Stopping the master ends its workers.
     pub ends_workers: bool,
+    /// The signal to the master that starts every worker again from where the configuration
+    /// says (php-fpm's USR2: a pool's `chdir` through `current`), if any. A worker on an old
+    /// release under such a master is fixed by it: ending the worker alone would have the
+    /// master start another in the same place.
+    pub respawn: Option<&'static str>,
 }
 
 /// Every known app server; the first row that matches a process wins.
@@ -47,7 +52,7 @@ pub static SERVERS: [Server; 9] = [
         "-TERM",
         true,
     ),
-    // TERM: graceful stop of the cluster.
+    // TERM: graceful stop of the cluster, workers included (tests/appservers.rs runs it).
     row(
         "puma",
         &[b"puma"],
@@ -67,8 +72,12 @@ pub static SERVERS: [Server; 9] = [
     ),
     // TERM: warm shutdown, running tasks finish.
     row("celery", &[b"celery"], &[], &[b"worker"], "-TERM", true),
-    // QUIT: graceful stop; TERM and INT stop at once.
-    row("php-fpm", &[], &[b"php-fpm"], &[], "-QUIT", true),
+    // QUIT: graceful stop; TERM and INT stop at once. USR2: re-reads its configuration and
+    // starts every worker again (each chdirs into the pool's `chdir` anew), same master pid.
+    Server {
+        respawn: Some("-USR2"),
+        ..row("php-fpm", &[], &[b"php-fpm"], &[], "-QUIT", true)
+    },
     // TERM: the worker finishes its job first.
     row(
         "Laravel queue",
@@ -98,6 +107,7 @@ const fn row(
         with_arg,
         stop,
         ends_workers,
+        respawn: None,
     }
 }
 
@@ -136,14 +146,22 @@ pub fn unknown() -> &'static Server {
 
 /// The table as docs/ATTRIBUTION.md prints it (a test keeps the two the same).
 pub fn markdown() -> String {
-    let mut out = String::from("| Server | Stop signal | Signalled |\n|---|---|---|\n");
+    let mut out = String::from(
+        "| Server | Stop signal | Signalled | Workers started again by |\n|---|---|---|---|\n",
+    );
     for s in &SERVERS {
         let whom = if s.ends_workers {
             "the master (it ends its workers)"
         } else {
             "every process of the tree"
         };
-        out.push_str(&format!("| {} | `{}` | {whom} |\n", s.name, s.stop));
+        let respawn = s
+            .respawn
+            .map_or("-".to_string(), |sig| format!("`{sig}` to the master"));
+        out.push_str(&format!(
+            "| {} | `{}` | {whom} | {respawn} |\n",
+            s.name, s.stop
+        ));
     }
     out
 }

@@ -764,6 +764,14 @@ fn restart(w: &mut Formatter, r: &Restart, link: &str) -> fmt::Result {
         Restart::SupervisordUnnamed => w.write_str("supervisorctl restart <program> (its program name could not be read: see supervisorctl status)"),
         Restart::Pm2Unnamed => w.write_str("pm2 restart <app> (see pm2 list)"),
         Restart::Pm2Again(again) => pm2_again(w, again, link),
+        Restart::ReloadMaster { server, .. } => {
+            commands(w, &r.commands())?;
+            write!(
+                w,
+                " ({} starts its workers again from the pool's chdir)",
+                server.name
+            )
+        }
         Restart::KillAndStart { because, stop } => {
             kill(w, stop)?;
             write!(w, ", then start it again from {link}")?;
