@@ -10,40 +10,12 @@ mod util;
 
 use std::process::Command;
 
-use serde_json::Value;
+use util::fixes::{run_fixes, until_ok};
 use util::*;
 
 /// Loops like `queue:work`: waits for jobs until a signal ends it.
 const ARTISAN: &str =
     "<?php\nif (($argv[1] ?? '') !== 'queue:work') { exit(1); }\nwhile (true) { sleep(1); }\n";
-
-fn findings(doc: &Value) -> Vec<&Value> {
-    array(doc, "findings").iter().collect()
-}
-
-/// Every distinct `fix[].argv` of the document, run without a shell.
-fn run_fixes(doc: &Value) -> Vec<Vec<String>> {
-    let mut ran: Vec<Vec<String>> = Vec::new();
-    for f in findings(doc) {
-        for fix in array(f, "fix") {
-            let argv: Vec<String> = array(fix, "argv")
-                .iter()
-                .filter_map(|a| a.as_str().map(String::from))
-                .collect();
-            if argv.is_empty() || ran.contains(&argv) {
-                continue;
-            }
-            let status = Command::new(&argv[0])
-                .args(&argv[1..])
-                .current_dir("/")
-                .status()
-                .unwrap_or_else(|e| panic!("run {argv:?}: {e}"));
-            assert!(status.success(), "{argv:?}: {status}");
-            ran.push(argv);
-        }
-    }
-    ran
-}
 
 #[test]
 fn a_laravel_queue_worker_is_found_on_its_release_and_its_remedy_ends_it() {
@@ -83,12 +55,9 @@ fn a_laravel_queue_worker_is_found_on_its_release_and_its_remedy_ends_it() {
     let deleted = findings_of(&doc, "deleted-release");
     assert_eq!(deleted.len(), 1, "{run}");
     assert_eq!(pids(deleted[0]), [i64::from(pid)], "{run}");
-    let ran = run_fixes(&doc);
+    let ran = run_fixes(&doc, &["kill"]);
     assert_eq!(ran, [["kill", "-TERM", &pid.to_string()]], "{run}");
 
-    poll("relwatch check to say OK", || {
-        let (run, doc) = check_json([root.path()]);
-        (run.code == 0 && findings(&doc).is_empty()).then_some(())
-    });
+    until_ok(&root);
     drop(worker);
 }

@@ -13,6 +13,7 @@
 // Each test binary uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod fixes;
 pub mod pm2;
 pub mod promtool;
 pub mod systemd;
