@@ -1052,8 +1052,8 @@ pub const REAP_WINDOW: std::time::Duration = std::time::Duration::from_millis(30
 
 /// Name the masters whose workers keep dying even when no worker is alive at the scan: a
 /// placed process on an old or deleted release whose reaped children's counters (`cminflt`
-/// and `cutime`+`cstime` of `/proc/PID/stat`) grow within [`REAP_WINDOW`]. Only a process that
-/// has reaped children before (a counter above 0) is watched, so a scan without one does not
+/// and `cutime`+`cstime` of `/proc/PID/stat`) grow within [`REAP_WINDOW`] after the snapshot
+/// read them. Only a process that had reaped children by then (a counter above 0) is watched, so a scan without one does not
 /// wait. A live child at the first look does not exempt it: a worker caught in its last
 /// milliseconds is gone at the second look, and the master would be named by luck. Measured in
 /// tests/appservers.rs: `cminflt` grows with every reaped child (each child faults in pages of
@@ -1063,19 +1063,15 @@ pub fn watch_reaping(
     snap: &Snapshot,
     source: &mut dyn crate::snapshot::ProcSource,
 ) {
+    // The first look is the snapshot's own read of `stat`: a fleet of stale workers that
+    // never reaped a child costs no second read (docs/BENCHMARKS.md, issue 20).
     let first: Vec<(i32, u64, (u64, u64))> = attr
         .placements
         .iter()
         .filter(|pl| matches!(pl.state, ReleaseState::Old | ReleaseState::Deleted))
         .filter_map(|pl| {
             let p = snap.get(pl.pid)?;
-            let s = source.stat(pl.pid).ok()?;
-            let counters = (s.reaped_faults, s.reaped_ticks);
-            (s.start_ticks == p.start_ticks && counters != (0, 0)).then_some((
-                pl.pid,
-                p.start_ticks,
-                counters,
-            ))
+            (p.reaped != (0, 0)).then_some((pl.pid, p.start_ticks, p.reaped))
         })
         .collect();
     if first.is_empty() {
@@ -1147,6 +1143,36 @@ mod tests {
                 &[(b"66", 66), (b"67", 67)],
             )
         }
+    }
+
+    /// Watching for dying workers starts from the snapshot's own counters: of a thousand
+    /// stale workers that never reaped a child, none is read again (the benchmark's fleet
+    /// paid a second `stat` for each), and the master whose counters grow is named.
+    #[test]
+    fn only_processes_that_reaped_children_are_read_again() {
+        let old = |pid| process(pid, 1, link(b"/srv/app/releases/66", 66, 2), 5.0, &["w"]);
+        let mut procs: Vec<Process> = (100..1100).map(old).collect();
+        procs.push(Process {
+            reaped: (40, 3),
+            ..old(50)
+        });
+        procs.push(Process {
+            reaped: (7, 0),
+            ..old(60)
+        });
+        let snap = snapshot(procs, SWITCH + 60.0);
+        let mut attr = attribute(&[app()], &snap);
+        let mut source = crate::testkit::Told {
+            reaping: vec![50],
+            ..crate::testkit::Told::new(&snap)
+        };
+        watch_reaping(&mut attr, &snap, &mut source);
+        assert_eq!(
+            source.stats,
+            [50, 60],
+            "read again: only the two that reaped"
+        );
+        assert_eq!(attr.reaping, [50]);
     }
 
     /// A gunicorn started an hour before the switch with `--chdir /srv/app/current`, its cwd

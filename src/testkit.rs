@@ -98,6 +98,7 @@ pub(crate) fn process(
         cmdline: cmdline.iter().collect(),
         cwd,
         exe: link(b"/usr/bin/php8.2", 99, 1),
+        reaped: (0, 0),
     }
 }
 
@@ -364,6 +365,10 @@ pub(crate) struct Told {
         i32,
         Result<crate::snapshot::SeenAgain, crate::snapshot::ReadError>,
     )>,
+    /// Pids whose reaped children's counters have grown by one since the snapshot.
+    pub reaping: Vec<i32>,
+    /// The pids `stat` was asked about, in order.
+    pub stats: Vec<i32>,
 }
 
 impl Told {
@@ -372,6 +377,8 @@ impl Told {
             snap: snap.clone(),
             fds: Vec::new(),
             looks: Vec::new(),
+            reaping: Vec::new(),
+            stats: Vec::new(),
         }
     }
 }
@@ -381,12 +388,14 @@ impl crate::snapshot::ProcSource for Told {
         Ok(self.snap.clone())
     }
     fn stat(&mut self, pid: i32) -> Result<crate::snapshot::PidStat, crate::snapshot::ReadError> {
+        self.stats.push(pid);
         let p = self.snap.get(pid).ok_or(crate::snapshot::ReadError::Gone)?;
+        let grown = u64::from(self.reaping.contains(&pid));
         Ok(crate::snapshot::PidStat {
             state: p.state,
             start_ticks: p.start_ticks,
-            reaped_faults: 0,
-            reaped_ticks: 0,
+            reaped_faults: p.reaped.0 + grown,
+            reaped_ticks: p.reaped.1,
         })
     }
     fn foreign_mount_ns(&mut self, _: i32) -> Result<bool, crate::snapshot::ReadError> {

@@ -530,6 +530,7 @@ mod tests {
             cmdline: args.iter().map(OsString::from).collect(),
             cwd: Err(LinkError::Absent),
             exe: Err(LinkError::Absent),
+            reaped: (0, 0),
         }
     }
 

@@ -479,6 +479,7 @@ impl<'a> ChunkReader<'a> {
             stat.state,
             stat.start_ticks,
         );
+        let reaped = (stat.reaped_faults, stat.reaped_ticks);
         let comm = Comm::from(stat.comm);
         let (uid, dir_ino) = match fstat(&dir) {
             Ok(st) => (st.st_uid, if self.proc_root.procfs { st.st_ino } else { 0 }),
@@ -512,6 +513,7 @@ impl<'a> ChunkReader<'a> {
             cmdline,
             cwd,
             exe,
+            reaped,
         })
     }
 
@@ -1345,6 +1347,7 @@ mod tests {
             cmdline: Cmdline::default(),
             cwd: Ok(link(cwd)),
             exe: Err(LinkError::Denied),
+            reaped: (0, 0),
         }
     }
 

@@ -178,6 +178,9 @@ pub struct Process {
     pub cmdline_truncated: bool,
     pub cwd: Result<Link, LinkError>,
     pub exe: Result<Link, LinkError>,
+    /// What reaped children had left in its counters when this pass read `stat`: `cminflt`
+    /// and `cutime` + `cstime` (see [`PidStat::reaped_faults`]). (0, 0): none reaped yet.
+    pub reaped: (u64, u64),
 }
 
 impl Process {
