@@ -1,6 +1,6 @@
-//! The packages: every file Cargo.toml's [package.metadata.deb] and [package.metadata.generate-rpm]
+//! The packages: every file Cargo.toml's [package.metadata.deb] and packaging/rpm/relwatch.spec
 //! name exists in the repository, or is made by the release build or packaging/build-assets; the
-//! maintainer scripts they name exist and are shell scripts dpkg and rpm run; every link in the
+//! maintainer scripts of the .deb exist and are shell scripts dpkg runs; every link in the
 //! docs they install leads to a file they install; the sudo rule both ship is valid sudoers
 //! syntax (`visudo -cf`) and allows only `in-use` and `wait`; every shipped Prometheus alert
 //! fires and resolves (`promtool test rules`); the man page keeps its sections and examples
@@ -16,25 +16,48 @@ fn manifest() -> (std::path::PathBuf, String) {
     (dir, text)
 }
 
-/// Source paths of the assets: the first string of each `[...]` row (deb) and each
-/// `source = "..."` (rpm), inside the package metadata.
+/// The files the .rpm installs, from packaging/rpm/relwatch.spec's %install table (one
+/// `MODE SOURCE DESTINATION` line each, between `<<'FILES'` and `FILES`): (source, destination).
+fn spec_rows() -> Vec<(String, String)> {
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/rpm/relwatch.spec");
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let table = text
+        .split("<<'FILES'\n")
+        .nth(1)
+        .expect("the spec's file table");
+    let table = &table[..table
+        .find("\nFILES\n")
+        .expect("the end of the spec's file table")];
+    table
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(fields.len(), 3, "MODE SOURCE DESTINATION: {line}");
+            (fields[1].to_string(), fields[2].to_string())
+        })
+        .collect()
+}
+
+/// Source paths of the assets: the first string of each `[...]` row of the deb metadata, then
+/// the sources of the spec's file table (rpm).
 fn asset_sources(text: &str) -> Vec<String> {
-    let meta = &text[text.find("[package.metadata.deb]").expect("deb metadata")..];
-    let mut out = Vec::new();
-    for line in meta.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("[\"") {
-            out.push(rest.split('"').next().unwrap().to_string());
-        }
-        if let Some(i) = line.find("source = \"") {
-            out.push(line[i + 10..].split('"').next().unwrap().to_string());
-        }
-    }
-    out
+    asset_pairs(text).into_iter().map(|(src, _)| src).collect()
 }
 
 /// (source, installed path) of every asset, deb rows first, then rpm; a deb destination
 /// ending in `/` is a directory that gets the source's file name.
 fn asset_pairs(text: &str) -> Vec<(String, String)> {
+    let mut out = deb_pairs(text);
+    out.extend(
+        spec_rows()
+            .into_iter()
+            .map(|(src, dest)| (src, dest.replace("/usr/lib/systemd", "/lib/systemd"))),
+    );
+    out
+}
+
+/// (source, installed path) of every asset of the deb metadata.
+fn deb_pairs(text: &str) -> Vec<(String, String)> {
     let meta = &text[text.find("[package.metadata.deb]").expect("deb metadata")..];
     let quoted = |line: &str| -> Vec<String> {
         line.split('"')
@@ -52,12 +75,6 @@ fn asset_pairs(text: &str) -> Vec<(String, String)> {
                 dest.push_str(q[0].rsplit('/').next().unwrap());
             }
             out.push((q[0].clone(), dest));
-        } else if line.starts_with("{ source = ") {
-            let q = quoted(line);
-            out.push((
-                q[0].clone(),
-                q[1].replace("/usr/lib/systemd", "/lib/systemd"),
-            ));
         }
     }
     out
@@ -76,11 +93,7 @@ fn every_link_in_the_installed_docs_leads_to_an_installed_file() {
         Some(&dir),
     );
     let pairs = asset_pairs(&text);
-    let deb_rows = text[text.find("[package.metadata.deb]").unwrap()
-        ..text.find("[package.metadata.generate-rpm]").unwrap()]
-        .lines()
-        .filter(|l| l.trim().starts_with("[\""))
-        .count();
+    let deb_rows = deb_pairs(&text).len();
     let mut checked = 0;
     for (name, assets) in [("deb", &pairs[..deb_rows]), ("rpm", &pairs[deb_rows..])] {
         let installed: Vec<&str> = assets.iter().map(|(_, d)| d.as_str()).collect();
@@ -135,31 +148,23 @@ fn every_packaged_file_exists_or_is_built() {
         "packaging/deb/postinst",
         "packaging/deb/prerm",
         "packaging/deb/postrm",
-        "packaging/rpm/post_install.sh",
-        "packaging/rpm/pre_uninstall.sh",
-        "packaging/rpm/post_uninstall.sh",
     ] {
         let body =
             std::fs::read_to_string(dir.join(script)).unwrap_or_else(|e| panic!("{script}: {e}"));
         assert!(body.starts_with('#'), "{script} is a shell script");
-        if script.ends_with("postinst") || script.ends_with("post_install.sh") {
+        if script.ends_with("postinst") {
             assert!(
                 body.contains("enable") && body.contains("relwatch.timer"),
                 "{script} enables the timer"
             );
         }
-        match script.strip_prefix("packaging/deb/") {
-            // cargo-deb takes every file of the directory it is given, under its own name.
-            Some(_) => assert!(
-                text.contains("maintainer-scripts = \"packaging/deb/\""),
-                "the deb metadata does not take its maintainer scripts from packaging/deb/"
-            ),
-            None => assert!(
-                text.contains(&format!("_script = \"{script}\"")),
-                "the rpm metadata does not name {script}"
-            ),
-        }
+        // cargo-deb takes every file of the directory it is given, under its own name.
+        assert!(
+            text.contains("maintainer-scripts = \"packaging/deb/\""),
+            "the deb metadata does not take its maintainer scripts from packaging/deb/"
+        );
     }
+    // The .rpm's scriptlets are in its spec (tests/rpm_package.rs reads them from the .rpm).
     // dpkg runs only maintainer scripts with these names: a misspelt one would never run.
     let known = [
         "preinst",
@@ -232,7 +237,10 @@ fn the_sudo_rule_is_shipped_and_valid() {
         "deb destination"
     );
     assert!(
-        text.contains("dest = \"/usr/share/relwatch/sudoers\""),
+        spec_rows().contains(&(
+            "packaging/sudoers/relwatch".into(),
+            "/usr/share/relwatch/sudoers".into()
+        )),
         "rpm destination"
     );
     let rule = dir.join("packaging/sudoers/relwatch");

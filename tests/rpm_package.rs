@@ -1,14 +1,16 @@
-//! The .rpm as cargo-generate-rpm builds it from the binary under test (packaging/build-assets
-//! writes the stripped copy it ships; no release build), read back with Debian's `rpm`:
-//! the binary is stripped; every directory it installs into is the base system's, or one that
-//! its %postun removes (cargo-generate-rpm cannot make it own a directory); its summary is one line, its URL is Cargo.toml's; it ships the
-//! systemd preset and its scriptlets apply presets (never a blind enable) and pass `sh -n` and
-//! shellcheck; its files are the .deb's, where the two formats agree; and installed with
-//! `rpm -i` in a container booted with a real systemd, the timer is enabled and active at once,
-//! an admin's preset that disables it is honoured, and `rpm -e` leaves nothing behind.
+//! The .rpm as packaging/build-rpm builds it (rpmbuild, packaging/rpm/relwatch.spec) from the
+//! binary under test (packaging/build-assets writes the stripped copy it ships; no release
+//! build), read back with Debian's `rpm`: the binary is stripped; every directory it installs
+//! into is the base system's or one it owns; its summary is one line, its description several
+//! (the .deb's), its URL is Cargo.toml's; rpmlint finds nothing but what
+//! packaging/rpm/rpmlint.toml excuses; it ships the systemd preset and its scriptlets apply
+//! presets (never a blind enable) and pass `sh -n` and shellcheck; its files are the .deb's,
+//! where the two formats agree; and installed with `rpm -i` in a container booted with a real
+//! systemd, the timer is enabled and active at once, an admin's preset that disables it is
+//! honoured, and `rpm -e` leaves nothing behind (rpm removes the directories it owns).
 //!
-//! Needs root, cargo-generate-rpm and cargo-deb (`cargo install ... --locked`), and the Debian
-//! packages rpm, rpm2cpio, cpio, binutils, shellcheck, systemd-container and dbus
+//! Needs root, cargo-deb (`cargo install cargo-deb --locked`), and the Debian packages rpm
+//! (rpmbuild), rpm2cpio, cpio, rpmlint, binutils, shellcheck, systemd-container and dbus
 //! (scripts/test-deps installs them all).
 
 mod util;
@@ -48,19 +50,14 @@ fn runs(program: &str, arg: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The .rpm of the binary under test, built once per run of this file: packaging/build-assets
-/// (which writes the stripped copy the .rpm ships), then `cargo generate-rpm`; its payload is
-/// unpacked into `root/` beside it (`rpm2cpio | cpio`). `Err` says why it could not be built.
+/// The .rpm of the binary under test, built once per run of this file by packaging/build-rpm
+/// (packaging/build-assets, which writes the stripped copy the .rpm ships, then rpmbuild) and
+/// copied here; its payload is unpacked into `root/` beside it (`rpm2cpio | cpio`). `Err` says
+/// why it could not be built.
 fn rpm() -> &'static Result<PathBuf, String> {
     static RPM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     RPM.get_or_init(|| {
-        if !runs("cargo", &["generate-rpm", "--version"]) {
-            return Err(
-                "cargo-generate-rpm is not installed: cargo install cargo-generate-rpm --locked"
-                    .into(),
-            );
-        }
-        for tool in ["rpm", "rpm2cpio", "cpio", "readelf"] {
+        for tool in ["rpm", "rpmbuild", "rpm2cpio", "cpio", "readelf"] {
             if !runs("sh", &["-c", "command -v \"$1\"", "sh", tool]) {
                 return Err(format!(
                     "{tool} is not installed: apt-get install rpm rpm2cpio cpio binutils"
@@ -71,9 +68,11 @@ fn rpm() -> &'static Result<PathBuf, String> {
         let _ = std::fs::remove_dir_all(&out);
         std::fs::create_dir_all(out.join("root")).expect("create the package directory");
         let bin = env!("CARGO_BIN_EXE_relwatch");
-        succeed(Command::new("sh").args(["packaging/build-assets", bin]));
-        let rpm = out.join("relwatch.rpm");
-        succeed(Command::new("cargo").args(["generate-rpm", "-o"]).arg(&rpm));
+        let built = succeed(Command::new("sh").args(["packaging/build-rpm", bin]));
+        // Under its own name (rpmlint checks that it is the package's).
+        let built = Path::new(built.trim_end());
+        let rpm = out.join(built.file_name().expect("the .rpm's file name"));
+        std::fs::copy(built, &rpm).expect("copy the .rpm packaging/build-rpm wrote");
         let script = "rpm2cpio \"$1\" | (cd \"$2\" && cpio -idm --quiet)";
         succeed(
             Command::new("sh")
@@ -120,8 +119,8 @@ fn elf_sections(path: &Path) -> String {
     succeed(Command::new("readelf").args(["-S", "-W"]).arg(path))
 }
 
-/// The binary the .rpm ships has no symbol table and no debug sections (cargo-generate-rpm
-/// does not strip: packaging/build-assets does). The binary under test has a symbol table, so
+/// The binary the .rpm ships has no symbol table and no debug sections (packaging/build-assets
+/// strips it; the spec makes no debuginfo package). The binary under test has a symbol table, so
 /// the check sees one where there is one.
 #[test]
 fn the_binary_is_stripped() {
@@ -154,9 +153,7 @@ const FILESYSTEM: &[&str] = &[
     "/usr/share/man/man1",
 ];
 
-/// relwatch's own directories. cargo-generate-rpm (0.21.1, the latest) cannot make a package
-/// own a directory (its `dir = true` assets fail to build), so the .rpm owns none of them and
-/// its %postun removes them on erase.
+/// relwatch's own directories, which the .rpm owns (a `%dir` line in the spec each).
 const OWN_DIRS: &[&str] = &[
     "/usr/share/doc/relwatch",
     "/usr/share/doc/relwatch/examples",
@@ -167,8 +164,8 @@ const OWN_DIRS: &[&str] = &[
 ];
 
 /// The directories of packages relwatch does not require (bash-completion, zsh, fish,
-/// systemd), which Fedora's rules would have it co-own, and which the .rpm cannot own either:
-/// its %postun removes them when empty and owned by no package.
+/// systemd), which it co-owns as Fedora's rules ask, so that rpm removes them on erase when
+/// they are empty and owned by no other package.
 const SHARED_DIRS: &[&str] = &[
     "/usr/lib/systemd",
     "/usr/lib/systemd/system",
@@ -181,53 +178,43 @@ const SHARED_DIRS: &[&str] = &[
     "/usr/share/zsh/site-functions",
 ];
 
-/// Every directory the package installs into is one it owns (a directory entry) or one of the
-/// base system's; while the tool cannot make directory entries, each other one is relwatch's
-/// own or another package's, and %postun names it (removes it on erase).
+/// Every directory the package installs into is one it owns (a directory entry, `drwxr-xr-x`
+/// as `rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]'` prints it) or one of the base
+/// system's, which it does not own; relwatch's own and the shared ones are all owned.
 #[test]
-fn every_directory_it_installs_into_is_owned_or_removed_on_erase() {
+fn it_owns_every_directory_it_installs_into() {
     let Some(rpm) = built() else { return };
-    let entries = entries(rpm);
-    let dirs: BTreeSet<&str> = entries
-        .iter()
-        .filter(|(_, dir)| *dir)
-        .map(|(p, _)| p.as_str())
-        .collect();
+    let listing = query(rpm, &["--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]"]);
+    let mut owned = BTreeSet::new();
+    let mut paths = Vec::new();
+    for line in listing.lines() {
+        let (perms, path) = line.split_once(' ').expect("PERMS PATH");
+        if perms.starts_with('d') {
+            assert_eq!(perms, "drwxr-xr-x", "{path}");
+            owned.insert(path);
+        }
+        paths.push(path);
+    }
+    assert!(paths.len() >= 30, "{listing}");
     let mut unowned = BTreeSet::new();
-    for (path, _) in &entries {
+    for path in &paths {
         for parent in Path::new(path).ancestors().skip(1) {
             let parent = parent.to_str().expect("a UTF-8 path");
-            if !FILESYSTEM.contains(&parent) && !dirs.contains(parent) {
+            if !FILESYSTEM.contains(&parent) && !owned.contains(parent) {
                 unowned.insert(parent);
             }
         }
     }
-    let stray: Vec<&&str> = unowned
-        .iter()
-        .filter(|d| !OWN_DIRS.contains(d) && !SHARED_DIRS.contains(d))
-        .collect();
     assert!(
-        stray.is_empty(),
-        "the .rpm installs into directories nobody owns or removes: {stray:#?}"
+        unowned.is_empty(),
+        "the .rpm installs into directories it does not own: {unowned:#?}\n{listing}"
     );
-    let scripts = scriptlets(rpm);
-    let postun = scripts
-        .iter()
-        .find(|(name, _, _)| name == "postuninstall")
-        .map(|(_, _, body)| body.as_str())
-        .expect("a %postun");
-    for dir in &unowned {
-        assert!(
-            postun
-                .split(|c: char| c.is_whitespace() || c == ';')
-                .any(|word| word == *dir),
-            "%postun does not remove {dir}, which the .rpm does not own:\n{postun}"
-        );
-    }
+    let expected: BTreeSet<&str> = OWN_DIRS.iter().chain(SHARED_DIRS).copied().collect();
+    assert_eq!(owned, expected, "the directories the .rpm owns");
 }
 
-/// A value of `[package]` or `[package.metadata.generate-rpm]` in Cargo.toml (`key = "..."`
-/// at the start of a line, inside `section`), if set.
+/// A value of `[package]` in Cargo.toml (`key = "..."` at the start of a line, inside
+/// `section`), if set.
 fn cargo_toml_value(section: &str, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .expect("read Cargo.toml");
@@ -239,12 +226,29 @@ fn cargo_toml_value(section: &str, key: &str) -> Option<String> {
         .map(|v| v.trim_end_matches('"').to_string())
 }
 
-/// The summary is Cargo.toml's, one line that ends without a full stop (rpm's rules); the
-/// description is not empty; the URL is Cargo.toml's `homepage` (else `repository`), or none
-/// while the project has neither. cargo-generate-rpm (0.21) cannot set a description of its
-/// own: it repeats the summary (README.md, "Packages"; upstream issue 142 asks for one).
+/// The words of the .deb's extended-description in Cargo.toml (a `"""` string whose lines end
+/// in `\`).
+fn deb_description_words() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("read Cargo.toml");
+    let start = text
+        .find("extended-description = \"\"\"\\\n")
+        .expect("the .deb's extended-description");
+    let body = &text[start..];
+    let body = &body[body.find('\n').expect("a line") + 1..];
+    let body = &body[..body.find("\"\"\"").expect("the end of the description")];
+    body.replace('\\', " ")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The summary is the spec's, one line that ends without a full stop (rpm's rules); the
+/// description is several lines of at most 79 columns, not the summary, and says what the
+/// .deb's extended-description says, word for word; the URL is Cargo.toml's `homepage` (else
+/// `repository`), or none while the project has neither.
 #[test]
-fn summary_description_and_url_are_cargo_tomls() {
+fn summary_description_and_url() {
     let Some(rpm) = built() else { return };
     let said = query(
         rpm,
@@ -257,20 +261,84 @@ fn summary_description_and_url_are_cargo_tomls() {
     let [summary, description, url] = parts[..] else {
         panic!("three fields: {said:?}")
     };
-    let meta = "[package.metadata.generate-rpm]";
-    assert_eq!(Some(summary.to_string()), cargo_toml_value(meta, "summary"));
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/rpm/relwatch.spec"),
+    )
+    .expect("read the spec");
+    let spec_summary = spec
+        .lines()
+        .find_map(|l| l.strip_prefix("Summary:"))
+        .map(str::trim);
+    assert_eq!(Some(summary), spec_summary);
     assert!(
         !summary.contains('\n') && !summary.ends_with('.') && summary.len() <= 79,
         "one line without a full stop: {summary:?}"
     );
+    let lines: Vec<&str> = description.lines().collect();
     assert!(
-        !description.trim().is_empty() && description != "(none)",
-        "{said}"
+        lines.len() >= 3 && lines.iter().all(|l| l.len() <= 79) && description != summary,
+        "several lines of at most 79 columns, not the summary: {said}"
     );
+    let words: Vec<String> = description.split_whitespace().map(str::to_string).collect();
+    assert_eq!(words, deb_description_words(), "the .deb's description");
     let expected = cargo_toml_value("[package]", "homepage")
         .or_else(|| cargo_toml_value("[package]", "repository"))
         .unwrap_or_else(|| "(none)".into());
     assert_eq!(url, expected, "the URL is Cargo.toml's");
+}
+
+/// rpmlint finds no error and no warning in the .rpm, beyond those
+/// packaging/rpm/rpmlint.toml filters, each of which has a comment that says why.
+#[test]
+fn rpmlint_is_clean() {
+    let Some(rpm) = built() else { return };
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/rpm/rpmlint.toml");
+    let text = std::fs::read_to_string(&config).expect("read packaging/rpm/rpmlint.toml");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let filters = lines
+        .iter()
+        .position(|l| *l == "Filters = [")
+        .expect("Filters");
+    let mut reasoned = 0;
+    for (i, line) in lines.iter().enumerate().skip(filters + 1) {
+        if *line == "]" {
+            break;
+        }
+        if line.starts_with('\'') {
+            assert!(
+                lines[i - 1].starts_with('#') || lines[i - 1].starts_with('\''),
+                "{}: the filter {line} has no comment that says why",
+                config.display()
+            );
+            reasoned += 1;
+        }
+    }
+    assert!(reasoned > 0, "{text}");
+    let run = match Command::new("rpmlint")
+        .arg("-c")
+        .arg(&config)
+        .arg(rpm)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+    {
+        Ok(run) => run,
+        Err(e) => {
+            return skip(&format!(
+                "rpmlint cannot run ({e}): apt-get install rpmlint"
+            ))
+        }
+    };
+    let out = String::from_utf8_lossy(&run.stdout);
+    let complaints: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(": E: ") || l.contains(": W: "))
+        .collect();
+    assert!(
+        run.status.success() && complaints.is_empty() && out.contains(" 0 errors, 0 warnings"),
+        "rpmlint ({}):\n{out}{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
 }
 
 /// The scriptlets of the package (as `rpm -qp --scripts` prints them), by name
