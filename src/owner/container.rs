@@ -5,7 +5,9 @@
 //!
 //! Read from the systemd cgroup path (issue 20): Docker (`docker-ID.scope`, or `/docker/ID`
 //! with the cgroupfs driver), containerd under Kubernetes (`cri-containerd-ID.scope`),
-//! Podman (`libpod-ID.scope`, never its `libpod-conmon-`), systemd-nspawn
+//! Podman (`libpod-ID.scope` with the systemd cgroup manager, `libpod-ID` below
+//! `libpod_parent` or a `--cgroup-parent` with the cgroupfs one; never its `libpod-conmon-`
+//! scope, nor the `conmon` cgroup beside the containers), systemd-nspawn
 //! (`systemd-nspawn@NAME.service`) and LXC (`lxc.payload.NAME`, or `/lxc/NAME`). Only a
 //! container of the system's managers counts: a cgroup at or below a `user@UID.service` is
 //! the user's to name (issue 18), so nothing in it is taken for a container.
@@ -77,7 +79,14 @@ pub fn of_cgroup(path: &[u8]) -> Option<Container> {
                 found(Runtime::Containerd, scope("cri-containerd-"))
             }
             _ if c.starts_with("libpod-conmon-") => None,
-            _ if c.starts_with("libpod-") => found(Runtime::Podman, scope("libpod-")),
+            _ if c.starts_with("libpod-") => {
+                // Podman's cgroupfs manager names it without systemd's `.scope`.
+                let r = &c["libpod-".len()..];
+                found(
+                    Runtime::Podman,
+                    hex_id(r.strip_suffix(".scope").unwrap_or(r)),
+                )
+            }
             _ => c
                 .strip_prefix("systemd-nspawn@")
                 .and_then(|r| r.strip_suffix(".service"))
@@ -121,10 +130,24 @@ mod tests {
             of(&format!("/machine.slice/libpod-{ID}.scope/container")),
             Some((Runtime::Podman, id()))
         );
+        // The cgroupfs manager (`--cgroup-manager cgroupfs`), under its default parent or a
+        // `--cgroup-parent`, as rootful podman makes it where systemd does not run.
+        assert_eq!(
+            of(&format!("/libpod_parent/libpod-{ID}")),
+            Some((Runtime::Podman, id()))
+        );
+        assert_eq!(
+            of(&format!("/relwatch-test-1/libpod-{ID}")),
+            Some((Runtime::Podman, id()))
+        );
         assert_eq!(
             of(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
             None
         );
+        // conmon, which podman's cgroupfs manager keeps beside the containers it watches.
+        assert_eq!(of("/libpod_parent/conmon"), None);
+        assert_eq!(of("/libpod_parent/libpod-notanid"), None);
+        assert_eq!(of(&format!("/libpod_parent/libpod-{ID}.service")), None);
         assert_eq!(
             of("/machine.slice/systemd-nspawn@web.service/payload/system.slice/app.service"),
             Some((Runtime::Nspawn, "web".to_owned()))
