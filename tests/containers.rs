@@ -9,6 +9,10 @@
 //! `CONTAINERS_STORAGE_CONF`), so the printed remedy needs no extra flag: a private store in
 //! a temporary directory (driver vfs), the cgroupfs manager, runc (crun cannot run on a
 //! hybrid cgroup host), a file event log, and rlimits the runtime may set here.
+//!
+//! The same four steps with a machine that `systemd-nspawn --register=yes` registered with
+//! systemd-machined (`machine.slice/machine-NAME.scope`), inside a container booted with a
+//! real systemd (tests/util/systemd.rs), and its remedy `machinectl reboot NAME`.
 
 mod util;
 
@@ -17,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use util::fixes::{run_fixes_with, until_ok};
+use util::systemd::Container;
 use util::*;
 
 /// The test's image: a static program that changes into `/app` and waits (ending at once on
@@ -118,21 +123,10 @@ impl Podman {
             .unwrap_or_else(|e| panic!("run podman {args:?}: {e}"))
     }
 
-    /// Builds the static `hold` program into a root filesystem and imports it as [`IMAGE`].
+    /// Imports [`rootfs`] as [`IMAGE`].
     fn import_image(&self) {
         let base = self.dir.path();
-        let rootfs = base.join("rootfs");
-        std::fs::create_dir_all(rootfs.join("bin")).expect("create rootfs/bin");
-        std::fs::create_dir_all(rootfs.join("app")).expect("create rootfs/app");
-        let src = base.join("hold.c");
-        std::fs::write(&src, HOLD_C).expect("write hold.c");
-        let out = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(rootfs.join("bin/hold"))
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| panic!("gcc: {e}"));
-        assert!(out.status.success(), "gcc -static hold.c: {out:?}");
+        let rootfs = rootfs(base);
         let tar = base.join("image.tar");
         let out = Command::new("tar")
             .arg("-C")
@@ -193,6 +187,25 @@ impl Podman {
     }
 }
 
+/// `DIR/rootfs`: `/app`, the static [`HOLD_C`] program built as `/bin/hold`, and an empty
+/// `/usr` (systemd-nspawn refuses a directory without one).
+fn rootfs(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).expect("create rootfs/bin");
+    std::fs::create_dir_all(rootfs.join("app")).expect("create rootfs/app");
+    std::fs::create_dir_all(rootfs.join("usr")).expect("create rootfs/usr");
+    let src = dir.join("hold.c");
+    std::fs::write(&src, HOLD_C).expect("write hold.c");
+    let out = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(rootfs.join("bin/hold"))
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("gcc: {e}"));
+    assert!(out.status.success(), "gcc -static hold.c: {out:?}");
+    rootfs
+}
+
 /// `dir` and every directory below it, children before their parent.
 fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -244,22 +257,39 @@ fn check_now(root: &DeployRoot) -> (Run, serde_json::Value) {
     check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()])
 }
 
-/// The one finding of `kind`, which must name `pid` only, the container as its owner and
-/// `podman restart ID` as its remedy.
-fn names_the_container(doc: &serde_json::Value, run: &Run, kind: &str, pid: i32, id: &str) {
+/// The one finding of `kind`, which must name `pid` only, the container `(runtime, name)` as
+/// its owner and `argv` as its remedy.
+fn names_the_container(
+    (doc, run): (&serde_json::Value, &Run),
+    kind: &str,
+    pid: i32,
+    (runtime, name): (&str, &str),
+    argv: &[&str],
+) {
     let found = findings_of(doc, kind);
     assert_eq!(found.len(), 1, "one {kind} finding\n{run}");
     assert_eq!(pids(found[0]), [i64::from(pid)], "{run}");
     assert_eq!(
         found[0]["remedy"].as_str(),
-        Some(format!("podman restart {id}").as_str()),
+        Some(argv.join(" ").as_str()),
         "the remedy restarts the container\n{run}"
     );
-    let argv = &found[0]["fix"][0]["argv"];
-    assert_eq!(argv, &serde_json::json!(["podman", "restart", id]), "{run}");
+    assert_eq!(found[0]["fix"][0]["argv"], serde_json::json!(argv), "{run}");
     let p = process(doc, pid).expect("the container's process is listed");
-    assert_eq!(p["owner"]["kind"], "podman", "{p}");
-    assert_eq!(p["owner"]["name"], id, "{p}");
+    assert_eq!(p["owner"]["kind"], runtime, "{p}");
+    assert_eq!(p["owner"]["name"], name, "{p}");
+}
+
+/// `in-use --format json` (run by `relwatch`) lists `pid` for the path it was given.
+fn in_use_lists(inuse: &Run, pid: i32) {
+    assert_eq!(inuse.code, 1, "release 1 is in use\n{inuse}");
+    let users = &inuse.json()["paths"][0]["processes"];
+    assert!(
+        users
+            .as_array()
+            .is_some_and(|u| u.iter().any(|u| u["pid"].as_i64() == Some(i64::from(pid)))),
+        "in-use lists the container's pid {pid}\n{inuse}"
+    );
 }
 
 /// A Podman container with a bind mount of `current`: `old-release` after the switch and
@@ -292,7 +322,8 @@ fn a_podman_container_on_a_bind_of_current_is_restarted_by_its_remedy() {
     root.switch("2");
     let (run, doc) = check_now(&root);
     assert_eq!(run.code, 1, "an old release is a warning\n{run}");
-    names_the_container(&doc, &run, "old-release", pid, &id);
+    let remedy = ["podman", "restart", id.as_str()];
+    names_the_container((&doc, &run), "old-release", pid, ("podman", &id), &remedy);
 
     let inuse = relwatch([
         "in-use".as_ref(),
@@ -300,19 +331,18 @@ fn a_podman_container_on_a_bind_of_current_is_restarted_by_its_remedy() {
         "json".as_ref(),
         r1.as_os_str(),
     ]);
-    assert_eq!(inuse.code, 1, "release 1 is in use\n{inuse}");
-    let users = &inuse.json()["paths"][0]["processes"];
-    assert!(
-        users
-            .as_array()
-            .is_some_and(|u| u.iter().any(|u| u["pid"].as_i64() == Some(i64::from(pid)))),
-        "in-use lists the container's pid {pid}\n{inuse}"
-    );
+    in_use_lists(&inuse, pid);
 
     root.delete("1");
     let (run, doc) = check_now(&root);
     assert_eq!(run.code, 2, "a deleted release is critical\n{run}");
-    names_the_container(&doc, &run, "deleted-release", pid, &id);
+    names_the_container(
+        (&doc, &run),
+        "deleted-release",
+        pid,
+        ("podman", &id),
+        &remedy,
+    );
 
     let ran = run_fixes_with(&doc, &["podman"], &podman.env);
     assert_eq!(
@@ -326,5 +356,105 @@ fn a_podman_container_on_a_bind_of_current_is_restarted_by_its_remedy() {
         process(&doc, again)
             .is_some_and(|p| p["release_state"] == "current" && p["release"].as_str() == Some("2")),
         "the restarted container's pid {again} is on release 2\n{doc:#}"
+    );
+}
+
+/// The fix of every finding in `doc`, all the same `argv`, run inside `container` as printed.
+fn run_fix_inside(container: &Container, doc: &serde_json::Value, argv: &[&str]) {
+    for f in array(doc, "findings") {
+        assert_eq!(f["fix"][0]["argv"], serde_json::json!(argv), "{f:#}");
+    }
+    container.ok(argv);
+}
+
+/// The pid (in `container`'s pid namespace) of the one `hold` process there once it is in
+/// `/app`, other than `not`.
+fn hold_pid(container: &mut Container, not: Option<i32>) -> i32 {
+    container.poll("the machine's hold to change into /app", |c| {
+        let run = c.run(["pgrep", "-x", "hold"]);
+        let pid = run
+            .stdout
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .find(|&p| Some(p) != not)?;
+        let cwd = c.run(["readlink", &format!("/proc/{pid}/cwd")]);
+        (cwd.stdout.trim() == "/app").then_some(pid)
+    })
+}
+
+/// `relwatch check --format json ROOT --grace 0s` inside `container`.
+fn check_inside(container: &Container, root: &str) -> (Run, serde_json::Value) {
+    let run = container.relwatch(["check", "--format", "json", "--grace", "0s", root]);
+    let doc = run.json();
+    (run, doc)
+}
+
+/// A machine that `systemd-nspawn --register=yes` registered with systemd-machined
+/// (`machine.slice/machine-NAME.scope`, no unit of its own), inside a container booted with a
+/// real systemd 252, with `--bind=ROOT/current:/app`: named as the machine with
+/// `machinectl reboot NAME` after the switch and after the cleanup; `in-use` lists it; the
+/// printed reboot, run as printed, makes nspawn start it again with the bind made anew.
+#[test]
+fn a_registered_nspawn_machine_on_a_bind_of_current_is_rebooted_by_its_remedy() {
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    rootfs(&root.tmp());
+    let Some(mut container) = Container::boot(&[(&root.tmp(), "/srv")]) else {
+        return;
+    };
+    let app = format!("/srv/{}", root.name());
+    container.ok([
+        "systemd-run",
+        "--unit=relwatch-test-machine",
+        "systemd-nspawn",
+        "--register=yes",
+        "--machine=holdbox",
+        "--directory=/srv/rootfs",
+        &format!("--bind={app}/current:/app"),
+        "--as-pid2",
+        "/bin/hold",
+    ]);
+    let pid = hold_pid(&mut container, None);
+    let (run, doc) = check_inside(&container, &app);
+    assert_eq!(
+        run.code, 0,
+        "on the current release nothing is reported\n{run}"
+    );
+    assert!(
+        process(&doc, pid).is_some_and(|p| p["release_state"] == "current"),
+        "the machine's pid {pid} is placed on the current release\n{run}"
+    );
+
+    // The machine's process must count as started before the switch.
+    wait_after_switch();
+    root.release("2");
+    root.switch("2");
+    let (run, doc_old) = check_inside(&container, &app);
+    assert_eq!(run.code, 1, "an old release is a warning\n{run}");
+    let remedy = ["machinectl", "reboot", "holdbox"];
+    let owner = ("systemd-nspawn", "holdbox");
+    names_the_container((&doc_old, &run), "old-release", pid, owner, &remedy);
+    let r1 = format!("{app}/releases/1");
+    in_use_lists(
+        &container.relwatch(["in-use", "--format", "json", &r1]),
+        pid,
+    );
+
+    root.delete("1");
+    let (run, doc) = check_inside(&container, &app);
+    assert_eq!(run.code, 2, "a deleted release is critical\n{run}");
+    names_the_container((&doc, &run), "deleted-release", pid, owner, &remedy);
+
+    run_fix_inside(&container, &doc, &remedy);
+    let again = hold_pid(&mut container, Some(pid));
+    let (run, doc) = container.poll("relwatch check to say OK", |c| {
+        let (run, doc) = check_inside(c, &app);
+        (run.code == 0 && array(&doc, "findings").is_empty()).then_some((run, doc))
+    });
+    assert!(
+        process(&doc, again)
+            .is_some_and(|p| p["release_state"] == "current" && p["release"].as_str() == Some("2")),
+        "the rebooted machine's pid {again} is on release 2\n{run}"
     );
 }

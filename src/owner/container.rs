@@ -8,7 +8,9 @@
 //! Podman (`libpod-ID.scope` with the systemd cgroup manager, `libpod-ID` below
 //! `libpod_parent` or a `--cgroup-parent` with the cgroupfs one; never its `libpod-conmon-`
 //! scope, nor the `conmon` cgroup beside the containers), systemd-nspawn
-//! (`systemd-nspawn@NAME.service`) and LXC (`lxc.payload.NAME`, or `/lxc/NAME`). Only a
+//! (`systemd-nspawn@NAME.service`, or a machine it registered, `machine-NAME.scope`: not
+//! libvirt's `machine-qemu-…` and `machine-lxc-…` ones) and LXC (`lxc.payload.NAME`, or
+//! `/lxc/NAME`). Only a
 //! container of the system's managers counts: a cgroup at or below a `user@UID.service` is
 //! the user's to name (issue 18), so nothing in it is taken for a container.
 
@@ -19,6 +21,9 @@ pub enum Runtime {
     Containerd,
     Podman,
     Nspawn,
+    /// A machine systemd-nspawn registered with systemd-machined, run without a unit of its
+    /// own (`machine.slice/machine-NAME.scope`): `machinectl reboot NAME` starts it again.
+    NspawnMachine,
     Lxc,
 }
 
@@ -28,7 +33,7 @@ impl Runtime {
             Runtime::Docker => "docker",
             Runtime::Containerd => "containerd",
             Runtime::Podman => "podman",
-            Runtime::Nspawn => "systemd-nspawn",
+            Runtime::Nspawn | Runtime::NspawnMachine => "systemd-nspawn",
             Runtime::Lxc => "lxc",
         }
     }
@@ -54,6 +59,16 @@ fn name(s: &str) -> Option<String> {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     ok.then(|| s.to_owned())
+}
+
+/// The machine of systemd-machined's scope `machine-NAME.scope`, its name unescaped (a
+/// `-` in it is `\x2d`). libvirt registers its virtual machines and containers there too
+/// (`machine-qemu\x2d1\x2dweb.scope`, `machine-lxc\x2d…`): those are not nspawn's, and what
+/// machinectl does to them is not a restart, so they name nothing.
+fn machine(c: &str) -> Option<String> {
+    let escaped = c.strip_prefix("machine-")?.strip_suffix(".scope")?;
+    let n = name(&escaped.replace("\\x2d", "-"))?;
+    (!n.starts_with("qemu-") && !n.starts_with("lxc-")).then_some(n)
 }
 
 /// The container a systemd cgroup path names, outermost first, if any (see the module docs).
@@ -95,6 +110,7 @@ pub fn of_cgroup(path: &[u8]) -> Option<Container> {
                     runtime: Runtime::Nspawn,
                     id,
                 })
+                .or_else(|| found(Runtime::NspawnMachine, machine(c)))
                 .or_else(|| found(Runtime::Lxc, c.strip_prefix("lxc.payload.").and_then(name))),
         };
         if hit.is_some() {
@@ -157,6 +173,27 @@ mod tests {
             Some((Runtime::Lxc, "web1".to_owned()))
         );
         assert_eq!(of("/lxc/web1"), Some((Runtime::Lxc, "web1".to_owned())));
+    }
+
+    /// A machine that `systemd-nspawn --register=yes` (no `--keep-unit`) made, as seen in
+    /// tests/containers.rs; libvirt's machines are not nspawn's.
+    #[test]
+    fn a_registered_nspawn_machine_is_named_by_its_scope() {
+        let machine = |n: &str| Some((Runtime::NspawnMachine, n.to_owned()));
+        assert_eq!(
+            of("/machine.slice/machine-holdbox.scope/payload"),
+            machine("holdbox")
+        );
+        assert_eq!(
+            of(r"/machine.slice/machine-web\x2d1.scope/payload"),
+            machine("web-1")
+        );
+        assert_eq!(of(r"/machine.slice/machine-qemu\x2d1\x2dweb.scope"), None);
+        assert_eq!(of(r"/machine.slice/machine-lxc\x2d42\x2dweb.scope"), None);
+        assert_eq!(of(r"/machine.slice/machine-web\x7e.scope"), None);
+        assert_eq!(of("/machine.slice/machine-.scope"), None);
+        // Podman's pods live in machine slices, not machine scopes.
+        assert_eq!(of("/machine.slice/machine-libpod_pod_4f1c.slice"), None);
     }
 
     #[test]
