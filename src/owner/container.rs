@@ -5,8 +5,12 @@
 //!
 //! Read from the systemd cgroup path (issue 20): Docker (`docker-ID.scope`, or `/docker/ID`
 //! with the cgroupfs driver), containerd under Kubernetes (`cri-containerd-ID.scope`),
-//! Podman (`libpod-ID.scope`, never its `libpod-conmon-`), systemd-nspawn
-//! (`systemd-nspawn@NAME.service`) and LXC (`lxc.payload.NAME`, or `/lxc/NAME`). Only a
+//! Podman (`libpod-ID.scope` with the systemd cgroup manager, `libpod-ID` below
+//! `libpod_parent` or a `--cgroup-parent` with the cgroupfs one; never its `libpod-conmon-`
+//! scope, nor the `conmon` cgroup beside the containers), systemd-nspawn
+//! (`systemd-nspawn@NAME.service`, or a machine it registered, `machine-NAME.scope`: not
+//! libvirt's `machine-qemu-…` and `machine-lxc-…` ones) and LXC (`lxc.payload.NAME`, or
+//! `/lxc/NAME`). Only a
 //! container of the system's managers counts: a cgroup at or below a `user@UID.service` is
 //! the user's to name (issue 18), so nothing in it is taken for a container.
 
@@ -17,6 +21,9 @@ pub enum Runtime {
     Containerd,
     Podman,
     Nspawn,
+    /// A machine systemd-nspawn registered with systemd-machined, run without a unit of its
+    /// own (`machine.slice/machine-NAME.scope`): `machinectl reboot NAME` starts it again.
+    NspawnMachine,
     Lxc,
 }
 
@@ -26,7 +33,7 @@ impl Runtime {
             Runtime::Docker => "docker",
             Runtime::Containerd => "containerd",
             Runtime::Podman => "podman",
-            Runtime::Nspawn => "systemd-nspawn",
+            Runtime::Nspawn | Runtime::NspawnMachine => "systemd-nspawn",
             Runtime::Lxc => "lxc",
         }
     }
@@ -54,6 +61,16 @@ fn name(s: &str) -> Option<String> {
     ok.then(|| s.to_owned())
 }
 
+/// The machine of systemd-machined's scope `machine-NAME.scope`, its name unescaped (a
+/// `-` in it is `\x2d`). libvirt registers its virtual machines and containers there too
+/// (`machine-qemu\x2d1\x2dweb.scope`, `machine-lxc\x2d…`): those are not nspawn's, and what
+/// machinectl does to them is not a restart, so they name nothing.
+fn machine(c: &str) -> Option<String> {
+    let escaped = c.strip_prefix("machine-")?.strip_suffix(".scope")?;
+    let n = name(&escaped.replace("\\x2d", "-"))?;
+    (!n.starts_with("qemu-") && !n.starts_with("lxc-")).then_some(n)
+}
+
 /// The container a systemd cgroup path names, outermost first, if any (see the module docs).
 pub fn of_cgroup(path: &[u8]) -> Option<Container> {
     let path = std::str::from_utf8(path).ok()?;
@@ -77,7 +94,14 @@ pub fn of_cgroup(path: &[u8]) -> Option<Container> {
                 found(Runtime::Containerd, scope("cri-containerd-"))
             }
             _ if c.starts_with("libpod-conmon-") => None,
-            _ if c.starts_with("libpod-") => found(Runtime::Podman, scope("libpod-")),
+            _ if c.starts_with("libpod-") => {
+                // Podman's cgroupfs manager names it without systemd's `.scope`.
+                let r = &c["libpod-".len()..];
+                found(
+                    Runtime::Podman,
+                    hex_id(r.strip_suffix(".scope").unwrap_or(r)),
+                )
+            }
             _ => c
                 .strip_prefix("systemd-nspawn@")
                 .and_then(|r| r.strip_suffix(".service"))
@@ -86,6 +110,7 @@ pub fn of_cgroup(path: &[u8]) -> Option<Container> {
                     runtime: Runtime::Nspawn,
                     id,
                 })
+                .or_else(|| found(Runtime::NspawnMachine, machine(c)))
                 .or_else(|| found(Runtime::Lxc, c.strip_prefix("lxc.payload.").and_then(name))),
         };
         if hit.is_some() {
@@ -121,10 +146,24 @@ mod tests {
             of(&format!("/machine.slice/libpod-{ID}.scope/container")),
             Some((Runtime::Podman, id()))
         );
+        // The cgroupfs manager (`--cgroup-manager cgroupfs`), under its default parent or a
+        // `--cgroup-parent`, as rootful podman makes it where systemd does not run.
+        assert_eq!(
+            of(&format!("/libpod_parent/libpod-{ID}")),
+            Some((Runtime::Podman, id()))
+        );
+        assert_eq!(
+            of(&format!("/relwatch-test-1/libpod-{ID}")),
+            Some((Runtime::Podman, id()))
+        );
         assert_eq!(
             of(&format!("/machine.slice/libpod-conmon-{ID}.scope")),
             None
         );
+        // conmon, which podman's cgroupfs manager keeps beside the containers it watches.
+        assert_eq!(of("/libpod_parent/conmon"), None);
+        assert_eq!(of("/libpod_parent/libpod-notanid"), None);
+        assert_eq!(of(&format!("/libpod_parent/libpod-{ID}.service")), None);
         assert_eq!(
             of("/machine.slice/systemd-nspawn@web.service/payload/system.slice/app.service"),
             Some((Runtime::Nspawn, "web".to_owned()))
@@ -134,6 +173,27 @@ mod tests {
             Some((Runtime::Lxc, "web1".to_owned()))
         );
         assert_eq!(of("/lxc/web1"), Some((Runtime::Lxc, "web1".to_owned())));
+    }
+
+    /// A machine that `systemd-nspawn --register=yes` (no `--keep-unit`) made, as seen in
+    /// tests/containers.rs; libvirt's machines are not nspawn's.
+    #[test]
+    fn a_registered_nspawn_machine_is_named_by_its_scope() {
+        let machine = |n: &str| Some((Runtime::NspawnMachine, n.to_owned()));
+        assert_eq!(
+            of("/machine.slice/machine-holdbox.scope/payload"),
+            machine("holdbox")
+        );
+        assert_eq!(
+            of(r"/machine.slice/machine-web\x2d1.scope/payload"),
+            machine("web-1")
+        );
+        assert_eq!(of(r"/machine.slice/machine-qemu\x2d1\x2dweb.scope"), None);
+        assert_eq!(of(r"/machine.slice/machine-lxc\x2d42\x2dweb.scope"), None);
+        assert_eq!(of(r"/machine.slice/machine-web\x7e.scope"), None);
+        assert_eq!(of("/machine.slice/machine-.scope"), None);
+        // Podman's pods live in machine slices, not machine scopes.
+        assert_eq!(of("/machine.slice/machine-libpod_pod_4f1c.slice"), None);
     }
 
     #[test]

@@ -333,7 +333,8 @@ fn reload_master(snap: &Snapshot, pid: i32) -> Option<Restart> {
 
 /// What restarts a container (see [`super::container`]), as root: `docker restart ID`,
 /// `podman restart ID`, `crictl stop ID` (the kubelet starts it again),
-/// `systemctl restart systemd-nspawn@NAME.service`, `lxc-stop --reboot -n NAME`.
+/// `systemctl restart systemd-nspawn@NAME.service`, `machinectl reboot NAME` (nspawn starts a
+/// registered machine again, its bind mounts made anew), `lxc-stop --reboot -n NAME`.
 fn restart_container(c: &super::container::Container) -> Command {
     use super::container::Runtime;
     let id = Arg::name(&c.id);
@@ -342,6 +343,7 @@ fn restart_container(c: &super::container::Container) -> Command {
         Runtime::Podman => Command::new("podman", [Arg::Word("restart"), id]),
         Runtime::Containerd => Command::new("crictl", [Arg::Word("stop"), id]),
         Runtime::Nspawn => systemctl_restart(&format!("systemd-nspawn@{}.service", c.id), None),
+        Runtime::NspawnMachine => Command::new("machinectl", [Arg::Word("reboot"), id]),
         Runtime::Lxc => Command::new("lxc-stop", [Arg::Word("--reboot"), Arg::Word("-n"), id]),
     }
 }
@@ -560,6 +562,7 @@ mod tests {
             argv(Runtime::Nspawn, "web"),
             "systemctl restart systemd-nspawn@web.service"
         );
+        assert_eq!(argv(Runtime::NspawnMachine, "web"), "machinectl reboot web");
         assert_eq!(argv(Runtime::Lxc, "web"), "lxc-stop --reboot -n web");
     }
 
