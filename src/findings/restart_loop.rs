@@ -100,6 +100,10 @@ pub struct History {
     tracked: HashMap<i32, Tracked>,
     /// Processes whose forks are tracked: the placed ones and their parents.
     parents: HashMap<i32, Belongs>,
+    /// The last label a scan learned for each group from an owner with a name (a supervisord
+    /// program, a unit): a loop is named by it when its live processes were caught between
+    /// fork and exec.
+    named: HashMap<Group, Arc<str>>,
     /// Young ends awaiting their parent's next fork, by parent.
     pending: HashMap<i32, Vec<YoungEnd>>,
     ends: VecDeque<YoungEnd>,
@@ -117,6 +121,7 @@ impl History {
             live: false,
             tracked: HashMap::new(),
             parents: HashMap::new(),
+            named: HashMap::new(),
             pending: HashMap::new(),
             ends: VecDeque::new(),
         }
@@ -165,6 +170,9 @@ impl History {
                 group: (pl.app, pl.role.clone()),
                 label: named(owners, pl.pid),
             };
+            if let Some(label) = belongs.label.as_ref().filter(|_| has_name(owners, pl.pid)) {
+                self.named.insert(belongs.group.clone(), label.clone());
+            }
             // Without events nothing would ever untrack it.
             if self.live {
                 self.tracked.entry(pl.pid).or_insert_with(|| Tracked {
@@ -401,11 +409,18 @@ impl History {
                 exits: Box::new([]),
                 master: None,
             };
+            // A process caught between its fork and its exec still has its supervisor's
+            // environment, so its owner has no program name: a named one is preferred.
+            let group = (*app, role.clone());
+            let named_live = live
+                .iter()
+                .filter(|p| has_name(owners, **p))
+                .find_map(|p| owners.label(*p));
             out.push(Finding {
-                owner: live
-                    .iter()
-                    .find_map(|p| owners.label(*p))
-                    .or_else(|| self.label_of(&(*app, role.clone()))),
+                owner: named_live
+                    .or_else(|| self.named.get(&group).cloned())
+                    .or_else(|| live.iter().find_map(|p| owners.label(*p)))
+                    .or_else(|| self.label_of(&group)),
                 pids: live,
                 role: role.clone(),
                 ..Finding::new(Severity::Warning, *app, detail, Remedy::ReadLogs)
@@ -426,6 +441,11 @@ fn dying_master<'a>(attr: &'a Attribution, ends: &[&YoungEnd]) -> Option<&'a Pla
         .iter()
         .find(|pl| pl.pid == parent)
         .filter(|pl| matches!(pl.state, ReleaseState::Deleted | ReleaseState::Old))
+}
+
+/// `pid`'s owner has a name of its own (a supervisord program, a unit), not only a pid.
+fn has_name(owners: &Owners, pid: i32) -> bool {
+    owners.get(pid).is_some_and(|o| o.name().is_some())
 }
 
 /// The owner's label, when a supervisor owns `pid` ("unsupervised" names nobody).
@@ -523,6 +543,45 @@ mod tests {
         }
         assert_eq!(loops(&h, &last), 1);
     }
+    /// Scans only (no process events): the storm's processes under one supervisord, the
+    /// first caught between its fork and its exec (its environment still supervisord's, so
+    /// no program name). The loop is named by the program, not by "supervisord pid".
+    #[test]
+    fn a_loop_seen_by_scans_is_named_by_a_process_whose_program_is_known() {
+        use crate::owner::Supervisor;
+        let mut h = History::new(DEFAULT_LIMIT, DEFAULT_WINDOW);
+        let mut t = 10_000.0;
+        let mut last = Attribution::default();
+        for i in 0..8 {
+            t += 60.0;
+            let (s, a) = scan(t, &[(1000 + 2 * i, t - 5.0), (1001 + 2 * i, t - 5.0)]);
+            h.observe(&s, &a);
+            last = a;
+        }
+        let sd = |program: Option<&str>| {
+            crate::testkit::owner(
+                Supervisor::Supervisord {
+                    pid: 7,
+                    program: program.map(str::to_owned),
+                },
+                None,
+            )
+        };
+        let owners = Owners::from_list(vec![(1014, sd(None)), (1015, sd(Some("storm")))]);
+        let found = h.findings(&roots(), &last, &owners);
+        let [f] = &found[..] else {
+            panic!("one loop: {found:?}")
+        };
+        let storm = Some("supervisord program storm (supervisord pid 7)");
+        assert_eq!(f.owner.as_deref(), storm);
+        // Every live one caught before its exec: the name an earlier scan learned.
+        let (s, a) = scan(t, &[(1014, t - 5.0), (1015, t - 5.0)]);
+        h.learn(&s, &a, &owners);
+        let unnamed = Owners::from_list(vec![(1014, sd(None)), (1015, sd(None))]);
+        let found = h.findings(&roots(), &last, &unnamed);
+        assert_eq!(found.first().and_then(|f| f.owner.as_deref()), storm);
+    }
+
     fn worker(app: usize) -> Belongs {
         Belongs {
             group: (app, None),
