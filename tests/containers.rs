@@ -51,17 +51,8 @@ impl Podman {
             skip("running rootful podman needs root");
             return None;
         }
-        for (program, arg) in [("podman", "--version"), ("runc", "--version")] {
-            let ok = Command::new(program)
-                .arg(arg)
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !ok {
-                skip(&format!(
-                    "{program} is not installed (scripts/test-deps installs it)"
-                ));
-                return None;
-            }
+        if !(util::runs("podman", "--version") && util::runs("runc", "--version")) {
+            return None;
         }
         let dir = tempdir();
         let base = std::fs::canonicalize(dir.path()).expect("canonicalize the podman dir");

@@ -107,20 +107,6 @@ fn holds(pid: i32, what: &str) -> bool {
     maps.contains(what) || fds
 }
 
-/// Whether `program` runs here; under CI a missing one fails the test.
-fn have(program: &str, arg: &str) -> bool {
-    let ok = Command::new(program)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(&format!(
-            "{program} is not installed (scripts/test-deps installs it)"
-        ));
-    }
-    ok
-}
-
 fn gcc(args: &[&std::ffi::OsStr]) {
     let out = Command::new("gcc")
         .args(args)
@@ -178,7 +164,7 @@ fn mapping_ext(cmd: &mut Command) -> Child {
 /// file.
 #[test]
 fn a_dlopened_library_holds_its_release() {
-    if !have("gcc", "--version") {
+    if !util::runs("gcc", "--version") {
         return;
     }
     let root = DeployRoot::new();
@@ -199,7 +185,7 @@ fn a_dlopened_library_holds_its_release() {
 /// deleted through its mounts. Path text from another namespace alone would not.
 #[test]
 fn a_library_mapped_in_a_private_mount_namespace_counts_by_identity() {
-    if !have("gcc", "--version") || !have("unshare", "--version") {
+    if !util::runs("gcc", "--version") || !util::runs("unshare", "--version") {
         return;
     }
     let root = DeployRoot::new();
@@ -220,7 +206,7 @@ fn a_library_mapped_in_a_private_mount_namespace_counts_by_identity() {
 /// the mapped file, translated through its mounts and checked by identity.
 #[test]
 fn a_library_mapped_through_a_bind_mount_in_another_namespace_holds_its_release() {
-    if !have("gcc", "--version") || !have("unshare", "--version") {
+    if !util::runs("gcc", "--version") || !util::runs("unshare", "--version") {
         return;
     }
     let root = DeployRoot::new();
@@ -248,7 +234,7 @@ fn a_library_mapped_through_a_bind_mount_in_another_namespace_holds_its_release(
 /// system's python): placed by the interpreter path, which is never shown beyond the release.
 #[test]
 fn a_python_path_into_a_release_holds_it() {
-    if !have("python3", "--version") {
+    if !util::runs("python3", "--version") {
         return;
     }
     let root = DeployRoot::new();
@@ -293,7 +279,7 @@ fn a_python_path_into_a_release_holds_it() {
 /// elsewhere (a Laravel `storage/` that was never moved to `shared/`): placed by the open files.
 #[test]
 fn an_open_log_and_database_hold_their_release() {
-    if !have("python3", "--version") {
+    if !util::runs("python3", "--version") {
         return;
     }
     let root = DeployRoot::new();
@@ -324,7 +310,7 @@ fn an_open_log_and_database_hold_their_release() {
 /// cwd (`MNT/web`) means nothing in our namespace. Placed through its mounts, by identity.
 #[test]
 fn a_bind_mount_in_another_mount_namespace_holds_its_release() {
-    if !have("unshare", "--version") {
+    if !util::runs("unshare", "--version") {
         return;
     }
     let root = DeployRoot::new();
@@ -359,7 +345,7 @@ fn a_bind_mount_in_another_mount_namespace_holds_its_release() {
 /// it (its bind mount of `current` is made again only then), whatever runs inside it.
 #[test]
 fn a_container_on_a_bind_of_current_is_restarted_as_a_container() {
-    if !have("unshare", "--version") {
+    if !util::runs("unshare", "--version") {
         return;
     }
     let _lock = cgroup_lock();
@@ -413,7 +399,7 @@ fn a_container_on_a_bind_of_current_is_restarted_as_a_container() {
 /// default (its cwd places it) and an `old-release` with `--deep`.
 #[test]
 fn deep_reads_a_process_its_cwd_already_placed() {
-    if !have("gcc", "--version") {
+    if !util::runs("gcc", "--version") {
         return;
     }
     let root = DeployRoot::new();

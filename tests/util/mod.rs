@@ -73,6 +73,21 @@ pub fn skip(reason: &str) {
     eprintln!("skipped: {reason}");
 }
 
+/// Whether `program arg` (`--version`, say) runs here; a missing program is [`skip`]ped, so
+/// under CI it fails the test.
+pub fn runs(program: &str, arg: &str) -> bool {
+    let ok = std::process::Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(&format!(
+            "{program} is not installed (scripts/test-deps installs it)"
+        ));
+    }
+    ok
+}
+
 /// A new temporary directory with a name that is not hidden (so discovery does not skip it).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
