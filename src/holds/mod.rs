@@ -52,13 +52,13 @@ pub fn look(
         .map(|p| p.pid)
         .collect();
     let mut paths = interp::paths(roots, &interpreters, source);
-    for p in &picked {
-        let mut h = files(roots, p.pid, source);
-        if let Some(found) = paths.remove(&p.pid) {
+    let pids: Vec<i32> = picked.iter().map(|p| p.pid).collect();
+    for (pid, mut h) in pids.iter().zip(files(roots, &pids, source)) {
+        if let Some(found) = paths.remove(pid) {
             h.extend(found);
         }
         if !h.is_empty() {
-            held.insert(p.pid, h);
+            held.insert(*pid, h);
         }
     }
     let elsewhere = mounts::look(roots, snap, attr, &picked, &mut held, source);
@@ -152,15 +152,23 @@ pub fn in_releases(roots: &[DeployRoot], path: &[u8]) -> bool {
     })
 }
 
-/// The mapped and open files of `pid` inside a releases directory. A read that fails leaves
-/// nothing: the process was placed or not by its cwd and exe, as before.
-fn files(roots: &[DeployRoot], pid: i32, source: &mut dyn ProcSource) -> Vec<Held> {
+/// The mapped and open files inside a releases directory of each of `pids`, in order (read on
+/// the reader's threads). A read that fails leaves nothing: the process was placed or not by
+/// its cwd and exe, as before.
+fn files(roots: &[DeployRoot], pids: &[i32], source: &mut dyn ProcSource) -> Vec<Vec<Held>> {
     let wanted = |path: &[u8]| in_releases(roots, path);
-    // issue 17: a maps or fd/ we could not read leaves the process as the cheap pass saw it.
-    let read = source.held_files(pid, &wanted).unwrap_or_default();
-    let mapped = read.mapped.iter().map(|f| held(How::MappedFile, f));
-    let open = read.open.iter().map(|f| held(How::OpenFile, f));
-    mapped.chain(open).collect()
+    let reads = source.held_files_all(pids, &wanted);
+    reads
+        .into_iter()
+        .map(|read| {
+            // issue 17: a maps or fd/ we could not read leaves the process as the cheap pass
+            // saw it.
+            let read = read.unwrap_or_default();
+            let mapped = read.mapped.iter().map(|f| held(How::MappedFile, f));
+            let open = read.open.iter().map(|f| held(How::OpenFile, f));
+            mapped.chain(open).collect()
+        })
+        .collect()
 }
 
 /// A held file as a link: its text as the kernel printed it, its identity where known. A

@@ -48,6 +48,11 @@ const WALK_MIN: usize = 16;
 /// it saves (a pid costs a few microseconds, a thread about fifty).
 const PIDS_PER_JOB: usize = 256;
 
+/// The fewest processes a thread reads the maps and descriptors of (see
+/// [`ProcSource::held_files_all`]): each costs tens of times a `stat` read, so a thread pays
+/// for itself sooner.
+const HELD_PER_JOB: usize = 16;
+
 /// The most threads the default takes, however many CPUs the host has: the pass is system
 /// calls into procfs, and a monitoring tool should not take over a big host for its scan.
 const MAX_DEFAULT_JOBS: usize = 4;
@@ -259,6 +264,50 @@ impl<'a> ProcRoot<'a> {
         }
     }
 
+    /// See [`ProcSource::held_files`]: on any thread, with its own buffer.
+    fn held_files(
+        self,
+        buf: &mut Vec<u8>,
+        pid: i32,
+        wanted: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<HeldFiles, ReadError> {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = self.open_pid(pid)?;
+        let mut out = HeldFiles::default();
+        // Streamed like `mapped_files`: only the wanted paths are kept.
+        stream_lines_at(buf, &dir, "maps", ARGS_CAP, &mut |line| {
+            if let Some((path, dev, ino)) = maps_entry(line) {
+                let last = out.mapped.last().map(|l| l.path.as_bytes());
+                if wanted(path) && last != Some(path) {
+                    out.mapped.push(HeldFile {
+                        path: OsStr::from_bytes(path).to_os_string(),
+                        identity: Some((dev, ino, None)),
+                    });
+                }
+            }
+        })?;
+        let (entries, names) = descriptors(&dir)?;
+        for n in &names {
+            // A descriptor closed since the listing is not there; a target we may not read
+            // leaves the process as its cwd and exe placed it.
+            let Ok(target) = readlinkat(&entries, n.as_c_str()) else {
+                continue;
+            };
+            if !wanted(target.as_bytes()) {
+                continue;
+            }
+            // As a cwd's: the kernel's cached numbers, no round trip to a FUSE daemon.
+            let identity = identity_of(&entries, n.as_c_str())
+                .ok()
+                .map(|(dev, ino, nlink)| (u64::from(dev), ino, Some(nlink)));
+            out.open.push(HeldFile {
+                path: target,
+                identity,
+            });
+        }
+        Ok(out)
+    }
+
     /// `/proc/PID` as a directory, relative to the open `/proc` when there is one.
     fn open_pid(self, pid: i32) -> nix::Result<OwnedFd> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
@@ -378,7 +427,18 @@ fn split_over_threads<T: Sync, S: Send>(
     jobs: usize,
     work: impl Fn(&[T]) -> S + Sync,
 ) -> Vec<S> {
-    let jobs = jobs.min(items.len() / PIDS_PER_JOB).max(1);
+    split_at_least(items, jobs, PIDS_PER_JOB, work)
+}
+
+/// [`split_over_threads`] with chunks of at least `per_job` items: fewer for work that costs
+/// more an item (a process's maps and descriptors).
+fn split_at_least<T: Sync, S: Send>(
+    items: &[T],
+    jobs: usize,
+    per_job: usize,
+    work: impl Fn(&[T]) -> S + Sync,
+) -> Vec<S> {
+    let jobs = jobs.min(items.len() / per_job.max(1)).max(1);
     if jobs == 1 {
         return vec![work(items)];
     }
@@ -925,41 +985,26 @@ impl ProcSource for LinuxProc {
         pid: i32,
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<HeldFiles, ReadError> {
-        use std::os::unix::ffi::OsStrExt;
-        let dir = self.open_pid(pid)?;
-        let mut out = HeldFiles::default();
-        // Streamed like `mapped_files`: only the wanted paths are kept.
-        stream_lines_at(&mut self.buf, &dir, "maps", ARGS_CAP, &mut |line| {
-            if let Some((path, dev, ino)) = maps_entry(line) {
-                let last = out.mapped.last().map(|l| l.path.as_bytes());
-                if wanted(path) && last != Some(path) {
-                    out.mapped.push(HeldFile {
-                        path: OsStr::from_bytes(path).to_os_string(),
-                        identity: Some((dev, ino, None)),
-                    });
-                }
-            }
-        })?;
-        let (entries, names) = descriptors(&dir)?;
-        for n in &names {
-            // A descriptor closed since the listing is not there; a target we may not read
-            // leaves the process as its cwd and exe placed it.
-            let Ok(target) = readlinkat(&entries, n.as_c_str()) else {
-                continue;
-            };
-            if !wanted(target.as_bytes()) {
-                continue;
-            }
-            // As a cwd's: the kernel's cached numbers, no round trip to a FUSE daemon.
-            let identity = identity_of(&entries, n.as_c_str())
-                .ok()
-                .map(|(dev, ino, nlink)| (u64::from(dev), ino, Some(nlink)));
-            out.open.push(HeldFile {
-                path: target,
-                identity,
-            });
-        }
-        Ok(out)
+        let (proc_root, buf) = self.proc_root_and_buf();
+        proc_root.held_files(buf, pid, wanted)
+    }
+
+    fn held_files_all(
+        &mut self,
+        pids: &[i32],
+        wanted: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Vec<Result<HeldFiles, ReadError>> {
+        let proc_root = self.proc_root();
+        split_at_least(pids, self.jobs, HELD_PER_JOB, |chunk| {
+            let mut buf = Vec::with_capacity(4096);
+            chunk
+                .iter()
+                .map(|pid| proc_root.held_files(&mut buf, *pid, wanted))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     fn mounts_of(&mut self, pid: i32) -> Result<Option<Vec<u8>>, ReadError> {
@@ -1073,6 +1118,31 @@ mod tests {
                 Ok(SeenAgain::Gone)
             };
             assert_eq!(*answer, want, "look {i}: {look:?}");
+        }
+    }
+
+    #[test]
+    fn held_files_on_several_threads_answer_in_the_order_asked() {
+        let mut proc_ = LinuxProc::default().with_jobs(4);
+        let me = std::process::id() as i32;
+        let nobody = 4_194_305;
+        // Our own maps name the test binary: wanted, so every answer about us has it.
+        let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
+        let exe = std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str()).to_vec();
+        let wanted = |path: &[u8]| path == exe.as_slice();
+        let pids: Vec<i32> = (0..5 * HELD_PER_JOB)
+            .map(|i| if i % 3 == 0 { nobody } else { me })
+            .collect();
+        let answers = proc_.held_files_all(&pids, &wanted);
+        assert_eq!(answers.len(), pids.len());
+        for (i, (pid, answer)) in pids.iter().zip(&answers).enumerate() {
+            match answer {
+                Ok(held) => {
+                    assert_eq!(*pid, me, "answer {i} is about pid {pid}");
+                    assert!(!held.mapped.is_empty(), "answer {i}: {held:?}");
+                }
+                Err(e) => assert_eq!((*pid, e), (nobody, &ReadError::Gone), "answer {i}"),
+            }
         }
     }
 

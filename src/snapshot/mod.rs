@@ -525,6 +525,17 @@ pub trait ProcSource {
     /// kernel gives it (a maps line carries device and inode; an open file is `stat`ed through
     /// its descriptor, which also gives its link count). Others are never kept. The default
     /// asks [`ProcSource::mapped_files`] and [`ProcSource::open_files`] and knows no identity.
+    /// [`ProcSource::held_files`] of each of `pids`, in their order: on the reader's threads
+    /// where it has them.
+    fn held_files_all(
+        &mut self,
+        pids: &[i32],
+        wanted: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> Vec<Result<HeldFiles, ReadError>> {
+        pids.iter()
+            .map(|pid| self.held_files(*pid, wanted))
+            .collect()
+    }
     fn held_files(
         &mut self,
         pid: i32,
