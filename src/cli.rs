@@ -237,8 +237,10 @@ pub struct RootsArgs {
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct ScanArgs {
     /// Threads that read /proc: each reads a share of the pids, so a scan of many thousands of
-    /// processes ends sooner (the CPU time stays the same). 1 reads with the main thread only
-    /// [default: the CPUs relwatch may use, at most 4; one thread below 512 processes]
+    /// processes ends sooner (the CPU time stays the same); the maps and open files of
+    /// `--deep` (or of the default's candidates) too. 1 reads with the main thread only
+    /// [default: the CPUs relwatch may use, at most 4; one thread below 512 processes, or
+    /// below 32 whose maps are read]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
 
