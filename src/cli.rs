@@ -73,14 +73,15 @@ not be inspected).")
     /// After a deploy's switch: wait until every process runs the current release
     #[command(
         long_about = "Block until every process of the app runs the release `current` points at, \
-then exit 0. Call it from a deploy hook right after the symlink switch. Workers still on an old \
+and every role of the config (--config) has its `min` processes there, then exit 0. Call it from a deploy hook right after the symlink switch. Workers still on an old \
 release are polled by pid and start time, so the wait ends within a fraction of a second of the \
 last one being replaced, and a reused pid is never taken for an old worker. It reports; it \
 restarts nothing, unless given --restart: then it is `relwatch restart --yes` (see its help and \
 docs/RESTART.md).",
         after_help = "Exit codes:
-  0  every process runs the current release
-  1  timed out: each process still on an old release is listed with its owner and fix
+  0  every process runs the current release (and every role has its min there)
+  1  timed out: each process still on an old release, and each role still short of its min,
+     is listed with its owner or role and fix
   2  a process runs from a deleted release, or current is broken: waiting cannot fix it
   3  cannot tell: processes that could run the app's code could not be inspected (run it as
      root, or through the sudo rule in /usr/share/relwatch/sudoers); or bad arguments

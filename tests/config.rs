@@ -233,3 +233,53 @@ fn config_check_prints_the_effective_configuration_and_example_is_valid() {
         "defaults are filled in: {run}"
     );
 }
+
+/// A role short of its `min` on the current release (a queue whose workers have not come
+/// back) is waited for like a worker on an old release: `wait` never says OK over it. It
+/// times out with 1 naming the role, and returns 0 once the role is whole.
+#[test]
+fn wait_waits_for_a_role_short_of_its_min() {
+    let root = DeployRoot::new();
+    let r2 = root.release("2");
+    root.switch("2");
+    let _one = sleep_arg(&r2, "2002");
+    let cfg = write_config(
+        &root,
+        &format!(
+            "apps:\n  - name: shop\n    root: {}\n    roles:\n      - name: queue\n        match: \"^sleep 2002$\"\n        min: 2\n",
+            root.path().display()
+        ),
+    );
+    let wait = |timeout: &str| {
+        [
+            "wait".as_ref(),
+            root.path().as_os_str(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+            "--timeout".as_ref(),
+            std::ffi::OsStr::new(timeout),
+        ]
+        .map(std::ffi::OsStr::to_os_string)
+    };
+    let run = relwatch(wait("1s"));
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stdout
+            .contains("1 role with too few processes on the current release"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("missing shop:"), "{run}");
+    assert!(run.stdout.contains("queue"), "{run}");
+    assert!(!run.stdout.contains("OK"), "{run}");
+
+    let mut waiting = Background::start(wait("50s"));
+    waiting.wait_for_output("waiting for shop: role queue");
+    assert!(
+        waiting.running(),
+        "wait must not return while queue is short"
+    );
+    let _two = sleep_arg(&r2, "2002");
+    let run = waiting.finish();
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stdout.contains("OK: all 2 processes"), "{run}");
+}

@@ -1,5 +1,6 @@
 //! `relwatch wait`: after a switch, block until every process of the app runs the current
-//! release.
+//! release, and every role of the config has its `min` processes there (a `missing` finding
+//! is waited for like a laggard, and listed when the wait times out).
 //!
 //! Each round is one scan and its `Verdict`: converged, failed, timed out, or still waiting
 //! for some laggards. A full scan runs about once a second; between scans only the laggards are
@@ -51,11 +52,16 @@ enum Verdict<'a> {
     /// Processes that could run an app's code could not be inspected: these `unreadable`
     /// findings.
     CannotTell(Vec<&'a Finding>),
-    /// Past the deadline with these still on an old release.
-    TimedOut(Vec<Laggard>),
-    /// These are still on an old release.
+    /// Past the deadline with these still on an old release, and these `missing` findings (a
+    /// role of the config with too few processes on the current release).
+    TimedOut {
+        laggards: Vec<Laggard>,
+        short: Vec<&'a Finding>,
+    },
+    /// These are still on an old release, or these roles are short.
     Waiting {
         laggards: Vec<Laggard>,
+        short: Vec<&'a Finding>,
         elapsed: Duration,
     },
 }
@@ -119,18 +125,28 @@ pub fn run(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 say_converged(&roots, total, after, out)?;
                 return Ok(ExitCode::Ok);
             }
-            Verdict::TimedOut(laggards) => {
+            Verdict::TimedOut { laggards, short } => {
                 screen.end(out)?;
-                say_timed_out(&roots, &result, &laggards, clock.timeout, out)?;
+                if !laggards.is_empty() {
+                    say_timed_out(&roots, &result, &laggards, clock.timeout, out)?;
+                }
+                say_short(&roots, &short, laggards.is_empty(), clock.timeout, out)?;
                 return Ok(ExitCode::Warning);
             }
-            Verdict::Waiting { laggards, elapsed } => {
-                let line = progress(&roots, &laggards, total, elapsed, clock.timeout);
+            Verdict::Waiting {
+                laggards,
+                short,
+                elapsed,
+            } => {
+                let shortfall = shortfall(&roots, &short);
+                let line = progress(&roots, &laggards, &shortfall, total, elapsed, clock.timeout);
                 screen.show(&line, &laggards, out)?;
-                laggards
+                (laggards, shortfall)
             }
         };
-        let redraw = |elapsed| progress(&roots, &laggards, total, elapsed, clock.timeout);
+        let (laggards, shortfall) = laggards;
+        let redraw =
+            |elapsed| progress(&roots, &laggards, &shortfall, total, elapsed, clock.timeout);
         poll_laggards(&mut source, &laggards, &clock, &mut screen, redraw, out)?;
     }
 }
@@ -150,13 +166,24 @@ fn verdict<'a>(result: &'a Scan, clock: &Clock) -> Verdict<'a> {
         return Verdict::CannotTell(blind);
     }
     let laggards = laggards(&result.snap, &result.attr);
+    // A role of the config still short of its `min` on the current release: its workers may
+    // be starting, so it is waited for like a laggard, never converged over.
+    let short: Vec<&Finding> = result
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Missing)
+        .collect();
     let elapsed = clock.started.elapsed();
-    if laggards.is_empty() {
+    if laggards.is_empty() && short.is_empty() {
         Verdict::Converged { after: elapsed }
     } else if Instant::now() >= clock.deadline {
-        Verdict::TimedOut(laggards)
+        Verdict::TimedOut { laggards, short }
     } else {
-        Verdict::Waiting { laggards, elapsed }
+        Verdict::Waiting {
+            laggards,
+            short,
+            elapsed,
+        }
     }
 }
 
@@ -389,14 +416,67 @@ fn say_timed_out(
     Ok(())
 }
 
+/// The roles still short, for the progress line: "shop: role queue has 0 instances on current
+/// release 7 (min 2) ...", joined by "; ".
+fn shortfall(roots: &[DeployRoot], short: &[&Finding]) -> String {
+    short
+        .iter()
+        .map(|f| {
+            let root = &roots[f.app];
+            format!("{}: {}", escape(&root.name), words::message(f, root))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The roles still short when the wait timed out, with their fix; a headline of their own when
+/// no process was left on an old release (`alone`).
+fn say_short(
+    roots: &[DeployRoot],
+    short: &[&Finding],
+    alone: bool,
+    timeout: Duration,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if short.is_empty() {
+        return Ok(());
+    }
+    if alone {
+        writeln!(
+            out,
+            "relwatch wait: WARNING: timed out after {}: {} role{} with too few processes on the current release",
+            crate::report::words::human_duration(timeout.as_secs_f64()),
+            short.len(),
+            if short.len() == 1 { "" } else { "s" }
+        )?;
+    }
+    say_findings(roots, short, out)
+}
+
 /// "waiting for 3 of 12 processes on release 64 of shop: php ×2, sleep ×1 — 14s / 2m"
+/// With roles short (`shortfall`, see [`shortfall`]) it is added, or alone without laggards:
+/// "waiting for shop: role queue has 0 instances ... — 3s / 2m".
 fn progress(
     roots: &[DeployRoot],
     laggards: &[Laggard],
+    shortfall: &str,
     total: usize,
     elapsed: Duration,
     timeout: Duration,
 ) -> String {
+    let clock = format!(
+        "{} / {}",
+        crate::report::words::human_duration(elapsed.as_secs_f64()),
+        crate::report::words::human_duration(timeout.as_secs_f64())
+    );
+    if laggards.is_empty() {
+        return format!("waiting for {shortfall} \u{2014} {clock}");
+    }
+    let and = if shortfall.is_empty() {
+        String::new()
+    } else {
+        format!("; and for {shortfall}")
+    };
     let mut releases: Vec<String> = Vec::new();
     let mut by_label: BTreeMap<&str, usize> = BTreeMap::new();
     for l in laggards {
@@ -411,11 +491,9 @@ fn progress(
         .map(|(l, n)| format!("{l} \u{d7}{n}"))
         .collect();
     format!(
-        "waiting for {} of {total} processes on release {}: {} \u{2014} {} / {}",
+        "waiting for {} of {total} processes on release {}: {}{and} \u{2014} {clock}",
         laggards.len(),
         releases.join(", "),
         labels.join(", "),
-        crate::report::words::human_duration(elapsed.as_secs_f64()),
-        crate::report::words::human_duration(timeout.as_secs_f64())
     )
 }
