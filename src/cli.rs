@@ -229,7 +229,8 @@ pub struct RootsArgs {
     pub config: Option<PathBuf>,
 
     /// Where to look for deploy roots when none is named (repeatable; a trailing /* means
-    /// every directory in it) [default: /var/www /srv /opt /home/* /data]
+    /// every directory in it; one that does not exist is an error, exit 3) [default: /var/www
+    /// /srv /opt /home/* /data]
     #[arg(long, value_name = "DIR")]
     pub discover: Vec<PathBuf>,
 }
@@ -261,7 +262,8 @@ pub struct ScanArgs {
 }
 
 /// The `--discover` help of `wait` and `watch`.
-const DISCOVER_NAMED: &str = "Where to look for deploy roots when none is named (repeatable)";
+const DISCOVER_NAMED: &str = "Where to look for deploy roots when none is named (repeatable; \
+one that does not exist is an error, exit 3)";
 
 #[derive(Debug, clap::Args)]
 #[command(mut_args(wait_words))]

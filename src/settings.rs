@@ -90,6 +90,33 @@ fn discovery_places(discover_args: &[PathBuf], cfg: &Config) -> Vec<PathBuf> {
     }
 }
 
+/// Places someone named (`--discover`, or the config's `discover:`) must be directories (for
+/// `DIR/*`, DIR): a typo would otherwise find nothing, and nothing found is OK. The defaults
+/// are not checked (a host need not have `/data`).
+fn named_places_exist(discover_args: &[PathBuf], cfg: &Config) -> Result<(), UsageError> {
+    let (places, whence) = if !discover_args.is_empty() {
+        (discover_args, "--discover".to_owned())
+    } else {
+        let source = cfg.source.as_deref().map(escape);
+        let whence = format!("{}: discover:", source.unwrap_or_else(|| "config".into()));
+        (&cfg.discover[..], whence)
+    };
+    for place in places {
+        let dir = match place.file_name() {
+            Some(n) if n == "*" => place.parent().unwrap_or(place),
+            _ => place,
+        };
+        if !dir.is_dir() {
+            return Err(UsageError(format!(
+                "{whence} {}: no such directory (give a directory that holds deploy roots, or \
+                 DIR/* for each directory in DIR)",
+                escape(place)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The deploy roots found under `places`; one that cannot be loaded is skipped, and said so.
 fn discover_roots(places: &[PathBuf]) -> Vec<DeployRoot> {
     discover(places)
@@ -155,6 +182,7 @@ pub fn plan(
             apps.push(settings_for(Some(app)));
         }
     } else {
+        named_places_exist(discover_args, &cfg)?;
         let places = discovery_places(discover_args, &cfg);
         for root in discover_roots(&places) {
             roots.push(root);

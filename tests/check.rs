@@ -733,6 +733,39 @@ fn discovery_finds_nothing() {
     );
 }
 
+/// A `--discover` directory that does not exist (a typo) is a bad argument: UNKNOWN (3),
+/// in every format, never "OK: no deploy roots found" (which an existing empty one still is).
+#[test]
+fn a_discover_directory_that_does_not_exist_is_unknown() {
+    let tmp = tempdir();
+    let typo = tmp.path().join("srvv");
+    for format in ["text", "nagios", "prometheus", "json"] {
+        let run = relwatch([
+            "check".as_ref(),
+            "--discover".as_ref(),
+            typo.as_os_str(),
+            "--format".as_ref(),
+            format.as_ref(),
+        ]);
+        assert_eq!(run.code, 3, "{format}: {run}");
+        assert!(
+            run.stderr
+                .contains(&format!("{}: no such directory", typo.display())),
+            "{format}: {run}"
+        );
+        assert!(
+            !run.stdout.contains("no deploy roots found"),
+            "{format}: {run}"
+        );
+    }
+    let run = relwatch([
+        "check".as_ref(),
+        "--discover".as_ref(),
+        tmp.path().join("*").as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "DIR/* of an existing DIR: {run}");
+}
+
 /// A ROOT that does not exist is a bad argument: UNKNOWN (3), naming the path.
 #[test]
 fn nonexistent_root_is_unknown() {

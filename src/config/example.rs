@@ -33,7 +33,7 @@ const EXAMPLE: &str = r#"# relwatch configuration.
 grace: 5m
 
 # Directories to search for deploy roots (directories with a `current` link) when no app
-# is listed below. Optional; absolute paths.
+# is listed below. Optional; absolute paths; each must exist (a typo is an error, exit 3).
 discover:
   - /var/www
   - /srv
