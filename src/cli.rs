@@ -375,7 +375,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DIR")]
     pub textfile: Option<PathBuf>,
 
-    /// Full rescan at least this often (at most 365d)
+    /// Full rescan at least this often (at most 365d); with the roots from discovery (none
+    /// named, no apps in the config), a new search for deploy roots too
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub interval: Duration,
 

@@ -294,3 +294,35 @@ fn an_agent_that_cannot_start_writes_its_error_to_the_textfile() {
     assert!(text.contains("relwatch_exit_code 3"), "{text}");
     assert!(text.contains("relwatch_error 1"), "{text}");
 }
+
+/// The agent is often started before the first deploy: with its roots from discovery, a root
+/// that appears later is found at the next full rescan, and its deleted release reported.
+#[test]
+fn a_root_deployed_after_the_agent_started_is_found_and_watched() {
+    let root = DeployRoot::new();
+    let agent = Background::start([
+        OsString::from("watch"),
+        "--discover".into(),
+        root.tmp().into(),
+        "--interval".into(),
+        "1s".into(),
+    ]);
+    agent.wait_for_stderr("watching 0 deploy roots");
+    let r1 = root.release("1");
+    root.switch("1");
+    let worker = Child::sleep_in(&r1);
+    root.release("2");
+    root.switch("2");
+    root.delete("1");
+    let log = agent.wait_for_stderr("appeared CRITICAL deleted-release");
+    assert!(
+        log.contains(&format!(
+            "found a new deploy root: {}",
+            root.path().display()
+        )),
+        "{log}"
+    );
+    assert!(log.contains("now watching 1 deploy root"), "{log}");
+    assert!(log.contains(&format!("pid {}", worker.pid())), "{log}");
+    stop(agent);
+}

@@ -22,6 +22,7 @@
 
 mod churn;
 mod diff;
+mod discovery;
 mod schedule;
 mod track;
 mod wake;
@@ -44,9 +45,11 @@ use wake::{Wake, Wakers};
 
 pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let log = Log::from_env();
+    let plan = super::plan(&args.roots, args.grace)?;
+    let rediscover = discovery::Rediscover::of(&plan, &args.roots, args.grace, args.interval);
     let Plan {
         roots, settings, ..
-    } = super::plan(&args.roots, args.grace)?;
+    } = plan;
     if let Some(dir) = &args.textfile {
         if !dir.is_dir() {
             return Err(crate::settings::UsageError(format!(
@@ -83,6 +86,7 @@ pub fn run(args: &WatchArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         schedule: Schedule::new(args.interval),
         log,
         deep: args.scan.deep,
+        rediscover,
     };
     agent.log.line(None, &watching(&agent.roots, args.interval));
     match listening {
@@ -153,12 +157,15 @@ struct Agent<'a> {
     log: Log,
     /// `--deep` (see [`crate::scan::Options::deep`]).
     deep: bool,
+    /// When the roots came from discovery: search again for new ones.
+    rediscover: Option<discovery::Rediscover<'a>>,
 }
 
 impl Agent<'_> {
     /// One scan, started at `now`, and what follows from it: log lines, the textfile, when to
     /// look again, which processes to watch.
     fn scan(&mut self, now: Instant) -> anyhow::Result<()> {
+        self.add_new_roots(now);
         // The layout may have changed: read every root again.
         for r in self.roots.iter_mut() {
             if let Ok(again) = r.reload() {
@@ -193,6 +200,32 @@ impl Agent<'_> {
         self.wakers.watch_pids(&result, &self.log);
         self.summarise(now, false);
         Ok(())
+    }
+
+    /// Deploy roots discovered since the last search (see [`discovery`]), added and said.
+    fn add_new_roots(&mut self, now: Instant) {
+        let Some(rediscover) = self.rediscover.as_mut() else {
+            return;
+        };
+        let log = &self.log;
+        let found = rediscover.new_roots(&self.roots, now, &mut |line| log.line(None, &line));
+        if found.is_empty() {
+            return;
+        }
+        for (root, app) in found {
+            self.roots.push(root);
+            self.settings.apps.push(app);
+        }
+        let roots: Vec<String> = self.roots.iter().map(|r| escape(&r.root)).collect();
+        self.log.line(
+            None,
+            &format!(
+                "now watching {} deploy root{} ({})",
+                roots.len(),
+                if roots.len() == 1 { "" } else { "s" },
+                roots.join(", ")
+            ),
+        );
     }
 
     /// Something woke the agent: `all` (a watched process exited, events were lost) scans as
