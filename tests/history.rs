@@ -306,3 +306,42 @@ fn the_agents_own_record_of_the_switches_beats_birth_times() {
         "the agent names the worker on deleted release {r1} from its own record: {line:?}\n{stop}\n(check, by birth times: {run})"
     );
 }
+
+/// Configuration management that sets ownership on the link (`chown -h`, Ansible `file:
+/// recurse`) after a deploy moves only the link's ctime: the grace period after the switch
+/// must not start again, nor the switch time move.
+#[test]
+fn a_chown_of_current_after_the_switch_does_not_restart_the_grace_period() {
+    use std::os::unix::fs::MetadataExt;
+    let root = DeployRoot::new();
+    let r1 = root.release("1");
+    root.switch("1");
+    let worker = Child::sleep_in(&r1);
+    root.release("2");
+    root.switch("2");
+    let args = [root.path().as_os_str(), "--grace".as_ref(), "1s".as_ref()];
+    // Past the grace period (a warning), and the switch well over a second old: a chown
+    // within a second of it is within the file system's timestamp slack.
+    let switched = poll("the grace period to end", || {
+        let (run, doc) = check_json(args);
+        let at = doc["apps"][0]["switch_time"].as_f64()?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        (run.code == 1 && now - at > 2.0).then_some(Some(at))
+    });
+    let link = root.path().join("current");
+    let meta = std::fs::symlink_metadata(&link).expect("lstat current");
+    std::os::unix::fs::lchown(&link, Some(meta.uid()), Some(meta.gid())).expect("chown -h");
+    let (run, doc) = check_json(args);
+    assert_eq!(
+        run.code, 1,
+        "still past the grace period after the chown: {run}"
+    );
+    assert_eq!(doc["apps"][0]["switch_time"].as_f64(), switched, "{run}");
+    assert!(
+        run.stdout.contains(&worker.pid().to_string()),
+        "the worker is still named: {run}"
+    );
+}

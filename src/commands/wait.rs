@@ -47,7 +47,7 @@ struct Laggard {
 enum Verdict<'a> {
     /// Every process runs the current release.
     Converged { after: Duration },
-    /// Something no restart of workers will fix.
+    /// Something waiting will not fix (a deleted release, a broken link, a duplicate).
     Failed(Vec<&'a Finding>),
     /// Processes that could run an app's code could not be inspected: these `unreadable`
     /// findings.
@@ -308,7 +308,7 @@ fn say_failed(
 ) -> std::io::Result<()> {
     writeln!(
         out,
-        "relwatch wait: CRITICAL, not waiting: {} problem{} that no restart of workers will fix",
+        "relwatch wait: CRITICAL, not waiting: {} problem{} that waiting will not fix (each needs its fix below)",
         fatal.len(),
         if fatal.len() == 1 { "" } else { "s" }
     )?;

@@ -7,7 +7,9 @@
 //! parse them as numbers.
 //!
 //! The switch time is the ctime of the `current` link: every deploy tool switches by atomic
-//! rename (`ln -s new tmp && mv -T tmp current`), which sets it.
+//! rename (`ln -s new tmp && mv -T tmp current`), which sets it, and the mtime of the directory
+//! holding the link; the earlier of the two (see `switch_time_of`), so that a later `chown -h`
+//! of the link does not move it.
 //! The switches before it come from the deploy tool's log ([`history`]).
 //!
 //! This module reads the filesystem but never follows a link out of a release directory:
@@ -87,7 +89,8 @@ pub struct DeployRoot {
     /// The directory holding the releases, canonical.
     pub releases_dir: Option<PathBuf>,
     pub current: Current,
-    /// ctime of the `current` link, seconds since the epoch.
+    /// When `current` was last switched, seconds since the epoch: the link's ctime, or its
+    /// directory's mtime when that is more than a second earlier (see `switch_time_of`).
     pub switch_time: Option<f64>,
     /// Existing releases, sorted by name bytes.
     pub releases: Vec<Release>,
@@ -193,7 +196,7 @@ impl DeployRoot {
         let (releases_dir, current) =
             contain::confine(root_dir.as_deref(), &link, releases_dir, current)
                 .map_err(exhausted)?;
-        let switch_time = switch_time_of(link_meta.as_ref());
+        let switch_time = switch_time_of(link_meta.as_ref(), &link);
 
         let (releases, truncated) = match &releases_dir {
             Some(dir) => list_releases(dir).map_err(exhausted)?,
@@ -234,7 +237,7 @@ impl DeployRoot {
     /// reads the switch history.
     pub fn may_have_moved(&self) -> bool {
         let link = std::fs::symlink_metadata(&self.link).ok();
-        if switch_time_of(link.as_ref()) != self.switch_time {
+        if switch_time_of(link.as_ref(), &self.link) != self.switch_time {
             return true;
         }
         match (&self.current, &self.releases_dir) {
@@ -276,11 +279,37 @@ impl DeployRoot {
     }
 }
 
-/// When the `current` link was last replaced (its ctime), or `None` when it is not a symlink.
-fn switch_time_of(link: Option<&std::fs::Metadata>) -> Option<f64> {
-    link.filter(|m| m.file_type().is_symlink())
-        .map(|m| m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9)
+/// When the `current` link was last replaced, or `None` when it is not a symlink: its ctime,
+/// unless the directory holding it was last changed more than [`METADATA_SLACK`] earlier. A
+/// switch renames the link into that directory, which moves the directory's mtime too; a
+/// `chown -h`, `touch -h` or `setfacl` on the link later moves only the link's ctime, and
+/// would otherwise restart every grace period and make processes started after the switch look
+/// older than it. Both times are at or after the real switch, so the earlier is the better
+/// bound, never one before it.
+fn switch_time_of(link: Option<&std::fs::Metadata>, path: &Path) -> Option<f64> {
+    let ctime = link
+        .filter(|m| m.file_type().is_symlink())
+        .map(|m| m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9)?;
+    let dir_mtime = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.mtime() as f64 + m.mtime_nsec() as f64 / 1e9);
+    Some(match dir_mtime {
+        Some(renamed) if ctime - renamed > METADATA_SLACK => renamed,
+        _ => ctime,
+    })
 }
+
+/// How much earlier the directory's mtime must be than the link's ctime to be believed over it
+/// (see [`switch_time_of`]): file systems with coarse timestamps round one of them down.
+const METADATA_SLACK: f64 = 1.0;
 
 /// Where the root and its `current` link are, for a path given by a user, config or discovery:
 /// a directory holding `current` (root and link), a symlink to such a directory (the same), or
