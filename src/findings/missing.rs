@@ -30,7 +30,9 @@ pub(super) fn check(input: &Input, out: &mut Vec<Finding>) {
             };
             let remedy = Remedy::StartMore {
                 count: min - on_current.len(),
-                managed_by: all.iter().find_map(|pl| input.owners.label(pl.pid)),
+                managed_by: all
+                    .iter()
+                    .find_map(|pl| input.owners.supervisor_label(pl.pid)),
             };
             out.push(Finding {
                 release: Some(current.into()),

@@ -168,7 +168,7 @@ impl History {
             let Some(p) = snap.get(pl.pid) else { continue };
             let belongs = Belongs {
                 group: (pl.app, pl.role.clone()),
-                label: named(owners, pl.pid),
+                label: owners.supervisor_label(pl.pid),
             };
             if let Some(label) = belongs.label.as_ref().filter(|_| has_name(owners, pl.pid)) {
                 self.named.insert(belongs.group.clone(), label.clone());
@@ -360,7 +360,7 @@ impl History {
             };
             out.push(Finding {
                 owner: label
-                    .or_else(|| live.iter().find_map(|p| named(owners, *p)))
+                    .or_else(|| live.iter().find_map(|p| owners.supervisor_label(*p)))
                     .or_else(|| self.label_of(&(*app, role.clone()))),
                 pids: live,
                 role: role.clone(),
@@ -446,14 +446,6 @@ fn dying_master<'a>(attr: &'a Attribution, ends: &[&YoungEnd]) -> Option<&'a Pla
 /// `pid`'s owner has a name of its own (a supervisord program, a unit), not only a pid.
 fn has_name(owners: &Owners, pid: i32) -> bool {
     owners.get(pid).is_some_and(|o| o.name().is_some())
-}
-
-/// The owner's label, when a supervisor owns `pid` ("unsupervised" names nobody).
-fn named(owners: &Owners, pid: i32) -> Option<Arc<str>> {
-    owners
-        .get(pid)
-        .filter(|o| o.supervisor != crate::owner::Supervisor::None)
-        .and_then(|_| owners.label(pid))
 }
 
 fn live_pids(attr: &Attribution, app: usize, role: &Option<String>) -> Vec<i32> {

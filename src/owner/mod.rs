@@ -198,6 +198,13 @@ impl Owners {
         self.labels.get(self.slot(pid)?).cloned()
     }
 
+    /// [`Owners::label`] when a supervisor owns `pid` ("unsupervised" names nobody).
+    pub fn supervisor_label(&self, pid: i32) -> Option<std::sync::Arc<str>> {
+        self.get(pid)
+            .filter(|o| o.supervisor != Supervisor::None)
+            .and_then(|_| self.label(pid))
+    }
+
     fn with_capacity(n: usize) -> Owners {
         Owners {
             distinct: Vec::new(),

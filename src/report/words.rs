@@ -601,7 +601,7 @@ impl Display for Fix<'_> {
                 let role = self.f.role.as_deref().map(shell_word).unwrap_or_default();
                 write!(
                     w,
-                    "start {count} more {role} worker{} from {link}",
+                    "start {count} more instance{} of role {role} from {link}",
                     plural(*count, "", "s")
                 )?;
                 match managed_by {
