@@ -101,11 +101,22 @@ fn old_release_respects_the_grace_period() {
     assert!(bytestr_is(&f["release"], "1"), "{f}");
     assert_eq!(pids(f), vec![i64::from(worker.pid())], "{f}");
     assert!(findings_of(&doc, "deleted-release").is_empty(), "{run}");
+    // The headline says the count is information, whatever the status word in front says.
+    let summary = doc["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("1 process on an old release (info)"),
+        "{summary}"
+    );
 
     let (run, doc) = check_json([root.path().as_os_str(), "--grace".as_ref(), "0s".as_ref()]);
     assert_eq!(
         run.code, 1,
         "after the grace period an old release is a WARNING\n{run}"
+    );
+    let summary = doc["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("1 process on an old release (1 app"),
+        "{summary}"
     );
     let old_findings = findings_of(&doc, "old-release");
     assert_eq!(old_findings.len(), 1, "{run}");

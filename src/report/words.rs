@@ -225,11 +225,22 @@ pub fn bold(color: bool, text: &str) -> String {
 
 /// The one-line summary every report starts with, without the status word.
 pub fn summary(r: &Report) -> String {
+    // A kind whose every finding is information (old processes within the grace period) says
+    // so: the status word in front may come from another kind.
+    let only_info = |kind| {
+        r.findings
+            .iter()
+            .filter(|f| f.kind == kind)
+            .all(|f| f.severity == Severity::Info)
+    };
     let parts: Vec<String> = Kind::ordered_by(|a| Some(a.summary_place))
         .into_iter()
         .map(|about| (about, about.tally(r.findings)))
         .filter(|&(_, n)| n > 0)
-        .map(|(about, n)| count(n, about.one, about.many))
+        .map(|(about, n)| match only_info(about.kind) {
+            true => format!("{} (info)", count(n, about.one, about.many)),
+            false => count(n, about.one, about.many),
+        })
         .collect();
     let mut scope = format!(
         "{}, {} scanned",
