@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
+use util::fixes::{run_fixes, until_ok};
 use util::*;
 
 /// `PATH` for the programs under test: Debian's, nothing from a developer's home.
@@ -1043,4 +1044,59 @@ fn a_hand_started_worker_is_an_orphan_only_when_left_on_an_old_release() {
     }
     drop(stray);
     remove(root);
+}
+
+/// supervisord started with `-c CONF` (its socket is that file's): the printed fix of a
+/// program left on an old release is `supervisorctl -c CONF restart GROUP:NAME`, the command
+/// `relwatch restart` confirms and runs. Without `-c`, supervisorctl reaches the default socket:
+/// another supervisord's program of the same name, or none. Run as printed, it fixes it.
+#[test]
+fn a_program_of_a_supervisord_with_its_own_config_gets_a_fix_that_reaches_it() {
+    let supervisord = need("supervisord", "supervisor");
+    need("supervisorctl", "supervisor");
+    let root = DeployRoot::new();
+    root.release("1");
+    root.switch("1");
+    let tmp = root.tmp();
+    let conf = tmp.join("supervisord.conf");
+    let sdlog = tmp.join("supervisord.log");
+    fs::write(
+        &conf,
+        format!(
+            "[supervisord]\nnodaemon=true\nlogfile={t}/supervisord.log\npidfile={t}/supervisord.pid\nchildlogdir={t}\n\
+[unix_http_server]\nfile={t}/supervisor.sock\n\
+[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
+[supervisorctl]\nserverurl=unix://{t}/supervisor.sock\n\
+[program:queue]\ncommand=sleep 1000\ndirectory={current}\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
+            t = tmp.display(),
+            current = root.current().display()
+        ),
+    )
+    .expect("write supervisord.conf");
+    let sd = Daemon::spawn(
+        clean(&supervisord, "/").args(["-n", "-c"]).arg(&conf),
+        Signal::SIGTERM,
+    );
+    let first = supervisord_programs(&sd, &sdlog, &[]);
+    let first_pids: Vec<i32> = first.iter().map(|(_, pid)| *pid).collect();
+    root.release("2");
+    root.switch("2");
+    let (run, doc) = check_root(&root);
+    assert_eq!(run.code, 1, "{run}");
+    let conf_text = conf.to_string_lossy().into_owned();
+    for f in findings_of(&doc, "old-release") {
+        let argv: Vec<&str> = f["fix"][0]["argv"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            argv[..3],
+            ["supervisorctl", "-c", conf_text.as_str()],
+            "{f:#}"
+        );
+        assert_eq!(argv[3], "restart", "{f:#}");
+    }
+    run_fixes(&doc, &["supervisorctl"]);
+    supervisord_programs(&sd, &sdlog, &first_pids);
+    until_ok(&root);
 }

@@ -14,7 +14,7 @@ use crate::snapshot::{Process, Snapshot};
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Whom a command runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +251,23 @@ pub struct StaleSupervisor {
     pub as_whom: AsWhom,
 }
 
+/// The absolute `-c FILE` / `--configuration FILE` of a supervisord command line.
+pub fn config_arg<'a>(cmdline: impl Iterator<Item = &'a std::ffi::OsStr>) -> Option<PathBuf> {
+    let mut args = cmdline.map(|a| a.as_bytes());
+    while let Some(a) = args.next() {
+        let value = match a {
+            b"-c" | b"--configuration" => args.next(),
+            _ => a
+                .strip_prefix(b"--configuration=")
+                .or_else(|| a.strip_prefix(b"-c").filter(|v| !v.is_empty())),
+        };
+        if let Some(v) = value.filter(|v| v.starts_with(b"/")) {
+            return Some(PathBuf::from(std::ffi::OsStr::from_bytes(v)));
+        }
+    }
+    None
+}
+
 /// What restarts the top of `tree` (top first; a lone process is a tree of one), by its owner.
 fn restart(snap: &Snapshot, owners: &Owners, root: Option<&DeployRoot>, tree: &[i32]) -> Restart {
     let pid = tree.first().copied().unwrap_or(0);
@@ -275,8 +292,21 @@ fn restart(snap: &Snapshot, owners: &Owners, root: Option<&DeployRoot>, tree: &[
     };
     match &owner.supervisor {
         Supervisor::Supervisord {
-            program: Some(p), ..
-        } => command("supervisorctl", vec![Arg::Word("restart"), Arg::name(p)]),
+            pid: supervisord,
+            program: Some(p),
+        } => {
+            // The control socket is the one of the file supervisord was started with: without
+            // `-c`, supervisorctl would reach the default one (another supervisord, or none).
+            let conf = snap
+                .get(*supervisord)
+                .and_then(|s| config_arg(s.cmdline.iter()));
+            let mut args = Vec::new();
+            if let Some(conf) = conf {
+                args.extend([Arg::Word("-c"), Arg::name(conf)]);
+            }
+            args.extend([Arg::Word("restart"), Arg::name(p)]);
+            command("supervisorctl", args)
+        }
         Supervisor::Supervisord { program: None, .. } => Restart::SupervisordUnnamed,
         Supervisor::Pm2 {
             name: n,

@@ -15,7 +15,6 @@ use crate::owner::{Owners, Supervisor};
 use crate::report::words;
 use crate::scan::Scan;
 use crate::snapshot::Snapshot;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// A process the plan covers, by pid and start time (a reused pid is another process).
@@ -260,7 +259,7 @@ fn action_of(scan: &Scan, f: &Finding, top: i32) -> Option<(Command, Via)> {
                 pid,
                 program: Some(program),
             }),
-        ) => Some(supervisorctl(&scan.snap, c, *pid, program)),
+        ) => Some(supervisorctl(c, *pid, program)),
         ("sv", Some(Supervisor::Runit { pid, .. })) => {
             let dir = scan.snap.get(*pid).and_then(|p| p.cwd.as_ref().ok())?;
             let dir = PathBuf::from(&*dir.path());
@@ -299,44 +298,16 @@ fn kill(scan: &Scan, f: &Finding, c: Command, top: i32) -> Option<(Command, Via)
     Some((c, Via::Signal { signal, pids }))
 }
 
-/// `supervisorctl -c CONF ...` when supervisord was started with `-c CONF` (absolute): the
-/// control socket is that file's, not the default one's.
-fn supervisorctl(snap: &Snapshot, c: Command, supervisord: i32, program: &str) -> (Command, Via) {
-    let conf = snap
-        .get(supervisord)
-        .and_then(|p| config_arg(p.cmdline.iter()));
-    let mut args: Vec<Arg> = Vec::new();
-    if let Some(conf) = conf {
-        args.extend([Arg::Word("-c"), Arg::name(conf)]);
-    }
-    args.extend(c.args.iter().cloned());
+/// The remedy's `supervisorctl` command (with `-c CONF` when supervisord was started with an
+/// absolute one: [`crate::owner::remedy::config_arg`]), driven through that supervisord.
+fn supervisorctl(c: Command, supervisord: i32, program: &str) -> (Command, Via) {
     (
-        Command {
-            args: args.into(),
-            ..c
-        },
+        c,
         Via::Supervisord {
             supervisord,
             program: program.to_string(),
         },
     )
-}
-
-/// The absolute `-c FILE` / `--configuration FILE` of a supervisord command line.
-pub fn config_arg<'a>(cmdline: impl Iterator<Item = &'a std::ffi::OsStr>) -> Option<PathBuf> {
-    let mut args = cmdline.map(|a| a.as_bytes());
-    while let Some(a) = args.next() {
-        let value = match a {
-            b"-c" | b"--configuration" => args.next(),
-            _ => a
-                .strip_prefix(b"--configuration=")
-                .or_else(|| a.strip_prefix(b"-c").filter(|v| !v.is_empty())),
-        };
-        if let Some(v) = value.filter(|v| v.starts_with(b"/")) {
-            return Some(PathBuf::from(std::ffi::OsStr::from_bytes(v)));
-        }
-    }
-    None
 }
 
 /// `-TERM` and friends: the signals a remedy may name.
@@ -426,6 +397,7 @@ fn owner_words(owners: &Owners, snap: &Snapshot, pid: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::owner::remedy::config_arg;
 
     #[test]
     fn the_config_file_of_a_supervisord_command_line() {
