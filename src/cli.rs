@@ -108,9 +108,10 @@ delete, pm2 start, pm2 save, one action). An unsupervised process is only ended 
 signal): nothing starts it again, and the run says so and exits 1 (docs/RESTART.md).",
         after_help = "Exit codes:
   0  converged: every process the plan covered was replaced by one on the current release
-     (or nothing needed a restart; --dry-run always)
-  1  an action failed, timed out, was skipped (not confirmed by its supervisor), or ended an
-     unsupervised process that nothing starts again; each is listed with its output
+     (or nothing needed a restart; --dry-run: every item confirmed)
+  1  an action failed, timed out, was skipped (not confirmed by its supervisor; --dry-run:
+     would be skipped), or ended an unsupervised process that nothing starts again; each is
+     listed with its output
   2  a finding no restart can fix remains (a broken current link)
   3  could not plan: processes that could run the app's code could not be inspected, no
      terminal and no --yes, the plan declined, or bad arguments

@@ -255,6 +255,17 @@ fn forged_owner_is_skipped(title: &str, env: &[(&str, std::ffi::OsString)]) -> s
     wait_started_before_now(worker);
     root.release("2");
     root.switch("2");
+    // A dry run says the real run would skip it: never "OK" over a plan that restarts nothing.
+    let dry = relwatch_restart(&root, &["--dry-run"]);
+    assert_eq!(
+        dry.code, 1,
+        "a skipped item is not OK, dry run or not\n{dry}"
+    );
+    assert!(
+        dry.stdout
+            .contains("dry run: 1 item planned, 1 of them would be skipped"),
+        "{dry}"
+    );
     let run = relwatch_restart(&root, &["--yes", "--timeout", "10s", "--format", "json"]);
     assert_eq!(run.code, 1, "skipped: not converged\n{run}");
     let doc = run.json();

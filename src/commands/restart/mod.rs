@@ -120,7 +120,7 @@ fn restart(
         .iter()
         .any(|a| matches!(a.state, State::Confirmed(_)));
     if opts.dry_run || !confirmed {
-        let code = verdict(&actions, opts.dry_run);
+        let code = verdict(&actions);
         return report.finish(code, &roots, &actions, out);
     }
     if let Err(why) = consent(opts.yes, actions.len()) {
@@ -160,7 +160,7 @@ fn restart(
         }
         return report.finish(ExitCode::Critical, &roots, &actions, out);
     }
-    report.finish(verdict(&actions, false), &roots, &actions, out)
+    report.finish(verdict(&actions), &roots, &actions, out)
 }
 
 /// Blind (3) or a broken current link (2): nothing is planned.
@@ -404,9 +404,10 @@ fn ended(pids: &[plan::Covered], source: &mut dyn ProcSource) -> String {
     format!("{noun} {}", gone.join(", "))
 }
 
-/// 0 when every action converged (or, for a dry run, always); 1 when any did not.
-fn verdict(actions: &[Action], dry_run: bool) -> ExitCode {
-    if dry_run || !actions.iter().any(|a| a.state.is_bad()) {
+/// 0 when every action converged (for a dry run: when every one was confirmed); 1 when any
+/// did not (a dry run's skipped item would be skipped by the real run too).
+fn verdict(actions: &[Action]) -> ExitCode {
+    if !actions.iter().any(|a| a.state.is_bad()) {
         ExitCode::Ok
     } else {
         ExitCode::Warning

@@ -99,7 +99,9 @@ impl Report {
         }
         let bad = actions.iter().filter(|a| a.state.is_bad()).count();
         let items = words::count(actions.len(), "item", "items");
-        let what = if self.dry_run {
+        let what = if self.dry_run && bad > 0 {
+            format!("dry run: {items} planned, {bad} of them would be skipped (see the plan above), nothing changed")
+        } else if self.dry_run {
             format!("dry run: {items} planned, nothing changed")
         } else if actions.is_empty() {
             "nothing to restart".to_string()
