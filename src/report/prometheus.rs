@@ -323,7 +323,7 @@ fn links(r: &Report, apps: &[Option<(String, String)>]) -> (Family, Family) {
     );
     let mut switched = Family::new(
         "relwatch_switch_timestamp_seconds",
-        "When current was last switched (ctime of the link), seconds since the Unix epoch.",
+        "When current was last switched (ctime of the link, or its directory's mtime when that is more than a second earlier), seconds since the Unix epoch.",
     );
     for (root, (app, path)) in r
         .roots
