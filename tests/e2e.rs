@@ -557,20 +557,11 @@ fn supervisord_group_restarted_after_the_delete_lands_on_the_deleted_release() {
     let r1 = root.release("1");
     root.switch("1");
     let tmp = root.tmp();
-    let conf = tmp.join("supervisord.conf");
+    let conf = supervisord_conf(
+        &tmp,
+        "[program:queue]\ncommand=sleep 1000\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
+    );
     let sdlog = tmp.join("supervisord.log");
-    fs::write(
-        &conf,
-        format!(
-            "[supervisord]\nnodaemon=true\nlogfile={t}/supervisord.log\npidfile={t}/supervisord.pid\nchildlogdir={t}\n\
-[unix_http_server]\nfile={t}/supervisor.sock\n\
-[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
-[supervisorctl]\nserverurl=unix://{t}/supervisor.sock\n\
-[program:queue]\ncommand=sleep 1000\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
-            t = tmp.display()
-        ),
-    )
-    .expect("write supervisord.conf");
     let sd = Daemon::spawn(
         clean(&supervisord, root.current())
             .args(["-n", "-c"])
@@ -1058,21 +1049,14 @@ fn a_program_of_a_supervisord_with_its_own_config_gets_a_fix_that_reaches_it() {
     root.release("1");
     root.switch("1");
     let tmp = root.tmp();
-    let conf = tmp.join("supervisord.conf");
-    let sdlog = tmp.join("supervisord.log");
-    fs::write(
-        &conf,
-        format!(
-            "[supervisord]\nnodaemon=true\nlogfile={t}/supervisord.log\npidfile={t}/supervisord.pid\nchildlogdir={t}\n\
-[unix_http_server]\nfile={t}/supervisor.sock\n\
-[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
-[supervisorctl]\nserverurl=unix://{t}/supervisor.sock\n\
-[program:queue]\ncommand=sleep 1000\ndirectory={current}\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
-            t = tmp.display(),
-            current = root.current().display()
+    let conf = supervisord_conf(
+        &tmp,
+        &format!(
+            "[program:queue]\ncommand=sleep 1000\ndirectory={}\nnumprocs=2\nprocess_name=%(program_name)s_%(process_num)02d\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
+            root.current().display()
         ),
-    )
-    .expect("write supervisord.conf");
+    );
+    let sdlog = tmp.join("supervisord.log");
     let sd = Daemon::spawn(
         clean(&supervisord, "/").args(["-n", "-c"]).arg(&conf),
         Signal::SIGTERM,

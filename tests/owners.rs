@@ -186,19 +186,10 @@ fn supervisord_started_from_current_keeps_a_deleted_release() {
     root.release("1");
     root.switch("1");
     let tmp = root.tmp();
-    let conf = tmp.join("supervisord.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[supervisord]\nnodaemon=true\nlogfile={t}/sd.log\npidfile={t}/sd.pid\nchildlogdir={t}\n\
-[unix_http_server]\nfile={t}/sd.sock\n\
-[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
-[supervisorctl]\nserverurl=unix://{t}/sd.sock\n\
-[program:worker]\ncommand=sleep 1000\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
-            t = tmp.display()
-        ),
-    )
-    .unwrap();
+    let conf = supervisord_conf(
+        &tmp,
+        "[program:worker]\ncommand=sleep 1000\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
+    );
     // Started the way a deploy would: from current/, without directory= for the program.
     let sd = Child::spawn(
         Command::new(supervisord())

@@ -145,26 +145,18 @@ fn one_master_ended(root: &DeployRoot, master: i32, workers: &[i32]) -> Run {
 }
 
 /// Debian's supervisor; the suite fails rather than skips without it.
-fn supervisord_conf(tmp: &std::path::Path, current: &std::path::Path) -> std::path::PathBuf {
+fn worker_conf(tmp: &std::path::Path, current: &std::path::Path) -> std::path::PathBuf {
     assert!(
         std::path::Path::new("/usr/bin/supervisord").exists(),
         "supervisord is not installed: apt-get install supervisor"
     );
-    let conf = tmp.join("supervisord.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "[supervisord]\nnodaemon=true\nlogfile={t}/sd.log\npidfile={t}/sd.pid\nchildlogdir={t}\n\
-[unix_http_server]\nfile={t}/sd.sock\n\
-[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
-[supervisorctl]\nserverurl=unix://{t}/sd.sock\n\
-[program:worker]\ncommand=sleep 1000\ndirectory={c}\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
-            t = tmp.display(),
-            c = current.display()
+    supervisord_conf(
+        tmp,
+        &format!(
+            "[program:worker]\ncommand=sleep 1000\ndirectory={}\nautostart=true\nstartsecs=0\nstopsignal=KILL\n",
+            current.display()
         ),
     )
-    .unwrap();
-    conf
 }
 
 /// A real supervisord (`-c CONF`, started from `/`) whose program `worker` runs `sleep` from
@@ -181,7 +173,7 @@ fn supervised() -> Supervised {
     let root = DeployRoot::new();
     root.release("1");
     root.switch("1");
-    let conf = supervisord_conf(&root.tmp(), &root.current());
+    let conf = worker_conf(&root.tmp(), &root.current());
     let sd = Child::spawn(
         Command::new("/usr/bin/supervisord")
             .args(["-n", "-c"])

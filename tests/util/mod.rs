@@ -88,6 +88,25 @@ pub fn runs(program: &str, arg: &str) -> bool {
     ok
 }
 
+/// `dir/supervisord.conf` for a supervisord of a test's own: in the foreground, its log in
+/// `dir/supervisord.log`, its control socket `dir/supervisor.sock` (so `supervisorctl -c` of
+/// that file reaches it, never the machine's), then `programs` (`[program:NAME]` sections).
+pub fn supervisord_conf(dir: &Path, programs: &str) -> PathBuf {
+    let conf = dir.join("supervisord.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[supervisord]\nnodaemon=true\nlogfile={t}/supervisord.log\npidfile={t}/supervisord.pid\nchildlogdir={t}\n\
+[unix_http_server]\nfile={t}/supervisor.sock\n\
+[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
+[supervisorctl]\nserverurl=unix://{t}/supervisor.sock\n{programs}",
+            t = dir.display()
+        ),
+    )
+    .expect("write supervisord.conf");
+    conf
+}
+
 /// A new temporary directory with a name that is not hidden (so discovery does not skip it).
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
