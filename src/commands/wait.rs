@@ -444,10 +444,9 @@ fn say_short(
     if alone {
         writeln!(
             out,
-            "relwatch wait: WARNING: timed out after {}: {} role{} with too few processes on the current release",
+            "relwatch wait: WARNING: timed out after {}: {} with too few processes on the current release",
             crate::report::words::human_duration(timeout.as_secs_f64()),
-            short.len(),
-            if short.len() == 1 { "" } else { "s" }
+            words::count(short.len(), "role", "roles")
         )?;
     }
     say_findings(roots, short, out)

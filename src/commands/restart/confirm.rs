@@ -52,7 +52,7 @@ fn still_signalled(pids: &[super::plan::Covered], source: &mut dyn ProcSource) -
     });
     let list = |ps: &[&super::plan::Covered]| {
         let pids: Vec<String> = ps.iter().map(|p| p.pid.to_string()).collect();
-        let noun = if pids.len() == 1 { "pid" } else { "pids" };
+        let noun = crate::report::words::plural(pids.len(), "pid", "pids");
         format!("{noun} {}", pids.join(", "))
     };
     let mut said = if same.len() == 1 {

@@ -381,9 +381,8 @@ fn outcomes(
                 crate::escape::shell_word(&roots[a.app].link)
             )),
             _ => State::Replaced(format!(
-                "{} process{} replaced on the current release",
-                a.covered.len(),
-                if a.covered.len() == 1 { "" } else { "es" }
+                "{} replaced on the current release",
+                crate::report::words::count(a.covered.len(), "process", "processes")
             )),
         };
     }

@@ -259,7 +259,14 @@ fn action_of(scan: &Scan, f: &Finding, top: i32) -> Option<(Command, Via)> {
                 pid,
                 program: Some(program),
             }),
-        ) => Some(supervisorctl(c, *pid, program)),
+        ) => Some((
+            // The remedy carries `-c CONF` already (`owner::remedy::config_arg`).
+            c,
+            Via::Supervisord {
+                supervisord: *pid,
+                program: program.to_string(),
+            },
+        )),
         ("sv", Some(Supervisor::Runit { pid, .. })) => {
             let dir = scan.snap.get(*pid).and_then(|p| p.cwd.as_ref().ok())?;
             let dir = PathBuf::from(&*dir.path());
@@ -296,18 +303,6 @@ fn kill(scan: &Scan, f: &Finding, c: Command, top: i32) -> Option<(Command, Via)
         .map(|&p| covered(&scan.snap, p))
         .collect::<Option<Vec<_>>>()?;
     Some((c, Via::Signal { signal, pids }))
-}
-
-/// The remedy's `supervisorctl` command (with `-c CONF` when supervisord was started with an
-/// absolute one: [`crate::owner::remedy::config_arg`]), driven through that supervisord.
-fn supervisorctl(c: Command, supervisord: i32, program: &str) -> (Command, Via) {
-    (
-        c,
-        Via::Supervisord {
-            supervisord,
-            program: program.to_string(),
-        },
-    )
 }
 
 /// `-TERM` and friends: the signals a remedy may name.
