@@ -212,8 +212,8 @@ pub struct Attribution {
     /// Zombie children of placed processes that were still zombies when looked at again (see
     /// [`confirm_zombies`]); only these make a `zombie` finding.
     pub lasting_zombies: Vec<i32>,
-    /// Processes on an old or deleted release with no live child whose children died and were
-    /// reaped between two looks ([`watch_reaping`]): masters whose workers keep dying.
+    /// Processes on an old or deleted release whose children died and were reaped between the
+    /// snapshot and a second look ([`watch_reaping`]): masters whose workers keep dying.
     pub reaping: Vec<i32>,
     /// The device of each root's releases directory (by app index), for `crate::holds`' look
     /// at processes in another mount namespace.

@@ -11,13 +11,14 @@
 //! 2. **place**: each process gets at most one (app, release) and the evidence for it, then
 //!    each app's `ignore` and `roles` apply ([`crate::attribution`]). Pure. Then the processes
 //!    it could not place that could run an app's code (every process with `--deep`) have their
-//!    mapped and open files, interpreter paths and other mount namespace read, and are placed
-//!    by them ([`crate::holds`]).
+//!    mapped and open files, interpreter paths and other mount namespace read, and so do the
+//!    placed ones whose cwd or exe was deleted on a releases' device (its mount namespace);
+//!    they are placed by what they hold ([`crate::holds`]).
 //! 3. **second look**: only for the processes that can decide a finding: their owners (cgroup
 //!    and the few named environment keys), a re-check that each is still the process that was
 //!    read and lives in our mount namespace, and a second look at zombies after
 //!    [`crate::attribution::ZOMBIE_CONFIRM`], and a second look at the counters of a
-//!    childless process on an old release that has reaped children before
+//!    process on an old release that had reaped children when the snapshot read it
 //!    ([`crate::attribution::watch_reaping`]: its workers keep dying). It reads the host.
 //! 4. **rules**: one per finding kind, over everything above and the agent's restart history
 //!    ([`crate::findings::evaluate`]). Pure.

@@ -13,9 +13,10 @@
 //! Cost decides who is read ([`candidates`]): by default only processes the cheap pass could
 //! not place that could run an app's code (the uid that owns a deploy root, a uid already
 //! running an app's processes, or a descendant of a placed process); with `--deep`, every
-//! process. Maps
-//! are streamed and only paths inside a releases directory are kept (see
-//! [`crate::snapshot::ProcSource::mapped_files`]). What is found is placed like a cwd or exe
+//! process, each reader thread taking a share. Maps are streamed and only paths inside a
+//! releases directory are kept (see [`crate::snapshot::ProcSource::held_files`]), except for a
+//! process in another mount namespace, whose paths are its own: all are kept and translated
+//! ([`mounts`]). What is found is placed like a cwd or exe
 //! ([`crate::attribution::attribute_held`]); each app's `ignore` and `roles` apply to it.
 
 pub mod interp;

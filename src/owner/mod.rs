@@ -241,10 +241,14 @@ impl Owners {
 }
 
 fn basename(arg: &OsStr) -> &[u8] {
-    let b = arg.as_bytes();
-    match b.iter().rposition(|&c| c == b'/') {
-        Some(i) => &b[i + 1..],
-        None => b,
+    base_bytes(arg.as_bytes())
+}
+
+/// What follows the last `/` of `arg` (all of it without one).
+pub(crate) fn base_bytes(arg: &[u8]) -> &[u8] {
+    match arg.iter().rposition(|&c| c == b'/') {
+        Some(i) => &arg[i + 1..],
+        None => arg,
     }
 }
 

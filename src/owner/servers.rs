@@ -111,13 +111,6 @@ const fn row(
     }
 }
 
-fn basename(arg: &[u8]) -> &[u8] {
-    match arg.iter().rposition(|&c| c == b'/') {
-        Some(i) => &arg[i + 1..],
-        None => arg,
-    }
-}
-
 impl Server {
     fn matches(&self, p: &Process) -> bool {
         let args: Vec<&[u8]> = p.cmdline.iter().map(|a| a.as_bytes()).collect();
@@ -125,7 +118,7 @@ impl Server {
         let named = args
             .iter()
             .take(2)
-            .map(|a| basename(a.split(|&c| c == b' ').next().unwrap_or_default()))
+            .map(|a| super::base_bytes(a.split(|&c| c == b' ').next().unwrap_or_default()))
             .chain(std::iter::once(&*p.comm))
             .any(|n| self.programs.contains(&n));
         let titled = self.titles.iter().any(|t| first.starts_with(t));

@@ -521,10 +521,6 @@ pub trait ProcSource {
         pid: i32,
         wanted: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Vec<OsString>, ReadError>;
-    /// The mapped and open files of `pid` that `wanted` accepts, with their identity where the
-    /// kernel gives it (a maps line carries device and inode; an open file is `stat`ed through
-    /// its descriptor, which also gives its link count). Others are never kept. The default
-    /// asks [`ProcSource::mapped_files`] and [`ProcSource::open_files`] and knows no identity.
     /// [`ProcSource::held_files`] of each of `pids`, in their order: on the reader's threads
     /// where it has them.
     fn held_files_all(
@@ -536,6 +532,10 @@ pub trait ProcSource {
             .map(|pid| self.held_files(*pid, wanted))
             .collect()
     }
+    /// The mapped and open files of `pid` that `wanted` accepts, with their identity where the
+    /// kernel gives it (a maps line carries device and inode; an open file is `stat`ed through
+    /// its descriptor, which also gives its link count). Others are never kept. The default
+    /// asks [`ProcSource::mapped_files`] and [`ProcSource::open_files`] and knows no identity.
     fn held_files(
         &mut self,
         pid: i32,
