@@ -810,3 +810,51 @@ fn a_worker_gone_before_the_action_is_not_signalled() {
         });
     }
 }
+
+/// `--deep` reaches restart's own scan: a process of a uid that runs nothing of the app, whose
+/// only hold on release 1 is an open file, is read (and planned) only with it.
+#[test]
+fn restart_honours_deep() {
+    let root = DeployRoot::new();
+    std::fs::set_permissions(root.tmp(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r1 = root.release("1");
+    let log = r1.join("app.log");
+    std::fs::write(&log, "").unwrap();
+    root.switch("1");
+    let holder = Child::spawn(
+        Command::new("setpriv")
+            .args([
+                format!("--reuid={USER}"),
+                format!("--regid={USER}"),
+                "--clear-groups".into(),
+            ])
+            .args(["bash", "-c", r#"exec 3<"$0"; exec sleep 1000"#])
+            .arg(&log)
+            .current_dir("/"),
+    );
+    poll("the holder to open the log", || {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", holder.pid())).ok()?;
+        fds.flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == log))
+            .then_some(())
+    });
+    root.release("2");
+    root.switch("2");
+    let pids = |args: &[&str]| -> Vec<i64> {
+        let run = relwatch_restart(&root, args);
+        array(&run.json(), "actions")
+            .iter()
+            .flat_map(|a| {
+                array(a, "pids")
+                    .iter()
+                    .filter_map(|p| p.as_i64())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert!(pids(&["--dry-run", "--format", "json"]).is_empty());
+    assert_eq!(
+        pids(&["--dry-run", "--deep", "--format", "json"]),
+        [i64::from(holder.pid())]
+    );
+}

@@ -30,12 +30,17 @@ pub fn wait(
     actions: &[Action],
     kinds: &[Kind],
     deadline: Instant,
+    deep: bool,
 ) -> anyhow::Result<Waited> {
     let acted: Vec<usize> = (0..actions.len())
         .filter(|&i| matches!(actions[i].state, State::Done(_)))
         .collect();
     loop {
-        let result = scan(roots, source, settings, Options::default())?;
+        let options = Options {
+            deep,
+            ..Options::default()
+        };
+        let result = scan(roots, source, settings, options)?;
         let unfixable = super::unfixable(&result.findings, roots);
         if !unfixable.is_empty() {
             return Ok(Waited {

@@ -46,6 +46,8 @@ struct Opts {
     parallel: usize,
     json: bool,
     jobs: Option<u16>,
+    /// `--deep`: every process's maps and open files are read (see `crate::holds`).
+    deep: bool,
 }
 
 /// `relwatch restart`.
@@ -58,6 +60,7 @@ pub fn run(args: &RestartArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
         parallel: usize::from(args.parallel),
         json: args.format == RestartFormat::Json,
         jobs: args.scan.jobs,
+        deep: args.scan.deep,
     };
     restart(&args.roots, &opts, out)
 }
@@ -76,6 +79,7 @@ pub fn after_wait(args: &WaitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCo
         parallel: 1,
         json: false,
         jobs: args.scan.jobs,
+        deep: args.scan.deep,
     };
     restart(&args.roots, &opts, out)
 }
@@ -102,7 +106,11 @@ fn restart(
         ..
     } = super::plan(roots_args, Some(Duration::ZERO))?;
     let mut source = super::proc_reader(opts.jobs);
-    let result = scan(&mut roots, &mut source, &settings, Options::default())?;
+    let deep = Options {
+        deep: opts.deep,
+        ..Options::default()
+    };
+    let result = scan(&mut roots, &mut source, &settings, deep)?;
     let mut report = say::Report::new(opts.json, opts.dry_run);
     if let Some(code) = cannot_plan(&result.findings, &roots, &mut report) {
         return report.finish(code, &roots, &[], out);
@@ -151,6 +159,7 @@ fn restart(
         &actions,
         &opts.kinds,
         deadline,
+        opts.deep,
     )?;
     outcomes(&mut actions, &waited, &mut source, &roots);
     report.outcomes(&actions);
