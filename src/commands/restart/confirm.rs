@@ -17,7 +17,7 @@ const ASK: Duration = Duration::from_secs(10);
 
 /// `Ok(what the supervisor said)` when it names the scan's process; else why not.
 pub fn confirm(action: &Action, source: &mut dyn ProcSource) -> Result<String, String> {
-    let (Some(command), Some(via)) = (&action.command, &action.via) else {
+    let (Some(command), Some(via)) = (action.command(), &action.via) else {
         return Err("nothing to confirm".into());
     };
     let top = action.top;

@@ -124,10 +124,8 @@ impl State {
 
 #[derive(Debug, Clone)]
 pub struct Action {
-    /// What runs (`None`: a skipped item that names no single command): the first of `steps`.
-    pub command: Option<Command>,
-    /// Every command the action runs, in order, stopping at the first that fails: `command`
-    /// alone, or a PM2 app's three steps.
+    /// Every command the action runs, in order, stopping at the first that fails: one, or a
+    /// PM2 app's three steps; none for a skipped item that names no single command.
     pub steps: Vec<Command>,
     pub via: Option<Via>,
     /// The process the supervisor must name as its own: the top of the first tree.
@@ -138,6 +136,13 @@ pub struct Action {
     /// Who owns the processes, for people (escaped).
     pub owner: String,
     pub state: State,
+}
+
+impl Action {
+    /// What runs (`None`: a skipped item that names no single command): the first step.
+    pub fn command(&self) -> Option<&Command> {
+        self.steps.first()
+    }
 }
 
 /// The actions for the findings of `kinds` in `scan`, in the order the findings come.
@@ -174,7 +179,6 @@ pub fn plan(scan: &Scan, roots: &[DeployRoot], kinds: &[Kind]) -> Vec<Action> {
             (None, None) => State::Planned,
         };
         actions.push(Action {
-            command: steps.first().cloned(),
             steps,
             via,
             top,

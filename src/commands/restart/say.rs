@@ -182,7 +182,7 @@ impl<'a> ActionOut<'a> {
             app: escape(&roots[a.app].name),
             kinds: a.kinds.iter().map(|k| k.as_str()).collect(),
             pids: a.covered.iter().map(|c| c.pid).collect(),
-            command: a.command.as_ref().map(crate::report::json::CommandOut),
+            command: a.command().map(crate::report::json::CommandOut),
             steps: a
                 .steps
                 .iter()
